@@ -1,0 +1,51 @@
+"""framefarm: distributed video rendering on serverless workers.
+
+A job (N frames) is split into chunks; each chunk runs as one call on a worker (a local subprocess,
+an AWS Lambda function or a Google Cloud Run service); a manager tracks every chunk in a job store;
+a stitcher joins the chunk videos. See DESIGN.md for the architecture.
+"""
+
+from __future__ import annotations
+
+from framefarm.adapters.base import CallableWorkerAdapter, WorkerAdapter, WorkerJob, WorkerResult
+from framefarm.adapters.local import LocalWorkerAdapter
+from framefarm.cancel import CancelToken
+from framefarm.errors import ChunkFailedError, FramefarmError, JobAbortedError, JobSpecError, StitchError
+from framefarm.executor import ExecutionOptions, JobExecutor
+from framefarm.manager import JobManager
+from framefarm.repositories.memory import InMemoryJobRepository
+from framefarm.repositories.sqlite import SqliteJobRepository
+from framefarm.spec import Chunk, JobSpec, RenderMetadata, load_job_file, plan_job
+from framefarm.status import ChunkRecord, JobState, JobStatus
+from framefarm.stitch.ffmpeg import FfmpegStitcher
+from framefarm.storage.local import LocalStorage
+
+__all__ = [
+    "CallableWorkerAdapter",
+    "CancelToken",
+    "Chunk",
+    "ChunkFailedError",
+    "ChunkRecord",
+    "ExecutionOptions",
+    "FfmpegStitcher",
+    "FramefarmError",
+    "InMemoryJobRepository",
+    "JobAbortedError",
+    "JobExecutor",
+    "JobManager",
+    "JobSpec",
+    "JobSpecError",
+    "JobState",
+    "JobStatus",
+    "LocalStorage",
+    "LocalWorkerAdapter",
+    "RenderMetadata",
+    "SqliteJobRepository",
+    "StitchError",
+    "WorkerAdapter",
+    "WorkerJob",
+    "WorkerResult",
+    "load_job_file",
+    "plan_job",
+]
+__version__ = "0.1.0"

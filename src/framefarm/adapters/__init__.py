@@ -1,0 +1,6 @@
+"""Worker adapters: one ``execute(job) -> result`` method each (local, AWS Lambda, Cloud Run)."""
+
+from framefarm.adapters.base import CallableWorkerAdapter, WorkerAdapter, WorkerJob, WorkerResult
+from framefarm.adapters.local import LocalWorkerAdapter
+
+__all__ = ["CallableWorkerAdapter", "LocalWorkerAdapter", "WorkerAdapter", "WorkerJob", "WorkerResult"]

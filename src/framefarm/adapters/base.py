@@ -1,0 +1,88 @@
+"""The worker contract: an adapter turns one WorkerJob into one WorkerResult.
+
+Adapters that can stream (local) call ``on_stdout``/``on_stderr`` with raw text as it arrives;
+joined, that text equals the buffered ``stdout``/``stderr`` in the result. Adapters that cannot
+stream (Lambda, Cloud Run) accept the callbacks and never call them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from framefarm.cancel import CancelToken
+from framefarm.spec import Command
+
+TextCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """One call to a worker. ``timeout`` is in seconds; ``meta`` carries chunk_id, job_id and attempt."""
+
+    command: Command
+    args: list[str] = field(default_factory=list)
+    cwd: str | Path | None = None
+    env: Mapping[str, str] | None = None
+    timeout: float | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    cancel: CancelToken | None = None
+    on_stdout: TextCallback | None = None
+    on_stderr: TextCallback | None = None
+
+
+class WorkerResult(BaseModel):
+    """What a worker call produced. Billing fields are filled by adapters that know them.
+
+    ``error`` says why a call failed when the exit code alone does not (timeout, cancelled).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+    duration_ms: float = 0.0
+    billed_duration_ms: int | None = None
+    memory_mb: int | None = None
+    max_memory_used_mb: int | None = None
+    init_duration_ms: float | None = None
+    request_id: str | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+    output_location: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.error is None
+
+
+@runtime_checkable
+class WorkerAdapter(Protocol):
+    """Runs one WorkerJob and returns its WorkerResult; raises only for failures of the adapter itself."""
+
+    def execute(self, job: WorkerJob) -> WorkerResult: ...
+
+
+class CallableWorkerAdapter:
+    """Runs a Python function in-process as the worker: ``fn(job) -> WorkerResult | int | None``.
+
+    A real adapter for tests, benchmarks and pure-Python chunk work; ``None`` means exit code 0.
+    """
+
+    def __init__(self, fn: Callable[[WorkerJob], WorkerResult | int | None],
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self._fn = fn
+        self._clock = clock
+
+    def execute(self, job: WorkerJob) -> WorkerResult:
+        started = self._clock()
+        outcome = self._fn(job)
+        if isinstance(outcome, WorkerResult):
+            return outcome
+        return WorkerResult(exit_code=outcome or 0, duration_ms=(self._clock() - started) * 1000.0)

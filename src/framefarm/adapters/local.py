@@ -1,0 +1,142 @@
+"""LocalWorkerAdapter: runs a chunk's command as a subprocess on this machine.
+
+No shell is ever involved: the command is an argv list (strings are split with shlex). Both pipes
+are read by the calling thread through one selector, so a chunk costs one thread however chatty it
+is, and text reaches ``on_stdout``/``on_stderr`` as it arrives. A timeout or a cancel kills the
+whole process group (ffmpeg's children included); the output read so far stays in the result.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from typing import IO
+
+from framefarm.adapters.base import TextCallback, WorkerJob, WorkerResult
+from framefarm.config import ffmpeg_path
+from framefarm.spec import split_command
+
+EXIT_TIMEOUT = 124  # the convention of coreutils' timeout(1)
+EXIT_NOT_FOUND = 127
+EXIT_NOT_EXECUTABLE = 126
+READ_SIZE = 65_536
+
+
+class LocalWorkerAdapter:
+    """Runs WorkerJobs as local subprocesses, streaming output live.
+
+    ``tools`` maps placeholder names to programs: a ``{ffmpeg}`` in a command becomes the ffmpeg
+    binary (``FRAMEFARM_FFMPEG`` or the bundled one) unless ``tools`` names another.
+    """
+
+    def __init__(self, *, tools: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._tools = dict(tools or {})
+        self._env = dict(env or {})
+        self._clock = clock
+
+    def execute(self, job: WorkerJob) -> WorkerResult:
+        argv = self._resolve_tools([*split_command(job.command), *job.args])
+        env = {**os.environ, **self._env, **(job.env or {})}
+        started = self._clock()
+        try:
+            process = subprocess.Popen(argv, cwd=job.cwd, env=env, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       start_new_session=True)
+        except FileNotFoundError:
+            return self._not_started(EXIT_NOT_FOUND, f"command not found: {argv[0]}", started)
+        except PermissionError:
+            return self._not_started(EXIT_NOT_EXECUTABLE, f"command not executable: {argv[0]}", started)
+        except NotADirectoryError as exc:
+            return self._not_started(EXIT_NOT_FOUND, f"cannot start {argv[0]}: {exc}", started)
+
+        stopped: list[str] = []
+
+        def kill(why: str) -> None:
+            if not stopped:
+                stopped.append(why)
+            _kill_group(process)
+
+        unregister = job.cancel.on_cancel(lambda: kill("cancelled")) if job.cancel else (lambda: None)
+        try:
+            deadline = None if job.timeout is None else started + job.timeout
+            stdout, stderr = _pump(process, job.on_stdout, job.on_stderr, deadline, self._clock,
+                                   on_deadline=lambda: kill(f"timed out after {job.timeout:g} s"))
+            exit_code = process.wait()
+        finally:
+            unregister()
+            if process.poll() is None:
+                _kill_group(process)
+                process.wait()
+        error = stopped[0] if stopped else None
+        if error and error.startswith("timed out"):
+            exit_code = EXIT_TIMEOUT
+        return WorkerResult(exit_code=exit_code, stdout=stdout, stderr=stderr, error=error,
+                            duration_ms=(self._clock() - started) * 1000.0)
+
+    def _resolve_tools(self, argv: list[str]) -> list[str]:
+        resolved = []
+        for argument in argv:
+            if "{ffmpeg}" in argument and "ffmpeg" not in self._tools:
+                self._tools["ffmpeg"] = ffmpeg_path()
+            for name, program in self._tools.items():
+                argument = argument.replace("{" + name + "}", program)
+            resolved.append(argument)
+        return resolved
+
+    def _not_started(self, exit_code: int, message: str, started: float) -> WorkerResult:
+        return WorkerResult(exit_code=exit_code, stderr=message + "\n", error=message,
+                            duration_ms=(self._clock() - started) * 1000.0)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _pump(process: subprocess.Popen[bytes], on_stdout: TextCallback | None, on_stderr: TextCallback | None,
+          deadline: float | None, clock: Callable[[], float], on_deadline: Callable[[], None]
+          ) -> tuple[str, str]:
+    """Read both pipes until EOF, forwarding decoded text; call ``on_deadline`` once when time is up."""
+    assert process.stdout is not None and process.stderr is not None
+    streams: dict[IO[bytes], tuple[list[str], TextCallback | None, codecs.IncrementalDecoder]] = {
+        process.stdout: ([], on_stdout, codecs.getincrementaldecoder("utf-8")(errors="replace")),
+        process.stderr: ([], on_stderr, codecs.getincrementaldecoder("utf-8")(errors="replace")),
+    }
+    deadline_passed = False
+    with selectors.DefaultSelector() as selector:
+        for stream in streams:
+            os.set_blocking(stream.fileno(), False)
+            selector.register(stream, selectors.EVENT_READ)
+        while selector.get_map():
+            wait = None
+            if deadline is not None and not deadline_passed:
+                wait = max(0.0, deadline - clock())
+            events = selector.select(wait)
+            if not events and deadline is not None and not deadline_passed and clock() >= deadline:
+                deadline_passed = True
+                on_deadline()
+                continue
+            for key, _ in events:
+                pipe: IO[bytes] = key.fileobj  # type: ignore[assignment]
+                parts, callback, decoder = streams[pipe]
+                try:
+                    data = os.read(key.fd, READ_SIZE)
+                except BlockingIOError:
+                    continue
+                final = not data
+                text = decoder.decode(data, final=final)
+                if text:
+                    parts.append(text)
+                    if callback is not None:
+                        callback(text)
+                if final:
+                    selector.unregister(pipe)
+                    pipe.close()
+    return "".join(streams[process.stdout][0]), "".join(streams[process.stderr][0])

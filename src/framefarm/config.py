@@ -1,0 +1,54 @@
+"""Configuration names and defaults in one place.
+
+Precedence everywhere: explicit argument > environment (``FRAMEFARM_*``) > default.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from framefarm.errors import ToolNotFoundError
+
+ENV_FFMPEG = "FRAMEFARM_FFMPEG"
+ENV_HOME = "FRAMEFARM_HOME"
+# Resource names set on the Lambda functions by the CDK stack.
+ENV_TABLE = "FRAMEFARM_TABLE"
+ENV_BUCKET = "FRAMEFARM_BUCKET"
+ENV_WORKER_FUNCTION = "FRAMEFARM_WORKER_FUNCTION"
+ENV_ORCHESTRATOR_FUNCTION = "FRAMEFARM_ORCHESTRATOR_FUNCTION"
+
+DEFAULT_HOME_DIRNAME = ".framefarm"
+DATABASE_FILENAME = "jobs.db"
+
+
+def framefarm_home(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Directory for the embedded job store and local job directories (``./.framefarm``)."""
+    if explicit is not None:
+        return Path(explicit)
+    return Path(os.environ.get(ENV_HOME) or Path.cwd() / DEFAULT_HOME_DIRNAME)
+
+
+def ffmpeg_path(explicit: str | None = None) -> str:
+    """The ffmpeg binary: explicit > ``$FRAMEFARM_FFMPEG`` > imageio-ffmpeg's bundled binary.
+
+    Raises ToolNotFoundError with what to do when none is usable.
+    """
+    chosen = explicit or os.environ.get(ENV_FFMPEG)
+    if chosen:
+        resolved = shutil.which(chosen)
+        if resolved is None:
+            source = "argument" if explicit else ENV_FFMPEG
+            raise ToolNotFoundError(
+                f"ffmpeg not found at {chosen!r} (from {source}); point {ENV_FFMPEG} at an ffmpeg binary"
+            )
+        return resolved
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except Exception as exc:  # imageio-ffmpeg raises RuntimeError when its binary is missing
+        raise ToolNotFoundError(
+            f"no bundled ffmpeg ({exc}); install imageio-ffmpeg or set {ENV_FFMPEG}"
+        ) from exc

@@ -1,0 +1,65 @@
+"""One exception tree for everything framefarm raises on purpose.
+
+    FramefarmError
+    ├── JobSpecError          a job file or spec is invalid (names the field and the bad value)
+    ├── ChunkFailedError      a chunk failed after its last attempt
+    ├── JobAbortedError       the job was cancelled or paused before it finished
+    ├── StitchError           chunk outputs cannot be joined (names the offending chunk)
+    ├── JobNotFoundError      no job with that id in the store
+    ├── JobStateError         the job is not in a state that allows the operation
+    └── ToolNotFoundError     a required program (ffmpeg) is missing
+
+Every message is one line that says what happened and, where it helps, what to do.
+"""
+
+from __future__ import annotations
+
+
+class FramefarmError(Exception):
+    """Root of every error framefarm raises on purpose."""
+
+
+class JobSpecError(FramefarmError, ValueError):
+    """A job file or JobSpec is invalid; the message names the field and the bad value."""
+
+
+class ChunkFailedError(FramefarmError):
+    """A chunk failed on its last allowed attempt."""
+
+    def __init__(self, chunk_id: int, attempts: int, detail: str) -> None:
+        self.chunk_id = chunk_id
+        self.attempts = attempts
+        self.detail = detail
+        noun = "attempt" if attempts == 1 else "attempts"
+        super().__init__(f"Chunk {chunk_id} failed after {attempts} {noun}: {detail}")
+
+
+class JobAbortedError(FramefarmError):
+    """The job stopped before finishing because it was cancelled or paused."""
+
+    def __init__(self, reason: str = "cancelled") -> None:
+        self.reason = reason
+        super().__init__(f"Job {reason}")
+
+
+class StitchError(FramefarmError):
+    """Chunk outputs cannot be stitched; the message names the first offending chunk."""
+
+
+class JobNotFoundError(FramefarmError, KeyError):
+    """No job with the given id exists in the store."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"No job {job_id!r} in the job store")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
+        return str(self.args[0])
+
+
+class JobStateError(FramefarmError):
+    """The job's current state does not allow the requested operation."""
+
+
+class ToolNotFoundError(FramefarmError):
+    """A program framefarm needs (ffmpeg) cannot be found or run."""

@@ -1,0 +1,282 @@
+"""JobExecutor: runs a JobSpec's chunks on a WorkerAdapter, then merges them.
+
+Threads: the caller's thread coordinates — it dispatches, and every callback except the live output
+ones (``on_chunk_stdout``/``on_chunk_stderr``/``on_chunk_start``, which fire on worker threads) runs
+on it, in order. Pool threads run one attempt each. A retry goes back to the pool with its backoff
+delay and keeps its slot while it waits, so ``concurrency`` bounds chunks in flight including those
+waiting to retry; the wait ends early when the job is stopped.
+
+Rules (see DESIGN.md): at most ``concurrency`` chunks in flight; failed chunks retried up to
+``retries`` times with exponential backoff and jitter; after a chunk's last attempt no new chunk or
+retry starts, chunks already running finish and are reported through ``on_chunk_attempt`` and
+``on_chunk_complete`` (their work is kept for a resume) but ``on_progress`` stays silent, and
+ChunkFailedError is raised; cancel kills work in flight and raises JobAbortedError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from framefarm.adapters.base import WorkerAdapter, WorkerJob, WorkerResult
+from framefarm.cancel import CancelToken
+from framefarm.errors import ChunkFailedError, FramefarmError, JobAbortedError, JobSpecError, StitchError
+from framefarm.spec import Chunk, Command, JobSpec
+from framefarm.status import tail
+
+ADAPTER_FAILURE_EXIT = -1  # exit code recorded when the adapter itself raised
+
+
+class Stitcher(Protocol):
+    def stitch(self, inputs: Sequence[Path], output: Path, audio: Path | None = None) -> Path: ...
+
+
+@dataclass
+class ExecutionOptions:
+    """How to run a job. Every callback is optional; see the module docstring for their threads.
+
+    ``on_chunk_attempt(chunk_id, attempt, result, started_at, finished_at)`` fires once per attempt,
+    successful or not (what a job store records); ``on_chunk_retry(chunk_id, attempt, delay, result)``
+    fires when a failed attempt will be tried again after ``delay`` seconds.
+    """
+
+    concurrency: int = 1
+    job_dir: str | Path | None = None
+    merge: bool = True
+    skip_merge: bool = False
+    retries: int = 0
+    retry_delay: float = 1.0
+    max_retry_delay: float = 60.0
+    timeout: float | None = None
+    env: Mapping[str, str] | None = None
+    on_progress: Callable[[int, int], None] | None = None
+    on_chunk_complete: Callable[[int, WorkerResult], None] | None = None
+    on_chunk_stdout: Callable[[int, str], None] | None = None
+    on_chunk_stderr: Callable[[int, str], None] | None = None
+    on_chunk_start: Callable[[int, int], None] | None = None
+    on_chunk_attempt: Callable[[int, int, WorkerResult, float, float], None] | None = None
+    on_chunk_retry: Callable[[int, int, float, WorkerResult], None] | None = None
+    on_merge_start: Callable[[], None] | None = None
+    cancel: CancelToken | None = None
+    merge_adapter: WorkerAdapter | None = None
+    stitcher: Stitcher | None = None
+    output_file: str | Path | None = None
+    completed_chunk_ids: Collection[int] = ()
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    jitter: Callable[[], float] = random.random
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise JobSpecError(f"concurrency: must be at least 1 (got {self.concurrency})")
+        if self.retries < 0:
+            raise JobSpecError(f"retries: must be 0 or more (got {self.retries})")
+        if self.retry_delay < 0:
+            raise JobSpecError(f"retry_delay: must be 0 or more (got {self.retry_delay})")
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before attempt ``attempt + 1``: exponential, capped, with equal jitter."""
+        delay = min(self.max_retry_delay, self.retry_delay * (2 ** (attempt - 1)))
+        return delay / 2 + delay / 2 * self.jitter()
+
+
+@dataclass(frozen=True)
+class ExecutionReport:
+    """What ``execute`` did: the chunks that ran now, those skipped as done, and the merged file."""
+
+    ran: list[int]
+    skipped: list[int]
+    output: Path | None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    chunk: Chunk
+    attempt: int
+    result: WorkerResult | None  # None: stopped before the attempt started
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+
+class JobExecutor:
+    """Runs a JobSpec on one adapter. ``execute`` blocks until the job is done, failed or stopped."""
+
+    def __init__(self, adapter: WorkerAdapter) -> None:
+        self.adapter = adapter
+
+    def execute(self, spec: JobSpec, options: ExecutionOptions | None = None) -> ExecutionReport:
+        options = options or ExecutionOptions()
+        if options.stitcher is not None and options.output_file is None:
+            raise JobSpecError("output_file: required when a stitcher is given (where should the video go?)")
+        job_dir = Path(options.job_dir or Path.cwd()).resolve()
+        _prepare_job_dir(job_dir, spec.chunks)
+        done = {chunk.id for chunk in spec.chunks} & set(options.completed_chunk_ids)
+        todo = deque(chunk for chunk in spec.chunks if chunk.id not in done)
+        run = (options.cancel or CancelToken()).child()
+        ran = _Dispatch(self.adapter, spec, options, job_dir, run).run(todo, already_done=len(done))
+        output = None
+        if options.merge and not options.skip_merge:
+            if run.stopping:
+                raise JobAbortedError(run.reason or "cancelled")
+            output = self._merge(spec, options, job_dir, run)
+        return ExecutionReport(ran=ran, skipped=sorted(done), output=output)
+
+    def _merge(self, spec: JobSpec, options: ExecutionOptions, job_dir: Path, run: CancelToken) -> Path | None:
+        if options.stitcher is None and spec.merge_command is None:
+            return None
+        if options.on_merge_start:
+            options.on_merge_start()
+        adapter = options.merge_adapter or self.adapter
+        if options.stitcher is not None:
+            assert options.output_file is not None
+            output = Path(options.output_file).resolve()
+            output.parent.mkdir(parents=True, exist_ok=True)
+            audio = None
+            if spec.audio is not None:
+                self._run_merge_step(adapter, spec.audio.command, spec, options, job_dir, run, "audio")
+                audio = job_dir / spec.audio.output_file
+            inputs = [job_dir / chunk.output_file for chunk in sorted(spec.chunks, key=lambda c: c.id)]
+            try:
+                return options.stitcher.stitch(inputs, output, audio=audio)
+            except StitchError as exc:
+                raise StitchError(f"Merge failed: {exc}") from exc
+            except Exception as exc:
+                raise FramefarmError(f"Merge failed: {type(exc).__name__}: {exc}") from exc
+        assert spec.merge_command is not None
+        self._run_merge_step(adapter, spec.merge_command, spec, options, job_dir, run, "merge")
+        return Path(options.output_file).resolve() if options.output_file else None
+
+    @staticmethod
+    def _run_merge_step(adapter: WorkerAdapter, command: Command, spec: JobSpec, options: ExecutionOptions,
+                        job_dir: Path, run: CancelToken, step: str) -> None:
+        job = WorkerJob(command=command, cwd=job_dir, env=options.env, timeout=options.timeout,
+                        meta={**options.meta, "job_id": spec.id, "step": step}, cancel=run)
+        try:
+            result = adapter.execute(job)
+        except Exception as exc:
+            raise FramefarmError(f"Merge failed: {step} step raised {type(exc).__name__}: {exc}") from exc
+        if run.cancelled:
+            raise JobAbortedError(run.reason or "cancelled")
+        if not result.ok:
+            raise FramefarmError(f"Merge failed: {step} step exited {result.exit_code}: {_failure_text(result)}")
+
+
+class _Dispatch:
+    """One run of the dispatch loop; lives only for one ``execute`` call."""
+
+    def __init__(self, adapter: WorkerAdapter, spec: JobSpec, options: ExecutionOptions, job_dir: Path,
+                 run: CancelToken) -> None:
+        self.adapter, self.spec, self.options, self.job_dir, self.run_token = adapter, spec, options, job_dir, run
+        self.results: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
+
+    def run(self, todo: deque[Chunk], *, already_done: int) -> list[int]:
+        options, run = self.options, self.run_token
+        total = len(self.spec.chunks)
+        completed = already_done
+        ran: list[int] = []
+        failure: ChunkFailedError | None = None
+        in_flight = 0
+        workers = max(1, min(options.concurrency, len(todo)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="framefarm-chunk") as pool:
+            try:
+                while True:
+                    while todo and in_flight < options.concurrency and not run.stopping:
+                        pool.submit(self._attempt, todo.popleft(), 1, 0.0)
+                        in_flight += 1
+                    if in_flight == 0:
+                        break
+                    outcome = self.results.get()
+                    in_flight -= 1
+                    result = outcome.result
+                    if result is None:
+                        continue
+                    chunk, attempt = outcome.chunk, outcome.attempt
+                    if options.on_chunk_attempt:
+                        options.on_chunk_attempt(chunk.id, attempt, result, outcome.started_at,
+                                                 outcome.finished_at)
+                    if result.ok:
+                        completed += 1
+                        ran.append(chunk.id)
+                        if options.on_chunk_complete:
+                            options.on_chunk_complete(chunk.id, result)
+                        if failure is None and options.on_progress:
+                            options.on_progress(completed, total)
+                    elif run.stopping:
+                        continue  # stopped (cancel, pause or an earlier failure): no retries
+                    elif attempt <= options.retries:
+                        delay = options.backoff(attempt)
+                        if options.on_chunk_retry:
+                            options.on_chunk_retry(chunk.id, attempt, delay, result)
+                        pool.submit(self._attempt, chunk, attempt + 1, delay)
+                        in_flight += 1
+                    else:
+                        failure = ChunkFailedError(chunk.id, attempt, _failure_text(result))
+                        run.drain("failed")
+            except BaseException:
+                run.drain("failed")  # a callback raised: let work in flight finish, then re-raise
+                raise
+        if failure is not None:
+            raise failure
+        if run.stopping and len(ran) + already_done < total:
+            raise JobAbortedError(run.reason or "cancelled")
+        return ran
+
+    def _attempt(self, chunk: Chunk, attempt: int, delay: float) -> None:
+        """Run one attempt on a pool thread; always puts exactly one outcome on the queue."""
+        options, run = self.options, self.run_token
+        try:
+            if (delay > 0 and run.wait(delay)) or run.stopping:
+                self.results.put(_Outcome(chunk, attempt, None))
+                return
+            if options.on_chunk_start:
+                options.on_chunk_start(chunk.id, attempt)
+            started = options.clock()
+            try:
+                result = self.adapter.execute(self._worker_job(chunk, attempt))
+            except Exception as exc:
+                result = WorkerResult(exit_code=ADAPTER_FAILURE_EXIT, error=f"{type(exc).__name__}: {exc}")
+            self.results.put(_Outcome(chunk, attempt, result, started, options.clock()))
+        except BaseException as exc:  # a callback raised: report it as this attempt's failure
+            self.results.put(_Outcome(chunk, attempt, WorkerResult(
+                exit_code=ADAPTER_FAILURE_EXIT, error=f"{type(exc).__name__}: {exc}")))
+
+    def _worker_job(self, chunk: Chunk, attempt: int) -> WorkerJob:
+        options = self.options
+        on_out, on_err = options.on_chunk_stdout, options.on_chunk_stderr
+        return WorkerJob(
+            command=chunk.command,
+            cwd=self.job_dir,
+            env=options.env,
+            timeout=options.timeout,
+            meta={**options.meta, "job_id": self.spec.id, "chunk_id": chunk.id, "attempt": attempt,
+                  "start_frame": chunk.start_frame, "frame_count": chunk.frame_count,
+                  "output_file": chunk.output_file},
+            cancel=self.run_token,
+            on_stdout=(lambda text: on_out(chunk.id, text)) if on_out else None,
+            on_stderr=(lambda text: on_err(chunk.id, text)) if on_err else None,
+        )
+
+
+def _failure_text(result: WorkerResult) -> str:
+    """The most useful one-line-ish reason for a failed attempt."""
+    detail = result.error or ""
+    stderr = result.stderr.strip()
+    if stderr:
+        last_lines = " | ".join(stderr.splitlines()[-3:])
+        detail = f"{detail}: {last_lines}" if detail else last_lines
+    return tail(detail or f"exit code {result.exit_code}", 1_000)
+
+
+def _prepare_job_dir(job_dir: Path, chunks: Sequence[Chunk]) -> None:
+    parents = {(job_dir / chunk.output_file).parent for chunk in chunks}
+    for parent in parents:
+        with contextlib.suppress(FileExistsError):
+            parent.mkdir(parents=True, exist_ok=True)

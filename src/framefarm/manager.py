@@ -1,0 +1,301 @@
+"""JobManager: runs jobs through a JobExecutor and keeps their state in a JobRepository.
+
+States: pending → running → stitching → completed, or → failed | cancelled | paused. A paused,
+failed or cancelled job can be resumed: completed chunks are skipped, attempt numbers continue.
+
+Every attempt is written to the store as it finishes (so progress is visible during the run), full
+logs longer than a record's tail go to storage. While a job runs, a heartbeat thread stamps it every
+few seconds and picks up ``cancel``/``pause`` requests made from other processes (the CLI's
+``framefarm cancel``). A running job whose heartbeat is stale has lost its runner and may be
+resumed, cancelled or paused from anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from framefarm.adapters.base import WorkerResult
+from framefarm.cancel import CancelToken
+from framefarm.config import framefarm_home
+from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, JobStateError
+from framefarm.executor import ExecutionOptions, JobExecutor
+from framefarm.repositories.base import JobRepository
+from framefarm.spec import JobSpec
+from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkState, JobState, JobStatus, tail
+from framefarm.storage.base import Storage
+from framefarm.storage.keys import job_prefix, log_key
+
+logger = logging.getLogger(__name__)
+
+RUNNABLE = frozenset({JobState.PENDING, JobState.PAUSED, JobState.FAILED, JobState.CANCELLED})
+ACTIVE = frozenset({JobState.RUNNING, JobState.STITCHING})
+
+
+@dataclass
+class _ActiveRun:
+    token: CancelToken
+    thread: threading.Thread | None = None
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+class JobManager:
+    """Submit, run, watch and control jobs.
+
+    >>> manager = JobManager(InMemoryJobRepository(), JobExecutor(LocalWorkerAdapter()))
+    >>> job_id = manager.submit_job(spec, ExecutionOptions(concurrency=4))
+    >>> manager.wait(job_id).state
+    <JobState.COMPLETED: 'completed'>
+    """
+
+    def __init__(self, repository: JobRepository, executor: JobExecutor, storage: Storage | None = None, *,
+                 clock: Callable[[], float] = time.time, heartbeat_interval: float = 2.0,
+                 stale_after: float = 15.0) -> None:
+        self.repository = repository
+        self.executor = executor
+        self.storage = storage
+        self._clock = clock
+        self._heartbeat_interval = heartbeat_interval
+        self._stale_after = stale_after
+        self._lock = threading.Lock()
+        self._active: dict[str, _ActiveRun] = {}
+        self._options: dict[str, ExecutionOptions] = {}
+
+    # -- creating and running -------------------------------------------------------------------
+
+    def create_job(self, spec: JobSpec, *, output: str | None = None) -> JobStatus:
+        """Store a new pending job; JobStateError if the id is taken."""
+        if self.repository.get(spec.id) is not None:
+            raise JobStateError(f"job {spec.id!r} already exists; resume it or choose another id")
+        status = JobStatus.new(spec, now=self._clock(), output=output)
+        self.repository.save(status)
+        return status
+
+    def submit_job(self, spec: JobSpec, options: ExecutionOptions | None = None) -> str:
+        """Create the job and run it on a background thread; returns its id at once."""
+        output = str(options.output_file) if options is not None and options.output_file else None
+        self.create_job(spec, output=output)
+        self._start(spec.id, options, background=True)
+        return spec.id
+
+    def run_job(self, job_id: str, options: ExecutionOptions | None = None) -> JobStatus:
+        """Run (or continue) a stored job on this thread until it ends; returns its final status."""
+        return self._start(job_id, options, background=False)
+
+    def resume_job(self, job_id: str, options: ExecutionOptions | None = None, *,
+                   background: bool = True) -> JobStatus:
+        """Continue a paused, failed, cancelled or abandoned job; completed chunks are skipped."""
+        status = self.repository.require(job_id)
+        if status.state in ACTIVE:
+            if job_id in self._active or not self.is_stale(status):
+                raise JobStateError(f"job {job_id!r} is {status.state.value} and its runner is alive")
+            self.repository.set_state(job_id, JobState.PAUSED, now=self._clock(), expected=ACTIVE)
+        elif status.state not in RUNNABLE:
+            raise JobStateError(f"job {job_id!r} is {status.state.value}; nothing to resume")
+        return self._start(job_id, options or self._options.get(job_id), background=background)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobStatus:
+        """Block until a job started by this manager stops running; returns its status."""
+        with self._lock:
+            run = self._active.get(job_id)
+        if run is not None and not run.done.wait(timeout):
+            raise TimeoutError(f"job {job_id!r} still running after {timeout} s")
+        return self.repository.require(job_id)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> JobStatus | None:
+        return self.repository.get(job_id)
+
+    def list_jobs(self, limit: int | None = None) -> list[JobStatus]:
+        return self.repository.list(limit)
+
+    def is_stale(self, status: JobStatus) -> bool:
+        """True when a running job's heartbeat stopped: whatever ran it is gone."""
+        last = status.heartbeat_at or status.updated_at
+        return status.id not in self._active and self._clock() - last > self._stale_after
+
+    # -- control ---------------------------------------------------------------------------------
+
+    def cancel_job(self, job_id: str) -> JobStatus:
+        """Stop a job and kill its work in flight; it ends ``cancelled``."""
+        return self._control(job_id, "cancel", JobState.CANCELLED)
+
+    def pause_job(self, job_id: str) -> JobStatus:
+        """Stop dispatching; work in flight finishes and is kept; the job ends ``paused``."""
+        return self._control(job_id, "pause", JobState.PAUSED)
+
+    def delete_job(self, job_id: str) -> bool:
+        """Remove the job, its records and its stored artifacts (cancelling it first if it runs here)."""
+        with self._lock:
+            run = self._active.get(job_id)
+        if run is not None:
+            run.token.cancel("cancelled")
+            run.done.wait()
+        deleted = self.repository.delete(job_id)
+        if self.storage is not None:
+            self.storage.delete_prefix(job_prefix(job_id))
+        self._options.pop(job_id, None)
+        return deleted
+
+    def _control(self, job_id: str, action: str, final: JobState) -> JobStatus:
+        status = self.repository.require(job_id)
+        with self._lock:
+            run = self._active.get(job_id)
+        if run is not None:
+            if action == "cancel":
+                run.token.cancel("cancelled")
+            else:
+                run.token.drain("paused")
+        elif status.state in ACTIVE and not self.is_stale(status):
+            self.repository.request(job_id, action)  # the process running it acts within a heartbeat
+        elif status.state in ACTIVE or status.state in (JobState.PENDING, JobState.PAUSED):
+            self.repository.set_state(job_id, final, now=self._clock(),
+                                      expected=ACTIVE | {JobState.PENDING, JobState.PAUSED})
+        else:
+            raise JobStateError(f"job {job_id!r} is already {status.state.value}")
+        return self.repository.require(job_id)
+
+    # -- the run itself --------------------------------------------------------------------------
+
+    def _start(self, job_id: str, options: ExecutionOptions | None, *, background: bool) -> JobStatus:
+        options = options or ExecutionOptions()
+        self._options[job_id] = options
+        token = options.cancel or CancelToken()
+        with self._lock:
+            if job_id in self._active:
+                raise JobStateError(f"job {job_id!r} is already running in this process")
+            run = _ActiveRun(token=token)
+            self._active[job_id] = run
+        if not background:
+            return self._run(job_id, options, run)
+        run.thread = threading.Thread(target=self._run, args=(job_id, options, run),
+                                      name=f"framefarm-job-{job_id}", daemon=True)
+        run.thread.start()
+        return self.repository.require(job_id)
+
+    def _run(self, job_id: str, options: ExecutionOptions, run: _ActiveRun) -> JobStatus:
+        stop_heartbeat = threading.Event()
+        try:
+            status = self.repository.get(job_id)
+            if status is None:
+                raise JobNotFoundError(job_id)
+            if not self.repository.set_state(job_id, JobState.RUNNING, now=self._clock(), expected=RUNNABLE):
+                raise JobStateError(f"job {job_id!r} is {status.state.value}; it cannot be started")
+            self.repository.heartbeat(job_id, self._clock())
+            threading.Thread(target=self._heartbeat, args=(job_id, run.token, stop_heartbeat),
+                             name=f"framefarm-heartbeat-{job_id}", daemon=True).start()
+            state, error, output = self._execute(status, options, run.token)
+            self.repository.set_state(job_id, state, now=self._clock(), error=error, output=output,
+                                      expected=ACTIVE)
+            return self.repository.require(job_id)
+        finally:
+            stop_heartbeat.set()
+            with self._lock:
+                self._active.pop(job_id, None)
+            run.done.set()
+
+    def _execute(self, status: JobStatus, options: ExecutionOptions, token: CancelToken
+                 ) -> tuple[JobState, str | None, str | None]:
+        """Run the executor; returns the final (state, error, output)."""
+        wrapped = self._recording_options(status, options, token)
+        try:
+            report = self.executor.execute(status.spec, wrapped)
+        except JobAbortedError as exc:
+            if exc.reason == "paused":
+                return JobState.PAUSED, None, None
+            return JobState.CANCELLED, f"Job {exc.reason}", None
+        except FramefarmError as exc:
+            return JobState.FAILED, str(exc), None
+        except Exception as exc:
+            logger.exception("job %s: unexpected error", status.id)
+            return JobState.FAILED, f"{type(exc).__name__}: {exc}", None
+        return JobState.COMPLETED, None, str(report.output) if report.output else None
+
+    def _recording_options(self, status: JobStatus, options: ExecutionOptions, token: CancelToken
+                           ) -> ExecutionOptions:
+        """The caller's options, with callbacks that write each event to the store first."""
+        job_id = status.id
+        job_dir = Path(options.job_dir) if options.job_dir else self.job_dir(job_id)
+        # Attempt numbers continue across runs so a resumed chunk's attempts are never mistaken
+        # for ones already recorded.
+        previous_attempts = {record.chunk_id: record.attempts for record in status.chunks}
+        completed = {record.chunk_id for record in status.chunks if record.state is ChunkState.COMPLETED}
+        outputs = {chunk.id: chunk.output_file for chunk in status.spec.chunks}
+
+        def on_chunk_start(chunk_id: int, attempt: int) -> None:
+            self.repository.mark_chunk_running(job_id, chunk_id, previous_attempts.get(chunk_id, 0) + attempt,
+                                               self._clock())
+            if options.on_chunk_start:
+                options.on_chunk_start(chunk_id, attempt)
+
+        def on_chunk_attempt(chunk_id: int, attempt: int, result: WorkerResult, started: float,
+                             finished: float) -> None:
+            number = previous_attempts.get(chunk_id, 0) + attempt
+            self._save_full_logs(job_id, chunk_id, number, result)
+            self.repository.record_attempt(job_id, _attempt_record(
+                chunk_id, number, result, started, finished,
+                output=result.output_location or str(job_dir / outputs[chunk_id])))
+            if options.on_chunk_attempt:
+                options.on_chunk_attempt(chunk_id, attempt, result, started, finished)
+
+        def on_merge_start() -> None:
+            self.repository.set_state(job_id, JobState.STITCHING, now=self._clock(), expected={JobState.RUNNING})
+            if options.on_merge_start:
+                options.on_merge_start()
+
+        output_file = options.output_file or status.output
+        return dataclasses.replace(
+            options, cancel=token, job_dir=job_dir,
+            completed_chunk_ids=completed | set(options.completed_chunk_ids),
+            output_file=output_file if options.stitcher is not None or options.output_file else None,
+            on_chunk_start=on_chunk_start, on_chunk_attempt=on_chunk_attempt, on_merge_start=on_merge_start,
+        )
+
+    def job_dir(self, job_id: str) -> Path:
+        """Where a job's chunk outputs live on this machine."""
+        local = self.storage.local_path(job_prefix(job_id)) if self.storage is not None else None
+        return local or framefarm_home() / job_prefix(job_id)
+
+    def _save_full_logs(self, job_id: str, chunk_id: int, attempt: int, result: WorkerResult) -> None:
+        if self.storage is None:
+            return
+        for stream, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+            if len(text) > TAIL_CHARS:  # shorter logs are whole in the record's tail already
+                self.storage.put_text(log_key(job_id, chunk_id, attempt, stream), text)
+
+    def _heartbeat(self, job_id: str, token: CancelToken, stop: threading.Event) -> None:
+        while not stop.wait(self._heartbeat_interval):
+            try:
+                requested = self.repository.heartbeat(job_id, self._clock())
+            except Exception:  # a store hiccup must not kill the job; the next beat retries
+                logger.warning("job %s: heartbeat failed", job_id, exc_info=True)
+                continue
+            if requested == "cancel":
+                token.cancel("cancelled")
+            elif requested == "pause":
+                token.drain("paused")
+
+
+def _attempt_record(chunk_id: int, attempt: int, result: WorkerResult, started: float, finished: float, *,
+                    output: str) -> ChunkAttempt:
+    if result.ok:
+        state = ChunkState.COMPLETED
+    elif result.error == "cancelled":
+        state = ChunkState.CANCELLED
+    else:
+        state = ChunkState.FAILED
+    error = None if result.ok else (result.error or f"exit code {result.exit_code}")
+    return ChunkAttempt(
+        chunk_id=chunk_id, attempt=attempt, state=state, duration_ms=result.duration_ms,
+        billed_duration_ms=result.billed_duration_ms or 0, memory_mb=result.memory_mb,
+        max_memory_used_mb=result.max_memory_used_mb, init_duration_ms=result.init_duration_ms,
+        request_id=result.request_id, cost_usd=result.cost_usd or 0.0,
+        stdout_tail=tail(result.stdout), stderr_tail=tail(result.stderr), error=error,
+        output=output if result.ok else None, started_at=started or None, finished_at=finished or None,
+    )

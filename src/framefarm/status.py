@@ -1,0 +1,185 @@
+"""What a job store holds: job state, per-chunk records, and the rule for recording one attempt.
+
+Recording is idempotent and O(1): an attempt is applied to its chunk record only if that record
+has not completed and has not already seen this attempt number; the job's counters move by the
+attempt's own amounts. Every repository implements exactly this rule (:func:`apply_attempt` is the
+reference the in-memory store uses and the contract tests check the others against).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from framefarm.spec import JobSpec
+
+TAIL_CHARS = 8_192  # bounded log tails on records; full logs go to storage
+
+
+class JobState(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    STITCHING = "stitching"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"
+
+    @property
+    def is_finished(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+    @property
+    def is_active(self) -> bool:
+        return self in (JobState.RUNNING, JobState.STITCHING)
+
+
+class ChunkState(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ChunkRecord(BaseModel):
+    """Everything known about one chunk. Amounts (durations, cost) add up over all its attempts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chunk_id: int
+    state: ChunkState = ChunkState.PENDING
+    attempts: int = 0
+    duration_ms: float = 0.0
+    billed_duration_ms: int = 0
+    memory_mb: int | None = None
+    max_memory_used_mb: int | None = None
+    init_duration_ms: float | None = None
+    request_id: str | None = None
+    cost_usd: float = 0.0
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    error: str | None = None
+    output: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class ChunkAttempt(BaseModel):
+    """The outcome of one attempt at one chunk, as the executor reports it to the store."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chunk_id: int
+    attempt: int = Field(ge=1)
+    state: ChunkState
+    duration_ms: float = 0.0
+    billed_duration_ms: int = 0
+    memory_mb: int | None = None
+    max_memory_used_mb: int | None = None
+    init_duration_ms: float | None = None
+    request_id: str | None = None
+    cost_usd: float = 0.0
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    error: str | None = None
+    output: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    def counter_deltas(self) -> dict[str, float | int]:
+        """How the job's counters move when this attempt is recorded."""
+        return {
+            "completed_chunks": 1 if self.state is ChunkState.COMPLETED else 0,
+            "failed_attempts": 1 if self.state is ChunkState.FAILED else 0,
+            "total_duration_ms": self.duration_ms,
+            "total_billed_duration_ms": self.billed_duration_ms,
+            "cost_usd": self.cost_usd,
+        }
+
+
+def apply_attempt(record: ChunkRecord, attempt: ChunkAttempt) -> ChunkRecord | None:
+    """The chunk record after ``attempt``, or None when the attempt was already recorded."""
+    if record.state is ChunkState.COMPLETED or attempt.attempt <= record.attempts:
+        return None
+    return record.model_copy(update={
+        "state": attempt.state,
+        "attempts": attempt.attempt,
+        "duration_ms": record.duration_ms + attempt.duration_ms,
+        "billed_duration_ms": record.billed_duration_ms + attempt.billed_duration_ms,
+        "cost_usd": record.cost_usd + attempt.cost_usd,
+        "memory_mb": attempt.memory_mb,
+        "max_memory_used_mb": attempt.max_memory_used_mb,
+        "init_duration_ms": attempt.init_duration_ms,
+        "request_id": attempt.request_id,
+        "stdout_tail": attempt.stdout_tail,
+        "stderr_tail": attempt.stderr_tail,
+        "error": attempt.error,
+        "output": attempt.output,
+        "started_at": attempt.started_at if attempt.started_at is not None else record.started_at,
+        "finished_at": attempt.finished_at,
+    })
+
+
+class JobMetrics(BaseModel):
+    """Job totals: the sums over every recorded attempt of every chunk."""
+
+    model_config = ConfigDict(frozen=True)
+
+    total_duration_ms: float = 0.0
+    total_billed_duration_ms: int = 0
+    cost_usd: float = 0.0
+    failed_attempts: int = 0
+
+
+class JobStatus(BaseModel):
+    """A job as the store knows it. ``chunks`` is empty in listings (see ``JobRepository.list``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    spec: JobSpec
+    state: JobState = JobState.PENDING
+    total_chunks: int
+    completed_chunks: int = 0
+    error: str | None = None
+    output: str | None = None
+    created_at: float
+    updated_at: float
+    heartbeat_at: float | None = None
+    requested: str | None = None
+    metrics: JobMetrics = JobMetrics()
+    chunks: list[ChunkRecord] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def progress(self) -> float:
+        """Percent of chunks completed, 0-100."""
+        if self.total_chunks == 0:
+            return 0.0
+        return round(100.0 * self.completed_chunks / self.total_chunks, 2)
+
+    def chunk(self, chunk_id: int) -> ChunkRecord:
+        for record in self.chunks:
+            if record.chunk_id == chunk_id:
+                return record
+        raise KeyError(chunk_id)
+
+    @classmethod
+    def new(cls, spec: JobSpec, *, now: float, output: str | None = None) -> JobStatus:
+        return cls(id=spec.id, spec=spec, total_chunks=len(spec.chunks), output=output or spec.output,
+                   created_at=now, updated_at=now,
+                   chunks=[ChunkRecord(chunk_id=chunk.id) for chunk in spec.chunks])
+
+
+def tail(text: str, limit: int = TAIL_CHARS) -> str:
+    """The last ``limit`` characters of ``text``, marked when cut."""
+    if len(text) <= limit:
+        return text
+    return "…" + text[-(limit - 1):]
+
+
+def dump_record(record: BaseModel) -> dict[str, Any]:
+    return record.model_dump(mode="json")

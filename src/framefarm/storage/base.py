@@ -1,0 +1,63 @@
+"""The storage contract: a flat namespace of keys holding bytes, like S3 and GCS."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from framefarm.spec import safe_relative_path
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+
+
+class Storage(ABC):
+    """Keys are relative POSIX paths (see ``storage.keys``); a key may never escape the store."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes:
+        """The object's bytes; FileNotFoundError when there is none."""
+
+    @abstractmethod
+    def put_file(self, key: str, path: Path) -> None: ...
+
+    @abstractmethod
+    def get_file(self, key: str, path: Path) -> None: ...
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[StoredObject]:
+        """Objects under ``prefix``, sorted by key."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many."""
+
+    @abstractmethod
+    def url(self, key: str) -> str: ...
+
+    def local_path(self, key: str) -> Path | None:
+        """The directory or file ``key`` maps to on this machine, for stores that are local; else None."""
+        return None
+
+    def put_text(self, key: str, text: str) -> None:
+        self.put_bytes(key, text.encode("utf-8"))
+
+    def get_text(self, key: str) -> str:
+        return self.get_bytes(key).decode("utf-8", errors="replace")
+
+    @staticmethod
+    def check_key(key: str) -> str:
+        try:
+            return safe_relative_path(key)
+        except ValueError as exc:
+            raise ValueError(f"storage key {exc}") from None

@@ -1,0 +1,27 @@
+"""The object key layout, shared by every storage backend and every worker.
+
+    jobs/<job>/spec.json
+    jobs/<job>/chunks/<00042>.<ext>
+    jobs/<job>/logs/<00042>.attempt<N>.<stdout|stderr>.log
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+
+def job_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}/"
+
+
+def spec_key(job_id: str) -> str:
+    return f"{job_prefix(job_id)}spec.json"
+
+
+def chunk_key(job_id: str, chunk_id: int, output_file: str) -> str:
+    suffix = PurePosixPath(output_file).suffix or ".bin"
+    return f"{job_prefix(job_id)}chunks/{chunk_id:05d}{suffix}"
+
+
+def log_key(job_id: str, chunk_id: int, attempt: int, stream: str) -> str:
+    return f"{job_prefix(job_id)}logs/{chunk_id:05d}.attempt{attempt}.{stream}.log"

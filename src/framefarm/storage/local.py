@@ -1,0 +1,81 @@
+"""LocalStorage: keys are files under a root directory (the embedded default, ``.framefarm/``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from framefarm.storage.base import Storage, StoredObject
+
+
+class LocalStorage(Storage):
+    """A directory as an object store. Writes are atomic (temp file + rename)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+
+    def path(self, key: str) -> Path:
+        """Where ``key`` lives on disk (local runs use this as a job's working directory)."""
+        return self.root / self.check_key(key)
+
+    def local_path(self, key: str) -> Path | None:
+        return self.root / self.check_key(key.rstrip("/"))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self.path(key)
+        if target == Path(path).resolve():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".tmp-{target.name}")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+
+    def get_file(self, key: str, path: Path) -> None:
+        source = self.path(key)
+        if not source.is_file():
+            raise FileNotFoundError(f"no object {key!r} in {self.root}")
+        if source != Path(path).resolve():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, path)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def list(self, prefix: str) -> list[StoredObject]:
+        base = self.root / prefix.rstrip("/") if prefix else self.root
+        if not base.exists():
+            return []
+        found = []
+        for path in base.rglob("*") if base.is_dir() else [base]:
+            if path.is_file() and not path.name.startswith(".tmp-"):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    found.append(StoredObject(key=key, size=path.stat().st_size))
+        return sorted(found, key=lambda obj: obj.key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        self.check_key(prefix.rstrip("/"))  # an empty prefix would mean the whole store
+        objects = self.list(prefix)
+        base = self.root / prefix.rstrip("/")
+        if prefix.endswith("/") and base.is_dir():
+            shutil.rmtree(base)
+        else:
+            for obj in objects:
+                self.path(obj.key).unlink(missing_ok=True)
+        return len(objects)
+
+    def url(self, key: str) -> str:
+        return self.path(key).as_uri()
