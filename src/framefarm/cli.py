@@ -115,6 +115,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retries", type=_non_negative_int, default=2, help="retries per chunk (default 2)")
     parser.add_argument("--retry-delay", type=float, default=1.0, help="first retry delay in seconds")
     parser.add_argument("--timeout", type=float, help="seconds per chunk attempt")
+    parser.add_argument("--no-stitch", action="store_true",
+                        help="render the chunks only; join them later with `framefarm stitch`")
 
 
 # -- commands ---------------------------------------------------------------------------------------
@@ -214,12 +216,16 @@ def _run_with_progress(manager: JobManager, job_id: str, args: argparse.Namespac
         options = ExecutionOptions(
             concurrency=args.concurrency, retries=args.retries, retry_delay=args.retry_delay,
             timeout=args.timeout, cancel=token, stitcher=FfmpegStitcher(), output_file=output.resolve(),
+            skip_merge=args.no_stitch,
             on_progress=progress.on_progress, on_chunk_attempt=progress.on_attempt,
             on_merge_start=progress.on_merge_start,
         )
         final = start(job_id, options)
     elapsed = time.monotonic() - started
-    if final.state is JobState.COMPLETED:
+    if final.state is JobState.COMPLETED and args.no_stitch:
+        context.err.print(f"[green]rendered[/] {final.total_chunks} chunks in {elapsed:.1f} s; "
+                          f"join them with `framefarm stitch {job_id}`")
+    elif final.state is JobState.COMPLETED:
         context.err.print(f"[green]rendered[/] {final.spec.metadata.total_frames} frames in {elapsed:.1f} s "
                           f"→ [bold]{final.output}[/]")
     elif final.state is JobState.PAUSED:

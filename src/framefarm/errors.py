@@ -20,7 +20,15 @@ class FramefarmError(Exception):
 
 
 class JobSpecError(FramefarmError, ValueError):
-    """A job file or JobSpec is invalid; the message names the field and the bad value."""
+    """A job file or JobSpec is invalid; the message names the field and the bad value.
+
+    ``field`` and ``detail``, when set, are the message's two halves (``field: detail``).
+    """
+
+    def __init__(self, message: str, *, field: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.detail = detail or message
 
 
 class ChunkFailedError(FramefarmError):

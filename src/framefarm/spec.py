@@ -411,14 +411,20 @@ def spec_error_from_validation(exc: ValidationError) -> JobSpecError:
     location = _format_location(first.get("loc", ()))
     message = str(first.get("msg", "invalid"))
     kind = first.get("type", "")
-    if kind == "extra_forbidden":
+    inner = first.get("ctx", {}).get("error")
+    if isinstance(inner, JobSpecError) and inner.field:
+        # A nested model (pydantic calls our __init__ for it) already named its own field.
+        location = f"{location}.{inner.field}" if location else inner.field
+        message = inner.detail
+    elif kind == "extra_forbidden":
         message = "unknown field"
     elif message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
-    elif "input" in first and kind not in ("missing",):
+    elif "input" in first and kind != "missing":
         message = f"{message} (got {_short_repr(first['input'])})"
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return JobSpecError(f"{location}: {message}{more}" if location else f"{message}{more}")
+    text = f"{location}: {message}{more}" if location else f"{message}{more}"
+    return JobSpecError(text, field=location, detail=message)
 
 
 def _format_location(loc: tuple[Any, ...]) -> str:

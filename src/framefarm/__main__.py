@@ -1,0 +1,5 @@
+import sys
+
+from framefarm.cli import main
+
+sys.exit(main())

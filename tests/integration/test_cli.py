@@ -1,0 +1,178 @@
+"""The `framefarm` command end to end: real renders, bad input, control from a second process."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from framefarm import JobState, SqliteJobRepository
+from framefarm.status import ChunkState
+from framefarm.stitch.probe import decoded_audio_samples, packets, probe
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "testsrc.yaml"
+
+
+def framefarm(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "framefarm", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300, **kwargs)
+
+
+def store() -> SqliteJobRepository:
+    return SqliteJobRepository(Path(os.environ["FRAMEFARM_HOME"]) / "jobs.db")
+
+
+def write_job(tmp_path: Path, name: str = "job.yaml", **fields) -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(fields))
+    return path
+
+
+def shortened_example(tmp_path: Path, **overrides) -> Path:
+    job = yaml.safe_load(EXAMPLE.read_text())
+    job.update({"width": 320, "height": 240, "total_frames": 90, "frames_per_chunk": 30,
+                "output": str(tmp_path / "out" / "testsrc.mp4"), **overrides})
+    return write_job(tmp_path, "testsrc.yaml", **job)
+
+
+def python_job(tmp_path: Path, code: str, chunks: int = 2) -> Path:
+    return write_job(tmp_path, width=64, height=48, fps=10, total_frames=chunks, frames_per_chunk=1,
+                     command=[sys.executable, "-c", code, "{chunk_id}"], output=str(tmp_path / "o.mp4"))
+
+
+@pytest.mark.slow
+def test_render_the_example_exactly(tmp_path):
+    # GIVEN the example job, shortened to 3 s at 320x240 (90 frames in 3 chunks, with its sine track)
+    job = shortened_example(tmp_path)
+    # WHEN it is rendered through the CLI
+    result = framefarm("render", str(job), "--job-id", "demo", "--concurrency", "2")
+    # THEN it succeeds and says where the video is
+    assert result.returncode == 0, result.stderr
+    output = tmp_path / "out" / "testsrc.mp4"
+    assert str(output) in result.stderr.replace("\n", "")
+    # AND the video has exactly the planned frames and duration, monotonic timestamps and every audio sample
+    video = packets(output)
+    assert len(video) == 90
+    assert all(b.dts > a.dts for a, b in itertools.pairwise(video))
+    info = probe(output)
+    assert info.duration == pytest.approx(3.0, abs=1 / 30)
+    assert (info.width, info.height, info.fps, info.audio_codec) == (320, 240, 30.0, "aac")
+    assert decoded_audio_samples(output) == 3 * 48000
+    # AND the store has the completed job with one record per chunk
+    status = store().require("demo")
+    assert status.state is JobState.COMPLETED and status.completed_chunks == 3
+    assert status.metrics.total_duration_ms == pytest.approx(sum(c.duration_ms for c in status.chunks))
+    # AND status, jobs and logs read it back
+    assert "completed" in framefarm("status", "demo").stdout
+    assert "demo" in framefarm("jobs").stdout
+    assert framefarm("logs", "demo", "--chunk", "1").returncode == 0
+
+
+@pytest.mark.slow
+def test_stitch_again_to_another_file(tmp_path):
+    job = shortened_example(tmp_path, total_frames=20, frames_per_chunk=10)
+    assert framefarm("render", str(job), "--job-id", "again").returncode == 0
+    result = framefarm("stitch", "again", "-o", str(tmp_path / "copy.mp4"))
+    assert result.returncode == 0, result.stderr
+    assert len(packets(tmp_path / "copy.mp4")) == 20
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("width: 64\n  height: [48\n", "invalid YAML at line 2, column 9"),
+    ("width: 64\nheight: 48\nfps: 10\ntotal_frames: 20\nchunks: 2\ncommand: x\nspeed: 11\n", "speed: unknown field"),
+    (json.dumps({"metadata": {"total_frames": 20, "fps": 10, "width": 64, "height": 48}, "chunks": [
+        {"id": 0, "start_frame": 0, "frame_count": 12, "output_file": "a.mp4", "command": "x"},
+        {"id": 1, "start_frame": 10, "frame_count": 10, "output_file": "b.mp4", "command": "x"}]}),
+     "chunks[1].start_frame: 10 overlaps chunk 0 (frames 0-11)"),
+    (json.dumps({"metadata": {"total_frames": 20, "fps": 10, "width": 64, "height": 48}, "chunks": [
+        {"id": 0, "start_frame": 0, "frame_count": 20, "output_file": "../../x", "command": "x"}]}),
+     "chunks[0].output_file: '../../x' escapes the job directory"),
+])
+def test_bad_job_files_give_one_clear_line_and_write_nothing(tmp_path, text, message):
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    result = framefarm("render", str(path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {path}: {message}")
+    assert store().list() == []
+
+
+def test_missing_ffmpeg_is_one_line_and_writes_nothing(tmp_path):
+    result = framefarm("render", str(EXAMPLE), env={"FRAMEFARM_FFMPEG": str(tmp_path / "no-ffmpeg")})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: ffmpeg not found at '{tmp_path / 'no-ffmpeg'}' (from FRAMEFARM_FFMPEG); "
+                                      "point FRAMEFARM_FFMPEG at an ffmpeg binary")
+    assert store().list() == []
+
+
+def test_chunk_that_exits_1_fails_the_job_and_the_store_stays_consistent(tmp_path):
+    job = python_job(tmp_path, "import sys; print('bad frame', file=sys.stderr); sys.exit(1 if sys.argv[1] == '1' else 0)",
+                     chunks=3)
+    result = framefarm("render", str(job), "--job-id", "broken", "--retries", "0", "--concurrency", "1")
+    assert result.returncode == 1
+    assert "error: job broken failed: Chunk 1 failed after 1 attempt: bad frame" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+    status = store().require("broken")
+    assert status.state is JobState.FAILED
+    assert [c.state for c in status.chunks] == [ChunkState.COMPLETED, ChunkState.FAILED, ChunkState.PENDING]
+    assert status.chunk(1).stderr_tail == "bad frame\n"
+    assert status.completed_chunks == 1 and status.metrics.failed_attempts == 1
+    assert "bad frame" in framefarm("logs", "broken", "--chunk", "1").stdout
+
+
+def test_unknown_job_is_one_line(tmp_path):
+    for command in ("status", "logs", "cancel", "pause", "resume", "stitch"):
+        result = framefarm(command, "nope")
+        assert (result.returncode, result.stderr.strip()) == (2, "error: No job 'nope' in the job store"), command
+
+
+def wait_for_state(job_id: str, state: JobState, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = store().get(job_id)
+        if status is not None and status.state is state and status.heartbeat_at:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{job_id} never reached {state}")
+
+
+def test_cancel_from_another_terminal_stops_the_render(tmp_path):
+    # GIVEN a render whose chunks take a minute, running in its own process
+    job = python_job(tmp_path, "import time; time.sleep(60)")
+    render = subprocess.Popen([sys.executable, "-m", "framefarm", "render", str(job), "--job-id", "slow"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_state("slow", JobState.RUNNING)
+    # WHEN another process cancels it
+    cancel = framefarm("cancel", "slow")
+    # THEN the render exits 130 within a heartbeat or two, and the job is cancelled
+    assert cancel.returncode == 0 and "asked the process running slow to cancel" in cancel.stderr
+    assert render.wait(30) == 130
+    assert store().require("slow").state is JobState.CANCELLED
+
+
+def test_pause_from_another_terminal_then_resume_finishes(tmp_path):
+    # GIVEN a render of 4 one-second chunks, one at a time
+    job = python_job(tmp_path, "import time; time.sleep(1)", chunks=4)
+    render = subprocess.Popen([sys.executable, "-m", "framefarm", "render", str(job), "--job-id", "p",
+                               "--concurrency", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_state("p", JobState.RUNNING)
+    # WHEN it is paused, THEN the render exits 3 after the chunk in flight
+    assert framefarm("pause", "p").returncode == 0
+    _, err = render.communicate(timeout=60)
+    assert render.returncode == 3, err
+    paused = store().require("p")
+    assert paused.state is JobState.PAUSED and paused.completed_chunks < 4
+    # WHEN it is resumed (chunks only: these chunks write no video)
+    resumed = framefarm("resume", "p", "--no-stitch")
+    # THEN it completes with every chunk run exactly once
+    assert resumed.returncode == 0, resumed.stderr
+    final = store().require("p")
+    assert final.state is JobState.COMPLETED and final.completed_chunks == 4
+    assert all(c.attempts == 1 for c in final.chunks)

@@ -1,0 +1,174 @@
+"""One contract, every job store: the same behaviour from memory and SQLite."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from framefarm import InMemoryJobRepository, JobState, JobStatus, SqliteJobRepository
+from framefarm.repositories.base import JobRepository
+from framefarm.status import ChunkAttempt, ChunkState
+from tests.helpers import make_spec
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def repo(request, tmp_path) -> JobRepository:
+    if request.param == "memory":
+        yield InMemoryJobRepository()
+    else:
+        repository = SqliteJobRepository(tmp_path / "jobs.db")
+        yield repository
+        repository.close()
+
+
+def new_job(repo: JobRepository, chunks: int = 4, *, job_id: str = "job-1", now: float = 100.0) -> JobStatus:
+    status = JobStatus.new(make_spec(chunks, job_id=job_id), now=now)
+    repo.save(status)
+    return status
+
+
+def done(chunk_id: int, attempt: int = 1, *, duration: float = 100.0, billed: int = 200, cost: float = 0.5,
+         state: ChunkState = ChunkState.COMPLETED) -> ChunkAttempt:
+    return ChunkAttempt(chunk_id=chunk_id, attempt=attempt, state=state, duration_ms=duration,
+                        billed_duration_ms=billed, cost_usd=cost, stdout_tail=f"out {chunk_id}",
+                        stderr_tail=f"err {chunk_id}", finished_at=200.0 + chunk_id)
+
+
+def test_save_and_get_round_trip(repo):
+    status = new_job(repo)
+    assert repo.get("job-1") == status
+    assert repo.get("missing") is None
+
+
+def test_list_is_newest_first_without_chunk_records(repo):
+    new_job(repo, job_id="old", now=1.0)
+    new_job(repo, job_id="new", now=2.0)
+    listed = repo.list()
+    assert [job.id for job in listed] == ["new", "old"]
+    assert all(job.chunks == [] and job.total_chunks == 4 for job in listed)
+    assert [job.id for job in repo.list(limit=1)] == ["new"]
+
+
+def test_delete(repo):
+    new_job(repo)
+    assert repo.delete("job-1") is True
+    assert repo.get("job-1") is None
+    assert repo.delete("job-1") is False
+
+
+def test_recording_moves_chunk_and_counters(repo):
+    new_job(repo)
+    assert repo.record_attempt("job-1", done(2)) is True
+    job = repo.require("job-1")
+    record = job.chunk(2)
+    assert (record.state, record.attempts, record.duration_ms, record.billed_duration_ms, record.cost_usd) == (
+        ChunkState.COMPLETED, 1, 100.0, 200, 0.5)
+    assert (record.stdout_tail, record.stderr_tail) == ("out 2", "err 2")
+    assert job.completed_chunks == 1 and job.progress == 25.0
+    assert (job.metrics.total_duration_ms, job.metrics.total_billed_duration_ms, job.metrics.cost_usd) == (
+        100.0, 200, 0.5)
+
+
+def test_recording_the_same_attempt_twice_counts_once(repo):
+    new_job(repo)
+    assert repo.record_attempt("job-1", done(1)) is True
+    assert repo.record_attempt("job-1", done(1)) is False
+    job = repo.require("job-1")
+    assert job.completed_chunks == 1 and job.metrics.total_duration_ms == 100.0
+
+
+def test_failed_attempts_add_cost_then_success_completes(repo):
+    # GIVEN a chunk that failed once, then succeeded
+    new_job(repo)
+    repo.record_attempt("job-1", done(0, 1, duration=30.0, billed=100, cost=0.1, state=ChunkState.FAILED))
+    repo.record_attempt("job-1", done(0, 2, duration=70.0, billed=100, cost=0.2))
+    # THEN both attempts are paid for, it completed once, and a replay of attempt 1 changes nothing
+    assert repo.record_attempt("job-1", done(0, 1, state=ChunkState.FAILED)) is False
+    job = repo.require("job-1")
+    record = job.chunk(0)
+    assert (record.state, record.attempts, record.duration_ms, record.billed_duration_ms) == (
+        ChunkState.COMPLETED, 2, 100.0, 200)
+    assert record.cost_usd == pytest.approx(0.3)
+    assert job.completed_chunks == 1 and job.metrics.failed_attempts == 1
+    assert job.metrics.total_billed_duration_ms == 200
+
+
+def test_completed_chunk_ignores_later_attempts(repo):
+    new_job(repo)
+    repo.record_attempt("job-1", done(3, 1))
+    assert repo.record_attempt("job-1", done(3, 2)) is False
+    assert repo.require("job-1").chunk(3).attempts == 1
+
+
+def test_recording_for_a_missing_job_is_a_no_op(repo):
+    assert repo.record_attempt("nobody", done(0)) is False
+
+
+def test_counters_exact_under_32_threads_recording_1000_chunks_with_replays(repo):
+    # GIVEN a 1,000-chunk job
+    new_job(repo, 1000)
+    # WHEN 32 threads record every chunk, each chunk twice (a replayed event)
+    with ThreadPoolExecutor(32) as pool:
+        applied = list(pool.map(lambda i: repo.record_attempt("job-1", done(i % 1000, duration=1.0, billed=2,
+                                                                            cost=0.25)), range(2000)))
+    # THEN each chunk counted exactly once and the totals equal the sum of the records
+    job = repo.require("job-1")
+    assert sum(applied) == 1000
+    assert job.completed_chunks == 1000
+    assert job.metrics.total_duration_ms == sum(r.duration_ms for r in job.chunks) == 1000.0
+    assert job.metrics.total_billed_duration_ms == sum(r.billed_duration_ms for r in job.chunks) == 2000
+    assert job.metrics.cost_usd == pytest.approx(250.0)
+
+
+def test_mark_running_never_reopens_a_completed_chunk(repo):
+    new_job(repo)
+    repo.mark_chunk_running("job-1", 0, 1, now=150.0)
+    repo.record_attempt("job-1", done(1))
+    repo.mark_chunk_running("job-1", 1, 2, now=160.0)
+    job = repo.require("job-1")
+    assert (job.chunk(0).state, job.chunk(0).started_at) == (ChunkState.RUNNING, 150.0)
+    assert job.chunk(1).state is ChunkState.COMPLETED
+
+
+def test_set_state_is_conditional(repo):
+    new_job(repo)
+    assert repo.set_state("job-1", JobState.RUNNING, now=1.0, expected={JobState.PENDING}) is True
+    assert repo.set_state("job-1", JobState.RUNNING, now=2.0, expected={JobState.PENDING}) is False
+    assert repo.set_state("job-1", JobState.FAILED, now=3.0, error="boom", output="/o.mp4") is True
+    job = repo.require("job-1")
+    assert (job.state, job.error, job.output, job.updated_at) == (JobState.FAILED, "boom", "/o.mp4", 3.0)
+    assert repo.set_state("nobody", JobState.RUNNING, now=1.0) is False
+
+
+def test_only_one_of_many_racing_transitions_wins(repo):
+    new_job(repo)
+    barrier = threading.Barrier(16)
+
+    def race(_):
+        barrier.wait()
+        return repo.set_state("job-1", JobState.RUNNING, now=1.0, expected={JobState.PENDING})
+
+    with ThreadPoolExecutor(16) as pool:
+        assert sum(pool.map(race, range(16))) == 1
+
+
+def test_requests_reach_the_heartbeat_and_a_transition_clears_them(repo):
+    new_job(repo)
+    assert repo.heartbeat("job-1", 5.0) is None
+    repo.request("job-1", "cancel")
+    assert repo.heartbeat("job-1", 6.0) == "cancel"
+    assert repo.require("job-1").heartbeat_at == 6.0
+    repo.set_state("job-1", JobState.CANCELLED, now=7.0)
+    assert repo.require("job-1").requested is None
+    assert repo.heartbeat("nobody", 1.0) is None
+
+
+def test_sqlite_store_is_shared_between_connections(tmp_path):
+    # GIVEN two stores on one file, as two processes would have
+    writer, reader = SqliteJobRepository(tmp_path / "j.db"), SqliteJobRepository(tmp_path / "j.db")
+    new_job(writer)
+    # WHEN one records, THEN the other sees it at once
+    writer.record_attempt("job-1", done(0))
+    assert reader.require("job-1").completed_chunks == 1

@@ -1,0 +1,199 @@
+"""JobManager: states, what the store shows during and after a run, control from anywhere."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from framefarm import (
+    ExecutionOptions,
+    JobExecutor,
+    JobManager,
+    JobState,
+    LocalStorage,
+    SqliteJobRepository,
+)
+from framefarm.errors import JobNotFoundError, JobStateError
+from framefarm.status import TAIL_CHARS, ChunkState
+from framefarm.storage.keys import log_key
+from tests.helpers import RecordingStitcher, ScriptedWorker, make_spec
+
+
+@pytest.fixture
+def store(tmp_path):
+    repository = SqliteJobRepository(tmp_path / "jobs.db")
+    yield repository
+    repository.close()
+
+
+def manager_for(worker: ScriptedWorker, store, tmp_path, **kwargs) -> JobManager:
+    return JobManager(store, JobExecutor(worker.adapter()), LocalStorage(tmp_path / "artifacts"), **kwargs)
+
+
+def test_states_progress_and_metrics_through_a_run(store, tmp_path):
+    # GIVEN a manager whose chunks and stitcher look at the store while they run
+    seen = {}
+    worker = ScriptedWorker()
+    manager = manager_for(worker, store, tmp_path)
+    worker.hooks[3] = lambda job: seen.update(during=manager.get_job("job"))
+
+    class PeekingStitcher(RecordingStitcher):
+        def stitch(self, inputs, output, audio=None):
+            seen["stitching"] = manager.get_job("job").state
+            return super().stitch(inputs, output, audio)
+
+    created = manager.create_job(make_spec(5, job_id="job"))
+    assert created.state is JobState.PENDING and created.progress == 0
+    # WHEN the job runs one chunk at a time
+    final = manager.run_job("job", ExecutionOptions(stitcher=PeekingStitcher(), output_file=tmp_path / "o.mp4"))
+    # THEN the store showed it running with 3 of 5 chunks done while chunk 3 ran, then stitching, then completed
+    during = seen["during"]
+    assert during.state is JobState.RUNNING and during.completed_chunks == 3 and during.progress == 60.0
+    assert during.chunk(3).state is ChunkState.RUNNING
+    assert seen["stitching"] is JobState.STITCHING
+    assert final.state is JobState.COMPLETED and final.progress == 100.0
+    assert final.output == str(tmp_path / "o.mp4")
+    # AND the job's totals are the sums of its chunk records
+    assert final.metrics.total_duration_ms == sum(c.duration_ms for c in final.chunks) == 10 + 11 + 12 + 13 + 14
+    assert [c.stdout_tail for c in final.chunks] == [f"rendered chunk {i}\n" for i in range(5)]
+    assert all(c.attempts == 1 and c.state is ChunkState.COMPLETED for c in final.chunks)
+
+
+def test_failed_chunk_fails_the_job_and_keeps_its_stderr(store, tmp_path):
+    worker = ScriptedWorker(fail={2: 99})
+    manager = manager_for(worker, store, tmp_path)
+    manager.create_job(make_spec(4, job_id="job"))
+    final = manager.run_job("job", ExecutionOptions(retries=1, retry_delay=0))
+    assert final.state is JobState.FAILED
+    assert final.error == "Chunk 2 failed after 2 attempts: boom in chunk 2 attempt 2"
+    failed = final.chunk(2)
+    assert (failed.state, failed.attempts, failed.stderr_tail) == (ChunkState.FAILED, 2, "boom in chunk 2 attempt 2\n")
+    assert failed.error == "exit code 1"
+    assert final.metrics.failed_attempts == 2
+    assert final.completed_chunks == sum(c.state is ChunkState.COMPLETED for c in final.chunks) == 2
+
+
+def test_resume_after_failure_continues_attempt_numbers_and_skips_completed(store, tmp_path):
+    # GIVEN a job that failed at chunk 1 on its first try
+    worker = ScriptedWorker(fail={1: 1})
+    manager = manager_for(worker, store, tmp_path)
+    manager.create_job(make_spec(3, job_id="job"))
+    assert manager.run_job("job").state is JobState.FAILED
+    # WHEN it is resumed
+    final = manager.resume_job("job", ExecutionOptions(), background=False)
+    # THEN only chunks 1 and 2 ran again, chunk 1's record shows both attempts
+    assert final.state is JobState.COMPLETED
+    assert worker.calls == {0: 1, 1: 2, 2: 1}
+    assert final.chunk(1).attempts == 2 and final.metrics.failed_attempts == 1
+
+
+def test_pause_then_resume_runs_every_chunk_exactly_once(store, tmp_path):
+    # GIVEN chunk 3 pauses the job while it runs (two in flight)
+    worker = ScriptedWorker()
+    manager = manager_for(worker, store, tmp_path)
+    worker.hooks[3] = lambda job: manager.pause_job("job")
+    manager.submit_job(make_spec(10, job_id="job"), ExecutionOptions(concurrency=2))
+    paused = manager.wait("job", timeout=30)
+    assert paused.state is JobState.PAUSED and paused.completed_chunks < 10
+    # WHEN it is resumed
+    del worker.hooks[3]
+    manager.resume_job("job")
+    final = manager.wait("job", timeout=30)
+    # THEN it completed and every chunk ran exactly once
+    assert final.state is JobState.COMPLETED
+    assert worker.calls == {i: 1 for i in range(10)}
+
+
+def test_cancel_kills_and_marks_cancelled(store, tmp_path):
+    worker = ScriptedWorker()
+    manager = manager_for(worker, store, tmp_path)
+    worker.hooks[1] = lambda job: (manager.cancel_job("job"), job.cancel.wait(30))
+    manager.submit_job(make_spec(5, job_id="job"))
+    final = manager.wait("job", timeout=30)
+    assert final.state is JobState.CANCELLED and final.error == "Job cancelled"
+    assert worker.order == [0, 1]
+
+
+def test_cancel_from_another_process_reaches_the_runner_through_the_store(tmp_path):
+    # GIVEN a job running in "process A", with a chunk that runs until it is cancelled
+    worker = ScriptedWorker()
+    runner = manager_for(worker, SqliteJobRepository(tmp_path / "jobs.db"), tmp_path, heartbeat_interval=0.05)
+    started = threading.Event()
+    worker.hooks[0] = lambda job: (started.set(), job.cancel.wait(30))
+    runner.submit_job(make_spec(3, job_id="job"))
+    assert started.wait(30)
+    # WHEN "process B" (its own manager and connection) cancels it
+    other = manager_for(ScriptedWorker(), SqliteJobRepository(tmp_path / "jobs.db"), tmp_path)
+    assert other.cancel_job("job").requested == "cancel"
+    # THEN the runner stops within a heartbeat and the request is cleared
+    final = runner.wait("job", timeout=30)
+    assert final.state is JobState.CANCELLED and final.requested is None
+    assert worker.order == [0]
+
+
+def test_a_job_whose_runner_died_can_be_resumed(store, tmp_path):
+    # GIVEN a job left "running" by a process that died (its heartbeat stopped long ago)
+    now = [1000.0]
+    worker = ScriptedWorker()
+    manager = manager_for(worker, store, tmp_path, clock=lambda: now[0], stale_after=15.0)
+    manager.create_job(make_spec(3, job_id="job"))
+    store.set_state("job", JobState.RUNNING, now=1000.0)
+    store.heartbeat("job", 1000.0)
+    with pytest.raises(JobStateError, match="runner is alive"):
+        manager.resume_job("job")
+    # WHEN enough time passes and it is resumed
+    now[0] = 1100.0
+    final = manager.resume_job("job", background=False)
+    # THEN it completes
+    assert final.state is JobState.COMPLETED and worker.calls == {0: 1, 1: 1, 2: 1}
+
+
+def test_cancel_of_a_job_whose_runner_died_marks_it_cancelled_directly(store, tmp_path):
+    now = [1000.0]
+    manager = manager_for(ScriptedWorker(), store, tmp_path, clock=lambda: now[0])
+    manager.create_job(make_spec(2, job_id="job"))
+    store.set_state("job", JobState.RUNNING, now=1000.0)
+    now[0] = 2000.0
+    assert manager.cancel_job("job").state is JobState.CANCELLED
+
+
+def test_pending_and_finished_jobs(store, tmp_path):
+    manager = manager_for(ScriptedWorker(), store, tmp_path)
+    manager.create_job(make_spec(2, job_id="job"))
+    assert manager.pause_job("job").state is JobState.PAUSED
+    with pytest.raises(JobStateError, match="already exists"):
+        manager.create_job(make_spec(2, job_id="job"))
+    manager.resume_job("job", background=False)
+    with pytest.raises(JobStateError, match="completed; nothing to resume"):
+        manager.resume_job("job")
+    with pytest.raises(JobStateError, match="already completed"):
+        manager.cancel_job("job")
+    with pytest.raises(JobNotFoundError, match="No job 'nope'"):
+        manager.cancel_job("nope")
+
+
+def test_long_output_goes_to_storage_in_full_and_delete_removes_everything(store, tmp_path):
+    # GIVEN a chunk whose output is longer than a record's tail
+    long_text = "x" * (TAIL_CHARS * 2) + "END\n"
+    worker = ScriptedWorker(stdout=lambda chunk_id: long_text if chunk_id == 1 else "short\n")
+    storage = LocalStorage(tmp_path / "artifacts")
+    manager = JobManager(store, JobExecutor(worker.adapter()), storage)
+    manager.create_job(make_spec(2, job_id="job"))
+    final = manager.run_job("job")
+    # THEN the record keeps a bounded tail and storage keeps it all
+    assert len(final.chunk(1).stdout_tail) == TAIL_CHARS and final.chunk(1).stdout_tail.endswith("END\n")
+    assert storage.get_text(log_key("job", 1, 1, "stdout")) == long_text
+    assert not storage.exists(log_key("job", 0, 1, "stdout"))
+    # WHEN the job is deleted THEN its records and artifacts are gone
+    assert manager.delete_job("job") is True
+    assert manager.get_job("job") is None and storage.list("jobs/job/") == []
+
+
+def test_list_jobs_newest_first(store, tmp_path):
+    now = [1.0]
+    manager = manager_for(ScriptedWorker(), store, tmp_path, clock=lambda: now[0])
+    for name in ("a", "b", "c"):
+        manager.create_job(make_spec(1, job_id=name))
+        now[0] += 1
+    assert [job.id for job in manager.list_jobs()] == ["c", "b", "a"]

@@ -1,0 +1,40 @@
+"""The names DESIGN.md promises are importable from `framefarm`, and `__all__` is curated."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import framefarm
+
+# DESIGN.md's public names that exist so far; the AWS and Cloud Run names join as they land.
+CONTRACT = {
+    "JobSpec", "Chunk", "RenderMetadata", "plan_job",
+    "WorkerJob", "WorkerResult", "WorkerAdapter",
+    "JobExecutor", "ExecutionOptions", "CancelToken",
+    "JobManager", "JobStatus", "JobState", "ChunkRecord",
+    "InMemoryJobRepository", "SqliteJobRepository",
+    "LocalWorkerAdapter", "FfmpegStitcher", "LocalStorage",
+    "FramefarmError", "JobSpecError", "ChunkFailedError", "JobAbortedError", "StitchError",
+}
+
+
+def test_contract_names_are_exported():
+    assert CONTRACT <= set(framefarm.__all__)
+    for name in framefarm.__all__:
+        assert getattr(framefarm, name) is not None
+
+
+def test_all_is_sorted_and_unique():
+    assert framefarm.__all__ == sorted(set(framefarm.__all__))
+
+
+def test_errors_share_one_root():
+    for name in ("JobSpecError", "ChunkFailedError", "JobAbortedError", "StitchError"):
+        assert issubclass(getattr(framefarm, name), framefarm.FramefarmError)
+
+
+def test_import_needs_no_cloud_sdk():
+    code = "import sys, framefarm; print(sorted(m for m in ('boto3', 'botocore', 'google') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
