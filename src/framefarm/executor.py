@@ -16,6 +16,7 @@ ChunkFailedError is raised; cancel kills work in flight and raises JobAbortedErr
 from __future__ import annotations
 
 import contextlib
+import posixpath
 import queue
 import random
 import time
@@ -276,7 +277,7 @@ def _failure_text(result: WorkerResult) -> str:
 
 
 def _prepare_job_dir(job_dir: Path, chunks: Sequence[Chunk]) -> None:
-    parents = {(job_dir / chunk.output_file).parent for chunk in chunks}
-    for parent in parents:
+    # String dirnames, not Path objects: this runs over every chunk of jobs with 10,000s of them.
+    for parent in {posixpath.dirname(chunk.output_file) for chunk in chunks}:
         with contextlib.suppress(FileExistsError):
-            parent.mkdir(parents=True, exist_ok=True)
+            (job_dir / parent).mkdir(parents=True, exist_ok=True)

@@ -27,9 +27,10 @@ from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, 
 from framefarm.executor import ExecutionOptions, JobExecutor
 from framefarm.repositories.base import JobRepository
 from framefarm.spec import JobSpec
-from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkState, JobState, JobStatus, tail
+from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkStarted, ChunkState, JobState, JobStatus, tail
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import job_prefix, log_key
+from framefarm.store_writer import StoreWriter
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ ACTIVE = frozenset({JobState.RUNNING, JobState.STITCHING})
 class _ActiveRun:
     token: CancelToken
     thread: threading.Thread | None = None
+    writer: StoreWriter | None = None
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
 
 
@@ -54,12 +56,13 @@ class JobManager:
     """
 
     def __init__(self, repository: JobRepository, executor: JobExecutor, storage: Storage | None = None, *,
-                 clock: Callable[[], float] = time.time, heartbeat_interval: float = 2.0,
-                 stale_after: float = 15.0) -> None:
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 heartbeat_interval: float = 2.0, stale_after: float = 15.0) -> None:
         self.repository = repository
         self.executor = executor
         self.storage = storage
         self._clock = clock
+        self._sleep = sleep
         self._heartbeat_interval = heartbeat_interval
         self._stale_after = stale_after
         self._lock = threading.Lock()
@@ -110,6 +113,11 @@ class JobManager:
     # -- reading ---------------------------------------------------------------------------------
 
     def get_job(self, job_id: str) -> JobStatus | None:
+        """The job as stored; for a job running here, after its pending chunk events are written."""
+        with self._lock:
+            run = self._active.get(job_id)
+        if run is not None and run.writer is not None:
+            run.writer.flush()
         return self.repository.get(job_id)
 
     def list_jobs(self, limit: int | None = None) -> list[JobStatus]:
@@ -182,7 +190,7 @@ class JobManager:
     def _run(self, job_id: str, options: ExecutionOptions, run: _ActiveRun) -> JobStatus:
         stop_heartbeat = threading.Event()
         try:
-            status = self.repository.get(job_id)
+            status = self.repository.get(job_id, chunks=False)
             if status is None:
                 raise JobNotFoundError(job_id)
             if not self.repository.set_state(job_id, JobState.RUNNING, now=self._clock(), expected=RUNNABLE):
@@ -190,20 +198,27 @@ class JobManager:
             self.repository.heartbeat(job_id, self._clock())
             threading.Thread(target=self._heartbeat, args=(job_id, run.token, stop_heartbeat),
                              name=f"framefarm-heartbeat-{job_id}", daemon=True).start()
-            state, error, output = self._execute(status, options, run.token)
+            run.writer = StoreWriter(self.repository, job_id, sleep=self._sleep,
+                                     on_error=lambda exc: run.token.cancel("stopped: the job store failed"))
+            state, error, output = self._execute(status, options, run.token, run.writer)
+            run.writer.close()
+            if run.writer.error is not None:
+                state, error, output = JobState.FAILED, f"job store write failed: {run.writer.error}", None
             self.repository.set_state(job_id, state, now=self._clock(), error=error, output=output,
                                       expected=ACTIVE)
             return self.repository.require(job_id)
         finally:
+            if run.writer is not None:
+                run.writer.close()
             stop_heartbeat.set()
             with self._lock:
                 self._active.pop(job_id, None)
             run.done.set()
 
-    def _execute(self, status: JobStatus, options: ExecutionOptions, token: CancelToken
+    def _execute(self, status: JobStatus, options: ExecutionOptions, token: CancelToken, writer: StoreWriter
                  ) -> tuple[JobState, str | None, str | None]:
         """Run the executor; returns the final (state, error, output)."""
-        wrapped = self._recording_options(status, options, token)
+        wrapped = self._recording_options(status, options, token, writer)
         try:
             report = self.executor.execute(status.spec, wrapped)
         except JobAbortedError as exc:
@@ -217,20 +232,21 @@ class JobManager:
             return JobState.FAILED, f"{type(exc).__name__}: {exc}", None
         return JobState.COMPLETED, None, str(report.output) if report.output else None
 
-    def _recording_options(self, status: JobStatus, options: ExecutionOptions, token: CancelToken
-                           ) -> ExecutionOptions:
+    def _recording_options(self, status: JobStatus, options: ExecutionOptions, token: CancelToken,
+                           writer: StoreWriter) -> ExecutionOptions:
         """The caller's options, with callbacks that write each event to the store first."""
         job_id = status.id
         job_dir = Path(options.job_dir) if options.job_dir else self.job_dir(job_id)
+        states = self.repository.chunk_states(job_id)
         # Attempt numbers continue across runs so a resumed chunk's attempts are never mistaken
         # for ones already recorded.
-        previous_attempts = {record.chunk_id: record.attempts for record in status.chunks}
-        completed = {record.chunk_id for record in status.chunks if record.state is ChunkState.COMPLETED}
+        previous_attempts = {chunk_id: attempts for chunk_id, (_, attempts) in states.items()}
+        completed = {chunk_id for chunk_id, (state, _) in states.items() if state is ChunkState.COMPLETED}
         outputs = {chunk.id: chunk.output_file for chunk in status.spec.chunks}
+        base = str(job_dir)
 
         def on_chunk_start(chunk_id: int, attempt: int) -> None:
-            self.repository.mark_chunk_running(job_id, chunk_id, previous_attempts.get(chunk_id, 0) + attempt,
-                                               self._clock())
+            writer.put(ChunkStarted(chunk_id, previous_attempts.get(chunk_id, 0) + attempt, self._clock()))
             if options.on_chunk_start:
                 options.on_chunk_start(chunk_id, attempt)
 
@@ -238,13 +254,14 @@ class JobManager:
                              finished: float) -> None:
             number = previous_attempts.get(chunk_id, 0) + attempt
             self._save_full_logs(job_id, chunk_id, number, result)
-            self.repository.record_attempt(job_id, _attempt_record(
+            writer.put(_attempt_record(
                 chunk_id, number, result, started, finished,
-                output=result.output_location or str(job_dir / outputs[chunk_id])))
+                output=result.output_location or f"{base}/{outputs[chunk_id]}"))
             if options.on_chunk_attempt:
                 options.on_chunk_attempt(chunk_id, attempt, result, started, finished)
 
         def on_merge_start() -> None:
+            writer.flush()  # the store shows every chunk done before it shows the job stitching
             self.repository.set_state(job_id, JobState.STITCHING, now=self._clock(), expected={JobState.RUNNING})
             if options.on_merge_start:
                 options.on_merge_start()

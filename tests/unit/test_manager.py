@@ -89,15 +89,17 @@ def test_resume_after_failure_continues_attempt_numbers_and_skips_completed(stor
 
 
 def test_pause_then_resume_runs_every_chunk_exactly_once(store, tmp_path):
-    # GIVEN chunk 3 pauses the job while it runs (two in flight)
+    # GIVEN chunk 3 pauses the job while it runs (two in flight), and later chunks wait for that
     worker = ScriptedWorker()
     manager = manager_for(worker, store, tmp_path)
-    worker.hooks[3] = lambda job: manager.pause_job("job")
+    paused_requested = threading.Event()
+    worker.hooks[3] = lambda job: (manager.pause_job("job"), paused_requested.set())
+    worker.hooks.update({i: (lambda job: paused_requested.wait(30)) for i in range(4, 10)})
     manager.submit_job(make_spec(10, job_id="job"), ExecutionOptions(concurrency=2))
     paused = manager.wait("job", timeout=30)
-    assert paused.state is JobState.PAUSED and paused.completed_chunks < 10
+    assert paused.state is JobState.PAUSED and paused.completed_chunks <= 5
     # WHEN it is resumed
-    del worker.hooks[3]
+    worker.hooks.clear()
     manager.resume_job("job")
     final = manager.wait("job", timeout=30)
     # THEN it completed and every chunk ran exactly once
@@ -197,3 +199,21 @@ def test_list_jobs_newest_first(store, tmp_path):
         manager.create_job(make_spec(1, job_id=name))
         now[0] += 1
     assert [job.id for job in manager.list_jobs()] == ["c", "b", "a"]
+
+
+def test_job_store_failure_stops_the_job_with_a_clear_error(tmp_path):
+    # GIVEN a store that accepts jobs but cannot record chunk results
+    class FullDisk(SqliteJobRepository):
+        def record_batch(self, job_id, events):
+            raise OSError("disk full")
+
+    store = FullDisk(tmp_path / "jobs.db")
+    worker = ScriptedWorker()
+    manager = JobManager(store, JobExecutor(worker.adapter()), LocalStorage(tmp_path / "a"), sleep=lambda s: None)
+    manager.create_job(make_spec(50, job_id="job"))
+    # WHEN a job runs
+    final = manager.run_job("job", ExecutionOptions(concurrency=4))
+    # THEN the job failed, saying why, and stopped dispatching early
+    assert final.state is JobState.FAILED
+    assert final.error == "job store write failed: disk full"
+    assert len(worker.order) < 50

@@ -1,17 +1,21 @@
 """The job store contract every backend implements, and the logic they share.
 
-Writes per event are O(1): ``record_attempt`` touches one chunk record and the job's counters in one
-atomic step and is idempotent (see :func:`framefarm.status.apply_attempt`); ``set_state`` is a
+Writes per event are O(1): recording an attempt touches one chunk record and the job's counters in
+one atomic step and is idempotent (see :func:`framefarm.status.apply_attempt`); ``set_state`` is a
 conditional transition, so two processes cannot both move a job out of the same state.
+
+Every chunk event goes through one method, ``record_batch``: backends that can commit several
+events at once (SQLite) do, the rest apply them one by one; ``record_attempt`` and
+``mark_chunk_running`` are one-event batches.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from framefarm.errors import JobNotFoundError
-from framefarm.status import ChunkAttempt, JobState, JobStatus
+from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobState, JobStatus
 
 
 class JobRepository(ABC):
@@ -22,8 +26,12 @@ class JobRepository(ABC):
         """Insert or replace a whole job with its chunk records (at creation; not per event)."""
 
     @abstractmethod
-    def get(self, job_id: str) -> JobStatus | None:
-        """The job with all its chunk records, or None."""
+    def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
+        """The job with all its chunk records (none with ``chunks=False``), or None."""
+
+    @abstractmethod
+    def chunk_states(self, job_id: str) -> dict[int, tuple[ChunkState, int]]:
+        """Each chunk's state and attempt count: what a run needs to resume, without the records."""
 
     @abstractmethod
     def list(self, limit: int | None = None) -> list[JobStatus]:
@@ -34,12 +42,20 @@ class JobRepository(ABC):
         """Remove the job and its chunk records; False when there was none."""
 
     @abstractmethod
+    def record_batch(self, job_id: str, events: Sequence[ChunkEvent]) -> int:
+        """Apply chunk events in order; returns how many attempts were newly recorded.
+
+        Each attempt moves its chunk record and the job counters together, or not at all when it
+        was recorded before. A started event never reopens a completed chunk.
+        """
+
     def record_attempt(self, job_id: str, attempt: ChunkAttempt) -> bool:
         """Record one chunk attempt and move the job counters; False when already recorded."""
+        return self.record_batch(job_id, [attempt]) == 1
 
-    @abstractmethod
     def mark_chunk_running(self, job_id: str, chunk_id: int, attempt: int, now: float) -> None:
         """Note that an attempt started (for status displays and stuck-chunk detection)."""
+        self.record_batch(job_id, [ChunkStarted(chunk_id, attempt, now)])
 
     @abstractmethod
     def set_state(self, job_id: str, state: JobState, *, now: float, error: str | None = None,

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from framefarm.repositories.base import JobRepository
-from framefarm.status import ChunkAttempt, ChunkRecord, ChunkState, JobMetrics, JobState, JobStatus, apply_attempt
+from framefarm.status import (
+    ChunkEvent,
+    ChunkRecord,
+    ChunkStarted,
+    ChunkState,
+    JobMetrics,
+    JobState,
+    JobStatus,
+    apply_attempt,
+    apply_started,
+)
 
 
 class InMemoryJobRepository(JobRepository):
@@ -20,15 +30,22 @@ class InMemoryJobRepository(JobRepository):
     def save(self, status: JobStatus) -> None:
         with self._lock:
             self._jobs[status.id] = status.model_copy(update={"chunks": []})
-            self._chunks[status.id] = {record.chunk_id: record for record in status.chunks}
+            records = {record.chunk_id: record for record in status.chunks}
+            # One record per spec chunk: those not given are pending.
+            self._chunks[status.id] = {chunk.id: records.get(chunk.id) or ChunkRecord(chunk_id=chunk.id)
+                                       for chunk in status.spec.chunks}
 
-    def get(self, job_id: str) -> JobStatus | None:
+    def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None:
-                return None
-            chunks = sorted(self._chunks[job_id].values(), key=lambda record: record.chunk_id)
-            return job.model_copy(update={"chunks": chunks})
+            if job is None or not chunks:
+                return job
+            records = sorted(self._chunks[job_id].values(), key=lambda record: record.chunk_id)
+            return job.model_copy(update={"chunks": records})
+
+    def chunk_states(self, job_id: str) -> dict[int, tuple[ChunkState, int]]:
+        with self._lock:
+            return {cid: (record.state, record.attempts) for cid, record in self._chunks.get(job_id, {}).items()}
 
     def list(self, limit: int | None = None) -> list[JobStatus]:
         with self._lock:
@@ -40,40 +57,47 @@ class InMemoryJobRepository(JobRepository):
             self._chunks.pop(job_id, None)
             return self._jobs.pop(job_id, None) is not None
 
-    def record_attempt(self, job_id: str, attempt: ChunkAttempt) -> bool:
+    def record_batch(self, job_id: str, events: Sequence[ChunkEvent]) -> int:
         with self._lock:
             job = self._jobs.get(job_id)
             records = self._chunks.get(job_id)
             if job is None or records is None:
-                return False
-            current = records.get(attempt.chunk_id, ChunkRecord(chunk_id=attempt.chunk_id))
-            updated = apply_attempt(current, attempt)
-            if updated is None:
-                return False
-            records[attempt.chunk_id] = updated
-            deltas = attempt.counter_deltas()
-            metrics = job.metrics
-            self._jobs[job_id] = job.model_copy(update={
-                "completed_chunks": job.completed_chunks + int(deltas["completed_chunks"]),
-                "updated_at": attempt.finished_at or job.updated_at,
-                "metrics": JobMetrics(
-                    total_duration_ms=metrics.total_duration_ms + deltas["total_duration_ms"],
-                    total_billed_duration_ms=metrics.total_billed_duration_ms
-                    + int(deltas["total_billed_duration_ms"]),
-                    cost_usd=metrics.cost_usd + deltas["cost_usd"],
-                    failed_attempts=metrics.failed_attempts + int(deltas["failed_attempts"]),
-                ),
-            })
-            return True
-
-    def mark_chunk_running(self, job_id: str, chunk_id: int, attempt: int, now: float) -> None:
-        with self._lock:
-            records = self._chunks.get(job_id)
-            if records is None:
-                return
-            current = records.get(chunk_id, ChunkRecord(chunk_id=chunk_id))
-            if current.state is not ChunkState.COMPLETED:
-                records[chunk_id] = current.model_copy(update={"state": ChunkState.RUNNING, "started_at": now})
+                return 0
+            applied = 0
+            completed, failed, duration, billed, cost = 0, 0, 0.0, 0, 0.0
+            updated_at = job.updated_at
+            for event in events:
+                current = records.get(event.chunk_id, ChunkRecord(chunk_id=event.chunk_id))
+                if isinstance(event, ChunkStarted):
+                    started = apply_started(current, event)
+                    if started is not None:
+                        records[event.chunk_id] = started
+                    continue
+                updated = apply_attempt(current, event)
+                if updated is None:
+                    continue
+                records[event.chunk_id] = updated
+                applied += 1
+                deltas = event.counter_deltas()
+                completed += int(deltas["completed_chunks"])
+                failed += int(deltas["failed_attempts"])
+                duration += deltas["total_duration_ms"]
+                billed += int(deltas["total_billed_duration_ms"])
+                cost += deltas["cost_usd"]
+                updated_at = event.finished_at or updated_at
+            if applied:
+                metrics = job.metrics
+                self._jobs[job_id] = job.model_copy(update={
+                    "completed_chunks": job.completed_chunks + completed,
+                    "updated_at": updated_at,
+                    "metrics": JobMetrics(
+                        total_duration_ms=metrics.total_duration_ms + duration,
+                        total_billed_duration_ms=metrics.total_billed_duration_ms + billed,
+                        cost_usd=metrics.cost_usd + cost,
+                        failed_attempts=metrics.failed_attempts + failed,
+                    ),
+                })
+            return applied
 
     def set_state(self, job_id: str, state: JobState, *, now: float, error: str | None = None,
                   output: str | None = None, expected: Collection[JobState] | None = None) -> bool:

@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from framefarm.repositories.base import JobRepository
 from framefarm.spec import JobSpec
-from framefarm.status import ChunkAttempt, ChunkRecord, ChunkState, JobMetrics, JobState, JobStatus
+from framefarm.status import (
+    ChunkAttempt,
+    ChunkEvent,
+    ChunkRecord,
+    ChunkStarted,
+    ChunkState,
+    JobMetrics,
+    JobState,
+    JobStatus,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -60,10 +71,29 @@ CREATE TABLE IF NOT EXISTS chunks (
 ) WITHOUT ROWID;
 """
 
+RECORD_ATTEMPT = """
+UPDATE chunks SET state = ?, attempts = ?, duration_ms = duration_ms + ?,
+    billed_duration_ms = billed_duration_ms + ?, cost_usd = cost_usd + ?,
+    memory_mb = ?, max_memory_used_mb = ?, init_duration_ms = ?, request_id = ?,
+    stdout_tail = ?, stderr_tail = ?, error = ?, output = ?,
+    started_at = COALESCE(?, started_at), finished_at = ?
+WHERE job_id = ? AND chunk_id = ? AND state != 'completed' AND attempts < ?"""
+MARK_RUNNING = ("UPDATE chunks SET state = 'running', started_at = ? "
+                "WHERE job_id = ? AND chunk_id = ? AND state != 'completed'")
+ADD_COUNTERS = """
+UPDATE jobs SET completed_chunks = completed_chunks + ?, failed_attempts = failed_attempts + ?,
+    total_duration_ms = total_duration_ms + ?, total_billed_duration_ms = total_billed_duration_ms + ?,
+    cost_usd = cost_usd + ?, updated_at = COALESCE(?, updated_at)
+WHERE id = ?"""
+
 JOB_COLUMNS = ("id, spec, state, total_chunks, completed_chunks, failed_attempts, total_duration_ms, "
                "total_billed_duration_ms, cost_usd, error, output, requested, created_at, updated_at, "
                "heartbeat_at")
+SPEC_CACHE_SIZE = 32
 CHUNK_FIELDS = tuple(name for name in ChunkRecord.model_fields if name != "chunk_id")
+assert CHUNK_FIELDS[0] == "state"  # _chunk_values relies on it
+RECORD_FIELDS = ("chunk_id", *CHUNK_FIELDS)
+CHUNK_LIST = TypeAdapter(list[ChunkRecord])  # one validator call for all of a job's chunk rows
 
 
 class SqliteJobRepository(JobRepository):
@@ -74,6 +104,8 @@ class SqliteJobRepository(JobRepository):
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        # Specs never change once stored; parsing a 10,000-chunk spec costs ~0.1 s, so keep the last few.
+        self._specs: dict[str, tuple[str, JobSpec]] = {}
         self._db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -99,76 +131,78 @@ class SqliteJobRepository(JobRepository):
 
     def save(self, status: JobStatus) -> None:
         metrics = status.metrics
+        spec_json = status.spec.model_dump_json()
+        self._remember_spec(status.id, spec_json, status.spec)
         with self._transaction() as db:
             db.execute("DELETE FROM chunks WHERE job_id = ?", (status.id,))
             db.execute(
                 f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-                (status.id, status.spec.model_dump_json(), status.state.value, status.total_chunks,
+                (status.id, spec_json, status.state.value, status.total_chunks,
                  status.completed_chunks, metrics.failed_attempts, metrics.total_duration_ms,
                  metrics.total_billed_duration_ms, metrics.cost_usd, status.error, status.output,
                  status.requested, status.created_at, status.updated_at, status.heartbeat_at),
             )
+            # Chunks without a record, or with an untouched one, are plain pending rows.
+            touched = [record for record in status.chunks if record != ChunkRecord(chunk_id=record.chunk_id)]
             db.executemany(
                 f"INSERT INTO chunks (job_id, chunk_id, {', '.join(CHUNK_FIELDS)}) "
                 f"VALUES (?, ?, {', '.join('?' * len(CHUNK_FIELDS))})",
-                [(status.id, record.chunk_id, *_chunk_values(record)) for record in status.chunks],
+                [(status.id, record.chunk_id, *_chunk_values(record)) for record in touched],
             )
+            db.executemany("INSERT OR IGNORE INTO chunks (job_id, chunk_id, state) VALUES (?, ?, 'pending')",
+                           [(status.id, chunk.id) for chunk in status.spec.chunks])
 
-    def get(self, job_id: str) -> JobStatus | None:
+    def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
         with self._lock:
             row = self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 return None
+            if not chunks:
+                return _job_from_row(row, self._spec(row), [])
             chunk_rows = self._db.execute(
-                "SELECT * FROM chunks WHERE job_id = ? ORDER BY chunk_id", (job_id,)).fetchall()
-        return _job_from_row(row, [_chunk_from_row(chunk) for chunk in chunk_rows])
+                f"SELECT chunk_id, {', '.join(CHUNK_FIELDS)} FROM chunks WHERE job_id = ? ORDER BY chunk_id",
+                (job_id,)).fetchall()
+        records = CHUNK_LIST.validate_python([dict(zip(RECORD_FIELDS, chunk, strict=True)) for chunk in chunk_rows])
+        return _job_from_row(row, self._spec(row), records)
+
+    def chunk_states(self, job_id: str) -> dict[int, tuple[ChunkState, int]]:
+        with self._lock:
+            rows = self._db.execute("SELECT chunk_id, state, attempts FROM chunks WHERE job_id = ?",
+                                    (job_id,)).fetchall()
+        return {chunk_id: (ChunkState(state), attempts) for chunk_id, state, attempts in rows}
 
     def list(self, limit: int | None = None) -> list[JobStatus]:
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC LIMIT ?",
                 (-1 if limit is None else limit,)).fetchall()
-        return [_job_from_row(row, []) for row in rows]
+        return [_job_from_row(row, self._spec(row), []) for row in rows]
 
     def delete(self, job_id: str) -> bool:
         with self._transaction() as db:
             db.execute("DELETE FROM chunks WHERE job_id = ?", (job_id,))
             return db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
 
-    def record_attempt(self, job_id: str, attempt: ChunkAttempt) -> bool:
-        deltas = attempt.counter_deltas()
+    def record_batch(self, job_id: str, events: Sequence[ChunkEvent]) -> int:
+        """All events in one transaction: each attempt's chunk UPDATE is conditional, and the job's
+        counters move once, by the sum of the attempts that applied."""
+        totals = {"completed_chunks": 0, "failed_attempts": 0, "total_duration_ms": 0.0,
+                  "total_billed_duration_ms": 0, "cost_usd": 0.0}
+        applied = 0
+        updated_at: float | None = None
         with self._transaction() as db:
-            changed = db.execute(
-                """UPDATE chunks SET state = ?, attempts = ?, duration_ms = duration_ms + ?,
-                       billed_duration_ms = billed_duration_ms + ?, cost_usd = cost_usd + ?,
-                       memory_mb = ?, max_memory_used_mb = ?, init_duration_ms = ?, request_id = ?,
-                       stdout_tail = ?, stderr_tail = ?, error = ?, output = ?,
-                       started_at = COALESCE(?, started_at), finished_at = ?
-                   WHERE job_id = ? AND chunk_id = ? AND state != 'completed' AND attempts < ?""",
-                (attempt.state.value, attempt.attempt, attempt.duration_ms, attempt.billed_duration_ms,
-                 attempt.cost_usd, attempt.memory_mb, attempt.max_memory_used_mb, attempt.init_duration_ms,
-                 attempt.request_id, attempt.stdout_tail, attempt.stderr_tail, attempt.error, attempt.output,
-                 attempt.started_at, attempt.finished_at, job_id, attempt.chunk_id, attempt.attempt),
-            ).rowcount
-            if not changed:
-                return False
-            db.execute(
-                """UPDATE jobs SET completed_chunks = completed_chunks + ?, failed_attempts = failed_attempts + ?,
-                       total_duration_ms = total_duration_ms + ?,
-                       total_billed_duration_ms = total_billed_duration_ms + ?, cost_usd = cost_usd + ?,
-                       updated_at = COALESCE(?, updated_at)
-                   WHERE id = ?""",
-                (deltas["completed_chunks"], deltas["failed_attempts"], deltas["total_duration_ms"],
-                 deltas["total_billed_duration_ms"], deltas["cost_usd"], attempt.finished_at, job_id),
-            )
-            return True
-
-    def mark_chunk_running(self, job_id: str, chunk_id: int, attempt: int, now: float) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE chunks SET state = 'running', started_at = ? "
-                "WHERE job_id = ? AND chunk_id = ? AND state != 'completed'",
-                (now, job_id, chunk_id))
+            for event in events:
+                if isinstance(event, ChunkStarted):
+                    db.execute(MARK_RUNNING, (event.at, job_id, event.chunk_id))
+                    continue
+                if db.execute(RECORD_ATTEMPT, _attempt_values(job_id, event)).rowcount:
+                    applied += 1
+                    for name, delta in event.counter_deltas().items():
+                        totals[name] += delta
+                    updated_at = event.finished_at or updated_at
+            if applied:
+                db.execute(ADD_COUNTERS, (*totals.values(), updated_at, job_id))
+        return applied
 
     def set_state(self, job_id: str, state: JobState, *, now: float, error: str | None = None,
                   output: str | None = None, expected: Collection[JobState] | None = None) -> bool:
@@ -192,25 +226,40 @@ class SqliteJobRepository(JobRepository):
                                    (now, job_id)).fetchone()
         return None if row is None else row["requested"]
 
+    def _spec(self, row: sqlite3.Row) -> JobSpec:
+        cached = self._specs.get(row["id"])
+        if cached is not None and cached[0] == row["spec"]:
+            return cached[1]
+        spec = JobSpec.model_validate_json(row["spec"])
+        self._remember_spec(row["id"], row["spec"], spec)
+        return spec
+
+    def _remember_spec(self, job_id: str, spec_json: str, spec: JobSpec) -> None:
+        with self._lock:
+            if len(self._specs) >= SPEC_CACHE_SIZE:
+                self._specs.pop(next(iter(self._specs)))
+            self._specs[job_id] = (spec_json, spec)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
 
+def _attempt_values(job_id: str, attempt: ChunkAttempt) -> tuple[Any, ...]:
+    return (attempt.state.value, attempt.attempt, attempt.duration_ms, attempt.billed_duration_ms,
+            attempt.cost_usd, attempt.memory_mb, attempt.max_memory_used_mb, attempt.init_duration_ms,
+            attempt.request_id, attempt.stdout_tail, attempt.stderr_tail, attempt.error, attempt.output,
+            attempt.started_at, attempt.finished_at, job_id, attempt.chunk_id, attempt.attempt)
+
+
 def _chunk_values(record: ChunkRecord) -> tuple[Any, ...]:
-    return tuple(getattr(record, name).value if name == "state" else getattr(record, name)
-                 for name in CHUNK_FIELDS)
+    fields = record.__dict__
+    return (fields["state"].value, *(fields[name] for name in CHUNK_FIELDS[1:]))
 
 
-def _chunk_from_row(row: sqlite3.Row) -> ChunkRecord:
-    values = {name: row[name] for name in CHUNK_FIELDS}
-    values["state"] = ChunkState(values["state"])
-    return ChunkRecord(chunk_id=row["chunk_id"], **values)
-
-
-def _job_from_row(row: sqlite3.Row, chunks: list[ChunkRecord]) -> JobStatus:
+def _job_from_row(row: sqlite3.Row, spec: JobSpec, chunks: list[ChunkRecord]) -> JobStatus:
     return JobStatus(
-        id=row["id"], spec=JobSpec.model_validate_json(row["spec"]), state=JobState(row["state"]),
+        id=row["id"], spec=spec, state=JobState(row["state"]),
         total_chunks=row["total_chunks"], completed_chunks=row["completed_chunks"], error=row["error"],
         output=row["output"], requested=row["requested"], created_at=row["created_at"],
         updated_at=row["updated_at"], heartbeat_at=row["heartbeat_at"],

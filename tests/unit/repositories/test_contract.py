@@ -172,3 +172,14 @@ def test_sqlite_store_is_shared_between_connections(tmp_path):
     # WHEN one records, THEN the other sees it at once
     writer.record_attempt("job-1", done(0))
     assert reader.require("job-1").completed_chunks == 1
+
+
+def test_chunk_states_and_get_without_chunks(repo):
+    new_job(repo, 3)
+    repo.record_attempt("job-1", done(1, 2))
+    repo.record_attempt("job-1", done(2, 1, state=ChunkState.FAILED))
+    assert repo.chunk_states("job-1") == {0: (ChunkState.PENDING, 0), 1: (ChunkState.COMPLETED, 2),
+                                          2: (ChunkState.FAILED, 1)}
+    summary = repo.get("job-1", chunks=False)
+    assert summary.chunks == [] and summary.completed_chunks == 1
+    assert repo.chunk_states("nobody") == {}

@@ -1,0 +1,113 @@
+"""StoreWriter: writes one running job's chunk events to its store, in order, in batches.
+
+Why a writer thread: a SQLite commit costs ~150 µs, while a batch costs ~4 µs per event, so chunks
+that finish together share one transaction. Each attempt is still recorded atomically and
+idempotently by the store (``JobRepository.record_batch``). ``flush()`` waits until every event put
+so far is stored (the manager flushes before it reads a job it runs, before stitching, and at the
+end). If the process dies, at most the unflushed events are lost, and those chunks re-run on resume.
+
+Events and flush markers travel through one queue, so a flush is ordered after everything put
+before it without any shared counters. A failing store is retried with backoff; after the last try
+``on_error`` is told, ``error`` holds the reason, and later events are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from framefarm.repositories.base import JobRepository
+from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 1_000
+
+
+class _Marker:
+    """A point in the queue: set once the writer has handled everything before it."""
+
+    def __init__(self, close: bool = False) -> None:
+        self.reached = threading.Event()
+        self.close = close
+
+
+class StoreWriter:
+    def __init__(self, repository: JobRepository, job_id: str, *,
+                 on_error: Callable[[Exception], None] = lambda exc: None,
+                 tries: int = 5, backoff: float = 0.1, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._repository = repository
+        self._job_id = job_id
+        self._on_error = on_error
+        self._tries = tries
+        self._backoff = backoff
+        self._sleep = sleep
+        self._queue: queue.SimpleQueue[ChunkEvent | _Marker] = queue.SimpleQueue()
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._loop, name=f"framefarm-writer-{job_id}", daemon=True)
+        self._thread.start()
+
+    def put(self, event: ChunkEvent) -> None:
+        self._queue.put(event)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event put so far is stored (or dropped after a failure); False on timeout."""
+        if not self._thread.is_alive():
+            return True
+        marker = _Marker()
+        self._queue.put(marker)
+        return marker.reached.wait(timeout)
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread. Safe to call twice."""
+        if self._thread.is_alive():
+            self._queue.put(_Marker(close=True))
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            events = [item for item in batch if not isinstance(item, _Marker)]
+            if events and self.error is None:
+                self.error = self._write(_coalesce(events))
+                if self.error is not None:
+                    self._on_error(self.error)
+            for item in batch:
+                if isinstance(item, _Marker):
+                    item.reached.set()
+                    if item.close:
+                        return
+
+    def _write(self, events: list[ChunkEvent]) -> Exception | None:
+        delay = self._backoff
+        for attempt in range(1, self._tries + 1):
+            try:
+                self._repository.record_batch(self._job_id, events)
+                return None
+            except Exception as exc:
+                if attempt == self._tries:
+                    logger.error("job %s: giving up writing %d chunk events: %s", self._job_id, len(events), exc)
+                    return exc
+                logger.warning("job %s: job store write failed (try %d of %d): %s", self._job_id, attempt,
+                               self._tries, exc)
+                self._sleep(delay)
+                delay *= 2
+        return None
+
+
+def _coalesce(batch: list[ChunkEvent]) -> list[ChunkEvent]:
+    """Drop a start event whose attempt's result is in the same batch: the result carries its start
+    time, so the stored record ends the same, with one write instead of two."""
+    finished = {(event.chunk_id, event.attempt) for event in batch if isinstance(event, ChunkAttempt)}
+    if not finished:
+        return batch
+    return [event for event in batch
+            if not (isinstance(event, ChunkStarted) and (event.chunk_id, event.attempt) in finished)]
