@@ -49,6 +49,9 @@ class _ActiveRun:
 class JobManager:
     """Submit, run, watch and control jobs.
 
+    Control and run methods return the job's summary (state, counters, error, output) without its
+    chunk records, which can be 10,000s; ``get_job`` returns everything.
+
     >>> manager = JobManager(InMemoryJobRepository(), JobExecutor(LocalWorkerAdapter()))
     >>> job_id = manager.submit_job(spec, ExecutionOptions(concurrency=4))
     >>> manager.wait(job_id).state
@@ -87,13 +90,13 @@ class JobManager:
         return spec.id
 
     def run_job(self, job_id: str, options: ExecutionOptions | None = None) -> JobStatus:
-        """Run (or continue) a stored job on this thread until it ends; returns its final status."""
+        """Run (or continue) a stored job on this thread until it ends; returns its final summary."""
         return self._start(job_id, options, background=False)
 
     def resume_job(self, job_id: str, options: ExecutionOptions | None = None, *,
                    background: bool = True) -> JobStatus:
         """Continue a paused, failed, cancelled or abandoned job; completed chunks are skipped."""
-        status = self.repository.require(job_id)
+        status = self.summary(job_id)
         if status.state in ACTIVE:
             if job_id in self._active or not self.is_stale(status):
                 raise JobStateError(f"job {job_id!r} is {status.state.value} and its runner is alive")
@@ -108,7 +111,7 @@ class JobManager:
             run = self._active.get(job_id)
         if run is not None and not run.done.wait(timeout):
             raise TimeoutError(f"job {job_id!r} still running after {timeout} s")
-        return self.repository.require(job_id)
+        return self.summary(job_id)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -119,6 +122,13 @@ class JobManager:
         if run is not None and run.writer is not None:
             run.writer.flush()
         return self.repository.get(job_id)
+
+    def summary(self, job_id: str) -> JobStatus:
+        """The job's state and counters without its chunk records; JobNotFoundError if there is none."""
+        status = self.repository.get(job_id, chunks=False)
+        if status is None:
+            raise JobNotFoundError(job_id)
+        return status
 
     def list_jobs(self, limit: int | None = None) -> list[JobStatus]:
         return self.repository.list(limit)
@@ -152,7 +162,7 @@ class JobManager:
         return deleted
 
     def _control(self, job_id: str, action: str, final: JobState) -> JobStatus:
-        status = self.repository.require(job_id)
+        status = self.summary(job_id)
         with self._lock:
             run = self._active.get(job_id)
         if run is not None:
@@ -167,7 +177,7 @@ class JobManager:
                                       expected=ACTIVE | {JobState.PENDING, JobState.PAUSED})
         else:
             raise JobStateError(f"job {job_id!r} is already {status.state.value}")
-        return self.repository.require(job_id)
+        return self.summary(job_id)
 
     # -- the run itself --------------------------------------------------------------------------
 
@@ -185,14 +195,12 @@ class JobManager:
         run.thread = threading.Thread(target=self._run, args=(job_id, options, run),
                                       name=f"framefarm-job-{job_id}", daemon=True)
         run.thread.start()
-        return self.repository.require(job_id)
+        return self.summary(job_id)
 
     def _run(self, job_id: str, options: ExecutionOptions, run: _ActiveRun) -> JobStatus:
         stop_heartbeat = threading.Event()
         try:
-            status = self.repository.get(job_id, chunks=False)
-            if status is None:
-                raise JobNotFoundError(job_id)
+            status = self.summary(job_id)
             if not self.repository.set_state(job_id, JobState.RUNNING, now=self._clock(), expected=RUNNABLE):
                 raise JobStateError(f"job {job_id!r} is {status.state.value}; it cannot be started")
             self.repository.heartbeat(job_id, self._clock())
@@ -206,7 +214,7 @@ class JobManager:
                 state, error, output = JobState.FAILED, f"job store write failed: {run.writer.error}", None
             self.repository.set_state(job_id, state, now=self._clock(), error=error, output=output,
                                       expected=ACTIVE)
-            return self.repository.require(job_id)
+            return self.summary(job_id)
         finally:
             if run.writer is not None:
                 run.writer.close()

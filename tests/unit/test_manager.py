@@ -46,7 +46,9 @@ def test_states_progress_and_metrics_through_a_run(store, tmp_path):
     created = manager.create_job(make_spec(5, job_id="job"))
     assert created.state is JobState.PENDING and created.progress == 0
     # WHEN the job runs one chunk at a time
-    final = manager.run_job("job", ExecutionOptions(stitcher=PeekingStitcher(), output_file=tmp_path / "o.mp4"))
+    summary = manager.run_job("job", ExecutionOptions(stitcher=PeekingStitcher(), output_file=tmp_path / "o.mp4"))
+    final = manager.get_job("job")
+    assert summary.chunks == [] and summary.state is final.state
     # THEN the store showed it running with 3 of 5 chunks done while chunk 3 ran, then stitching, then completed
     during = seen["during"]
     assert during.state is JobState.RUNNING and during.completed_chunks == 3 and during.progress == 60.0
@@ -64,7 +66,8 @@ def test_failed_chunk_fails_the_job_and_keeps_its_stderr(store, tmp_path):
     worker = ScriptedWorker(fail={2: 99})
     manager = manager_for(worker, store, tmp_path)
     manager.create_job(make_spec(4, job_id="job"))
-    final = manager.run_job("job", ExecutionOptions(retries=1, retry_delay=0))
+    manager.run_job("job", ExecutionOptions(retries=1, retry_delay=0))
+    final = manager.get_job("job")
     assert final.state is JobState.FAILED
     assert final.error == "Chunk 2 failed after 2 attempts: boom in chunk 2 attempt 2"
     failed = final.chunk(2)
@@ -81,9 +84,9 @@ def test_resume_after_failure_continues_attempt_numbers_and_skips_completed(stor
     manager.create_job(make_spec(3, job_id="job"))
     assert manager.run_job("job").state is JobState.FAILED
     # WHEN it is resumed
-    final = manager.resume_job("job", ExecutionOptions(), background=False)
+    assert manager.resume_job("job", ExecutionOptions(), background=False).state is JobState.COMPLETED
     # THEN only chunks 1 and 2 ran again, chunk 1's record shows both attempts
-    assert final.state is JobState.COMPLETED
+    final = manager.get_job("job")
     assert worker.calls == {0: 1, 1: 2, 2: 1}
     assert final.chunk(1).attempts == 2 and final.metrics.failed_attempts == 1
 
@@ -182,7 +185,8 @@ def test_long_output_goes_to_storage_in_full_and_delete_removes_everything(store
     storage = LocalStorage(tmp_path / "artifacts")
     manager = JobManager(store, JobExecutor(worker.adapter()), storage)
     manager.create_job(make_spec(2, job_id="job"))
-    final = manager.run_job("job")
+    manager.run_job("job")
+    final = manager.get_job("job")
     # THEN the record keeps a bounded tail and storage keeps it all
     assert len(final.chunk(1).stdout_tail) == TAIL_CHARS and final.chunk(1).stdout_tail.endswith("END\n")
     assert storage.get_text(log_key("job", 1, 1, "stdout")) == long_text

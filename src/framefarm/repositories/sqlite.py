@@ -143,7 +143,7 @@ class SqliteJobRepository(JobRepository):
                  status.requested, status.created_at, status.updated_at, status.heartbeat_at),
             )
             # Chunks without a record, or with an untouched one, are plain pending rows.
-            touched = [record for record in status.chunks if record != ChunkRecord(chunk_id=record.chunk_id)]
+            touched = [record for record in status.chunks if not _untouched(record)]
             db.executemany(
                 f"INSERT INTO chunks (job_id, chunk_id, {', '.join(CHUNK_FIELDS)}) "
                 f"VALUES (?, ?, {', '.join('?' * len(CHUNK_FIELDS))})",
@@ -243,6 +243,10 @@ class SqliteJobRepository(JobRepository):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _untouched(record: ChunkRecord) -> bool:
+    return record.attempts == 0 and record.state is ChunkState.PENDING and record.started_at is None
 
 
 def _attempt_values(job_id: str, attempt: ChunkAttempt) -> tuple[Any, ...]:
