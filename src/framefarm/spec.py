@@ -26,10 +26,10 @@ import string
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from framefarm.errors import JobSpecError
 
@@ -108,6 +108,15 @@ def split_command(command: Command) -> list[str]:
     return argv
 
 
+def _checked_command(command: Command) -> Command:
+    split_command(command)
+    return command
+
+
+RelativePath = Annotated[str, AfterValidator(safe_relative_path)]
+CheckedCommand = Annotated[Command, AfterValidator(_checked_command)]
+
+
 class Chunk(_SpecModel):
     """One contiguous frame range rendered by one worker call.
 
@@ -117,19 +126,8 @@ class Chunk(_SpecModel):
     id: int = Field(ge=0)
     start_frame: int = Field(ge=0)
     frame_count: int = Field(gt=0)
-    output_file: str
-    command: Command
-
-    @field_validator("output_file")
-    @classmethod
-    def _output_inside_job_dir(cls, value: str) -> str:
-        return safe_relative_path(value)
-
-    @field_validator("command")
-    @classmethod
-    def _command_splits(cls, value: Command) -> Command:
-        split_command(value)
-        return value
+    output_file: RelativePath
+    command: CheckedCommand
 
     @property
     def end_frame(self) -> int:
@@ -163,19 +161,8 @@ class RenderMetadata(_SpecModel):
 class AudioTrack(_SpecModel):
     """One audio track rendered in a single pass and muxed in at stitch time."""
 
-    command: Command
-    output_file: str = DEFAULT_AUDIO_OUTPUT
-
-    @field_validator("output_file")
-    @classmethod
-    def _output_inside_job_dir(cls, value: str) -> str:
-        return safe_relative_path(value)
-
-    @field_validator("command")
-    @classmethod
-    def _command_splits(cls, value: Command) -> Command:
-        split_command(value)
-        return value
+    command: CheckedCommand
+    output_file: RelativePath = DEFAULT_AUDIO_OUTPUT
 
 
 def new_job_id(prefix: str = "job") -> str:
