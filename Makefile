@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench lambda_handlers infra
+	$(BIN)/ruff check --output-format concise src tests bench lambda_handlers infra
 	$(BIN)/mypy
 
 bench: $(STAMP)

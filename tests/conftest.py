@@ -36,3 +36,81 @@ def encode_chunk(ffmpeg: str):
         return path
 
     return encode
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a region, so no test can reach a real account."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def aws(aws_credentials):
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def s3_client(aws):
+    import boto3
+
+    return boto3.client("s3", region_name="us-east-1")
+
+
+class SerializedClient:
+    """Forwards to a boto3 client one call at a time.
+
+    moto's DynamoDB backend is not thread-safe: TransactWriteItems deep-copies a table for rollback
+    while other requests mutate it (seen here: RuntimeError inside moto, in-process and behind its
+    server alike). Serializing at the moto boundary keeps the tests about *our* logic under
+    concurrent callers; isolation between truly concurrent transactions is DynamoDB's own guarantee.
+    """
+
+    def __init__(self, client) -> None:
+        import threading
+
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name in ("get_paginator", "get_waiter"):
+            return attribute
+
+        def call(*args, **kwargs):
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture
+def dynamodb_client(aws):
+    import boto3
+
+    return SerializedClient(boto3.client("dynamodb", region_name="us-east-1"))
+
+
+@pytest.fixture
+def bucket(s3_client) -> str:
+    import uuid
+
+    name = f"framefarm-test-{uuid.uuid4().hex[:12]}"
+    s3_client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def table(dynamodb_client) -> str:
+    import uuid
+
+    from framefarm.repositories.dynamodb import create_table
+
+    name = f"framefarm-test-{uuid.uuid4().hex[:12]}"
+    create_table(dynamodb_client, name)
+    return name

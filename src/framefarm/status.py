@@ -45,7 +45,9 @@ class ChunkState(str, Enum):
 
 
 class ChunkRecord(BaseModel):
-    """Everything known about one chunk. Amounts (durations, cost) add up over all its attempts."""
+    """Everything known about one chunk. Amounts (durations, cost, throttled calls) add up over all
+    its attempts; ``throttles`` counts calls the platform refused (429) and framefarm retried, which
+    are not attempts."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -59,6 +61,7 @@ class ChunkRecord(BaseModel):
     init_duration_ms: float | None = None
     request_id: str | None = None
     cost_usd: float = 0.0
+    throttles: int = 0
     stdout_tail: str = ""
     stderr_tail: str = ""
     error: str | None = None
@@ -84,6 +87,7 @@ class ChunkAttempt:
     init_duration_ms: float | None = None
     request_id: str | None = None
     cost_usd: float = 0.0
+    throttles: int = 0
     stdout_tail: str = ""
     stderr_tail: str = ""
     error: str | None = None
@@ -135,6 +139,7 @@ def apply_attempt(record: ChunkRecord, attempt: ChunkAttempt) -> ChunkRecord | N
         "duration_ms": record.duration_ms + attempt.duration_ms,
         "billed_duration_ms": record.billed_duration_ms + attempt.billed_duration_ms,
         "cost_usd": record.cost_usd + attempt.cost_usd,
+        "throttles": record.throttles + attempt.throttles,
         "memory_mb": attempt.memory_mb,
         "max_memory_used_mb": attempt.max_memory_used_mb,
         "init_duration_ms": attempt.init_duration_ms,

@@ -39,7 +39,8 @@ class WorkerJob:
 class WorkerResult(BaseModel):
     """What a worker call produced. Billing fields are filled by adapters that know them.
 
-    ``error`` says why a call failed when the exit code alone does not (timeout, cancelled).
+    ``error`` says why a call failed when the exit code alone does not (timeout, cancelled);
+    ``throttles`` counts calls the platform refused before this one got through (not attempts).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -54,6 +55,7 @@ class WorkerResult(BaseModel):
     init_duration_ms: float | None = None
     request_id: str | None = None
     cost_usd: float | None = None
+    throttles: int = 0
     error: str | None = None
     output_location: str | None = None
 

@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     init_duration_ms REAL,
     request_id TEXT,
     cost_usd REAL NOT NULL DEFAULT 0,
+    throttles INTEGER NOT NULL DEFAULT 0,
     stdout_tail TEXT NOT NULL DEFAULT '',
     stderr_tail TEXT NOT NULL DEFAULT '',
     error TEXT,
@@ -73,7 +74,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 
 RECORD_ATTEMPT = """
 UPDATE chunks SET state = ?, attempts = ?, duration_ms = duration_ms + ?,
-    billed_duration_ms = billed_duration_ms + ?, cost_usd = cost_usd + ?,
+    billed_duration_ms = billed_duration_ms + ?, cost_usd = cost_usd + ?, throttles = throttles + ?,
     memory_mb = ?, max_memory_used_mb = ?, init_duration_ms = ?, request_id = ?,
     stdout_tail = ?, stderr_tail = ?, error = ?, output = ?,
     started_at = COALESCE(?, started_at), finished_at = ?
@@ -251,9 +252,9 @@ def _untouched(record: ChunkRecord) -> bool:
 
 def _attempt_values(job_id: str, attempt: ChunkAttempt) -> tuple[Any, ...]:
     return (attempt.state.value, attempt.attempt, attempt.duration_ms, attempt.billed_duration_ms,
-            attempt.cost_usd, attempt.memory_mb, attempt.max_memory_used_mb, attempt.init_duration_ms,
-            attempt.request_id, attempt.stdout_tail, attempt.stderr_tail, attempt.error, attempt.output,
-            attempt.started_at, attempt.finished_at, job_id, attempt.chunk_id, attempt.attempt)
+            attempt.cost_usd, attempt.throttles, attempt.memory_mb, attempt.max_memory_used_mb,
+            attempt.init_duration_ms, attempt.request_id, attempt.stdout_tail, attempt.stderr_tail, attempt.error,
+            attempt.output, attempt.started_at, attempt.finished_at, job_id, attempt.chunk_id, attempt.attempt)
 
 
 def _chunk_values(record: ChunkRecord) -> tuple[Any, ...]:

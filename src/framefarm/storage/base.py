@@ -11,8 +11,11 @@ from framefarm.spec import safe_relative_path
 
 @dataclass(frozen=True)
 class StoredObject:
+    """A stored object. ``md5`` is the content's MD5 hex digest when the store knows it."""
+
     key: str
     size: int
+    md5: str | None = None
 
 
 class Storage(ABC):

@@ -1,0 +1,430 @@
+"""DynamoDBJobRepository: the single-table model from DESIGN.md.
+
+    PK=JOB#<id>  SK=META          the job: state, counters, spec (zlib, or a pointer to storage)
+    PK=JOB#<id>  SK=CHUNK#00042   one chunk: state, attempts, amounts, bounded log tails
+    GSI by-created: GSI1PK="JOBS", GSI1SK=created_at   lists jobs newest first
+    expires_at                    TTL attribute (epoch seconds) on every item
+
+A chunk that has never been touched has no item: it is pending. So creating a 10,000-chunk job is
+one PutItem, and every item stays O(1) in size whatever the number of chunks.
+
+Recording an attempt is one TransactWriteItems: the chunk item is updated only if it has not
+completed and has not seen this attempt number, and in the same transaction the job item's counters
+move by ADD. A failed condition means "already recorded". Two transactions on the same job item at
+once conflict (``TransactionConflict``) and are retried with backoff.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import hashlib
+import random
+import threading
+import time
+import zlib
+from collections.abc import Callable, Collection, Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+from framefarm.errors import FramefarmError
+from framefarm.repositories.base import JobRepository
+from framefarm.spec import JobSpec
+from framefarm.status import (
+    ChunkAttempt,
+    ChunkEvent,
+    ChunkRecord,
+    ChunkStarted,
+    ChunkState,
+    JobMetrics,
+    JobState,
+    JobStatus,
+)
+from framefarm.storage.base import Storage
+from framefarm.storage.keys import spec_key
+
+PK, SK, GSI_NAME, GSI_PK, GSI_SK, TTL_ATTRIBUTE = "PK", "SK", "by-created", "GSI1PK", "GSI1SK", "expires_at"
+META = "META"
+CHUNK_PREFIX = "CHUNK#"
+JOBS_PARTITION = "JOBS"
+INLINE_SPEC_LIMIT = 300_000  # bytes of compressed spec kept in the job item (the item limit is 400 KB)
+RECORD_FIELDS = tuple(name for name in ChunkRecord.model_fields if name != "chunk_id")
+ADDED_FIELDS = ("duration_ms", "billed_duration_ms", "cost_usd", "throttles")
+COUNTERS = ("completed_chunks", "failed_attempts", "total_duration_ms", "total_billed_duration_ms", "cost_usd")
+
+
+def job_pk(job_id: str) -> str:
+    return f"JOB#{job_id}"
+
+
+def chunk_sk(chunk_id: int) -> str:
+    return f"{CHUNK_PREFIX}{chunk_id:05d}"
+
+
+class DynamoDBJobRepository(JobRepository):
+    """Jobs in one DynamoDB table. ``storage`` holds specs too large for an item, and is where a
+    deleted job's objects are removed from; ``ttl_days`` sets ``expires_at`` (None: never)."""
+
+    def __init__(self, table_name: str, *, client: Any = None, storage: Storage | None = None,
+                 ttl_days: float | None = 30, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep, conflict_tries: int = 8) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("dynamodb")
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+        self.table = table_name
+        self.client = client
+        self.storage = storage
+        self._ttl = None if ttl_days is None else ttl_days * 86_400
+        self._clock = clock
+        self._sleep = sleep
+        self._conflict_tries = conflict_tries
+        self._serializer, self._deserializer = TypeSerializer(), TypeDeserializer()
+        self._specs: dict[str, JobSpec] = {}
+        self._specs_lock = threading.Lock()
+
+    # -- jobs -------------------------------------------------------------------------------------
+
+    def save(self, status: JobStatus) -> None:
+        if self.get(status.id, chunks=False) is not None:
+            self.delete(status.id, keep_storage=True)
+        item: dict[str, Any] = {
+            PK: job_pk(status.id), SK: META, "type": "job", GSI_PK: JOBS_PARTITION, GSI_SK: status.created_at,
+            "job_id": status.id, "state": status.state.value, "total_chunks": status.total_chunks,
+            "completed_chunks": status.completed_chunks, "failed_attempts": status.metrics.failed_attempts,
+            "total_duration_ms": status.metrics.total_duration_ms,
+            "total_billed_duration_ms": status.metrics.total_billed_duration_ms,
+            "cost_usd": status.metrics.cost_usd, "error": status.error, "output": status.output,
+            "requested": status.requested, "created_at": status.created_at, "updated_at": status.updated_at,
+            "heartbeat_at": status.heartbeat_at, **self._spec_attributes(status.id, status.spec),
+        }
+        if self._ttl is not None:
+            item[TTL_ATTRIBUTE] = int(status.created_at + self._ttl)
+        self.client.put_item(TableName=self.table, Item=self._encode(item))
+        touched = [record for record in status.chunks
+                   if record.attempts or record.state is not ChunkState.PENDING or record.started_at is not None]
+        self._batch_write([{"PutRequest": {"Item": self._encode(self._chunk_item(status.id, record, item))}}
+                           for record in touched])
+
+    def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
+        if not chunks:
+            found = self.client.get_item(TableName=self.table, Key=self._key(job_id, META), ConsistentRead=True)
+            return self._job(self._decode(found["Item"]), []) if "Item" in found else None
+        meta, records = None, {}
+        for item in self._query(job_id):
+            if item[SK] == META:
+                meta = item
+            else:
+                record = self._record(item)
+                records[record.chunk_id] = record
+        if meta is None:
+            return None
+        spec = self._spec(meta)
+        ordered = [records.get(chunk.id) or ChunkRecord(chunk_id=chunk.id)
+                   for chunk in sorted(spec.chunks, key=lambda c: c.id)]
+        return self._job(meta, ordered)
+
+    def chunk_states(self, job_id: str) -> dict[int, tuple[ChunkState, int]]:
+        return {int(item["chunk_id"]): (ChunkState(item["state"]), int(item.get("attempts", 0)))
+                for item in self._query(job_id, chunks_only=True, projection="#chunk_id, #state, #attempts")}
+
+    def list(self, limit: int | None = None) -> list[JobStatus]:
+        jobs: list[JobStatus] = []
+        request: dict[str, Any] = {
+            "TableName": self.table, "IndexName": GSI_NAME, "ScanIndexForward": False,
+            "KeyConditionExpression": "#pk = :jobs", "ExpressionAttributeNames": {"#pk": GSI_PK},
+            "ExpressionAttributeValues": {":jobs": {"S": JOBS_PARTITION}},
+        }
+        while limit is None or len(jobs) < limit:
+            if limit is not None:
+                request["Limit"] = limit - len(jobs)
+            page = self.client.query(**request)
+            jobs.extend(self._job(self._decode(item), []) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return jobs
+
+    def delete(self, job_id: str, *, keep_storage: bool = False) -> bool:
+        keys = [{PK: {"S": item[PK]}, SK: {"S": item[SK]}} for item in self._query(job_id, projection="#PK, #SK")]
+        self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
+        if self.storage is not None and not keep_storage:
+            from framefarm.storage.keys import job_prefix
+
+            self.storage.delete_prefix(job_prefix(job_id))
+        return any(key[SK]["S"] == META for key in keys)
+
+    # -- chunk events -----------------------------------------------------------------------------
+
+    def record_batch(self, job_id: str, events: Sequence[ChunkEvent]) -> int:
+        applied = 0
+        for event in events:
+            if isinstance(event, ChunkStarted):
+                self._mark_started(job_id, event)
+            elif self._record_attempt(job_id, event):
+                applied += 1
+        return applied
+
+    def _mark_started(self, job_id: str, event: ChunkStarted) -> None:
+        values = {":running": "running", ":at": event.at, ":cid": event.chunk_id, ":completed": "completed",
+                  ":chunk": "chunk", ":expires": self._expires()}
+        # A failed condition means the chunk already completed: a late start event changes nothing.
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table, Key=self._key(job_id, chunk_sk(event.chunk_id)),
+                UpdateExpression="SET #state = :running, #started_at = :at, #chunk_id = :cid, #type = :chunk, "
+                                 "#expires = if_not_exists(#expires, :expires)",
+                ConditionExpression="attribute_not_exists(#state) OR #state <> :completed",
+                ExpressionAttributeNames={"#state": "state", "#type": "type", "#started_at": "started_at",
+                                          "#chunk_id": "chunk_id", "#expires": TTL_ATTRIBUTE},
+                ExpressionAttributeValues=self._encode(values))
+
+    def _record_attempt(self, job_id: str, attempt: ChunkAttempt) -> bool:
+        # Every attribute is aliased (#name): DynamoDB reserves many plain words (state, error, ...).
+        names = {"#state": "state", "#attempts": "attempts", "#expires": TTL_ATTRIBUTE}
+        values: dict[str, Any] = {":state": attempt.state.value, ":attempt": attempt.attempt,
+                                  ":cid": attempt.chunk_id, ":chunk": "chunk", ":completed": "completed",
+                                  ":expires": self._expires(), ":zero": 0}
+        sets = ["#state = :state", "#attempts = :attempt", "#chunk_id = :cid", "#type = :chunk",
+                "#expires = if_not_exists(#expires, :expires)"]
+        names.update({"#chunk_id": "chunk_id", "#type": "type"})
+        for name in ADDED_FIELDS:
+            names[f"#{name}"] = name
+            sets.append(f"#{name} = if_not_exists(#{name}, :zero) + :{name}")
+            values[f":{name}"] = getattr(attempt, name)
+        replaced = ["memory_mb", "max_memory_used_mb", "init_duration_ms", "request_id", "stdout_tail",
+                    "stderr_tail", "error", "output", "finished_at"]
+        if attempt.started_at is not None:
+            replaced.append("started_at")
+        for name in replaced:
+            names[f"#{name}"] = name
+            sets.append(f"#{name} = :{name}")
+            values[f":{name}"] = getattr(attempt, name)
+        deltas = attempt.counter_deltas()
+        counter_values = {f":{name}": deltas[name] for name in COUNTERS}
+        counter_values[":updated"] = attempt.finished_at or self._clock()
+        chunk_update = {
+            "TableName": self.table, "Key": self._key(job_id, chunk_sk(attempt.chunk_id)),
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": "attribute_not_exists(#state) OR (#state <> :completed AND #attempts < :attempt)",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": self._encode(values),
+        }
+        job_update = {
+            "TableName": self.table, "Key": self._key(job_id, META),
+            "UpdateExpression": "ADD " + ", ".join(f"#{name} :{name}" for name in COUNTERS)
+                                + " SET #updated_at = :updated",
+            "ConditionExpression": f"attribute_exists({PK})",
+            "ExpressionAttributeNames": {**{f"#{name}": name for name in COUNTERS}, "#updated_at": "updated_at"},
+            "ExpressionAttributeValues": self._encode(counter_values),
+        }
+        delay = 0.02
+        for attempt_number in range(1, self._conflict_tries + 1):
+            try:
+                self.client.transact_write_items(TransactItems=[{"Update": chunk_update}, {"Update": job_update}])
+                return True
+            except self.client.exceptions.TransactionCanceledException as exc:
+                codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+                if "ConditionalCheckFailed" in codes:
+                    return False  # recorded before, or the job is gone
+                if attempt_number == self._conflict_tries:
+                    raise FramefarmError(f"job {job_id}: chunk {attempt.chunk_id} not recorded after "
+                                         f"{attempt_number} conflicting transactions ({codes})") from exc
+                self._sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, 1.0)
+        return False
+
+    # -- state and control ------------------------------------------------------------------------
+
+    def set_state(self, job_id: str, state: JobState, *, now: float, error: str | None = None,
+                  output: str | None = None, expected: Collection[JobState] | None = None) -> bool:
+        sets = ["#state = :state", "#updated_at = :now"]
+        removes = ["#requested"]
+        values: dict[str, Any] = {":state": state.value, ":now": now}
+        if error is None:
+            removes.append("#error")
+        else:
+            sets.append("#error = :error")
+            values[":error"] = error
+        if output is not None:
+            sets.append("#output = :output")
+            values[":output"] = output
+        condition = f"attribute_exists({PK})"
+        if expected is not None:
+            names = [f":expected{i}" for i, _ in enumerate(expected)]
+            values.update({name: allowed.value for name, allowed in zip(names, expected, strict=True)})
+            condition += f" AND #state IN ({', '.join(names)})"
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._key(job_id, META),
+                UpdateExpression=f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#state": "state", "#error": "error", "#updated_at": "updated_at",
+                                          "#requested": "requested",
+                                          **({"#output": "output"} if output is not None else {})},
+                ExpressionAttributeValues=self._encode(values))
+            return True
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+
+    def request(self, job_id: str, action: str | None) -> None:
+        expression = "REMOVE #requested" if action is None else "SET #requested = :action"
+        extra = {} if action is None else {"ExpressionAttributeValues": self._encode({":action": action})}
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):  # no such job
+            self.client.update_item(TableName=self.table, Key=self._key(job_id, META), UpdateExpression=expression,
+                                    ConditionExpression=f"attribute_exists({PK})",
+                                    ExpressionAttributeNames={"#requested": "requested"}, **extra)
+
+    def heartbeat(self, job_id: str, now: float) -> str | None:
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._key(job_id, META), UpdateExpression="SET #heartbeat_at = :now",
+                ConditionExpression=f"attribute_exists({PK})",
+                ExpressionAttributeNames={"#heartbeat_at": "heartbeat_at"},
+                ExpressionAttributeValues=self._encode({":now": now}))
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        # A second small read rather than ReturnValues=ALL_NEW, which would return the spec every beat.
+        found = self.client.get_item(TableName=self.table, Key=self._key(job_id, META), ConsistentRead=True,
+                                     ProjectionExpression="#requested",
+                                     ExpressionAttributeNames={"#requested": "requested"})
+        return found.get("Item", {}).get("requested", {}).get("S")
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _spec_attributes(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
+        text = spec.model_dump_json().encode()
+        digest = hashlib.sha256(text).hexdigest()
+        with self._specs_lock:
+            self._specs[digest] = spec
+        packed = zlib.compress(text, 6)
+        if len(packed) <= INLINE_SPEC_LIMIT:
+            return {"spec": packed, "spec_sha256": digest}
+        if self.storage is None:
+            raise FramefarmError(f"job {job_id}: spec is {len(packed):,} bytes compressed, too large for a "
+                                 "DynamoDB item; give the repository a storage to keep it in")
+        self.storage.put_bytes(spec_key(job_id), text)
+        return {"spec_key": spec_key(job_id), "spec_sha256": digest}
+
+    def _spec(self, meta: dict[str, Any]) -> JobSpec:
+        digest = meta.get("spec_sha256", "")
+        with self._specs_lock:
+            cached = self._specs.get(digest)
+        if cached is not None:
+            return cached
+        if "spec" in meta:
+            text = zlib.decompress(bytes(meta["spec"]))
+        elif self.storage is not None:
+            text = self.storage.get_bytes(meta["spec_key"])
+        else:
+            raise FramefarmError(f"job {meta['job_id']}: its spec is in storage, but this repository has none")
+        spec = JobSpec.model_validate_json(text)
+        with self._specs_lock:
+            if len(self._specs) >= 32:
+                self._specs.pop(next(iter(self._specs)))
+            self._specs[digest] = spec
+        return spec
+
+    def _job(self, meta: dict[str, Any], chunks: builtins.list[ChunkRecord]) -> JobStatus:
+        return JobStatus(
+            id=meta["job_id"], spec=self._spec(meta), state=JobState(meta["state"]),
+            total_chunks=int(meta["total_chunks"]), completed_chunks=int(meta.get("completed_chunks", 0)),
+            error=meta.get("error"), output=meta.get("output"), requested=meta.get("requested"),
+            created_at=float(meta["created_at"]), updated_at=float(meta["updated_at"]),
+            heartbeat_at=_float(meta.get("heartbeat_at")),
+            metrics=JobMetrics(total_duration_ms=float(meta.get("total_duration_ms", 0)),
+                               total_billed_duration_ms=int(meta.get("total_billed_duration_ms", 0)),
+                               cost_usd=float(meta.get("cost_usd", 0)),
+                               failed_attempts=int(meta.get("failed_attempts", 0))),
+            chunks=chunks,
+        )
+
+    def _record(self, item: dict[str, Any]) -> ChunkRecord:
+        # DynamoDB numbers come back as Decimals; pydantic turns integral floats into ints where needed.
+        values: dict[str, Any] = {name: float(value) if isinstance(value, Decimal) else value
+                                  for name in RECORD_FIELDS if (value := item.get(name)) is not None}
+        return ChunkRecord(chunk_id=int(item["chunk_id"]), **values)
+
+    def _chunk_item(self, job_id: str, record: ChunkRecord, meta: dict[str, Any]) -> dict[str, Any]:
+        item = {PK: job_pk(job_id), SK: chunk_sk(record.chunk_id), "type": "chunk", "chunk_id": record.chunk_id,
+                **{name: getattr(record, name) for name in RECORD_FIELDS}}
+        item["state"] = record.state.value
+        if TTL_ATTRIBUTE in meta:
+            item[TTL_ATTRIBUTE] = meta[TTL_ATTRIBUTE]
+        return item
+
+    def _query(self, job_id: str, *, chunks_only: bool = False, projection: str | None = None
+               ) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True,
+                                   "KeyConditionExpression": "PK = :pk",
+                                   "ExpressionAttributeValues": {":pk": {"S": job_pk(job_id)}}}
+        if chunks_only:
+            request["KeyConditionExpression"] += " AND begins_with(SK, :chunk)"
+            request["ExpressionAttributeValues"][":chunk"] = {"S": CHUNK_PREFIX}
+        if projection:
+            request["ProjectionExpression"] = projection
+            request["ExpressionAttributeNames"] = {f"#{name}": name for name in
+                                                   (part.strip().lstrip("#") for part in projection.split(","))}
+        while True:
+            page = self.client.query(**request)
+            for item in page.get("Items", []):
+                yield self._decode(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _batch_write(self, requests: builtins.list[dict[str, Any]]) -> None:
+        for start in range(0, len(requests), 25):  # BatchWriteItem takes at most 25
+            pending = {self.table: requests[start:start + 25]}
+            delay = 0.05
+            while pending:
+                answer = self.client.batch_write_item(RequestItems=pending)
+                pending = answer.get("UnprocessedItems") or {}
+                if pending:
+                    self._sleep(delay)
+                    delay = min(delay * 2, 2.0)
+
+    def _expires(self) -> int:
+        return int(self._clock() + self._ttl) if self._ttl is not None else 0
+
+    def _key(self, job_id: str, sort_key: str) -> dict[str, Any]:
+        return {PK: {"S": job_pk(job_id)}, SK: {"S": sort_key}}
+
+    def _encode(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {name: self._serializer.serialize(_dynamo_value(value)) for name, value in values.items()}
+
+    def _decode(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {name: self._deserializer.deserialize(value) for name, value in item.items()}
+
+
+def create_table(client: Any, table_name: str) -> None:
+    """Create the table as the CDK stack does (tests, devcloud). On-demand billing, GSI, TTL."""
+    client.create_table(
+        TableName=table_name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": PK, "KeyType": "HASH"}, {"AttributeName": SK, "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": kind}
+                              for name, kind in ((PK, "S"), (SK, "S"), (GSI_PK, "S"), (GSI_SK, "N"))],
+        GlobalSecondaryIndexes=[{"IndexName": GSI_NAME, "Projection": {"ProjectionType": "ALL"},
+                                 "KeySchema": [{"AttributeName": GSI_PK, "KeyType": "HASH"},
+                                               {"AttributeName": GSI_SK, "KeyType": "RANGE"}]}],
+    )
+    client.get_waiter("table_exists").wait(TableName=table_name)
+    client.update_time_to_live(TableName=table_name,
+                               TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+
+
+def _dynamo_value(value: Any) -> Any:
+    """Python values as DynamoDB takes them: floats as exact Decimals, enums as their values."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, (ChunkState, JobState)):
+        return value.value
+    return value
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,127 @@
+"""What only the DynamoDB store has: item sizes, spec placement, TTL, S3 cleanup, conflicts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from framefarm import JobStatus
+from framefarm.repositories.dynamodb import (
+    INLINE_SPEC_LIMIT,
+    TTL_ATTRIBUTE,
+    DynamoDBJobRepository,
+    chunk_sk,
+    job_pk,
+)
+from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkState
+from framefarm.storage.keys import spec_key
+from framefarm.storage.s3 import S3Storage
+from tests.helpers import make_spec
+
+
+@pytest.fixture
+def storage(bucket, s3_client):
+    return S3Storage(bucket, client=s3_client)
+
+
+@pytest.fixture
+def repo(table, dynamodb_client, storage):
+    return DynamoDBJobRepository(table, client=dynamodb_client, storage=storage, sleep=lambda s: None,
+                                 clock=lambda: 1_000.0, ttl_days=7)
+
+
+def item_bytes(client, table: str, job_id: str, sort_key: str) -> int:
+    item = client.get_item(TableName=table, Key={"PK": {"S": job_pk(job_id)}, "SK": {"S": sort_key}})["Item"]
+    return len(json.dumps(item, default=str))
+
+
+def attempt(chunk_id: int, tail: str = "") -> ChunkAttempt:
+    return ChunkAttempt(chunk_id=chunk_id, attempt=1, state=ChunkState.COMPLETED, duration_ms=1234.5,
+                        billed_duration_ms=1300, cost_usd=0.000123, stdout_tail=tail, stderr_tail=tail,
+                        finished_at=5.0)
+
+
+def test_item_sizes_stay_flat_whatever_the_number_of_chunks(repo, table, dynamodb_client):
+    # GIVEN a 200-chunk job
+    repo.save(JobStatus.new(make_spec(200, job_id="big"), now=1.0))
+    meta_before = item_bytes(dynamodb_client, table, "big", "META")
+    # WHEN every chunk is recorded with full-size log tails
+    for chunk_id in range(200):
+        repo.record_attempt("big", attempt(chunk_id, "x" * TAIL_CHARS))
+    # THEN the job item grew only by its counters' digits, and each chunk item is bounded by its tails
+    assert item_bytes(dynamodb_client, table, "big", "META") - meta_before < 100
+    sizes = {item_bytes(dynamodb_client, table, "big", chunk_sk(i)) for i in (0, 100, 199)}
+    assert max(sizes) < 2 * TAIL_CHARS + 2_000
+    assert repo.require("big").completed_chunks == 200
+
+
+def test_creating_a_job_writes_one_item_however_many_chunks(repo, table, dynamodb_client):
+    repo.save(JobStatus.new(make_spec(2000, frames_per_chunk=1, job_id="wide"), now=1.0))
+    assert dynamodb_client.scan(TableName=table, Select="COUNT")["Count"] == 1
+    assert repo.chunk_states("wide") == {}
+    assert len(repo.require("wide").chunks) == 2000
+
+
+def test_a_spec_too_large_for_an_item_goes_to_storage(repo, storage, table, dynamodb_client):
+    # GIVEN a spec whose compressed form exceeds the inline limit (commands that do not compress)
+    import secrets
+
+    spec = make_spec(3000, frames_per_chunk=1, job_id="huge",
+                     command="render {start_frame} " + secrets.token_hex(80))
+    spec = spec.model_copy(update={"chunks": [c.model_copy(update={"command": ["r", secrets.token_urlsafe(300)]})
+                                              for c in spec.chunks]})
+    repo.save(JobStatus.new(spec, now=1.0))
+    # THEN the item points at storage, stays small, and the spec reads back whole
+    assert storage.exists(spec_key("huge"))
+    assert item_bytes(dynamodb_client, table, "huge", "META") < INLINE_SPEC_LIMIT
+    fresh = DynamoDBJobRepository(table, client=dynamodb_client, storage=storage)
+    assert fresh.require("huge").spec == spec
+
+
+def test_every_item_carries_the_ttl_attribute(repo, table, dynamodb_client):
+    repo.save(JobStatus.new(make_spec(2, job_id="t"), now=100.0))
+    repo.record_attempt("t", attempt(0))
+    items = dynamodb_client.scan(TableName=table)["Items"]
+    assert {item[TTL_ATTRIBUTE]["N"] for item in items} == {str(100 + 7 * 86_400), str(1_000 + 7 * 86_400)}
+
+
+def test_delete_removes_the_jobs_s3_objects_too(repo, storage):
+    repo.save(JobStatus.new(make_spec(2, job_id="gone"), now=1.0))
+    storage.put_bytes("jobs/gone/chunks/00000.mp4", b"video")
+    storage.put_bytes("jobs/kept/chunks/00000.mp4", b"other job")
+    assert repo.delete("gone") is True
+    assert storage.list("jobs/gone/") == [] and storage.exists("jobs/kept/chunks/00000.mp4")
+
+
+def test_transaction_conflicts_are_retried_and_count_once(table, dynamodb_client, storage):
+    # GIVEN a client whose first two transactions conflict, as concurrent writers to one job item do
+    class Conflicting:
+        def __init__(self, client):
+            self._client, self.conflicts = client, 2
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+        def transact_write_items(self, **kwargs):
+            if self.conflicts:
+                self.conflicts -= 1
+                raise self._client.exceptions.TransactionCanceledException(
+                    {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                     "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}]},
+                    "TransactWriteItems")
+            return self._client.transact_write_items(**kwargs)
+
+    client = Conflicting(dynamodb_client)
+    repo = DynamoDBJobRepository(table, client=client, storage=storage, sleep=lambda s: None)
+    repo.save(JobStatus.new(make_spec(2, job_id="c"), now=1.0))
+    # WHEN a chunk is recorded THEN it lands once after the retries
+    assert repo.record_attempt("c", attempt(1)) is True
+    assert client.conflicts == 0 and repo.require("c").completed_chunks == 1
+
+
+def test_missing_table_is_a_clear_error(dynamodb_client):
+    repo = DynamoDBJobRepository("no-such-table", client=dynamodb_client)
+    with pytest.raises(ClientError, match=r"ResourceNotFoundException|not found"):
+        repo.get("x")
