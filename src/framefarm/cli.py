@@ -34,8 +34,8 @@ from framefarm.storage.local import LocalStorage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 2, 3, 130
 INPUT_ERRORS = (JobSpecError, JobStateError, JobNotFoundError, ToolNotFoundError)
-FINAL_EXIT = {JobState.COMPLETED: EXIT_OK, JobState.FAILED: EXIT_FAILED, JobState.PAUSED: EXIT_PAUSED,
-              JobState.CANCELLED: EXIT_CANCELLED}
+FINAL_EXIT = {JobState.COMPLETED: EXIT_OK, JobState.STITCHING: EXIT_OK, JobState.FAILED: EXIT_FAILED,
+              JobState.PAUSED: EXIT_PAUSED, JobState.CANCELLED: EXIT_CANCELLED}
 
 
 @dataclass
@@ -222,7 +222,7 @@ def _run_with_progress(manager: JobManager, job_id: str, args: argparse.Namespac
         )
         final = start(job_id, options)
     elapsed = time.monotonic() - started
-    if final.state is JobState.COMPLETED and args.no_stitch:
+    if final.state is JobState.STITCHING and args.no_stitch:
         context.err.print(f"[green]rendered[/] {final.total_chunks} chunks in {elapsed:.1f} s; "
                           f"join them with `framefarm stitch {job_id}`")
     elif final.state is JobState.COMPLETED:

@@ -2,6 +2,9 @@
 
 States: pending → running → stitching → completed, or → failed | cancelled | paused. A paused,
 failed or cancelled job can be resumed: completed chunks are skipped, attempt numbers continue.
+A run with ``skip_merge`` ends in ``stitching``: its chunks are ready for ``framefarm stitch``
+(the AWS flow, where the merge runs on the operator's machine). A run stopped for a hand-over
+(reason ``handover``) leaves the job ``running`` for ``continue_job``.
 
 Every attempt is written to the store as it finishes (so progress is visible during the run), full
 logs longer than a record's tail go to storage. While a job runs, a heartbeat thread stamps it every
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 RUNNABLE = frozenset({JobState.PENDING, JobState.PAUSED, JobState.FAILED, JobState.CANCELLED})
 ACTIVE = frozenset({JobState.RUNNING, JobState.STITCHING})
+HANDOVER = "handover"  # a stop reason: another runner continues the job (the orchestrator Lambda's deadline)
 
 
 @dataclass
@@ -92,6 +96,22 @@ class JobManager:
     def run_job(self, job_id: str, options: ExecutionOptions | None = None) -> JobStatus:
         """Run (or continue) a stored job on this thread until it ends; returns its final summary."""
         return self._start(job_id, options, background=False)
+
+    def continue_job(self, job_id: str, options: ExecutionOptions | None = None) -> JobStatus:
+        """Take over a job that another runner handed over (``CancelToken.drain("handover")``).
+
+        The job is still ``running``; a cancel or pause requested during the hand-over is honoured
+        here instead of running.
+        """
+        status = self.summary(job_id)
+        if status.state is not JobState.RUNNING:
+            raise JobStateError(f"job {job_id!r} is {status.state.value}; there is nothing to continue")
+        final = {"cancel": JobState.CANCELLED, "pause": JobState.PAUSED}.get(status.requested or "")
+        if final is not None:
+            self.repository.set_state(job_id, final, now=self._clock(), expected={JobState.RUNNING},
+                                      error="Job cancelled" if final is JobState.CANCELLED else None)
+            return self.summary(job_id)
+        return self._start(job_id, options, background=False, expected=frozenset({JobState.RUNNING}))
 
     def resume_job(self, job_id: str, options: ExecutionOptions | None = None, *,
                    background: bool = True) -> JobStatus:
@@ -181,7 +201,8 @@ class JobManager:
 
     # -- the run itself --------------------------------------------------------------------------
 
-    def _start(self, job_id: str, options: ExecutionOptions | None, *, background: bool) -> JobStatus:
+    def _start(self, job_id: str, options: ExecutionOptions | None, *, background: bool,
+               expected: frozenset[JobState] = RUNNABLE) -> JobStatus:
         options = options or ExecutionOptions()
         self._options[job_id] = options
         token = options.cancel or CancelToken()
@@ -191,17 +212,18 @@ class JobManager:
             run = _ActiveRun(token=token)
             self._active[job_id] = run
         if not background:
-            return self._run(job_id, options, run)
-        run.thread = threading.Thread(target=self._run, args=(job_id, options, run),
+            return self._run(job_id, options, run, expected)
+        run.thread = threading.Thread(target=self._run, args=(job_id, options, run, expected),
                                       name=f"framefarm-job-{job_id}", daemon=True)
         run.thread.start()
         return self.summary(job_id)
 
-    def _run(self, job_id: str, options: ExecutionOptions, run: _ActiveRun) -> JobStatus:
+    def _run(self, job_id: str, options: ExecutionOptions, run: _ActiveRun, expected: frozenset[JobState]
+             ) -> JobStatus:
         stop_heartbeat = threading.Event()
         try:
             status = self.summary(job_id)
-            if not self.repository.set_state(job_id, JobState.RUNNING, now=self._clock(), expected=RUNNABLE):
+            if not self.repository.set_state(job_id, JobState.RUNNING, now=self._clock(), expected=expected):
                 raise JobStateError(f"job {job_id!r} is {status.state.value}; it cannot be started")
             self.repository.heartbeat(job_id, self._clock())
             threading.Thread(target=self._heartbeat, args=(job_id, run.token, stop_heartbeat),
@@ -212,8 +234,9 @@ class JobManager:
             run.writer.close()
             if run.writer.error is not None:
                 state, error, output = JobState.FAILED, f"job store write failed: {run.writer.error}", None
-            self.repository.set_state(job_id, state, now=self._clock(), error=error, output=output,
-                                      expected=ACTIVE)
+            if state is not JobState.RUNNING:  # RUNNING: handed over, the next runner owns the state
+                self.repository.set_state(job_id, state, now=self._clock(), error=error, output=output,
+                                          expected=ACTIVE)
             return self.summary(job_id)
         finally:
             if run.writer is not None:
@@ -232,12 +255,16 @@ class JobManager:
         except JobAbortedError as exc:
             if exc.reason == "paused":
                 return JobState.PAUSED, None, None
+            if exc.reason == HANDOVER:
+                return JobState.RUNNING, None, None
             return JobState.CANCELLED, f"Job {exc.reason}", None
         except FramefarmError as exc:
             return JobState.FAILED, str(exc), None
         except Exception as exc:
             logger.exception("job %s: unexpected error", status.id)
             return JobState.FAILED, f"{type(exc).__name__}: {exc}", None
+        if options.skip_merge or not options.merge:
+            return JobState.STITCHING, None, None  # chunks ready; `framefarm stitch` joins them
         return JobState.COMPLETED, None, str(report.output) if report.output else None
 
     def _recording_options(self, status: JobStatus, options: ExecutionOptions, token: CancelToken,

@@ -1,0 +1,176 @@
+"""The logic behind the three Lambda functions; ``lambda_handlers/*.py`` are one-line entry points.
+
+- ``submit(event, context)``: validate a job, store it (pending) and its spec, start the orchestrator.
+- ``orchestrate(event, context)``: run the job on render-chunk workers; hand over before the deadline.
+- ``render_chunk(event, context)``: run one chunk (``framefarm.worker.runtime``).
+
+Handlers log one JSON line per event, keyed by ``job_id`` (and ``chunk_id``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import tempfile
+import threading
+import time
+from typing import Any
+
+from framefarm.adapters.aws_lambda import LambdaWorkerAdapter, invoke_async, lambda_client
+from framefarm.aws.settings import AwsSettings
+from framefarm.cancel import CancelToken
+from framefarm.errors import FramefarmError, JobSpecError, JobStateError
+from framefarm.executor import ExecutionOptions, JobExecutor
+from framefarm.manager import HANDOVER, JobManager
+from framefarm.spec import parse_job
+from framefarm.status import JobState
+from framefarm.storage.keys import spec_key
+from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
+
+logger = logging.getLogger("framefarm.aws")
+HANDOVER_SPARE = 15.0  # seconds kept after the slowest in-flight worker may return
+MAX_IDLE_CONTINUATIONS = 3  # continuations in a row without a completed chunk before giving up
+RUN_OPTIONS = ("concurrency", "retries", "retry_delay", "timeout")
+
+
+def log_event(message: str, **fields: Any) -> None:
+    logger.info(json.dumps({"message": message, **fields}, default=str))
+
+
+# -- submit -----------------------------------------------------------------------------------------
+
+def submit(event: Any, context: Any = None, *, settings: AwsSettings | None = None) -> dict[str, Any]:
+    """Accept ``{"job": <job document>, "options": {...}}``, the document itself, or an API Gateway
+    proxy event carrying either as its body. Invalid input: a 400 answer, nothing written."""
+    api_style = isinstance(event, dict) and "body" in event and ("httpMethod" in event or "requestContext" in event)
+    try:
+        document, options = _submission(event)
+        spec = parse_job(document, source="job")
+    except JobSpecError as exc:
+        return _answer(api_style, 400, {"error": str(exc)})
+    settings = settings or AwsSettings.from_env()
+    storage = settings.storage()
+    repository = settings.repository(storage=storage)
+    manager = JobManager(repository, JobExecutor(_NoWorker()), storage)
+    try:
+        manager.create_job(spec)
+    except JobStateError as exc:
+        return _answer(api_style, 409, {"error": str(exc)})
+    try:
+        storage.put_bytes(spec_key(spec.id), spec.model_dump_json().encode())
+        invoke_async(lambda_client(), settings.require("orchestrator_function"),
+                     {"job_id": spec.id, "options": options})
+    except Exception as exc:  # undo, so a job that can never start is not left pending
+        manager.delete_job(spec.id)
+        log_event("submit failed", job_id=spec.id, error=str(exc))
+        return _answer(api_style, 500, {"error": f"job not started: {exc}"})
+    log_event("submitted", job_id=spec.id, chunks=len(spec.chunks))
+    return _answer(api_style, 202, {"job_id": spec.id, "chunks": len(spec.chunks)})
+
+
+def _submission(event: Any) -> tuple[Any, dict[str, Any]]:
+    body = event
+    if isinstance(event, dict) and "body" in event and ("httpMethod" in event or "requestContext" in event):
+        raw = event.get("body") or ""
+        if event.get("isBase64Encoded"):
+            raw = base64.b64decode(raw).decode("utf-8", errors="replace")
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise JobSpecError(f"body: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    if isinstance(body, dict) and "job" in body:
+        options = body.get("options") or {}
+        unknown = set(options) - set(RUN_OPTIONS) if isinstance(options, dict) else {"<not an object>"}
+        if unknown:
+            raise JobSpecError(f"options: unknown {', '.join(sorted(unknown))}; known: {', '.join(RUN_OPTIONS)}")
+        return body["job"], options
+    return body, {}
+
+
+def _answer(api_style: bool, status: int, body: dict[str, Any]) -> dict[str, Any]:
+    if api_style:
+        return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+    return {"statusCode": status, **body}
+
+
+class _NoWorker:
+    """submit only creates jobs; it never runs a chunk."""
+
+    def execute(self, job: Any) -> Any:
+        raise FramefarmError("the submit function does not run chunks")
+
+
+# -- orchestrate ------------------------------------------------------------------------------------
+
+def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None,
+                client: Any = None) -> dict[str, Any]:
+    """Run a job's chunks on the worker function, recording each in DynamoDB as it completes.
+
+    Before this invocation's own deadline (keeping the worker timeout plus a margin in reserve) it
+    stops dispatching, lets calls in flight finish and be recorded, and invokes itself to continue.
+    It ends with the job ``stitching`` (chunks ready for ``framefarm stitch``), failed or cancelled.
+    """
+    job_id = str(event["job_id"])
+    continuation = int(event.get("continuation", 0))
+    options = dict(event.get("options") or {})
+    settings = settings or AwsSettings.from_env()
+    concurrency = int(options.get("concurrency", settings.concurrency))
+    storage = settings.storage()
+    client = client or lambda_client(concurrency=concurrency, function_timeout=settings.worker_timeout)
+    adapter = LambdaWorkerAdapter(settings.require("worker_function"), storage, client=client,
+                                  architecture=settings.worker_architecture)
+    manager = JobManager(settings.repository(storage=storage), JobExecutor(adapter), storage)
+    before = manager.summary(job_id)
+    token = CancelToken()
+    budget = context.get_remaining_time_in_millis() / 1000.0 - settings.worker_timeout - HANDOVER_SPARE
+    timer = threading.Timer(max(0.0, budget), lambda: token.drain(HANDOVER))
+    timer.daemon = True
+    timer.start()
+    run_options = ExecutionOptions(
+        concurrency=concurrency, retries=int(options.get("retries", 2)),
+        retry_delay=float(options.get("retry_delay", 1.0)), timeout=options.get("timeout"),
+        skip_merge=True, cancel=token, job_dir=tempfile.mkdtemp(prefix=f"framefarm-{job_id}-"),
+        on_chunk_attempt=lambda chunk_id, attempt, result, started, finished: log_event(
+            "chunk attempt", job_id=job_id, chunk_id=chunk_id, attempt=attempt, exit_code=result.exit_code,
+            billed_duration_ms=result.billed_duration_ms, cost_usd=result.cost_usd, error=result.error),
+    )
+    try:
+        if continuation == 0:
+            summary = manager.run_job(job_id, run_options)
+        else:
+            summary = manager.continue_job(job_id, run_options)
+    finally:
+        timer.cancel()
+    answer = {"job_id": job_id, "state": summary.state.value, "completed_chunks": summary.completed_chunks,
+              "total_chunks": summary.total_chunks, "continuation": continuation}
+    if summary.state is JobState.RUNNING:  # handed over
+        idle = int(event.get("idle", 0)) + (1 if summary.completed_chunks == before.completed_chunks else 0)
+        if idle >= MAX_IDLE_CONTINUATIONS:
+            manager.repository.set_state(job_id, JobState.FAILED, now=time.time(), expected={JobState.RUNNING},
+                                         error=f"no chunk completed in {idle} orchestrator runs in a row; "
+                                               "is the worker timeout longer than the orchestrator allows?")
+            answer["state"] = JobState.FAILED.value
+        else:
+            invoke_async(client, settings.require("orchestrator_function"),
+                         {"job_id": job_id, "continuation": continuation + 1, "options": options, "idle": idle})
+            answer["continued"] = True
+    log_event("orchestrator finished", **answer)
+    return answer
+
+
+# -- render chunk -----------------------------------------------------------------------------------
+
+def render_chunk(event: Any, context: Any = None) -> dict[str, Any]:
+    """Run one chunk. Stops the command before the function's own timeout so its output is reported."""
+    request = parse_request(event)
+    if isinstance(request, ChunkResponse):
+        log_event("bad request", error=request.error)
+        return request.model_dump()
+    timeout = None
+    if context is not None:
+        timeout = max(1.0, context.get_remaining_time_in_millis() / 1000.0 - 10.0)
+    response = run_chunk(request, timeout=timeout)
+    log_event("chunk done", job_id=request.job_id, chunk_id=request.chunk_id, exit_code=response.exit_code,
+              duration_ms=response.duration_ms, output_key=response.output_key, error=response.error)
+    return response.model_dump()

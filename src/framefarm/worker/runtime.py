@@ -1,0 +1,133 @@
+"""Run one chunk on a worker: the code the Lambda render-chunk handler and the Cloud Run server share.
+
+    request {job_id, chunk_id, spec_url}
+      -> fetch the spec (and the asset bundle, if any) into a fresh temporary directory
+      -> run the chunk's command there (no shell; ``{ffmpeg}`` is this worker's ffmpeg)
+      -> upload the output to jobs/<job>/chunks/<00042>.<ext> in the spec's store (same key on re-runs)
+      -> reply {exit_code, stdout, stderr, output_key, duration_ms, error}
+
+A chunk that exits 0 but wrote no output is reported as failed: nothing would be there to stitch.
+Bad requests get a reply with ``error`` set and exit code 2, never an exception.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from framefarm.adapters.base import WorkerAdapter, WorkerJob, WorkerResult
+from framefarm.adapters.local import LocalWorkerAdapter
+from framefarm.cancel import CancelToken
+from framefarm.errors import JobSpecError
+from framefarm.spec import JOB_ID_PATTERN, JobSpec
+from framefarm.storage import storage_for_url
+from framefarm.storage.base import Storage
+from framefarm.storage.keys import chunk_key, job_prefix
+from framefarm.worker.assets import unpack_assets
+
+EXIT_BAD_REQUEST = 2
+EXIT_NO_OUTPUT = 3
+
+
+class ChunkRequest(BaseModel):
+    """What a worker is asked to do."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    chunk_id: int = Field(ge=0)
+    spec_url: str = Field(min_length=1, max_length=2048)
+
+
+class ChunkResponse(BaseModel):
+    """What a worker replies. ``output_key`` is set only when the output was uploaded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+    output_key: str | None = None
+    duration_ms: float = 0.0
+    error: str | None = None
+
+    def to_result(self) -> WorkerResult:
+        return WorkerResult(exit_code=self.exit_code, stdout=self.stdout, stderr=self.stderr,
+                            duration_ms=self.duration_ms, error=self.error, output_location=self.output_key)
+
+
+def parse_request(event: Any) -> ChunkRequest | ChunkResponse:
+    """The request in ``event``, or a bad-request response saying what is wrong with it."""
+    if not isinstance(event, Mapping):
+        return bad_request(f"expected a JSON object with job_id, chunk_id, spec_url; got {type(event).__name__}")
+    try:
+        return ChunkRequest.model_validate(dict(event))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first.get("loc", ())) or "request"
+        return bad_request(f"{field}: {first.get('msg')}")
+
+
+def bad_request(message: str) -> ChunkResponse:
+    text = f"bad request: {message}"
+    return ChunkResponse(exit_code=EXIT_BAD_REQUEST, error=text, stderr=text + "\n")
+
+
+def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
+              storage_for: Callable[[str], tuple[Storage, str]] = storage_for_url, tmp_root: str | None = None,
+              timeout: float | None = None, cancel: CancelToken | None = None,
+              clock: Callable[[], float] = time.monotonic) -> ChunkResponse:
+    """Fetch, run, upload. Never raises for a bad request or a failing command."""
+    started = clock()
+
+    def elapsed() -> float:
+        return (clock() - started) * 1000.0
+
+    try:
+        storage, spec_key = storage_for(request.spec_url)
+    except ValueError as exc:
+        return bad_request(str(exc))
+    if not spec_key.startswith(job_prefix(request.job_id)):
+        return bad_request(f"spec_url {request.spec_url!r} is outside job {request.job_id}'s prefix")
+    try:
+        spec = JobSpec.model_validate_json(storage.get_bytes(spec_key))
+    except FileNotFoundError:
+        return bad_request(f"no spec at {request.spec_url}")
+    except JobSpecError as exc:
+        return bad_request(f"invalid spec at {request.spec_url}: {exc}")
+    if spec.id != request.job_id:
+        return bad_request(f"spec at {request.spec_url} is job {spec.id!r}, not {request.job_id!r}")
+    try:
+        chunk = spec.chunk(request.chunk_id)
+    except KeyError:
+        return bad_request(f"job {spec.id} has no chunk {request.chunk_id}")
+
+    with tempfile.TemporaryDirectory(prefix=f"framefarm-{spec.id}-{chunk.id}-", dir=tmp_root) as scratch:
+        workdir = Path(scratch)
+        if spec.assets_url:
+            try:
+                unpack_assets(spec.assets_url, workdir, storage_for=storage_for)
+            except (ValueError, FileNotFoundError, OSError) as exc:
+                return ChunkResponse(exit_code=1, error=f"assets: {exc}", stderr=f"assets: {exc}\n",
+                                     duration_ms=elapsed())
+        output = workdir / chunk.output_file
+        output.parent.mkdir(parents=True, exist_ok=True)
+        result = (adapter or LocalWorkerAdapter()).execute(WorkerJob(
+            command=chunk.command, cwd=workdir, timeout=timeout, cancel=cancel,
+            meta={"job_id": spec.id, "chunk_id": chunk.id}))
+        if not result.ok:
+            return ChunkResponse(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr,
+                                 error=result.error, duration_ms=elapsed())
+        if not output.is_file() or output.stat().st_size == 0:
+            message = f"exit code 0 but no output at {chunk.output_file}"
+            return ChunkResponse(exit_code=EXIT_NO_OUTPUT, stdout=result.stdout, stderr=result.stderr,
+                                 error=message, duration_ms=elapsed())
+        key = chunk_key(spec.id, chunk.id, chunk.output_file)
+        storage.put_file(key, output)
+        return ChunkResponse(exit_code=0, stdout=result.stdout, stderr=result.stderr, output_key=key,
+                             duration_ms=elapsed())
