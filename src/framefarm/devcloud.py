@@ -120,8 +120,8 @@ class DevCloud:
 
     @property
     def endpoint(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     def start(self) -> DevCloud:
         self._thread = threading.Thread(target=self._server.serve_forever, name="devcloud", daemon=True)
