@@ -103,6 +103,20 @@ def chunks_table(job: JobStatus) -> Table:
     return table
 
 
+def cost_table(job: JobStatus) -> Table:
+    """Billed time and cost per chunk, most expensive first, with memory and throttling."""
+    table = Table(title=f"{job.id}: ${job.metrics.cost_usd:.6f} for {_ms(job.metrics.total_billed_duration_ms)} billed")
+    for column in ("chunk", "attempts", "billed", "memory", "max used", "init", "throttled", "cost"):
+        table.add_column(column, no_wrap=True, justify="right")
+    for record in sorted(job.chunks, key=lambda r: r.cost_usd, reverse=True):
+        table.add_row(str(record.chunk_id), str(record.attempts), _ms(record.billed_duration_ms),
+                      f"{record.memory_mb} MB" if record.memory_mb else "-",
+                      f"{record.max_memory_used_mb} MB" if record.max_memory_used_mb else "-",
+                      _ms(record.init_duration_ms) if record.init_duration_ms else "-",
+                      str(record.throttles), _usd(record.cost_usd))
+    return table
+
+
 def _one_line(record: ChunkRecord) -> str:
     if not record.error:
         return ""

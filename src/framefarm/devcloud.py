@@ -24,6 +24,7 @@ import base64
 import importlib
 import json
 import math
+import os
 import resource
 import sys
 import threading
@@ -311,3 +312,70 @@ def standard_functions(*, worker_memory_mb: int = 2048, worker_timeout: float = 
         DevFunction("framefarm-render-chunk", "lambda_handlers.render_chunk:handler", memory_mb=worker_memory_mb,
                     timeout=worker_timeout),
     ]
+
+
+class LocalAwsStack:
+    """The whole AWS flow on this machine: moto's server (S3, DynamoDB) + devcloud (Lambda) + a table
+    and a bucket, with the environment the CDK stack would give the functions.
+
+    While it runs, ``os.environ`` carries the endpoints, fake credentials and ``FRAMEFARM_*`` names,
+    so the in-process handlers and any boto3 client made here reach the local services; ``env``
+    holds the same for other processes (the CLI).
+    """
+
+    def __init__(self, *, functions: list[DevFunction] | None = None, table: str | None = None,
+                 bucket: str | None = None, port: int = 0, moto_port: int = 0, worker_timeout: float = 300.0,
+                 orchestrator_timeout: float = 900.0) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        self.table = table or f"framefarm-jobs-{suffix}"
+        self.bucket = bucket or f"framefarm-artifacts-{suffix}"
+        self.worker_timeout = worker_timeout
+        self._functions = functions or standard_functions(worker_timeout=worker_timeout,
+                                                          orchestrator_timeout=orchestrator_timeout)
+        self._port, self._moto_port = port, moto_port
+        self._saved_env: dict[str, str | None] = {}
+        self.env: dict[str, str] = {}
+        self.cloud: DevCloud | None = None
+        self._moto: Any = None
+
+    def __enter__(self) -> LocalAwsStack:
+        from moto.server import ThreadedMotoServer
+
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self._moto_port, verbose=False)
+        self._moto.start()
+        moto_endpoint = f"http://127.0.0.1:{self._moto.get_host_and_port()[1]}"
+        self.cloud = DevCloud(self._functions, port=self._port).start()
+        names = {function.name for function in self._functions}
+        self.env = {
+            "AWS_ACCESS_KEY_ID": "devcloud", "AWS_SECRET_ACCESS_KEY": "devcloud", "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_S3": moto_endpoint, "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint,
+            "AWS_ENDPOINT_URL_LAMBDA": self.cloud.endpoint,
+            "FRAMEFARM_TABLE": self.table, "FRAMEFARM_BUCKET": self.bucket,
+            "FRAMEFARM_WORKER_TIMEOUT": str(self.worker_timeout),
+        }
+        if "framefarm-render-chunk" in names:
+            self.env["FRAMEFARM_WORKER_FUNCTION"] = "framefarm-render-chunk"
+        if "framefarm-orchestrate" in names:
+            self.env["FRAMEFARM_ORCHESTRATOR_FUNCTION"] = "framefarm-orchestrate"
+        for name, value in self.env.items():
+            self._saved_env[name] = os.environ.get(name)
+            os.environ[name] = value
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        import boto3
+
+        from framefarm.repositories.dynamodb import create_table
+
+        boto3.client("s3").create_bucket(Bucket=self.bucket)
+        create_table(boto3.client("dynamodb"), self.table)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.cloud is not None:
+            self.cloud.stop()
+        if self._moto is not None:
+            self._moto.stop()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

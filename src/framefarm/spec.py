@@ -365,6 +365,11 @@ def parse_job(data: Any, *, source: str = "job", job_id: str | None = None) -> J
 
 def load_job_file(path: str | Path, *, job_id: str | None = None) -> JobSpec:
     """Read a YAML or JSON job file and plan it. Every problem is a one-line JobSpecError."""
+    return parse_job(read_job_document(path), source=str(path), job_id=job_id)
+
+
+def read_job_document(path: str | Path) -> Any:
+    """A job file's parsed YAML/JSON, before validation (what the submit Lambda is sent)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -372,7 +377,7 @@ def load_job_file(path: str | Path, *, job_id: str | None = None) -> JobSpec:
         raise JobSpecError(f"{path}: no such job file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise JobSpecError(f"{path}: cannot read job file ({exc})") from None
-    return parse_job(parse_document(text, source=str(path)), source=str(path), job_id=job_id)
+    return parse_document(text, source=str(path))
 
 
 def parse_document(text: str, *, source: str) -> Any:

@@ -169,16 +169,17 @@ class DynamoDBJobRepository(JobRepository):
 
     def _mark_started(self, job_id: str, event: ChunkStarted) -> None:
         values = {":running": "running", ":at": event.at, ":cid": event.chunk_id, ":completed": "completed",
-                  ":chunk": "chunk", ":expires": self._expires()}
+                  ":chunk": "chunk", ":expires": self._expires(), ":zero": 0}
         # A failed condition means the chunk already completed: a late start event changes nothing.
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(
                 TableName=self.table, Key=self._key(job_id, chunk_sk(event.chunk_id)),
                 UpdateExpression="SET #state = :running, #started_at = :at, #chunk_id = :cid, #type = :chunk, "
-                                 "#expires = if_not_exists(#expires, :expires)",
+                                 "#expires = if_not_exists(#expires, :expires), "
+                                 "#attempts = if_not_exists(#attempts, :zero)",
                 ConditionExpression="attribute_not_exists(#state) OR #state <> :completed",
                 ExpressionAttributeNames={"#state": "state", "#type": "type", "#started_at": "started_at",
-                                          "#chunk_id": "chunk_id", "#expires": TTL_ATTRIBUTE},
+                                          "#chunk_id": "chunk_id", "#expires": TTL_ATTRIBUTE, "#attempts": "attempts"},
                 ExpressionAttributeValues=self._encode(values))
 
     def _record_attempt(self, job_id: str, attempt: ChunkAttempt) -> bool:
@@ -208,7 +209,9 @@ class DynamoDBJobRepository(JobRepository):
         chunk_update = {
             "TableName": self.table, "Key": self._key(job_id, chunk_sk(attempt.chunk_id)),
             "UpdateExpression": "SET " + ", ".join(sets),
-            "ConditionExpression": "attribute_not_exists(#state) OR (#state <> :completed AND #attempts < :attempt)",
+            # A missing attribute compares false in DynamoDB, so "no attempts yet" must be spelled out.
+            "ConditionExpression": "attribute_not_exists(#state) OR (#state <> :completed AND "
+                                   "(attribute_not_exists(#attempts) OR #attempts < :attempt))",
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": self._encode(values),
         }

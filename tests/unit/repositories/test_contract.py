@@ -143,6 +143,15 @@ def test_mark_running_never_reopens_a_completed_chunk(repo):
     assert job.chunk(1).state is ChunkState.COMPLETED
 
 
+def test_an_attempt_is_recorded_after_its_start_event(repo):
+    # Found end to end: DynamoDB compares a missing "attempts" attribute as false.
+    new_job(repo)
+    repo.mark_chunk_running("job-1", 2, 1, now=150.0)
+    assert repo.record_attempt("job-1", done(2)) is True
+    job = repo.require("job-1")
+    assert (job.chunk(2).state, job.chunk(2).attempts, job.completed_chunks) == (ChunkState.COMPLETED, 1, 1)
+
+
 def test_set_state_is_conditional(repo):
     new_job(repo)
     assert repo.set_state("job-1", JobState.RUNNING, now=1.0, expected={JobState.PENDING}) is True

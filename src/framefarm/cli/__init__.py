@@ -1,0 +1,50 @@
+"""The ``framefarm`` command.
+
+Exit codes: 0 success; 1 the job failed; 2 bad input or usage (one line, no traceback); 3 the job
+was paused; 130 cancelled (Ctrl-C or ``framefarm cancel``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from framefarm.cli import aws, jobs
+from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, Context
+from framefarm.errors import FramefarmError, JobNotFoundError, JobSpecError, JobStateError, ToolNotFoundError
+
+INPUT_ERRORS = (JobSpecError, JobStateError, JobNotFoundError, ToolNotFoundError)
+
+__all__ = ["build_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    context = Context.from_args(args)
+    try:
+        return int(args.handler(args, context))
+    except FramefarmError as exc:
+        context.err.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
+        return EXIT_USAGE if isinstance(exc, INPUT_ERRORS) else EXIT_FAILED
+    except KeyboardInterrupt:
+        context.err.print("interrupted")
+        return EXIT_CANCELLED
+    except Exception as exc:  # a cloud SDK error: one line, not a traceback
+        if type(exc).__module__.startswith(("botocore", "boto3", "google")):
+            context.err.print(f"[red]error:[/] {type(exc).__name__}: {exc}", markup=True, soft_wrap=True)
+            return EXIT_FAILED
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="framefarm", description="Distributed video rendering.")
+    parser.add_argument("--home", help="local job store and job directories (default: $FRAMEFARM_HOME or ./.framefarm)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    jobs.register(commands)
+    aws.register(commands)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""What every command needs: the stores the flags point at, and the terminal.
+
+No flags: the embedded defaults (SQLite job store and local storage under ``--home``).
+``--table T``: DynamoDB; ``--bucket B``: S3 (specs, chunk outputs, full logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from framefarm.adapters.base import WorkerAdapter
+from framefarm.adapters.local import LocalWorkerAdapter
+from framefarm.config import DATABASE_FILENAME, framefarm_home
+from framefarm.executor import JobExecutor
+from framefarm.manager import JobManager
+from framefarm.repositories.base import JobRepository
+from framefarm.repositories.sqlite import SqliteJobRepository
+from framefarm.storage.base import Storage
+from framefarm.storage.local import LocalStorage
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 2, 3, 130
+
+
+@dataclass
+class Context:
+    home: Path
+    out: Console
+    err: Console
+    table: str | None = None
+    bucket: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Context:
+        return cls(home=framefarm_home(args.home).resolve(), out=Console(), err=Console(stderr=True, highlight=False),
+                   table=getattr(args, "table", None), bucket=getattr(args, "bucket", None))
+
+    @property
+    def on_aws(self) -> bool:
+        return self.table is not None
+
+    def storage(self) -> Storage:
+        if self.bucket:
+            from framefarm.storage.s3 import S3Storage
+
+            return S3Storage(self.bucket)
+        return LocalStorage(self.home)
+
+    def repository(self, storage: Storage | None = None) -> JobRepository:
+        if self.table:
+            from framefarm.repositories.dynamodb import DynamoDBJobRepository
+
+            return DynamoDBJobRepository(self.table, storage=storage or (self.storage() if self.bucket else None))
+        return SqliteJobRepository(self.home / DATABASE_FILENAME)
+
+    def manager(self, adapter: WorkerAdapter | None = None) -> JobManager:
+        storage = self.storage()
+        return JobManager(self.repository(storage), JobExecutor(adapter or LocalWorkerAdapter()), storage)
+
+
+def add_store_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--table", help="DynamoDB job table (default: the local SQLite store)")
+    parser.add_argument("--bucket", help="S3 bucket with specs, chunks and logs (default: local storage)")

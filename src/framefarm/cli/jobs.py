@@ -1,0 +1,287 @@
+"""Commands that work on any backend: render, resume, jobs, status, logs, cost, cancel, pause, stitch."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from framefarm.cancel import CancelToken
+from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_PAUSED, Context, add_store_flags
+from framefarm.config import ffmpeg_path
+from framefarm.console import RenderProgress, chunks_table, cost_table, job_summary, jobs_table
+from framefarm.errors import JobSpecError, JobStateError
+from framefarm.executor import ExecutionOptions
+from framefarm.manager import JobManager
+from framefarm.spec import JobSpec, load_job_file
+from framefarm.status import ChunkState, JobState, JobStatus
+from framefarm.stitch.ffmpeg import FfmpegStitcher
+from framefarm.storage.keys import log_key
+
+FINAL_EXIT = {JobState.COMPLETED: EXIT_OK, JobState.STITCHING: EXIT_OK, JobState.FAILED: EXIT_FAILED,
+              JobState.PAUSED: EXIT_PAUSED, JobState.CANCELLED: EXIT_CANCELLED}
+
+
+def register(commands: Any) -> None:
+    render = commands.add_parser("render", help="render a job file, with a progress bar")
+    render.add_argument("jobfile", type=Path)
+    render.add_argument("-o", "--output", type=Path, help="final video (default: the job file's `output`)")
+    render.add_argument("--job-id", help="id for the new job (default: generated)")
+    render.add_argument("--backend", choices=("local", "lambda"), default="local",
+                        help="where chunks run: local subprocesses (default) or a render-chunk Lambda function")
+    render.add_argument("--function", help="with --backend lambda: the render-chunk function's name")
+    add_run_flags(render)
+    add_store_flags(render)
+    render.set_defaults(handler=cmd_render)
+
+    listing = commands.add_parser("jobs", help="list jobs, newest first")
+    listing.add_argument("--limit", type=int, default=50)
+    add_store_flags(listing)
+    listing.set_defaults(handler=cmd_jobs)
+
+    for name, handler, text in (("status", cmd_status, "one job and a table of its chunks"),
+                                ("cost", cmd_cost, "a job's billed time and cost, per chunk"),
+                                ("cancel", cmd_cancel, "stop a job and kill its work in flight"),
+                                ("pause", cmd_pause, "stop a job after the chunks in flight finish")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("job_id")
+        add_store_flags(command)
+        command.set_defaults(handler=handler)
+
+    logs = commands.add_parser("logs", help="a job's chunk output (stdout and stderr)")
+    logs.add_argument("job_id")
+    logs.add_argument("--chunk", type=int, help="only this chunk")
+    add_store_flags(logs)
+    logs.set_defaults(handler=cmd_logs)
+
+    resume = commands.add_parser("resume", help="continue a paused, failed or cancelled job here")
+    resume.add_argument("job_id")
+    resume.add_argument("-o", "--output", type=Path)
+    add_run_flags(resume)
+    resume.set_defaults(handler=cmd_resume)
+
+    stitch = commands.add_parser("stitch", help="join a job's chunks into the final video (from S3 with --bucket)")
+    stitch.add_argument("job_id")
+    stitch.add_argument("-o", "--output", type=Path)
+    stitch.add_argument("--upload", action="store_true", help="with --bucket: also upload the video to the bucket")
+    add_store_flags(stitch)
+    stitch.set_defaults(handler=cmd_stitch)
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=positive_int, default=2, help="chunks in flight (default 2)")
+    parser.add_argument("--retries", type=non_negative_int, default=2, help="retries per chunk (default 2)")
+    parser.add_argument("--retry-delay", type=float, default=1.0, help="first retry delay in seconds")
+    parser.add_argument("--timeout", type=float, help="seconds per chunk attempt")
+    parser.add_argument("--no-stitch", action="store_true",
+                        help="render the chunks only; join them later with `framefarm stitch`")
+
+
+# -- commands ---------------------------------------------------------------------------------------
+
+def cmd_render(args: argparse.Namespace, context: Context) -> int:
+    spec = load_job_file(args.jobfile, job_id=args.job_id)
+    ffmpeg_path()  # fail before anything is written when there is no ffmpeg to stitch with
+    output = (args.output or (Path(spec.output) if spec.output else Path("out") / f"{spec.id}.mp4")).resolve()
+    if args.backend == "lambda":
+        from framefarm.cli.aws import lambda_manager
+
+        manager = lambda_manager(args, context, spec)
+    else:
+        manager = context.manager()
+    manager.create_job(spec, output=str(output))
+    context.err.print(f"job [bold]{spec.id}[/]: {len(spec.chunks)} chunks, "
+                      f"{spec.metadata.total_frames} frames → {output}")
+    remote = args.backend == "lambda"
+    code = run_with_progress(manager, spec.id, args, context, output, start=manager.run_job, remote=remote)
+    if remote and code == EXIT_OK and not args.no_stitch:
+        return stitch_from_storage(manager, spec, output, context)
+    return code
+
+
+def cmd_resume(args: argparse.Namespace, context: Context) -> int:
+    manager = context.manager()
+    status = manager.summary(args.job_id)
+    ffmpeg_path()
+    output = (args.output or Path(status.output or Path("out") / f"{status.id}.mp4")).resolve()
+    return run_with_progress(manager, status.id, args, context, output,
+                             start=lambda job_id, options: manager.resume_job(job_id, options, background=False))
+
+
+def cmd_jobs(args: argparse.Namespace, context: Context) -> int:
+    listed = context.repository().list(limit=args.limit)
+    if not listed:
+        context.out.print("no jobs yet")
+    else:
+        context.out.print(jobs_table(listed))
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, context: Context) -> int:
+    job = context.repository().require(args.job_id)
+    context.out.print(job_summary(job))
+    context.out.print(chunks_table(job))
+    return EXIT_OK
+
+
+def cmd_cost(args: argparse.Namespace, context: Context) -> int:
+    job = context.repository().require(args.job_id)
+    context.out.print(job_summary(job))
+    context.out.print(cost_table(job))
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace, context: Context) -> int:
+    storage = context.storage()
+    job = context.repository(storage).require(args.job_id)
+    records = job.chunks
+    if args.chunk is not None:
+        records = [record for record in records if record.chunk_id == args.chunk]
+        if not records:
+            raise JobSpecError(f"--chunk: job {job.id} has no chunk {args.chunk} (0-{job.total_chunks - 1})")
+    for record in records:
+        context.out.rule(f"chunk {record.chunk_id} · {record.state.value} · attempt {record.attempts}")
+        for stream, tail_text in (("stdout", record.stdout_tail), ("stderr", record.stderr_tail)):
+            key = log_key(job.id, record.chunk_id, record.attempts, stream)
+            text = storage.get_text(key) if storage.exists(key) else tail_text
+            if text:
+                context.out.print(f"[dim]{stream}:[/]")
+                context.out.out(text.rstrip("\n"), highlight=False)
+        if record.error:
+            context.out.print(f"[red]error:[/] {record.error}", soft_wrap=True)
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace, context: Context) -> int:
+    return report_control(context, context.manager().cancel_job(args.job_id), "cancel")
+
+
+def cmd_pause(args: argparse.Namespace, context: Context) -> int:
+    return report_control(context, context.manager().pause_job(args.job_id), "pause")
+
+
+def cmd_stitch(args: argparse.Namespace, context: Context) -> int:
+    ffmpeg_path()
+    if context.bucket:
+        return cmd_stitch_from_storage(args, context)
+    manager = context.manager()
+    job = manager.repository.require(args.job_id)
+    missing = [record.chunk_id for record in job.chunks if record.state is not ChunkState.COMPLETED]
+    if missing:
+        shown = ", ".join(map(str, missing[:20])) + (" …" if len(missing) > 20 else "")
+        raise JobStateError(f"job {job.id}: chunks {shown} are not completed; run `framefarm resume {job.id}`")
+    output = (args.output or Path(job.output or Path("out") / f"{job.id}.mp4")).resolve()
+    options = ExecutionOptions(job_dir=manager.job_dir(job.id), stitcher=FfmpegStitcher(), output_file=output,
+                               completed_chunk_ids=[chunk.id for chunk in job.spec.chunks])
+    report = manager.executor.execute(job.spec, options)
+    manager.repository.set_state(job.id, JobState.COMPLETED, now=time.time(), output=str(report.output))
+    context.err.print(f"stitched {len(job.spec.chunks)} chunks → [bold]{report.output}[/]")
+    return EXIT_OK
+
+
+def cmd_stitch_from_storage(args: argparse.Namespace, context: Context) -> int:
+    from framefarm.storage.keys import spec_key
+
+    storage = context.storage()
+    manager = context.manager()
+    if context.table:
+        job = manager.summary(args.job_id)
+        spec, saved_output = job.spec, job.output
+    else:
+        try:
+            spec = JobSpec.model_validate_json(storage.get_bytes(spec_key(args.job_id)))
+        except FileNotFoundError:
+            raise JobStateError(f"no job {args.job_id!r} in {storage.url('jobs/')}") from None
+        saved_output = None
+    output = (args.output or Path(saved_output or Path("out") / f"{spec.id}.mp4")).resolve()
+    return stitch_from_storage(manager, spec, output, context, upload=args.upload)
+
+
+def stitch_from_storage(manager: JobManager, spec: JobSpec, output: Path, context: Context, *,
+                        upload: bool = False) -> int:
+    from framefarm.stitch.merge import S3MergeAdapter
+
+    assert manager.storage is not None
+    started = time.monotonic()
+    upload_key = f"jobs/{spec.id}/{output.name}" if upload else None
+    result = S3MergeAdapter(manager.storage).merge(spec, output, upload_key=upload_key)
+    if context.table:
+        manager.repository.set_state(spec.id, JobState.COMPLETED, now=time.time(), output=str(result))
+    context.err.print(f"stitched {len(spec.chunks)} chunks from {manager.storage.url('jobs/' + spec.id)} in "
+                      f"{time.monotonic() - started:.1f} s → [bold]{result}[/]")
+    return EXIT_OK
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+def run_with_progress(manager: JobManager, job_id: str, args: argparse.Namespace, context: Context,
+                      output: Path, *, start: Callable[[str, ExecutionOptions], JobStatus],
+                      remote: bool = False) -> int:
+    status = manager.summary(job_id)
+    token = CancelToken()
+    started = time.monotonic()
+    with RenderProgress(context.err, job_id, status.total_chunks, status.completed_chunks) as progress, \
+            cancel_on_interrupt(token):
+        options = ExecutionOptions(
+            concurrency=args.concurrency, retries=args.retries, retry_delay=args.retry_delay,
+            timeout=args.timeout, cancel=token, stitcher=None if remote else FfmpegStitcher(),
+            output_file=None if remote else output, skip_merge=args.no_stitch or remote,
+            on_progress=progress.on_progress, on_chunk_attempt=progress.on_attempt,
+            on_merge_start=progress.on_merge_start,
+        )
+        final = start(job_id, options)
+    elapsed = time.monotonic() - started
+    if final.state is JobState.STITCHING:
+        context.err.print(f"[green]rendered[/] {final.total_chunks} chunks in {elapsed:.1f} s"
+                          + ("" if remote and not args.no_stitch else f"; join them with `framefarm stitch {job_id}`"))
+    elif final.state is JobState.COMPLETED:
+        context.err.print(f"[green]rendered[/] {final.spec.metadata.total_frames} frames in {elapsed:.1f} s "
+                          f"→ [bold]{final.output}[/]")
+    elif final.state is JobState.PAUSED:
+        context.err.print(f"[yellow]paused[/] job {job_id}; continue with `framefarm resume {job_id}`")
+    else:
+        context.err.print(f"[red]error:[/] job {job_id} {final.state.value}: {final.error}", soft_wrap=True)
+    return FINAL_EXIT.get(final.state, EXIT_FAILED)
+
+
+@contextmanager
+def cancel_on_interrupt(token: CancelToken) -> Iterator[None]:
+    """First Ctrl-C cancels the job cleanly (killing its subprocesses); a second one interrupts."""
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, previous)
+        token.cancel("cancelled")
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def report_control(context: Context, status: JobStatus, action: str) -> int:
+    if status.requested:
+        context.err.print(f"asked the process running {status.id} to {action} it")
+    else:
+        context.err.print(f"job {status.id} is {status.state.value}")
+    return EXIT_OK
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
+    return value

@@ -1,0 +1,166 @@
+"""The AWS flow on one machine: moto's server (S3, DynamoDB) + devcloud running the real handlers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+
+from framefarm.devcloud import LocalAwsStack
+from framefarm.repositories.dynamodb import DynamoDBJobRepository
+from framefarm.status import ChunkState, JobState
+from framefarm.stitch.probe import decoded_audio_samples, packets
+from framefarm.storage.s3 import S3Storage
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "testsrc.yaml"
+SLEEPY_CHUNK = [sys.executable, "-c",
+                "import sys, time; time.sleep(float(sys.argv[2])); open(sys.argv[1], 'wb').write(b'chunk')",
+                "{output}"]
+
+
+@pytest.fixture
+def stack(aws_credentials):
+    with LocalAwsStack(worker_timeout=60, orchestrator_timeout=300) as running:
+        yield running
+
+
+def invoke(function: str, payload: dict) -> dict:
+    response = boto3.client("lambda").invoke(FunctionName=function, Payload=json.dumps(payload).encode())
+    return json.loads(response["Payload"].read())
+
+
+def repository(stack: LocalAwsStack) -> DynamoDBJobRepository:
+    return DynamoDBJobRepository(stack.table, storage=S3Storage(stack.bucket))
+
+
+def sleepy_job(chunks: int, seconds: float = 0.0, job_id: str = "sleepy") -> dict:
+    return {"id": job_id, "width": 64, "height": 48, "fps": 10, "total_frames": chunks, "frames_per_chunk": 1,
+            "command": [*SLEEPY_CHUNK, str(seconds)]}
+
+
+def framefarm(stack: LocalAwsStack, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "framefarm", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **stack.env})
+
+
+def test_submit_with_bad_input_writes_nothing(stack):
+    # GIVEN a job whose chunks overlap
+    bad = {"job": {"metadata": {"total_frames": 20, "fps": 10, "width": 64, "height": 48}, "chunks": [
+        {"id": 0, "start_frame": 0, "frame_count": 15, "output_file": "a.mp4", "command": "x"},
+        {"id": 1, "start_frame": 10, "frame_count": 10, "output_file": "b.mp4", "command": "x"}]}}
+    # WHEN it is submitted (directly, and as an API Gateway event)
+    direct = invoke("framefarm-submit", bad)
+    api = invoke("framefarm-submit", {"httpMethod": "POST", "body": json.dumps(bad)})
+    not_json = invoke("framefarm-submit", {"httpMethod": "POST", "body": "{nope"})
+    # THEN each is a 400 naming the problem, and nothing was written or started
+    assert direct == {"statusCode": 400, "error": "job: chunks[1].start_frame: 10 overlaps chunk 0 (frames 0-14)"}
+    assert api["statusCode"] == 400 and "overlaps chunk 0" in json.loads(api["body"])["error"]
+    assert not_json["statusCode"] == 400 and "invalid JSON" in json.loads(not_json["body"])["error"]
+    assert boto3.client("dynamodb").scan(TableName=stack.table)["Count"] == 0
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=stack.bucket)
+    assert stack.cloud.calls("framefarm-orchestrate") == []
+
+
+def test_render_chunk_uploads_to_the_deterministic_key_and_rejects_bad_events(stack):
+    # GIVEN a job whose spec is in S3 (as submit leaves it)
+    answer = invoke("framefarm-submit", {"job": sleepy_job(3, job_id="keys")})
+    assert answer["statusCode"] == 202
+    stack.cloud.wait_idle(timeout=120)
+    spec_url = f"s3://{stack.bucket}/jobs/keys/spec.json"
+    # WHEN chunk 1 is rendered again, twice
+    first = invoke("framefarm-render-chunk", {"job_id": "keys", "chunk_id": 1, "spec_url": spec_url})
+    second = invoke("framefarm-render-chunk", {"job_id": "keys", "chunk_id": 1, "spec_url": spec_url})
+    # THEN both upload to the same key, which holds one object
+    assert first["exit_code"] == 0 and first["output_key"] == second["output_key"] == "jobs/keys/chunks/00001.mp4"
+    keys = [obj["Key"] for obj in boto3.client("s3").list_objects_v2(Bucket=stack.bucket)["Contents"]]
+    assert keys.count("jobs/keys/chunks/00001.mp4") == 1
+    # AND bad events get a clear error payload, not an exception
+    assert invoke("framefarm-render-chunk", {"job_id": "keys"})["error"] == "bad request: chunk_id: Field required"
+    outside = invoke("framefarm-render-chunk", {"job_id": "keys", "chunk_id": 0,
+                                                "spec_url": f"s3://{stack.bucket}/jobs/other/spec.json"})
+    assert outside["exit_code"] == 2 and "outside job keys's prefix" in outside["error"]
+    missing = invoke("framefarm-render-chunk", {"job_id": "keys", "chunk_id": 99, "spec_url": spec_url})
+    assert missing["error"] == "bad request: job keys has no chunk 99"
+
+
+def test_orchestrator_hands_over_before_its_deadline_and_loses_nothing(aws_credentials):
+    # GIVEN an orchestrator whose deadline leaves ~1.5 s of dispatching per invocation
+    with LocalAwsStack(worker_timeout=3, orchestrator_timeout=3 + 15 + 1.5) as stack:
+        # WHEN a job of 12 half-second chunks runs two at a time (about 3 s of work)
+        assert invoke("framefarm-submit", {"job": sleepy_job(12, 0.5), "options": {"concurrency": 2}})["statusCode"] == 202
+        assert stack.cloud.wait_idle(timeout=180)
+        # THEN it took several orchestrator invocations, handed over between them
+        runs = stack.cloud.calls("framefarm-orchestrate")
+        assert len(runs) >= 2 and [run.function_error for run in runs] == [None] * len(runs)
+        assert [run.event.get("continuation", 0) for run in runs] == list(range(len(runs)))
+        # AND every chunk ran and was counted exactly once
+        job = repository(stack).require("sleepy")
+        assert job.state is JobState.STITCHING and job.completed_chunks == 12
+        assert [record.attempts for record in job.chunks] == [1] * 12
+        assert len(stack.cloud.calls("framefarm-render-chunk")) == 12
+        assert job.metrics.total_billed_duration_ms == sum(r.billed_duration_ms for r in job.chunks)
+
+
+@pytest.mark.slow
+def test_end_to_end_testsrc_submit_orchestrate_render_stitch(stack, tmp_path):
+    # GIVEN the example job, shortened (3 s at 320x240: 90 frames in 3 chunks, with its tone)
+    job = yaml.safe_load(EXAMPLE.read_text())
+    job.update({"width": 320, "height": 240, "total_frames": 90, "frames_per_chunk": 30})
+    jobfile = tmp_path / "testsrc.yaml"
+    jobfile.write_text(yaml.safe_dump(job))
+    # WHEN it is submitted through the submit Lambda
+    submitted = framefarm(stack, "submit", str(jobfile), "--function", "framefarm-submit", "--job-id", "e2e",
+                          "--concurrency", "3")
+    assert submitted.returncode == 0, submitted.stderr
+    assert submitted.stdout.strip() == "e2e"
+    assert stack.cloud.wait_idle(timeout=240)
+    # THEN the orchestrator ran every chunk on render-chunk Lambdas and the chunks are in S3
+    status = repository(stack).require("e2e")
+    assert status.state is JobState.STITCHING, status.error
+    assert [obj.key for obj in S3Storage(stack.bucket).list("jobs/e2e/chunks/")] == [
+        f"jobs/e2e/chunks/{i:05d}.mp4" for i in range(3)]
+    # AND DynamoDB has one record per chunk with billed duration, and job totals equal to the sums
+    assert all(r.state is ChunkState.COMPLETED and r.billed_duration_ms > 0 and r.cost_usd > 0 and r.request_id
+               for r in status.chunks)
+    assert status.metrics.total_billed_duration_ms == sum(r.billed_duration_ms for r in status.chunks)
+    assert status.metrics.cost_usd == pytest.approx(sum(r.cost_usd for r in status.chunks))
+    # AND `framefarm stitch` on the operator's machine makes a frame-exact video
+    output = tmp_path / "out.mp4"
+    stitched = framefarm(stack, "stitch", "e2e", "--table", stack.table, "--bucket", stack.bucket, "-o", str(output))
+    assert stitched.returncode == 0, stitched.stderr
+    assert len(packets(output)) == 90 and decoded_audio_samples(output) == 3 * 48000
+    assert repository(stack).require("e2e").state is JobState.COMPLETED
+    # AND status and cost read DynamoDB directly
+    assert "completed" in framefarm(stack, "status", "e2e", "--table", stack.table).stdout
+    assert "$" in framefarm(stack, "cost", "e2e", "--table", stack.table).stdout
+
+
+@pytest.mark.slow
+def test_render_from_the_operators_machine_on_lambda(stack, tmp_path):
+    job = yaml.safe_load(EXAMPLE.read_text())
+    job.update({"width": 160, "height": 120, "total_frames": 40, "frames_per_chunk": 10, "audio": None})
+    jobfile = tmp_path / "small.yaml"
+    jobfile.write_text(yaml.safe_dump(job))
+    output = tmp_path / "lambda.mp4"
+    result = framefarm(stack, "render", str(jobfile), "--backend", "lambda", "--function", "framefarm-render-chunk",
+                       "--table", stack.table, "--bucket", stack.bucket, "--concurrency", "4", "-o", str(output),
+                       "--job-id", "operator")
+    assert result.returncode == 0, result.stderr
+    assert len(packets(output)) == 40
+    assert repository(stack).require("operator").state is JobState.COMPLETED
+
+
+def test_missing_chunks_are_named_before_stitching(stack, tmp_path):
+    assert invoke("framefarm-submit", {"job": sleepy_job(3, job_id="partial")})["statusCode"] == 202
+    stack.cloud.wait_idle(timeout=120)
+    S3Storage(stack.bucket).delete_prefix("jobs/partial/chunks/00001.mp4")
+    result = framefarm(stack, "stitch", "partial", "--table", stack.table, "--bucket", stack.bucket,
+                       "-o", str(tmp_path / "o.mp4"))
+    assert result.returncode == 1
+    assert "1 of 3 chunks are not in s3://" in result.stderr and result.stderr.strip().endswith(": 1")

@@ -1,0 +1,102 @@
+"""The shared worker runtime, on local storage: requests, assets, outputs."""
+
+from __future__ import annotations
+
+import io
+import sys
+import tarfile
+import zipfile
+
+import pytest
+
+from framefarm import LocalStorage, plan_job
+from framefarm.storage.keys import spec_key
+from framefarm.worker.runtime import ChunkRequest, ChunkResponse, parse_request, run_chunk
+
+WRITE_OUTPUT = [sys.executable, "-c", "import sys; open(sys.argv[1], 'w').write(open(sys.argv[2]).read())",
+                "{output}", "assets/text.txt"]
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return LocalStorage(tmp_path / "store")
+
+
+def put_spec(storage, command, *, assets_url=None, job_id="job-1"):
+    spec = plan_job({"id": job_id, "width": 64, "height": 48, "fps": 10, "total_frames": 2, "chunks": 2,
+                     "command": command, "assets_url": assets_url})
+    storage.put_bytes(spec_key(job_id), spec.model_dump_json().encode())
+    return storage.url(spec_key(job_id))
+
+
+def zip_bundle(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_runs_with_assets_and_uploads_the_output(storage):
+    storage.put_bytes("jobs/job-1/assets.zip", zip_bundle({"assets/text.txt": b"from the bundle"}))
+    url = put_spec(storage, WRITE_OUTPUT, assets_url=storage.url("jobs/job-1/assets.zip"))
+    response = run_chunk(ChunkRequest(job_id="job-1", chunk_id=1, spec_url=url))
+    assert (response.exit_code, response.error, response.output_key) == (0, None, "jobs/job-1/chunks/00001.mp4")
+    assert storage.get_bytes("jobs/job-1/chunks/00001.mp4") == b"from the bundle"
+
+
+def test_tar_bundles_work_too(storage, tmp_path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        data = b"tarred"
+        info = tarfile.TarInfo("assets/text.txt")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    storage.put_bytes("jobs/job-1/assets.tar.gz", buffer.getvalue())
+    url = put_spec(storage, WRITE_OUTPUT, assets_url=storage.url("jobs/job-1/assets.tar.gz"))
+    assert run_chunk(ChunkRequest(job_id="job-1", chunk_id=0, spec_url=url)).exit_code == 0
+    assert storage.get_bytes("jobs/job-1/chunks/00000.mp4") == b"tarred"
+
+
+@pytest.mark.parametrize("member", ["../escape.txt", "/etc/evil", "assets/../../x"])
+def test_bundle_members_cannot_escape_the_work_dir(storage, tmp_path, member):
+    storage.put_bytes("jobs/job-1/assets.zip", zip_bundle({member: b"x"}))
+    url = put_spec(storage, WRITE_OUTPUT, assets_url=storage.url("jobs/job-1/assets.zip"))
+    response = run_chunk(ChunkRequest(job_id="job-1", chunk_id=0, spec_url=url), tmp_root=str(tmp_path))
+    assert response.exit_code == 1 and "escapes the job directory" in response.error
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_exit_zero_without_output_is_a_failure(storage):
+    url = put_spec(storage, [sys.executable, "-c", "print('forgot to write')"])
+    response = run_chunk(ChunkRequest(job_id="job-1", chunk_id=0, spec_url=url))
+    assert response.exit_code == 3 and response.error == "exit code 0 but no output at chunks/00000.mp4"
+    assert response.stdout == "forgot to write\n" and not storage.exists("jobs/job-1/chunks/00000.mp4")
+
+
+def test_failing_command_keeps_its_output_and_uploads_nothing(storage):
+    url = put_spec(storage, [sys.executable, "-c", "import sys; sys.stderr.write('bad frame'); sys.exit(5)"])
+    response = run_chunk(ChunkRequest(job_id="job-1", chunk_id=0, spec_url=url))
+    assert (response.exit_code, response.stderr, response.output_key) == (5, "bad frame", None)
+
+
+@pytest.mark.parametrize(("event", "message"), [
+    ("not a dict", "bad request: expected a JSON object"),
+    ({"job_id": "j", "chunk_id": -1, "spec_url": "s3://b/jobs/j/spec.json"}, "bad request: chunk_id: Input should be"),
+    ({"job_id": "../x", "chunk_id": 0, "spec_url": "s3://b/k"}, "bad request: job_id: String should match"),
+    ({"job_id": "j", "chunk_id": 0, "spec_url": "s3://b/jobs/j/spec.json", "shell": True}, "bad request: shell: Extra"),
+])
+def test_bad_requests_are_answered_not_raised(event, message):
+    response = parse_request(event)
+    assert isinstance(response, ChunkResponse) and response.exit_code == 2 and response.error.startswith(message)
+
+
+def test_missing_spec_and_wrong_job(storage):
+    url = put_spec(storage, WRITE_OUTPUT)
+    assert "no spec at" in run_chunk(ChunkRequest(job_id="job-2", chunk_id=0,
+                                                  spec_url=url.replace("job-1", "job-2"))).error
+    other = put_spec(storage, WRITE_OUTPUT, job_id="job-3")
+    moved = storage.url("jobs/job-4/spec.json")
+    storage.put_bytes("jobs/job-4/spec.json", storage.get_bytes(spec_key("job-3")))
+    assert "is job 'job-3', not 'job-4'" in run_chunk(ChunkRequest(job_id="job-4", chunk_id=0, spec_url=moved)).error
+    assert other
