@@ -7,6 +7,8 @@ a stitcher joins the chunk videos. See DESIGN.md for the architecture.
 
 from __future__ import annotations
 
+from typing import Any
+
 from framefarm.adapters.base import CallableWorkerAdapter, WorkerAdapter, WorkerJob, WorkerResult
 from framefarm.adapters.local import LocalWorkerAdapter
 from framefarm.cancel import CancelToken
@@ -20,12 +22,30 @@ from framefarm.status import ChunkRecord, JobState, JobStatus
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.storage.local import LocalStorage
 
+# Names whose modules import a cloud SDK: loaded on first use, so the base install stays SDK-free.
+_LAZY = {
+    "DynamoDBJobRepository": "framefarm.repositories.dynamodb",
+    "LambdaWorkerAdapter": "framefarm.adapters.aws_lambda",
+    "S3MergeAdapter": "framefarm.stitch.merge",
+    "S3Storage": "framefarm.storage.s3",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'framefarm' has no attribute {name!r}")
+
+
 __all__ = [
     "CallableWorkerAdapter",
     "CancelToken",
     "Chunk",
     "ChunkFailedError",
     "ChunkRecord",
+    "DynamoDBJobRepository",
     "ExecutionOptions",
     "FfmpegStitcher",
     "FramefarmError",
@@ -37,9 +57,12 @@ __all__ = [
     "JobSpecError",
     "JobState",
     "JobStatus",
+    "LambdaWorkerAdapter",
     "LocalStorage",
     "LocalWorkerAdapter",
     "RenderMetadata",
+    "S3MergeAdapter",
+    "S3Storage",
     "SqliteJobRepository",
     "StitchError",
     "WorkerAdapter",

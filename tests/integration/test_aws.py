@@ -164,3 +164,32 @@ def test_missing_chunks_are_named_before_stitching(stack, tmp_path):
                        "-o", str(tmp_path / "o.mp4"))
     assert result.returncode == 1
     assert "1 of 3 chunks are not in s3://" in result.stderr and result.stderr.strip().endswith(": 1")
+
+
+def test_framefarm_devcloud_prints_a_working_environment(tmp_path):
+    # GIVEN `framefarm devcloud` running in its own process
+    server = subprocess.Popen([sys.executable, "-m", "framefarm", "devcloud"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        env = {}
+        for line in server.stdout:
+            if line.startswith("export "):
+                name, _, value = line[len("export "):].strip().partition("=")
+                env[name] = value
+            if line.startswith("# framefarm stitch"):
+                break
+        # WHEN a job is submitted with the environment it printed
+        jobfile = tmp_path / "job.yaml"
+        jobfile.write_text(yaml.safe_dump(sleepy_job(2, job_id="from-shell")))
+        submitted = subprocess.run([sys.executable, "-m", "framefarm", "submit", str(jobfile), "--function",
+                                    "framefarm-submit"], capture_output=True, text=True, timeout=120,
+                                   env={**os.environ, **env})
+        # THEN it is accepted and the job is in its table
+        assert submitted.returncode == 0, submitted.stderr
+        status = subprocess.run([sys.executable, "-m", "framefarm", "status", "from-shell", "--table",
+                                 env["FRAMEFARM_TABLE"]], capture_output=True, text=True, timeout=120,
+                                env={**os.environ, **env})
+        assert status.returncode == 0 and "from-shell" in status.stdout
+    finally:
+        server.terminate()
+        server.wait(30)

@@ -7,14 +7,14 @@ import sys
 
 import framefarm
 
-# DESIGN.md's public names that exist so far; the AWS and Cloud Run names join as they land.
+# DESIGN.md's public names that exist so far; the Cloud Run names join when that issue lands.
 CONTRACT = {
     "JobSpec", "Chunk", "RenderMetadata", "plan_job",
     "WorkerJob", "WorkerResult", "WorkerAdapter",
     "JobExecutor", "ExecutionOptions", "CancelToken",
     "JobManager", "JobStatus", "JobState", "ChunkRecord",
-    "InMemoryJobRepository", "SqliteJobRepository",
-    "LocalWorkerAdapter", "FfmpegStitcher", "LocalStorage",
+    "InMemoryJobRepository", "SqliteJobRepository", "DynamoDBJobRepository",
+    "LocalWorkerAdapter", "LambdaWorkerAdapter", "FfmpegStitcher", "S3MergeAdapter", "LocalStorage", "S3Storage",
     "FramefarmError", "JobSpecError", "ChunkFailedError", "JobAbortedError", "StitchError",
 }
 

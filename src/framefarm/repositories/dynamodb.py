@@ -1,6 +1,7 @@
 """DynamoDBJobRepository: the single-table model from DESIGN.md.
 
-    PK=JOB#<id>  SK=META          the job: state, counters, spec (zlib, or a pointer to storage)
+    PK=JOB#<id>  SK=META          the job: state, counters, a pointer to its spec in storage
+                                  (or, with no storage, the spec itself, zlib-compressed)
     PK=JOB#<id>  SK=CHUNK#00042   one chunk: state, attempts, amounts, bounded log tails
     GSI by-created: GSI1PK="JOBS", GSI1SK=created_at   lists jobs newest first
     expires_at                    TTL attribute (epoch seconds) on every item
@@ -11,7 +12,8 @@ one PutItem, and every item stays O(1) in size whatever the number of chunks.
 Recording an attempt is one TransactWriteItems: the chunk item is updated only if it has not
 completed and has not seen this attempt number, and in the same transaction the job item's counters
 move by ADD. A failed condition means "already recorded". Two transactions on the same job item at
-once conflict (``TransactionConflict``) and are retried with backoff.
+once conflict (``TransactionConflict``) and are retried with backoff. Every item stays the same size
+whatever the number of chunks: the spec (O(chunks)) lives in storage, not in the job item.
 """
 
 from __future__ import annotations
@@ -302,14 +304,15 @@ class DynamoDBJobRepository(JobRepository):
         digest = hashlib.sha256(text).hexdigest()
         with self._specs_lock:
             self._specs[digest] = spec
+        if self.storage is not None:  # keeps the job item the same size whatever the number of chunks
+            self.storage.put_bytes(spec_key(job_id), text)
+            # A full URL, so a reader given only the table (framefarm status --table) finds it.
+            return {"spec_url": self.storage.url(spec_key(job_id)), "spec_sha256": digest}
         packed = zlib.compress(text, 6)
-        if len(packed) <= INLINE_SPEC_LIMIT:
-            return {"spec": packed, "spec_sha256": digest}
-        if self.storage is None:
+        if len(packed) > INLINE_SPEC_LIMIT:
             raise FramefarmError(f"job {job_id}: spec is {len(packed):,} bytes compressed, too large for a "
                                  "DynamoDB item; give the repository a storage to keep it in")
-        self.storage.put_bytes(spec_key(job_id), text)
-        return {"spec_key": spec_key(job_id), "spec_sha256": digest}
+        return {"spec": packed, "spec_sha256": digest}
 
     def _spec(self, meta: dict[str, Any]) -> JobSpec:
         digest = meta.get("spec_sha256", "")
@@ -319,10 +322,11 @@ class DynamoDBJobRepository(JobRepository):
             return cached
         if "spec" in meta:
             text = zlib.decompress(bytes(meta["spec"]))
-        elif self.storage is not None:
-            text = self.storage.get_bytes(meta["spec_key"])
         else:
-            raise FramefarmError(f"job {meta['job_id']}: its spec is in storage, but this repository has none")
+            from framefarm.storage import storage_for_url
+
+            storage, key = storage_for_url(meta["spec_url"])
+            text = storage.get_bytes(key)
         spec = JobSpec.model_validate_json(text)
         with self._specs_lock:
             if len(self._specs) >= 32:

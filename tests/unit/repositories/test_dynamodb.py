@@ -64,8 +64,23 @@ def test_creating_a_job_writes_one_item_however_many_chunks(repo, table, dynamod
     assert len(repo.require("wide").chunks) == 2000
 
 
-def test_a_spec_too_large_for_an_item_goes_to_storage(repo, storage, table, dynamodb_client):
-    # GIVEN a spec whose compressed form exceeds the inline limit (commands that do not compress)
+def test_without_storage_the_spec_rides_inline_up_to_the_item_limit(table, dynamodb_client):
+    import secrets
+
+    from framefarm.errors import FramefarmError
+
+    repo = DynamoDBJobRepository(table, client=dynamodb_client)
+    repo.save(JobStatus.new(make_spec(50, job_id="small"), now=1.0))
+    assert DynamoDBJobRepository(table, client=dynamodb_client).require("small").spec.id == "small"
+    spec = make_spec(3000, frames_per_chunk=1, job_id="huge")
+    spec = spec.model_copy(update={"chunks": [c.model_copy(update={"command": ["r", secrets.token_urlsafe(300)]})
+                                              for c in spec.chunks]})
+    with pytest.raises(FramefarmError, match="too large for a DynamoDB item; give the repository a storage"):
+        repo.save(JobStatus.new(spec, now=1.0))
+
+
+def test_with_storage_the_spec_lives_there_whatever_its_size(repo, storage, table, dynamodb_client):
+    # GIVEN a large spec (commands that do not compress)
     import secrets
 
     spec = make_spec(3000, frames_per_chunk=1, job_id="huge",
