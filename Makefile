@@ -31,6 +31,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/orchestration.py
 	$(BIN)/python bench/local_render.py
+	$(BIN)/python bench/dynamodb_writes.py
+	$(BIN)/python bench/lambda_fanout.py
+	$(BIN)/python bench/merge.py
 
 clean:
 	rm -rf $(VENV) .framefarm out
