@@ -25,7 +25,6 @@ from framefarm.executor import ExecutionOptions, JobExecutor
 from framefarm.manager import HANDOVER, JobManager
 from framefarm.spec import parse_job
 from framefarm.status import JobState
-from framefarm.storage.keys import spec_key
 from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
 
 logger = logging.getLogger("framefarm.aws")
@@ -57,8 +56,7 @@ def submit(event: Any, context: Any = None, *, settings: AwsSettings | None = No
         manager.create_job(spec)
     except JobStateError as exc:
         return _answer(api_style, 409, {"error": str(exc)})
-    try:
-        storage.put_bytes(spec_key(spec.id), spec.model_dump_json().encode())
+    try:  # create_job stored the spec in S3 too (the repository keeps it there), where workers read it
         invoke_async(lambda_client(), settings.require("orchestrator_function"),
                      {"job_id": spec.id, "options": options})
     except Exception as exc:  # undo, so a job that can never start is not left pending

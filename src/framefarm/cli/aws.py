@@ -74,17 +74,13 @@ def cmd_devcloud(args: argparse.Namespace, context: Context) -> int:
 def lambda_manager(args: argparse.Namespace, context: Context, spec: JobSpec) -> JobManager:
     """A manager that runs chunks on the render-chunk function, with DynamoDB and S3 behind it.
 
-    The spec goes to S3 first: the workers read it from there.
+    Creating the job puts its spec in S3 (the DynamoDB store keeps specs there), where workers read it.
     """
     from framefarm.adapters.aws_lambda import LambdaWorkerAdapter
     from framefarm.aws.settings import AwsSettings
-    from framefarm.storage.keys import spec_key
-
     settings = AwsSettings.from_env(table=context.table, bucket=context.bucket, worker_function=args.function)
     storage = settings.storage()
     repository = settings.repository(storage=storage)
-    if repository.get(spec.id, chunks=False) is None:
-        storage.put_bytes(spec_key(spec.id), spec.model_dump_json().encode())
     adapter = LambdaWorkerAdapter(settings.require("worker_function"), storage, concurrency=args.concurrency,
                                   function_timeout=settings.worker_timeout,
                                   architecture=settings.worker_architecture)
