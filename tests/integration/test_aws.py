@@ -156,6 +156,25 @@ def test_render_from_the_operators_machine_on_lambda(stack, tmp_path):
     assert repository(stack).require("operator").state is JobState.COMPLETED
 
 
+@pytest.mark.slow
+def test_assets_reach_the_lambda_workers(stack, tmp_path, encode_chunk):
+    assets = tmp_path / "assets"
+    encode_chunk(assets / "input.mp4", 0, 20, size="160x120", fps=10)
+    jobfile = tmp_path / "cut.yaml"
+    jobfile.write_text(yaml.safe_dump({
+        "width": 160, "height": 120, "fps": 10, "total_frames": 20, "frames_per_chunk": 5,
+        "command": "{ffmpeg} -hide_banner -loglevel error -y -i input.mp4 "
+                   "-vf trim=start_frame={start_frame}:end_frame={end_frame},setpts=PTS-STARTPTS "
+                   "-an -c:v libx264 -pix_fmt yuv420p {output}"}))
+    output = tmp_path / "cut.mp4"
+    result = framefarm(stack, "render", str(jobfile), "--backend", "lambda", "--function", "framefarm-render-chunk",
+                       "--table", stack.table, "--bucket", stack.bucket, "--assets", str(assets), "-o", str(output),
+                       "--job-id", "cut", "--concurrency", "4")
+    assert result.returncode == 0, result.stderr
+    assert S3Storage(stack.bucket).exists("jobs/cut/assets.zip")
+    assert len(packets(output)) == 20
+
+
 def test_missing_chunks_are_named_before_stitching(stack, tmp_path):
     assert invoke("framefarm-submit", {"job": sleepy_job(3, job_id="partial")})["statusCode"] == 202
     stack.cloud.wait_idle(timeout=120)

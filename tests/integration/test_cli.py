@@ -176,3 +176,20 @@ def test_pause_from_another_terminal_then_resume_finishes(tmp_path):
     final = store().require("p")
     assert final.state is JobState.STITCHING and final.completed_chunks == 4  # ready to stitch
     assert all(c.attempts == 1 for c in final.chunks)
+
+
+@pytest.mark.slow
+def test_render_with_an_asset_directory(tmp_path, encode_chunk):
+    # GIVEN an input video in an asset directory, and a job whose chunks cut frames from it
+    assets = tmp_path / "assets"
+    encode_chunk(assets / "input.mp4", 0, 20, size="160x120", fps=10)
+    job = write_job(tmp_path, width=160, height=120, fps=10, total_frames=20, frames_per_chunk=10,
+                    command="{ffmpeg} -hide_banner -loglevel error -y -i input.mp4 "
+                            "-vf trim=start_frame={start_frame}:end_frame={end_frame},setpts=PTS-STARTPTS "
+                            "-an -c:v libx264 -pix_fmt yuv420p {output}",
+                    output=str(tmp_path / "cut.mp4"))
+    # WHEN it is rendered with --assets
+    result = framefarm("render", str(job), "--assets", str(assets), "--job-id", "with-assets")
+    # THEN the chunks found the input and the video has every frame
+    assert result.returncode == 0, result.stderr
+    assert len(packets(tmp_path / "cut.mp4")) == 20

@@ -23,6 +23,8 @@ def register(commands: Any) -> None:
     submit.add_argument("--job-id", help="id for the new job (default: generated)")
     submit.add_argument("--concurrency", type=int, help="chunks in flight on Lambda")
     submit.add_argument("--retries", type=int, help="retries per chunk")
+    submit.add_argument("--assets", type=Path, help="a directory the commands read, shipped to every chunk")
+    submit.add_argument("--bucket", help="with --assets: the artifact bucket to upload them to")
     submit.set_defaults(handler=cmd_submit)
 
     devcloud = commands.add_parser("devcloud", help="run the AWS flow on this machine (moto + local Lambda)")
@@ -37,7 +39,19 @@ def cmd_submit(args: argparse.Namespace, context: Context) -> int:
     document = read_job_document(args.jobfile)
     spec = parse_job(document, source=str(args.jobfile), job_id=args.job_id)  # fail here, not in the Lambda
     options = {name: value for name in ("concurrency", "retries") if (value := getattr(args, name)) is not None}
-    payload = {"job": {**document, "id": spec.id}, "options": options}
+    job = {**document, "id": spec.id}
+    if args.assets is not None:
+        from framefarm.errors import JobSpecError
+        from framefarm.storage.s3 import S3Storage
+        from framefarm.worker.assets import upload_assets
+
+        if not args.bucket:
+            raise JobSpecError("--assets: give --bucket, the artifact bucket the workers read from")
+        try:
+            job["assets_url"] = upload_assets(args.assets, S3Storage(args.bucket), spec.id)
+        except ValueError as exc:
+            raise JobSpecError(str(exc)) from None
+    payload = {"job": job, "options": options}
     response = lambda_client(concurrency=1, function_timeout=60).invoke(
         FunctionName=args.function, InvocationType="RequestResponse", Payload=json.dumps(payload).encode())
     answer = json.loads(response["Payload"].read() or b"{}")

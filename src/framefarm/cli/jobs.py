@@ -35,6 +35,8 @@ def register(commands: Any) -> None:
     render.add_argument("--backend", choices=("local", "lambda"), default="local",
                         help="where chunks run: local subprocesses (default) or a render-chunk Lambda function")
     render.add_argument("--function", help="with --backend lambda: the render-chunk function's name")
+    render.add_argument("--assets", type=Path,
+                        help="a directory the commands read (inputs, fonts...): shipped to every chunk's work dir")
     add_run_flags(render)
     add_store_flags(render)
     render.set_defaults(handler=cmd_render)
@@ -94,7 +96,14 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
         manager = lambda_manager(args, context, spec)
     else:
         manager = context.manager()
+    if args.assets is not None:
+        spec = with_assets(spec, args.assets, manager)
     manager.create_job(spec, output=str(output))
+    if spec.assets_url and args.backend == "local":
+        from framefarm.storage import storage_for_url
+        from framefarm.worker.assets import unpack_assets
+
+        unpack_assets(spec.assets_url, manager.job_dir(spec.id), storage_for=storage_for_url)
     context.err.print(f"job [bold]{spec.id}[/]: {len(spec.chunks)} chunks, "
                       f"{spec.metadata.total_frames} frames → {output}")
     remote = args.backend == "lambda"
@@ -102,6 +111,19 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
     if remote and code == EXIT_OK and not args.no_stitch:
         return stitch_from_storage(manager, spec, output, context)
     return code
+
+
+def with_assets(spec: JobSpec, directory: Path, manager: JobManager) -> JobSpec:
+    """The spec with ``assets_url`` pointing at ``directory``, bundled into the manager's storage."""
+    from framefarm.worker.assets import upload_assets
+
+    if manager.storage is None:
+        raise JobSpecError("--assets: this backend has no storage to ship assets through")
+    try:
+        url = upload_assets(directory, manager.storage, spec.id)
+    except ValueError as exc:
+        raise JobSpecError(str(exc)) from None
+    return spec.model_copy(update={"assets_url": url})
 
 
 def cmd_resume(args: argparse.Namespace, context: Context) -> int:

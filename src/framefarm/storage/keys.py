@@ -1,6 +1,7 @@
 """The object key layout, shared by every storage backend and every worker.
 
     jobs/<job>/spec.json
+    jobs/<job>/assets.zip
     jobs/<job>/chunks/<00042>.<ext>
     jobs/<job>/logs/<00042>.attempt<N>.<stdout|stderr>.log
 """
@@ -16,6 +17,10 @@ def job_prefix(job_id: str) -> str:
 
 def spec_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}spec.json"
+
+
+def assets_key(job_id: str) -> str:
+    return f"{job_prefix(job_id)}assets.zip"
 
 
 def chunk_key(job_id: str, chunk_id: int, output_file: str) -> str:

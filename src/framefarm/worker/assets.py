@@ -49,3 +49,31 @@ def _check_member(name: str) -> None:
         safe_relative_path(name.rstrip("/") or ".")
     except ValueError as exc:
         raise ValueError(f"asset bundle member {exc}") from None
+
+
+def bundle_directory(source: Path, bundle: Path) -> int:
+    """Zip ``source`` into ``bundle`` (paths relative to ``source``); returns the number of files.
+
+    Entries are sorted and timestamps fixed, so the same directory always makes the same bundle.
+    """
+    source = Path(source)
+    if not source.is_dir():
+        raise ValueError(f"--assets: {source} is not a directory")
+    files = sorted(path for path in source.rglob("*") if path.is_file())
+    with zipfile.ZipFile(bundle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            info = zipfile.ZipInfo(path.relative_to(source).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return len(files)
+
+
+def upload_assets(source: Path, storage: Storage, job_id: str) -> str:
+    """Bundle ``source`` and store it as ``jobs/<job>/assets.zip``; returns the URL for ``assets_url``."""
+    from framefarm.storage.keys import assets_key
+
+    with tempfile.TemporaryDirectory(prefix="framefarm-bundle-") as scratch:
+        bundle = Path(scratch) / "assets.zip"
+        bundle_directory(source, bundle)
+        storage.put_file(assets_key(job_id), bundle)
+    return storage.url(assets_key(job_id))

@@ -100,3 +100,19 @@ def test_missing_spec_and_wrong_job(storage):
     storage.put_bytes("jobs/job-4/spec.json", storage.get_bytes(spec_key("job-3")))
     assert "is job 'job-3', not 'job-4'" in run_chunk(ChunkRequest(job_id="job-4", chunk_id=0, spec_url=moved)).error
     assert other
+
+
+def test_bundles_are_deterministic_and_round_trip(tmp_path):
+    from framefarm.worker.assets import bundle_directory, unpack_bundle
+
+    source = tmp_path / "assets"
+    (source / "fonts").mkdir(parents=True)
+    (source / "fonts" / "a.ttf").write_bytes(b"font")
+    (source / "input.txt").write_text("hello")
+    assert bundle_directory(source, tmp_path / "one.zip") == 2
+    bundle_directory(source, tmp_path / "two.zip")
+    assert (tmp_path / "one.zip").read_bytes() == (tmp_path / "two.zip").read_bytes()
+    assert sorted(unpack_bundle(tmp_path / "one.zip", tmp_path / "out")) == ["fonts/a.ttf", "input.txt"]
+    assert (tmp_path / "out" / "fonts" / "a.ttf").read_bytes() == b"font"
+    with pytest.raises(ValueError, match="is not a directory"):
+        bundle_directory(tmp_path / "missing", tmp_path / "x.zip")
