@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Reinstall when pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean install
+.PHONY: demo test lint bench clean install synth
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,16 +13,26 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	rm -f $(VENV)/.installed-*
-	$(BIN)/pip install --quiet -e '.[dev,aws]'
+	$(BIN)/pip install --quiet -e '.[dev,aws,infra]'
 	touch $@
+
+# The CDK CLI, pinned to major 2 (the unversioned npm package is an old 3.0.0 that cannot read
+# current cloud assemblies); only the infra tests and `make synth` use it.
+CDK := .cdk-cli/node_modules/.bin/cdk
+$(CDK):
+	npm install --prefix .cdk-cli --no-audit --no-fund --silent aws-cdk@2
 
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/framefarm render examples/testsrc.yaml
 
-test: $(STAMP)
+test: $(STAMP) $(CDK)
 	$(BIN)/python -m pytest -q
+
+synth: $(STAMP) $(CDK)
+	PATH="$(CURDIR)/$(BIN):$$PATH" CDK_HOME="$(CURDIR)/.cdk-home" JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
+		$(CDK) synth --quiet --no-notices
 
 lint: $(STAMP)
 	$(BIN)/ruff check --output-format concise src tests bench lambda_handlers infra
@@ -36,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/merge.py
 
 clean:
-	rm -rf $(VENV) .framefarm out
+	rm -rf $(VENV) .framefarm out .cdk-cli .cdk-home cdk.out

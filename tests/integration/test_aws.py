@@ -212,3 +212,30 @@ def test_framefarm_devcloud_prints_a_working_environment(tmp_path):
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_stack_outputs_stand_in_for_each_name(aws, capsys):
+    # GIVEN a deployed stack's outputs (CloudFormation on moto) and its table
+    from framefarm.cli.context import Context, stack_outputs
+    from framefarm.repositories.dynamodb import create_table
+
+    create_table(boto3.client("dynamodb"), "jobs-from-stack")
+    template = {"Resources": {"Placeholder": {"Type": "AWS::S3::Bucket"}},
+                "Outputs": {"TableName": {"Value": "jobs-from-stack"}, "BucketName": {"Value": "bucket-from-stack"},
+                            "SubmitFunctionName": {"Value": "Framefarm-submit"},
+                            "WorkerFunctionName": {"Value": "Framefarm-render-chunk"}}}
+    boto3.client("cloudformation").create_stack(StackName="Framefarm", TemplateBody=json.dumps(template))
+    # WHEN the CLI is given --stack
+    assert stack_outputs("Framefarm")["TableName"] == "jobs-from-stack"
+    from framefarm.cli import build_parser
+
+    context = Context.from_args(build_parser().parse_args(["jobs", "--stack", "Framefarm", "--bucket", "mine"]))
+    # THEN names come from the outputs, and an explicit flag still wins
+    assert (context.table, context.bucket) == ("jobs-from-stack", "mine")
+    assert context.function(None, "SubmitFunctionName") == "Framefarm-submit"
+    from framefarm.cli import main
+
+    assert main(["jobs", "--stack", "Framefarm"]) == 0
+    capsys.readouterr()
+    assert main(["jobs", "--stack", "Missing"]) == 1
+    assert capsys.readouterr().err.strip() == "error: --stack Missing: Stack with id Missing does not exist"

@@ -10,6 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from rich.console import Console
+
 from framefarm.cli import aws, jobs
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, Context
 from framefarm.errors import FramefarmError, JobNotFoundError, JobSpecError, JobStateError, ToolNotFoundError
@@ -21,18 +23,19 @@ __all__ = ["build_parser", "main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    context = Context.from_args(args)
+    err = Console(stderr=True, highlight=False)
     try:
+        context = Context.from_args(args)  # may read a stack's outputs: inside the error handling
         return int(args.handler(args, context))
     except FramefarmError as exc:
-        context.err.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
         return EXIT_USAGE if isinstance(exc, INPUT_ERRORS) else EXIT_FAILED
     except KeyboardInterrupt:
-        context.err.print("interrupted")
+        err.print("interrupted")
         return EXIT_CANCELLED
     except Exception as exc:  # a cloud SDK error: one line, not a traceback
         if type(exc).__module__.startswith(("botocore", "boto3", "google")):
-            context.err.print(f"[red]error:[/] {type(exc).__name__}: {exc}", markup=True, soft_wrap=True)
+            err.print(f"[red]error:[/] {type(exc).__name__}: {exc}", markup=True, soft_wrap=True)
             return EXIT_FAILED
         raise
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from framefarm.cli.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
+from framefarm.errors import JobSpecError
 from framefarm.executor import JobExecutor
 from framefarm.manager import JobManager
 from framefarm.spec import JobSpec, parse_job, read_job_document
@@ -19,7 +20,8 @@ from framefarm.spec import JobSpec, parse_job, read_job_document
 def register(commands: Any) -> None:
     submit = commands.add_parser("submit", help="submit a job file to the deployed submit Lambda")
     submit.add_argument("jobfile", type=Path)
-    submit.add_argument("--function", required=True, help="the submit function's name")
+    submit.add_argument("--function", help="the submit function's name (or --stack)")
+    submit.add_argument("--stack", help="a deployed framefarm stack: the submit function and bucket from its outputs")
     submit.add_argument("--job-id", help="id for the new job (default: generated)")
     submit.add_argument("--concurrency", type=int, help="chunks in flight on Lambda")
     submit.add_argument("--retries", type=int, help="retries per chunk")
@@ -36,24 +38,26 @@ def register(commands: Any) -> None:
 def cmd_submit(args: argparse.Namespace, context: Context) -> int:
     from framefarm.adapters.aws_lambda import lambda_client
 
+    function = context.function(args.function, "SubmitFunctionName")
+    if not function:
+        raise JobSpecError("submit: give --function SUBMIT_FN or --stack NAME")
     document = read_job_document(args.jobfile)
     spec = parse_job(document, source=str(args.jobfile), job_id=args.job_id)  # fail here, not in the Lambda
     options = {name: value for name in ("concurrency", "retries") if (value := getattr(args, name)) is not None}
     job = {**document, "id": spec.id}
     if args.assets is not None:
-        from framefarm.errors import JobSpecError
         from framefarm.storage.s3 import S3Storage
         from framefarm.worker.assets import upload_assets
 
-        if not args.bucket:
-            raise JobSpecError("--assets: give --bucket, the artifact bucket the workers read from")
+        if not context.bucket:  # --bucket, or the stack's BucketName
+            raise JobSpecError("--assets: give --bucket (or --stack), the artifact bucket the workers read from")
         try:
-            job["assets_url"] = upload_assets(args.assets, S3Storage(args.bucket), spec.id)
+            job["assets_url"] = upload_assets(args.assets, S3Storage(context.bucket), spec.id)
         except ValueError as exc:
             raise JobSpecError(str(exc)) from None
     payload = {"job": job, "options": options}
     response = lambda_client(concurrency=1, function_timeout=60).invoke(
-        FunctionName=args.function, InvocationType="RequestResponse", Payload=json.dumps(payload).encode())
+        FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps(payload).encode())
     answer = json.loads(response["Payload"].read() or b"{}")
     if response.get("FunctionError"):
         context.err.print(f"[red]error:[/] the submit function failed: {answer.get('errorMessage', answer)}")
@@ -92,7 +96,8 @@ def lambda_manager(args: argparse.Namespace, context: Context, spec: JobSpec) ->
     """
     from framefarm.adapters.aws_lambda import LambdaWorkerAdapter
     from framefarm.aws.settings import AwsSettings
-    settings = AwsSettings.from_env(table=context.table, bucket=context.bucket, worker_function=args.function)
+    settings = AwsSettings.from_env(table=context.table, bucket=context.bucket,
+                                    worker_function=context.function(args.function, "WorkerFunctionName"))
     storage = settings.storage()
     repository = settings.repository(storage=storage)
     adapter = LambdaWorkerAdapter(settings.require("worker_function"), storage, concurrency=args.concurrency,

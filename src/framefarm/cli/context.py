@@ -7,7 +7,7 @@ No flags: the embedded defaults (SQLite job store and local storage under ``--ho
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +15,7 @@ from rich.console import Console
 from framefarm.adapters.base import WorkerAdapter
 from framefarm.adapters.local import LocalWorkerAdapter
 from framefarm.config import DATABASE_FILENAME, framefarm_home
+from framefarm.errors import FramefarmError
 from framefarm.executor import JobExecutor
 from framefarm.manager import JobManager
 from framefarm.repositories.base import JobRepository
@@ -32,11 +33,19 @@ class Context:
     err: Console
     table: str | None = None
     bucket: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Context:
+        """Explicit flags win; ``--stack`` fills what they leave out from the stack's outputs."""
+        outputs = stack_outputs(args.stack) if getattr(args, "stack", None) else {}
         return cls(home=framefarm_home(args.home).resolve(), out=Console(), err=Console(stderr=True, highlight=False),
-                   table=getattr(args, "table", None), bucket=getattr(args, "bucket", None))
+                   table=getattr(args, "table", None) or outputs.get("TableName"),
+                   bucket=getattr(args, "bucket", None) or outputs.get("BucketName"), outputs=outputs)
+
+    def function(self, explicit: str | None, output: str) -> str | None:
+        """A function name: the flag, else the stack output (SubmitFunctionName, WorkerFunctionName)."""
+        return explicit or self.outputs.get(output)
 
     @property
     def on_aws(self) -> bool:
@@ -64,3 +73,16 @@ class Context:
 def add_store_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", help="DynamoDB job table (default: the local SQLite store)")
     parser.add_argument("--bucket", help="S3 bucket with specs, chunks and logs (default: local storage)")
+    parser.add_argument("--stack", help="a deployed framefarm stack: table, bucket and functions from its outputs")
+
+
+def stack_outputs(stack_name: str) -> dict[str, str]:
+    """The outputs of a deployed stack (``infra/stacks/framefarm_stack.py`` names them)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    try:
+        stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as exc:
+        raise FramefarmError(f"--stack {stack_name}: {exc.response['Error'].get('Message', exc)}") from None
+    return {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", [])}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,8 @@ class Storage(ABC):
         """The object's bytes; FileNotFoundError when there is none."""
 
     @abstractmethod
-    def put_file(self, key: str, path: Path) -> None: ...
+    def put_file(self, key: str, path: Path, *, tags: Mapping[str, str] | None = None) -> None:
+        """Store a file; ``tags`` label the object where the store supports it (S3 lifecycle rules)."""
 
     @abstractmethod
     def get_file(self, key: str, path: Path) -> None: ...

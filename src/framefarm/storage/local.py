@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from framefarm.storage.base import Storage, StoredObject
@@ -34,7 +35,7 @@ class LocalStorage(Storage):
     def get_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
-    def put_file(self, key: str, path: Path) -> None:
+    def put_file(self, key: str, path: Path, *, tags: Mapping[str, str] | None = None) -> None:
         target = self.path(key)
         if target == Path(path).resolve():
             return

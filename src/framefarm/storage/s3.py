@@ -7,8 +7,10 @@ Lambda); boto3 is imported only when no client is given.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from framefarm.storage.base import Storage, StoredObject
 
@@ -43,8 +45,9 @@ class S3Storage(Storage):
         except self.client.exceptions.NoSuchKey:
             raise FileNotFoundError(f"no object s3://{self.bucket}/{self._key(key)}") from None
 
-    def put_file(self, key: str, path: Path) -> None:
-        self.client.upload_file(str(path), self.bucket, self._key(key), Config=self._transfer)
+    def put_file(self, key: str, path: Path, *, tags: Mapping[str, str] | None = None) -> None:
+        extra = {"Tagging": urlencode(dict(tags))} if tags else None
+        self.client.upload_file(str(path), self.bucket, self._key(key), Config=self._transfer, ExtraArgs=extra)
 
     def get_file(self, key: str, path: Path) -> None:
         from botocore.exceptions import ClientError

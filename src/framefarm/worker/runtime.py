@@ -27,7 +27,7 @@ from framefarm.errors import JobSpecError
 from framefarm.spec import JOB_ID_PATTERN, JobSpec
 from framefarm.storage import storage_for_url
 from framefarm.storage.base import Storage
-from framefarm.storage.keys import chunk_key, job_prefix
+from framefarm.storage.keys import CHUNK_TAG, chunk_key, job_prefix
 from framefarm.worker.assets import unpack_assets
 
 EXIT_BAD_REQUEST = 2
@@ -128,6 +128,6 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
             return ChunkResponse(exit_code=EXIT_NO_OUTPUT, stdout=result.stdout, stderr=result.stderr,
                                  error=message, duration_ms=elapsed())
         key = chunk_key(spec.id, chunk.id, chunk.output_file)
-        storage.put_file(key, output)
+        storage.put_file(key, output, tags=CHUNK_TAG)
         return ChunkResponse(exit_code=0, stdout=result.stdout, stderr=result.stderr, output_key=key,
                              duration_ms=elapsed())

@@ -76,3 +76,11 @@ def test_urls_name_the_object_and_resolve_back(store, s3_client):
 def test_unsupported_urls_are_rejected():
     with pytest.raises(ValueError, match="unsupported storage URL"):
         storage_for_url("ftp://host/x")
+
+
+def test_s3_objects_carry_their_tags(bucket, s3_client, tmp_path):
+    source = tmp_path / "c.mp4"
+    source.write_bytes(b"chunk")
+    S3Storage(bucket, client=s3_client).put_file("jobs/a/chunks/00000.mp4", source, tags={"framefarm-kind": "chunk"})
+    tags = s3_client.get_object_tagging(Bucket=bucket, Key="jobs/a/chunks/00000.mp4")["TagSet"]
+    assert tags == [{"Key": "framefarm-kind", "Value": "chunk"}]

@@ -1,0 +1,1 @@
+"""The AWS CDK app that `cdk deploy` ships (see app.py)."""

@@ -1,0 +1,132 @@
+"""WorkerFunctions: submit, orchestrate and render-chunk, from one container image, least privilege.
+
+One image (Dockerfile in infra/docker/, ffmpeg inside via imageio-ffmpeg) serves all three handlers;
+`cdk deploy` builds it, `cdk synth` only stages it. Names are fixed so that each function's
+environment and IAM policy can name the others (and the orchestrator itself) without a cycle.
+
+Each function has its own role with inline statements only:
+- render-chunk reads specs and asset bundles, writes chunk outputs (with their tag);
+- orchestrate invokes render-chunk and itself, reads and writes the job table, reads specs,
+  writes full logs;
+- submit writes the job table and spec keys (and can undo them) and invokes the orchestrator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Stack, Validations
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk.aws_dynamodb import ITable
+from constructs import Construct
+
+from framefarm.aws.settings import ENV_CONCURRENCY, ENV_WORKER_ARCHITECTURE, ENV_WORKER_TIMEOUT
+from framefarm.config import ENV_BUCKET, ENV_ORCHESTRATOR_FUNCTION, ENV_TABLE, ENV_WORKER_FUNCTION
+from infra.settings import ORCHESTRATOR_TIMEOUT, InfraSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC_KEYS, ASSET_KEYS = "jobs/*/spec.json", "jobs/*/assets.zip"
+CHUNK_KEYS, LOG_KEYS = "jobs/*/chunks/*", "jobs/*/logs/*"
+HANDLERS = {"submit": "lambda_handlers.submit.handler", "orchestrate": "lambda_handlers.orchestrate.handler",
+            "render-chunk": "lambda_handlers.render_chunk.handler"}
+
+
+class WorkerFunctions(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: InfraSettings, bucket: s3.IBucket,
+                 table: ITable) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.names = {kind: f"{stack.stack_name}-{kind}" for kind in HANDLERS}
+        arm = settings.worker_architecture == "arm64"
+        environment = {
+            ENV_TABLE: table.table_name, ENV_BUCKET: bucket.bucket_name,
+            ENV_WORKER_FUNCTION: self.names["render-chunk"], ENV_ORCHESTRATOR_FUNCTION: self.names["orchestrate"],
+            ENV_WORKER_TIMEOUT: str(settings.worker_timeout), ENV_WORKER_ARCHITECTURE: settings.worker_architecture,
+            ENV_CONCURRENCY: str(settings.max_concurrency),
+        }
+        limits = {"submit": (512, 30), "orchestrate": (1024, ORCHESTRATOR_TIMEOUT),
+                  "render-chunk": (settings.worker_memory_mb, settings.worker_timeout)}
+        self.functions: dict[str, lambda_.Function] = {}
+        self.roles: dict[str, iam.Role] = {}
+        for kind, handler in HANDLERS.items():
+            memory, timeout = limits[kind]
+            log_group = logs.LogGroup(self, f"{kind}-logs", log_group_name=f"/aws/lambda/{self.names[kind]}",
+                                      retention=_retention(settings.log_retention_days),
+                                      removal_policy=RemovalPolicy.DESTROY)
+            role = iam.Role(self, f"{kind}-role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                            description=f"framefarm {kind}: only what this function needs")
+            log_group.grant_write(role)
+            self.roles[kind] = role
+            self.functions[kind] = lambda_.DockerImageFunction(
+                self, kind, function_name=self.names[kind], role=role, memory_size=memory,
+                timeout=Duration.seconds(timeout), log_group=log_group, environment=environment,
+                architecture=lambda_.Architecture.ARM_64 if arm else lambda_.Architecture.X86_64,
+                ephemeral_storage_size=Size.gibibytes(4) if kind == "render-chunk" else None,
+                code=lambda_.DockerImageCode.from_image_asset(
+                    str(ROOT), file="infra/docker/Dockerfile", cmd=[handler],
+                    platform=ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64),
+            )
+        self._grant(settings, bucket, table)
+
+    def arn(self, kind: str) -> str:
+        stack = Stack.of(self)
+        return f"arn:{stack.partition}:lambda:{stack.region}:{stack.account}:function:{self.names[kind]}"
+
+    def _grant(self, settings: InfraSettings, bucket: s3.IBucket, table: ITable) -> None:
+        worker, orchestrator, submit = self.roles["render-chunk"], self.roles["orchestrate"], self.roles["submit"]
+        objects = bucket.arn_for_objects
+        worker.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"],
+                                                 resources=[objects(SPEC_KEYS), objects(ASSET_KEYS)]))
+        worker.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:PutObjectTagging"],
+                                                 resources=[objects(CHUNK_KEYS)]))
+        orchestrator.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
+                                                       resources=[self.arn("render-chunk"), self.arn("orchestrate")]))
+        orchestrator.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
+                     "dynamodb:ConditionCheckItem"], resources=[table.table_arn]))
+        orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(SPEC_KEYS)]))
+        orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[objects(LOG_KEYS)]))
+        submit.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
+                                                 resources=[self.arn("orchestrate")]))
+        submit.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem",
+                     "dynamodb:BatchWriteItem"], resources=[table.table_arn]))
+        submit.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:DeleteObject"],
+                                                 resources=[objects(SPEC_KEYS)]))
+        submit.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+                                                 conditions={"StringLike": {"s3:prefix": ["jobs/*"]}}))
+        self._acknowledge_key_patterns(bucket, {
+            "render-chunk": {SPEC_KEYS: "reads the spec of whichever job it is given",
+                             ASSET_KEYS: "reads that job's asset bundle",
+                             CHUNK_KEYS: "writes that job's chunk output"},
+            "orchestrate": {SPEC_KEYS: "reads the spec of the job it runs",
+                            LOG_KEYS: "writes full logs of that job's chunks"},
+            "submit": {SPEC_KEYS: "writes (and on failure removes) the spec of the job it accepts"},
+        })
+
+    def _acknowledge_key_patterns(self, bucket: s3.IBucket, reasons: dict[str, dict[str, str]]) -> None:
+        """Each object-key wildcard is acknowledged on its own, with why it cannot be narrower."""
+        stack = Stack.of(self)
+        bucket_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
+        for kind, patterns in reasons.items():
+            for pattern, purpose in patterns.items():
+                Validations.of(self.roles[kind]).acknowledge(Acknowledgment(
+                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{pattern}]",
+                    reason=f"{kind} {purpose}; job ids are made at submit time, so the key is a pattern inside "
+                           "this stack's own bucket, with named actions only"))
+
+
+RETENTION = {1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
+             7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
+             60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS,
+             180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR}
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    if days not in RETENTION:
+        raise ValueError(f"logRetentionDays: {days}; use one of {', '.join(map(str, RETENTION))}")
+    return RETENTION[days]

@@ -1,0 +1,1 @@
+"""The framefarm stack."""

@@ -1,0 +1,187 @@
+"""The synthesized stack, resource by resource (aws_cdk.assertions)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from framefarm.repositories.dynamodb import GSI_NAME, GSI_PK, GSI_SK, PK, SK, TTL_ATTRIBUTE
+
+
+def resources(template: Template, kind: str) -> dict:
+    return template.find_resources(kind)
+
+
+def test_resource_counts(synthesized):
+    _, template, _ = synthesized
+    for kind, count in {"AWS::S3::Bucket": 2, "AWS::DynamoDB::Table": 1, "AWS::Lambda::Function": 3,
+                        "AWS::IAM::Role": 3, "AWS::IAM::Policy": 3, "AWS::Logs::LogGroup": 3,
+                        "AWS::CloudWatch::Alarm": 3}.items():
+        template.resource_count_is(kind, count)
+
+
+def test_artifact_bucket_is_private_encrypted_logged_and_expires_chunks(synthesized):
+    _, template, _ = synthesized
+    template.has_resource_properties("AWS::S3::Bucket", {
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                           "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+        "LoggingConfiguration": {"DestinationBucketName": Match.any_value(), "LogFilePrefix": "artifacts/"},
+        "LifecycleConfiguration": {"Rules": Match.array_with([
+            {"Id": "expire-chunks", "Status": "Enabled", "ExpirationInDays": 7,
+             "TagFilters": [{"Key": "framefarm-kind", "Value": "chunk"}]},
+            Match.object_like({"Id": "abort-incomplete-uploads",
+                               "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}})])},
+    })
+    artifact = next(props for props in resources(template, "AWS::S3::Bucket").values()
+                if "LoggingConfiguration" in props["Properties"])
+    assert "VersioningConfiguration" not in artifact["Properties"]
+
+
+def test_every_bucket_refuses_plain_http(synthesized):
+    _, template, _ = synthesized
+    policies = resources(template, "AWS::S3::BucketPolicy")
+    assert len(policies) == 2
+    for policy in policies.values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+                   for s in statements)
+
+
+def test_job_table_matches_the_repositorys_model(synthesized):
+    _, template, _ = synthesized
+    template.has_resource_properties("AWS::DynamoDB::Table", {
+        "KeySchema": [{"AttributeName": PK, "KeyType": "HASH"}, {"AttributeName": SK, "KeyType": "RANGE"}],
+        "BillingMode": "PAY_PER_REQUEST",
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
+        "GlobalSecondaryIndexes": [{"IndexName": GSI_NAME, "Projection": {"ProjectionType": "ALL"},
+                                    "KeySchema": [{"AttributeName": GSI_PK, "KeyType": "HASH"},
+                                                  {"AttributeName": GSI_SK, "KeyType": "RANGE"}]}],
+    })
+
+
+def function(template: Template, suffix: str) -> dict:
+    found = [f["Properties"] for f in resources(template, "AWS::Lambda::Function").values()
+             if f["Properties"]["FunctionName"].endswith(suffix)]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_functions_are_one_image_with_three_handlers_and_the_right_limits(synthesized):
+    _, template, _ = synthesized
+    worker, orchestrator, submit = (function(template, s) for s in ("-render-chunk", "-orchestrate", "-submit"))
+    assert [f["PackageType"] for f in (worker, orchestrator, submit)] == ["Image"] * 3
+    assert len({json.dumps(f["Code"]) for f in (worker, orchestrator, submit)}) == 1
+    assert [f["ImageConfig"]["Command"] for f in (worker, orchestrator, submit)] == [
+        ["lambda_handlers.render_chunk.handler"], ["lambda_handlers.orchestrate.handler"],
+        ["lambda_handlers.submit.handler"]]
+    assert (orchestrator["Timeout"], worker["Timeout"], worker["MemorySize"]) == (900, 300, 2048)
+    assert worker["Architectures"] == ["x86_64"] and worker["EphemeralStorage"] == {"Size": 4096}
+
+
+def test_environment_is_wired_to_the_real_names(synthesized):
+    stack, template, _ = synthesized
+    table = stack.resolve(stack.get_logical_id(stack.jobs.table.node.default_child))
+    bucket = stack.resolve(stack.get_logical_id(stack.artifacts.bucket.node.default_child))
+    for suffix in ("-render-chunk", "-orchestrate", "-submit"):
+        env = function(template, suffix)["Environment"]["Variables"]
+        assert env["FRAMEFARM_TABLE"] == {"Ref": table} and env["FRAMEFARM_BUCKET"] == {"Ref": bucket}
+        assert env["FRAMEFARM_WORKER_FUNCTION"] == function(template, "-render-chunk")["FunctionName"]
+        assert env["FRAMEFARM_ORCHESTRATOR_FUNCTION"] == function(template, "-orchestrate")["FunctionName"]
+        assert env["FRAMEFARM_WORKER_TIMEOUT"] == "300"
+
+
+def test_log_groups_have_retention(synthesized):
+    _, template, _ = synthesized
+    for group in resources(template, "AWS::Logs::LogGroup").values():
+        assert group["Properties"]["RetentionInDays"] == 30
+
+
+def policy_of(template: Template, role_suffix: str) -> list[dict]:
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        roles = policy["Properties"]["Roles"]
+        if any(role_suffix in ref["Ref"] for ref in roles):
+            return policy["Properties"]["PolicyDocument"]["Statement"]
+    raise AssertionError(role_suffix)
+
+
+def actions(statements: list[dict]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        found.update([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    return found
+
+
+def test_no_statement_has_a_star_resource_or_a_star_action(synthesized):
+    _, template, _ = synthesized
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            listed = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            assert "*" not in listed, statement
+            assert not any(action.endswith(":*") or action == "*" for action in actions([statement])), statement
+
+
+def test_least_privilege_per_function(synthesized):
+    _, template, _ = synthesized
+    log_actions = {"logs:CreateLogStream", "logs:PutLogEvents"}
+    worker = policy_of(template, "renderchunkrole")
+    orchestrator = policy_of(template, "orchestraterole")
+    submit = policy_of(template, "submitrole")
+    assert actions(worker) == log_actions | {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"}
+    assert actions(orchestrator) == log_actions | {
+        "lambda:InvokeFunction", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
+        "dynamodb:ConditionCheckItem", "s3:GetObject", "s3:PutObject"}
+    assert actions(submit) == log_actions | {
+        "lambda:InvokeFunction", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+    # the worker writes only chunk keys; the orchestrator invokes only the worker and itself
+    writes = next(s for s in worker if "s3:PutObject" in actions([s]))
+    assert json.dumps(writes["Resource"]).endswith('"/jobs/*/chunks/*"]]}')
+    invokes = next(s for s in orchestrator if actions([s]) == {"lambda:InvokeFunction"})
+    assert sorted(json.dumps(r).split("function:")[-1].strip('"]}') for r in invokes["Resource"]) == [
+        "Framefarm-orchestrate", "Framefarm-render-chunk"]
+    submit_invoke = next(s for s in submit if actions([s]) == {"lambda:InvokeFunction"})
+    assert json.dumps(submit_invoke["Resource"]).endswith('function:Framefarm-orchestrate"]]}')
+
+
+def test_alarms_watch_worker_errors_and_throttles_and_orchestrator_errors(synthesized):
+    _, template, _ = synthesized
+    metrics = sorted(alarm["Properties"]["MetricName"] for alarm in resources(template, "AWS::CloudWatch::Alarm").values())
+    assert metrics == ["Errors", "Errors", "Throttles"]
+
+
+def test_outputs_name_everything_the_cli_needs(synthesized):
+    from infra.stacks.framefarm_stack import OUTPUTS
+
+    _, template, _ = synthesized
+    assert set(OUTPUTS) <= set(template.find_outputs("*"))
+
+
+def test_context_knobs_reach_the_template(tmp_path):
+    from infra.app import build_app
+
+    _, stack = build_app(context={"workerArchitecture": "arm64", "workerMemory": "4096", "workerTimeout": "120",
+                                    "chunkExpiryDays": "3", "logRetentionDays": "14", "stackName": "Render"},
+                           outdir=str(tmp_path))
+    template = Template.from_stack(stack)
+    worker = function(template, "Render-render-chunk")
+    assert (worker["Architectures"], worker["MemorySize"], worker["Timeout"]) == (["arm64"], 4096, 120)
+    template.has_resource_properties("AWS::S3::Bucket", {"LifecycleConfiguration": {"Rules": Match.array_with([
+        Match.object_like({"Id": "expire-chunks", "ExpirationInDays": 3})])}})
+    template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 14})
+
+
+@pytest.mark.parametrize(("context", "message"), [
+    ({"workerTimeout": "890"}, "workerTimeout: 890 s leaves the 900 s orchestrator under 60 s to dispatch"),
+    ({"workerArchitecture": "sparc"}, "workerArchitecture: 'sparc'"),
+    ({"logRetentionDays": "13"}, "logRetentionDays: 13"),
+])
+def test_bad_knobs_fail_at_synth_with_the_reason(tmp_path, context, message):
+    from infra.app import build_app
+
+    with pytest.raises(ValueError, match=message):
+        build_app(context=context, outdir=str(tmp_path))
