@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	rm -f $(VENV)/.installed-*
-	$(BIN)/pip install --quiet -e '.[dev,aws,infra]'
+	$(BIN)/pip install --quiet -e '.[dev,aws,gcp,infra]'
 	touch $@
 
 # The CDK CLI, pinned to major 2 (the unversioned npm package is an old 3.0.0 that cannot read
@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dynamodb_writes.py
 	$(BIN)/python bench/lambda_fanout.py
 	$(BIN)/python bench/merge.py
+	$(BIN)/python bench/cloud_run_overhead.py
 
 clean:
 	rm -rf $(VENV) .framefarm out .cdk-cli .cdk-home cdk.out

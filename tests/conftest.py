@@ -114,3 +114,38 @@ def table(dynamodb_client) -> str:
     name = f"framefarm-test-{uuid.uuid4().hex[:12]}"
     create_table(dynamodb_client, name)
     return name
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint():
+    """A GCS JSON-API emulator (gcp-storage-emulator) on 127.0.0.1, in memory, for the session."""
+    import socket
+
+    from gcp_storage_emulator.server import create_server
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def gcs_client(gcs_endpoint):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(project="framefarm-test", credentials=AnonymousCredentials(),
+                          client_options={"api_endpoint": gcs_endpoint})
+
+
+@pytest.fixture
+def gcs_bucket(gcs_client) -> str:
+    import uuid
+
+    name = f"framefarm-test-{uuid.uuid4().hex[:12]}"
+    gcs_client.create_bucket(name)
+    return name

@@ -74,3 +74,25 @@ class RecordingStitcher:
         self.calls.append((list(inputs), output, audio))
         output.write_text("stitched")
         return output
+
+
+class WorkerServer:
+    """The Cloud Run worker app under waitress on 127.0.0.1, recording each request's Authorization."""
+
+    def __init__(self, timeout: float | None = None) -> None:
+        from framefarm.worker.cloud_run_server import create_app, serve
+
+        app = create_app(timeout=timeout)
+        self.authorizations: list[str | None] = []
+
+        def recording(environ, start_response):
+            self.authorizations.append(environ.get("HTTP_AUTHORIZATION"))
+            return app(environ, start_response)
+
+        self.server = serve(recording, host="127.0.0.1", port=0)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.close()

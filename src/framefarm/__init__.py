@@ -24,7 +24,9 @@ from framefarm.storage.local import LocalStorage
 
 # Names whose modules import a cloud SDK: loaded on first use, so the base install stays SDK-free.
 _LAZY = {
+    "CloudRunWorkerAdapter": "framefarm.adapters.cloud_run",
     "DynamoDBJobRepository": "framefarm.repositories.dynamodb",
+    "GcsStorage": "framefarm.storage.gcs",
     "LambdaWorkerAdapter": "framefarm.adapters.aws_lambda",
     "S3MergeAdapter": "framefarm.stitch.merge",
     "S3Storage": "framefarm.storage.s3",
@@ -45,10 +47,12 @@ __all__ = [
     "Chunk",
     "ChunkFailedError",
     "ChunkRecord",
+    "CloudRunWorkerAdapter",
     "DynamoDBJobRepository",
     "ExecutionOptions",
     "FfmpegStitcher",
     "FramefarmError",
+    "GcsStorage",
     "InMemoryJobRepository",
     "JobAbortedError",
     "JobExecutor",

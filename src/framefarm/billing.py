@@ -13,6 +13,7 @@ prices differ, a negotiated rate or a newer table is passed in as a ``LambdaPric
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -107,3 +108,26 @@ def format_report(*, request_id: str, duration_ms: float, billed_duration_ms: in
     if init_duration_ms is not None:
         line += f"Init Duration: {init_duration_ms:.2f} ms\t"
     return line
+
+
+@dataclass(frozen=True)
+class CloudRunPrices:
+    """Cloud Run request-based billing (CPU allocated only during requests), Tier 1 regions, in USD."""
+
+    taken: str = "2025-01-15"
+    source: str = "cloud.google.com/run/pricing (Tier 1, CPU only allocated during request processing)"
+    vcpu_second: float = 0.000024
+    gib_second: float = 0.0000025
+    request: float = 0.40 / 1_000_000
+    granularity_ms: int = 100
+
+    def billed_ms(self, request_ms: float) -> int:
+        """Request time rounded up to the billing granularity (100 ms)."""
+        return max(1, math.ceil(request_ms / self.granularity_ms)) * self.granularity_ms
+
+    def cost(self, *, billed_duration_ms: int, vcpu: float, memory_gib: float) -> float:
+        seconds = billed_duration_ms / 1000.0
+        return round(seconds * (vcpu * self.vcpu_second + memory_gib * self.gib_second) + self.request, 12)
+
+
+CLOUD_RUN_PRICES = CloudRunPrices()

@@ -193,3 +193,24 @@ def test_render_with_an_asset_directory(tmp_path, encode_chunk):
     # THEN the chunks found the input and the video has every frame
     assert result.returncode == 0, result.stderr
     assert len(packets(tmp_path / "cut.mp4")) == 20
+
+
+@pytest.mark.slow
+def test_render_on_a_cloud_run_worker_server(tmp_path):
+    from tests.helpers import WorkerServer
+
+    # GIVEN the real worker server on 127.0.0.1 (it reads specs from the same local store)
+    server = WorkerServer(timeout=60)
+    try:
+        job = shortened_example(tmp_path, total_frames=30, frames_per_chunk=10, audio=None)
+        # WHEN a job renders through it
+        result = framefarm("render", str(job), "--backend", "cloudrun", "--service", server.url,
+                           "--job-id", "cloudrun", "--concurrency", "1")
+        # THEN every frame is there, and each chunk was billed in 100 ms steps
+        assert result.returncode == 0, result.stderr
+        assert len(packets(tmp_path / "out" / "testsrc.mp4")) == 30
+        status = store().require("cloudrun")
+        assert status.state is JobState.COMPLETED
+        assert all(c.billed_duration_ms % 100 == 0 and c.cost_usd > 0 for c in status.chunks)
+    finally:
+        server.close()

@@ -33,6 +33,7 @@ class Context:
     err: Console
     table: str | None = None
     bucket: str | None = None
+    gcs_bucket: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -41,7 +42,8 @@ class Context:
         outputs = stack_outputs(args.stack) if getattr(args, "stack", None) else {}
         return cls(home=framefarm_home(args.home).resolve(), out=Console(), err=Console(stderr=True, highlight=False),
                    table=getattr(args, "table", None) or outputs.get("TableName"),
-                   bucket=getattr(args, "bucket", None) or outputs.get("BucketName"), outputs=outputs)
+                   bucket=getattr(args, "bucket", None) or outputs.get("BucketName"),
+                   gcs_bucket=getattr(args, "gcs_bucket", None), outputs=outputs)
 
     def function(self, explicit: str | None, output: str) -> str | None:
         """A function name: the flag, else the stack output (SubmitFunctionName, WorkerFunctionName)."""
@@ -51,7 +53,15 @@ class Context:
     def on_aws(self) -> bool:
         return self.table is not None
 
+    @property
+    def remote_storage(self) -> bool:
+        return bool(self.bucket or self.gcs_bucket)
+
     def storage(self) -> Storage:
+        if self.gcs_bucket:
+            from framefarm.storage.gcs import GcsStorage
+
+            return GcsStorage(self.gcs_bucket)
         if self.bucket:
             from framefarm.storage.s3 import S3Storage
 
@@ -62,7 +72,8 @@ class Context:
         if self.table:
             from framefarm.repositories.dynamodb import DynamoDBJobRepository
 
-            return DynamoDBJobRepository(self.table, storage=storage or (self.storage() if self.bucket else None))
+            return DynamoDBJobRepository(self.table,
+                                         storage=storage or (self.storage() if self.remote_storage else None))
         return SqliteJobRepository(self.home / DATABASE_FILENAME)
 
     def manager(self, adapter: WorkerAdapter | None = None) -> JobManager:
@@ -73,6 +84,7 @@ class Context:
 def add_store_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", help="DynamoDB job table (default: the local SQLite store)")
     parser.add_argument("--bucket", help="S3 bucket with specs, chunks and logs (default: local storage)")
+    parser.add_argument("--gcs-bucket", help="GCS bucket with specs, chunks and logs (the Cloud Run backend)")
     parser.add_argument("--stack", help="a deployed framefarm stack: table, bucket and functions from its outputs")
 
 

@@ -32,9 +32,12 @@ def register(commands: Any) -> None:
     render.add_argument("jobfile", type=Path)
     render.add_argument("-o", "--output", type=Path, help="final video (default: the job file's `output`)")
     render.add_argument("--job-id", help="id for the new job (default: generated)")
-    render.add_argument("--backend", choices=("local", "lambda"), default="local",
-                        help="where chunks run: local subprocesses (default) or a render-chunk Lambda function")
+    render.add_argument("--backend", choices=("local", "lambda", "cloudrun"), default="local",
+                        help="where chunks run: local subprocesses (default), a render-chunk Lambda function, "
+                             "or a Cloud Run worker service")
     render.add_argument("--function", help="with --backend lambda: the render-chunk function's name")
+    render.add_argument("--service", help="with --backend cloudrun: the service URL or "
+                                          "projects/P/locations/L/services/S")
     render.add_argument("--assets", type=Path,
                         help="a directory the commands read (inputs, fonts...): shipped to every chunk's work dir")
     add_run_flags(render)
@@ -94,6 +97,8 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
         from framefarm.cli.aws import lambda_manager
 
         manager = lambda_manager(args, context, spec)
+    elif args.backend == "cloudrun":
+        manager = cloudrun_manager(args, context, spec)
     else:
         manager = context.manager()
     if args.assets is not None:
@@ -106,11 +111,27 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
         unpack_assets(spec.assets_url, manager.job_dir(spec.id), storage_for=storage_for_url)
     context.err.print(f"job [bold]{spec.id}[/]: {len(spec.chunks)} chunks, "
                       f"{spec.metadata.total_frames} frames → {output}")
-    remote = args.backend == "lambda"
+    remote = args.backend != "local"
     code = run_with_progress(manager, spec.id, args, context, output, start=manager.run_job, remote=remote)
     if remote and code == EXIT_OK and not args.no_stitch:
         return stitch_from_storage(manager, spec, output, context)
     return code
+
+
+def cloudrun_manager(args: argparse.Namespace, context: Context, spec: JobSpec) -> JobManager:
+    """Chunks on a Cloud Run worker service; the spec goes to the storage the workers read from."""
+    from framefarm.adapters.cloud_run import CloudRunWorkerAdapter
+    from framefarm.executor import JobExecutor
+    from framefarm.storage.keys import spec_key
+
+    if not args.service:
+        raise JobSpecError("--backend cloudrun: give --service URL or projects/P/locations/L/services/S")
+    storage = context.storage()
+    repository = context.repository(storage)
+    if repository.get(spec.id, chunks=False) is not None:
+        raise JobStateError(f"job {spec.id!r} already exists; resume it or choose another id")
+    storage.put_bytes(spec_key(spec.id), spec.model_dump_json().encode())
+    return JobManager(repository, JobExecutor(CloudRunWorkerAdapter(args.service, storage)), storage)
 
 
 def with_assets(spec: JobSpec, directory: Path, manager: JobManager) -> JobSpec:
@@ -189,7 +210,7 @@ def cmd_pause(args: argparse.Namespace, context: Context) -> int:
 
 def cmd_stitch(args: argparse.Namespace, context: Context) -> int:
     ffmpeg_path()
-    if context.bucket:
+    if context.remote_storage:
         return cmd_stitch_from_storage(args, context)
     manager = context.manager()
     job = manager.repository.require(args.job_id)
@@ -232,8 +253,8 @@ def stitch_from_storage(manager: JobManager, spec: JobSpec, output: Path, contex
     started = time.monotonic()
     upload_key = f"jobs/{spec.id}/{output.name}" if upload else None
     result = S3MergeAdapter(manager.storage).merge(spec, output, upload_key=upload_key)
-    if context.table:
-        manager.repository.set_state(spec.id, JobState.COMPLETED, now=time.time(), output=str(result))
+    # completed in whichever store knows the job (a stitch from storage alone may have none)
+    manager.repository.set_state(spec.id, JobState.COMPLETED, now=time.time(), output=str(result))
     context.err.print(f"stitched {len(spec.chunks)} chunks from {manager.storage.url('jobs/' + spec.id)} in "
                       f"{time.monotonic() - started:.1f} s → [bold]{result}[/]")
     return EXIT_OK
