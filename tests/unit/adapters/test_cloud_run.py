@@ -236,3 +236,43 @@ def test_a_worker_on_loopback_needs_no_google_credentials(server, storage):
 
     worker = CloudRunWorkerAdapter(server.url, storage, token_provider=no_credentials)
     assert worker.execute(job()).ok and server.authorizations == [None]
+
+
+def test_resolution_through_the_real_services_client_over_rest():
+    """google-cloud-run's ServicesClient, REST transport, answered by a local HTTP server."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import run_v2
+    from google.cloud.run_v2.services.services.transports.rest import ServicesRestTransport
+
+    paths = []
+
+    class Api(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            paths.append(self.path.split("?")[0])
+            body = json.dumps({"name": "projects/p/locations/us-central1/services/worker",
+                               "uri": "https://worker-xyz-uc.a.run.app",
+                               "template": {"timeout": "600s", "containers": [
+                                   {"image": "img", "resources": {"limits": {"cpu": "4", "memory": "8Gi"}}}]}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    api = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    try:
+        transport = ServicesRestTransport(host=f"127.0.0.1:{api.server_address[1]}",
+                                          credentials=AnonymousCredentials(), url_scheme="http")
+        client = run_v2.ServicesClient(transport=transport)
+        resolved = resolve_service("projects/p/locations/us-central1/services/worker", client=client)
+    finally:
+        api.shutdown()
+    assert paths == ["/v2/projects/p/locations/us-central1/services/worker"]
+    assert resolved == CloudRunService(url="https://worker-xyz-uc.a.run.app", vcpu=4.0, memory_gib=8.0, timeout=600.0)
