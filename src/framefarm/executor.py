@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from framefarm.adapters.base import WorkerAdapter, WorkerJob, WorkerResult
+from framefarm.backoff import Backoff
 from framefarm.cancel import CancelToken
 from framefarm.errors import ChunkFailedError, FramefarmError, JobAbortedError, JobSpecError, StitchError
 from framefarm.spec import Chunk, Command, JobSpec
@@ -85,8 +86,7 @@ class ExecutionOptions:
 
     def backoff(self, attempt: int) -> float:
         """Delay before attempt ``attempt + 1``: exponential, capped, with equal jitter."""
-        delay = min(self.max_retry_delay, self.retry_delay * (2 ** (attempt - 1)))
-        return delay / 2 + delay / 2 * self.jitter()
+        return Backoff(self.retry_delay, self.max_retry_delay, self.jitter).delay(attempt)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from framefarm.adapters.base import WorkerJob, WorkerResult
+from framefarm.backoff import Backoff, pause
 from framefarm.billing import LAMBDA_PRICES, LambdaPrices, parse_report
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import spec_key
@@ -67,10 +68,8 @@ class LambdaWorkerAdapter:
         self.architecture = architecture
         self.prices = prices
         self._throttle_retries = throttle_retries
-        self._throttle_delay = throttle_delay
-        self._max_throttle_delay = max_throttle_delay
+        self._backoff = Backoff(throttle_delay, max_throttle_delay, jitter)
         self._clock = clock
-        self._jitter = jitter
         self._sleep = sleep
 
     def payload(self, job: WorkerJob) -> dict[str, Any]:
@@ -81,7 +80,6 @@ class LambdaWorkerAdapter:
         body = json.dumps(self.payload(job)).encode()
         started = self._clock()
         throttles = 0
-        delay = self._throttle_delay
         while True:
             try:
                 response = self.client.invoke(FunctionName=self.function_name, InvocationType="RequestResponse",
@@ -96,14 +94,11 @@ class LambdaWorkerAdapter:
                                         error=f"throttled {throttles} times by Lambda; raise the function's "
                                               "concurrency limit or lower --concurrency",
                                         duration_ms=(self._clock() - started) * 1000.0)
-                wait = delay / 2 + delay / 2 * self._jitter()
+                wait = self._backoff.delay(throttles)
                 logger.info("chunk %s throttled (%d); retrying in %.2f s", job.meta.get("chunk_id"), throttles, wait)
-                if job.cancel is None:
-                    self._sleep(wait)
-                elif job.cancel.wait(wait):  # a cancel ends the wait at once
+                if pause(wait, job.cancel, self._sleep):
                     return WorkerResult(exit_code=EXIT_FUNCTION_ERROR, throttles=throttles, error="cancelled",
                                         duration_ms=(self._clock() - started) * 1000.0)
-                delay = min(delay * 2, self._max_throttle_delay)
         return self._result(response, throttles, (self._clock() - started) * 1000.0)
 
     def _result(self, response: dict[str, Any], throttles: int, wall_ms: float) -> WorkerResult:

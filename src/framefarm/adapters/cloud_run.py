@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from framefarm.adapters.base import WorkerJob, WorkerResult
+from framefarm.backoff import Backoff, pause
 from framefarm.billing import CLOUD_RUN_PRICES, CloudRunPrices
 from framefarm.errors import FramefarmError
 from framefarm.storage.base import Storage
@@ -115,8 +116,9 @@ class CloudRunWorkerAdapter:
             session = requests.Session()
         self._session = session
         self.prices = prices
-        self._retries, self._retry_delay, self._max_retry_delay = retries, retry_delay, max_retry_delay
-        self._clock, self._jitter, self._sleep = clock, jitter, sleep
+        self._retries = retries
+        self._backoff = Backoff(retry_delay, max_retry_delay, jitter)
+        self._clock, self._sleep = clock, sleep
 
     def token(self) -> str:
         if self._loopback:
@@ -134,7 +136,6 @@ class CloudRunWorkerAdapter:
     def execute(self, job: WorkerJob) -> WorkerResult:
         body = json.dumps(self.payload(job))
         throttles = 0
-        delay = self._retry_delay
         started = self._clock()
         while True:
             sent = self._clock()
@@ -150,12 +151,8 @@ class CloudRunWorkerAdapter:
             if throttles > self._retries:
                 return self._failure(f"HTTP {response.status_code} {throttles} times: the service is at its "
                                      "instance limit; raise maxScale or lower --concurrency", throttles, started)
-            wait = delay / 2 + delay / 2 * self._jitter()
-            if job.cancel is None:
-                self._sleep(wait)
-            elif job.cancel.wait(wait):
+            if pause(self._backoff.delay(throttles), job.cancel, self._sleep):
                 return self._failure("cancelled", throttles, started)
-            delay = min(delay * 2, self._max_retry_delay)
         billed = self.prices.billed_ms(request_ms)
         billing: dict[str, Any] = {"billed_duration_ms": billed, "memory_mb": int(self.service.memory_gib * 1024),
                    "cost_usd": self.prices.cost(billed_duration_ms=billed, vcpu=self.service.vcpu,
