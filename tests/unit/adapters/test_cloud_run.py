@@ -57,7 +57,17 @@ def put_job(storage, command, *, chunks=3, job_id="job-1"):
 
 WRITE = [PY, "-c", "import sys; print('rendered', sys.argv[2]); open(sys.argv[1], 'w').write('x')",
          "{output}", "{chunk_id}"]
-SLEEP_THEN_WRITE = [PY, "-c", "import sys, time; time.sleep(1.5); open(sys.argv[1], 'w').write('x')", "{output}"]
+def busy_command(marker):
+    """A chunk that marks that it started, runs 1.5 s, then writes its output."""
+    return [PY, "-c", "import sys, time; open(sys.argv[2], 'w').close(); time.sleep(1.5); "
+                      "open(sys.argv[1], 'w').write('x')", "{output}", str(marker)]
+
+
+def wait_for(path, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
 
 
 def adapter(server, storage, **kwargs):
@@ -106,12 +116,12 @@ def test_bad_bodies_get_400_with_a_message(server):
     assert requests.get(server.url + "/").status_code == 405
 
 
-def test_a_second_concurrent_request_is_refused_with_429(server, storage):
-    put_job(storage, SLEEP_THEN_WRITE)
+def test_a_second_concurrent_request_is_refused_with_429(server, storage, tmp_path):
+    put_job(storage, busy_command(tmp_path / "started"))
     first = threading.Thread(target=lambda: requests.post(server.url + "/", json={
         "job_id": "job-1", "chunk_id": 0, "spec_url": storage.url(spec_key("job-1"))}))
     first.start()
-    time.sleep(0.5)  # let the first request start its chunk (the server is the thing under test here)
+    wait_for(tmp_path / "started")  # the first chunk is running
     second = requests.post(server.url + "/", json={"job_id": "job-1", "chunk_id": 1,
                                                    "spec_url": storage.url(spec_key("job-1"))})
     first.join()
@@ -119,12 +129,12 @@ def test_a_second_concurrent_request_is_refused_with_429(server, storage):
     assert "one chunk at a time" in second.json()["error"]
 
 
-def test_429_is_retried_without_using_an_attempt(server, storage):
+def test_429_is_retried_without_using_an_attempt(server, storage, tmp_path):
     # GIVEN the instance is busy with another chunk for about 1.5 s
-    put_job(storage, SLEEP_THEN_WRITE)
+    put_job(storage, busy_command(tmp_path / "started"))
     busy = threading.Thread(target=lambda: adapter(server, storage).execute(job(0)))
     busy.start()
-    time.sleep(0.5)
+    wait_for(tmp_path / "started")
     # WHEN the adapter sends another chunk
     result = adapter(server, storage, retry_delay=0.2).execute(job(1))
     busy.join()
