@@ -133,9 +133,6 @@ class Chunk(_SpecModel):
     def end_frame(self) -> int:
         return self.start_frame + self.frame_count
 
-    def argv(self) -> list[str]:
-        return split_command(self.command)
-
 
 class RenderMetadata(_SpecModel):
     """What the whole video is: frame count, rate and size. ``duration`` defaults to frames / fps."""

@@ -32,10 +32,6 @@ class S3MergeAdapter:
         self.workers = workers
         self.audio_adapter = audio_adapter or LocalWorkerAdapter()
 
-    def missing_chunks(self, spec: JobSpec) -> list[int]:
-        present = {obj.key for obj in self.storage.list(f"{job_prefix(spec.id)}chunks/")}
-        return [chunk.id for chunk in spec.chunks if chunk_key(spec.id, chunk.id, chunk.output_file) not in present]
-
     def merge(self, spec: JobSpec, output: Path, *, work_dir: Path | None = None,
               upload_key: str | None = None) -> Path:
         listed = {obj.key: obj for obj in self.storage.list(f"{job_prefix(spec.id)}chunks/")}
