@@ -176,7 +176,7 @@ class JobManager:
             run.token.cancel("cancelled")
             run.done.wait()
         deleted = self.repository.delete(job_id)
-        if self.storage is not None:
+        if self.storage is not None and self.storage is not self.repository.storage:  # else already cleared
             self.storage.delete_prefix(job_prefix(job_id))
         self._options.pop(job_id, None)
         return deleted

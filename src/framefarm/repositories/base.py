@@ -16,10 +16,17 @@ from collections.abc import Collection, Sequence
 
 from framefarm.errors import JobNotFoundError
 from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobState, JobStatus
+from framefarm.storage.base import Storage
 
 
 class JobRepository(ABC):
-    """Where jobs live. Implementations must be safe to call from many threads at once."""
+    """Where jobs live. Implementations must be safe to call from many threads at once.
+
+    ``storage`` is the object store this repository keeps job objects in and clears on ``delete``
+    (the DynamoDB store keeps specs there); None for stores that keep everything themselves.
+    """
+
+    storage: Storage | None = None
 
     @abstractmethod
     def save(self, status: JobStatus) -> None:

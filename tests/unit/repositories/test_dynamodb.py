@@ -140,3 +140,16 @@ def test_missing_table_is_a_clear_error(dynamodb_client):
     repo = DynamoDBJobRepository("no-such-table", client=dynamodb_client)
     with pytest.raises(ClientError, match=r"ResourceNotFoundException|not found"):
         repo.get("x")
+
+
+def test_a_manager_over_this_store_clears_a_jobs_objects_once(repo, storage):
+    from framefarm import CallableWorkerAdapter, JobExecutor, JobManager
+
+    calls = []
+    original = storage.delete_prefix
+    storage.delete_prefix = lambda prefix: calls.append(prefix) or original(prefix)
+    manager = JobManager(repo, JobExecutor(CallableWorkerAdapter(lambda job: None)), storage)
+    manager.create_job(make_spec(2, job_id="once"))
+    storage.put_bytes("jobs/once/chunks/00000.mp4", b"video")
+    assert manager.delete_job("once") is True
+    assert calls == ["jobs/once/"] and storage.list("jobs/once/") == []
