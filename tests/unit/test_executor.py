@@ -25,6 +25,21 @@ from framefarm import (
 from tests.helpers import RecordingStitcher, ScriptedWorker, make_spec
 
 
+def in_background(executor: JobExecutor, spec: JobSpec, options: ExecutionOptions):
+    """Start ``execute`` on a thread; returns the thread and a dict that will hold its error."""
+    outcome: dict[str, Exception] = {}
+
+    def execute():
+        try:
+            executor.execute(spec, options)
+        except Exception as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=execute)
+    thread.start()
+    return thread, outcome
+
+
 def run(worker: ScriptedWorker, spec: JobSpec, tmp_path: Path, **options):
     return JobExecutor(worker.adapter()).execute(spec, ExecutionOptions(job_dir=tmp_path, retry_delay=0, **options))
 
@@ -163,18 +178,9 @@ def test_cancel_during_retry_delay_aborts_without_another_attempt(tmp_path):
     worker = ScriptedWorker(fail={0: 99})
     token = CancelToken()
     retry_scheduled = threading.Event()
-    outcome = {}
-
-    def execute():
-        try:
-            JobExecutor(worker.adapter()).execute(make_spec(2), ExecutionOptions(
-                job_dir=tmp_path, retries=3, retry_delay=60, jitter=lambda: 1.0, cancel=token,
-                on_chunk_retry=lambda *args: retry_scheduled.set()))
-        except Exception as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=execute)
-    thread.start()
+    thread, outcome = in_background(JobExecutor(worker.adapter()), make_spec(2), ExecutionOptions(
+        job_dir=tmp_path, retries=3, retry_delay=60, jitter=lambda: 1.0, cancel=token,
+        on_chunk_retry=lambda *args: retry_scheduled.set()))
     # WHEN the job is cancelled while the retry waits
     assert retry_scheduled.wait(30)
     token.cancel()
@@ -190,17 +196,8 @@ def test_cancel_kills_in_flight_local_subprocesses(tmp_path):
     token = CancelToken()
     started = threading.Event()
     spec = make_spec(2, command=f"{sys.executable} -c 'import time; time.sleep(60)'")
-    outcome = {}
-
-    def execute():
-        try:
-            JobExecutor(LocalWorkerAdapter()).execute(spec, ExecutionOptions(
-                job_dir=tmp_path, concurrency=2, cancel=token, on_chunk_start=lambda *a: started.set()))
-        except Exception as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=execute)
-    thread.start()
+    thread, outcome = in_background(JobExecutor(LocalWorkerAdapter()), spec, ExecutionOptions(
+        job_dir=tmp_path, concurrency=2, cancel=token, on_chunk_start=lambda *a: started.set()))
     # WHEN the job is cancelled while they run
     assert started.wait(30)
     token.cancel()
