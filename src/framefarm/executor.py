@@ -6,8 +6,11 @@ on it, in order. Pool threads run one attempt each. A retry goes back to the poo
 delay and keeps its slot while it waits, so ``concurrency`` bounds chunks in flight including those
 waiting to retry; the wait ends early when the job is stopped.
 
-Rules (see DESIGN.md): at most ``concurrency`` chunks in flight; failed chunks retried up to
-``retries`` times with exponential backoff and jitter; after a chunk's last attempt no new chunk or
+Rules (see DESIGN.md): at most ``concurrency`` chunks in flight; failed chunks retried with
+exponential backoff and jitter, up to ``retries`` times for deterministic failures (the render
+command's exit code, a crashed handler) and ``transient_retries`` times for transient ones
+(throttled out, connection lost, timed out; ``WorkerResult.transient``); an attempt silent past
+its time limit plus ``watchdog_margin`` is given up on as timed out (see ``Watchdog``); after a chunk's last attempt no new chunk or
 retry starts, chunks already running finish and are reported through ``on_chunk_attempt`` and
 ``on_chunk_complete`` (their work is kept for a resume) but ``on_progress`` stays silent, and
 ChunkFailedError is raised; cancel kills work in flight and raises JobAbortedError.
@@ -16,13 +19,15 @@ ChunkFailedError is raised; cancel kills work in flight and raises JobAbortedErr
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import posixpath
 import queue
 import random
+import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,7 +39,10 @@ from framefarm.errors import ChunkFailedError, FramefarmError, JobAbortedError, 
 from framefarm.spec import Chunk, Command, JobSpec
 from framefarm.status import tail
 
+logger = logging.getLogger(__name__)
+
 ADAPTER_FAILURE_EXIT = -1  # exit code recorded when the adapter itself raised
+EXIT_STUCK = -4  # exit code recorded when the watchdog gave up on an attempt
 
 
 class Stitcher(Protocol):
@@ -55,9 +63,11 @@ class ExecutionOptions:
     merge: bool = True
     skip_merge: bool = False
     retries: int = 0
+    transient_retries: int = 3
     retry_delay: float = 1.0
     max_retry_delay: float = 60.0
     timeout: float | None = None
+    watchdog_margin: float = 30.0
     env: Mapping[str, str] | None = None
     on_progress: Callable[[int, int], None] | None = None
     on_chunk_complete: Callable[[int, WorkerResult], None] | None = None
@@ -81,6 +91,10 @@ class ExecutionOptions:
             raise JobSpecError(f"concurrency: must be at least 1 (got {self.concurrency})")
         if self.retries < 0:
             raise JobSpecError(f"retries: must be 0 or more (got {self.retries})")
+        if self.transient_retries < 0:
+            raise JobSpecError(f"transient_retries: must be 0 or more (got {self.transient_retries})")
+        if self.watchdog_margin < 0:
+            raise JobSpecError(f"watchdog_margin: must be 0 or more (got {self.watchdog_margin})")
         if self.retry_delay < 0:
             raise JobSpecError(f"retry_delay: must be 0 or more (got {self.retry_delay})")
 
@@ -105,6 +119,110 @@ class _Outcome:
     result: WorkerResult | None  # None: stopped before the attempt started
     started_at: float = 0.0
     finished_at: float = 0.0
+    key: int = -1
+
+
+@dataclass(eq=False)
+class _Live:
+    """An attempt handed to the pool: its own cancel token, and when its call last went out."""
+
+    chunk: Chunk
+    attempt: int
+    token: CancelToken
+    thread: threading.Thread | None = None
+    started_at: float = 0.0
+    silent_since: float | None = None  # time.monotonic() of the last call; None until the attempt starts
+
+    def called(self) -> None:
+        self.silent_since = time.monotonic()
+
+
+@dataclass(frozen=True)
+class Watchdog:
+    """Gives up on an attempt whose call has been silent for its time limit plus a margin.
+
+    The limit is ``ExecutionOptions.timeout``, else the adapter's ``call_timeout`` (a Lambda
+    function's or a Cloud Run service's own timeout); with neither, there is no watchdog. Silence
+    is measured from the last time the call went out (``WorkerJob.on_call``), so throttle waits
+    inside an adapter do not count. The attempt given up on is a transient failure, retried or
+    failed like any other, and whatever it answers later is ignored.
+    """
+
+    limit: float | None
+    margin: float
+
+    @classmethod
+    def for_run(cls, options: ExecutionOptions, adapter: WorkerAdapter) -> Watchdog:
+        limit = options.timeout if options.timeout is not None else getattr(adapter, "call_timeout", None)
+        return cls(limit, options.watchdog_margin)
+
+    def next_deadline(self, live: Collection[_Live]) -> float | None:
+        """When to look again (time.monotonic()); None when nothing can go stuck."""
+        if self.limit is None or not live:
+            return None
+        patience = self.limit + self.margin
+        # an attempt not started yet cannot expire before a full limit from now
+        return min((item.silent_since + patience if item.silent_since is not None else time.monotonic() + patience)
+                   for item in live)
+
+    def verdict(self, live: _Live) -> WorkerResult | None:
+        """A timed-out result when ``live`` has been silent too long, else None."""
+        if self.limit is None or live.silent_since is None:
+            return None
+        silence = time.monotonic() - live.silent_since
+        if silence < self.limit + self.margin:
+            return None
+        return WorkerResult(exit_code=EXIT_STUCK, transient=True, duration_ms=silence * 1000.0,
+                            error=f"timed out: no result {silence:.1f} s after the call (time limit {self.limit:g} s + "
+                                  f"watchdog margin {self.margin:g} s); the watchdog gave up on this attempt")
+
+
+class _Threads:
+    """``size`` live worker threads. A thread stuck in a call the watchdog gave up on is replaced at
+    once, and exits when (if ever) that call returns, so stuck calls never starve the job."""
+
+    def __init__(self, size: int) -> None:
+        self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._retired: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        for _ in range(size):
+            self._spawn()
+
+    def submit(self, task: Callable[[], None]) -> None:
+        self._tasks.put(task)
+
+    def retire(self, thread: threading.Thread) -> None:
+        with self._lock:
+            if thread in self._retired:
+                return
+            self._retired.add(thread)
+        self._spawn()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            live = [thread for thread in self._threads if thread not in self._retired]
+        for _ in live:
+            self._tasks.put(None)
+        for thread in live:
+            thread.join()
+
+    def _spawn(self) -> None:
+        thread = threading.Thread(target=self._work, name="framefarm-chunk", daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            task()
+            with self._lock:
+                if me in self._retired:
+                    return
 
 
 class JobExecutor:
@@ -177,6 +295,10 @@ class _Dispatch:
                  run: CancelToken) -> None:
         self.adapter, self.spec, self.options, self.job_dir, self.run_token = adapter, spec, options, job_dir, run
         self.results: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
+        self.live: dict[int, _Live] = {}  # attempts on the pool, by sequence number
+        self.sequence = itertools.count()
+        self.failures: dict[int, Counter[bool]] = {}  # chunk id -> failed attempts by transient-ness
+        self.watchdog = Watchdog.for_run(options, adapter)
 
     def run(self, todo: deque[Chunk], *, already_done: int) -> list[int]:
         options, run = self.options, self.run_token
@@ -184,72 +306,110 @@ class _Dispatch:
         completed = already_done
         ran: list[int] = []
         failure: ChunkFailedError | None = None
-        in_flight = 0
-        workers = max(1, min(options.concurrency, len(todo)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="framefarm-chunk") as pool:
-            try:
-                while True:
-                    while todo and in_flight < options.concurrency and not run.stopping:
-                        pool.submit(self._attempt, todo.popleft(), 1, 0.0)
-                        in_flight += 1
-                    if in_flight == 0:
-                        break
-                    outcome = self.results.get()
-                    in_flight -= 1
-                    result = outcome.result
-                    if result is None:
-                        continue
-                    chunk, attempt = outcome.chunk, outcome.attempt
-                    if options.on_chunk_attempt:
-                        options.on_chunk_attempt(chunk.id, attempt, result, outcome.started_at,
-                                                 outcome.finished_at)
-                    if result.ok:
-                        completed += 1
-                        ran.append(chunk.id)
-                        if options.on_chunk_complete:
-                            options.on_chunk_complete(chunk.id, result)
-                        if failure is None and options.on_progress:
-                            options.on_progress(completed, total)
-                    elif run.stopping:
-                        continue  # stopped (cancel, pause or an earlier failure): no retries
-                    elif attempt <= options.retries:
-                        delay = options.backoff(attempt)
-                        if options.on_chunk_retry:
-                            options.on_chunk_retry(chunk.id, attempt, delay, result)
-                        pool.submit(self._attempt, chunk, attempt + 1, delay)
-                        in_flight += 1
-                    else:
-                        failure = ChunkFailedError(chunk.id, attempt, _failure_text(result))
-                        run.drain("failed")
-            except BaseException:
-                run.drain("failed")  # a callback raised: let work in flight finish, then re-raise
-                raise
+        self.pool = _Threads(max(1, min(options.concurrency, len(todo))))
+        try:
+            while True:
+                while todo and len(self.live) < options.concurrency and not run.stopping:
+                    self._submit(todo.popleft(), 1, 0.0)
+                if not self.live:
+                    break
+                outcome = self._next_outcome()
+                result = outcome.result
+                if result is None:
+                    continue
+                chunk, attempt = outcome.chunk, outcome.attempt
+                if options.on_chunk_attempt:
+                    options.on_chunk_attempt(chunk.id, attempt, result, outcome.started_at, outcome.finished_at)
+                if result.ok:
+                    completed += 1
+                    ran.append(chunk.id)
+                    if options.on_chunk_complete:
+                        options.on_chunk_complete(chunk.id, result)
+                    if failure is None and options.on_progress:
+                        options.on_progress(completed, total)
+                elif run.stopping:
+                    continue  # stopped (cancel, pause or an earlier failure): no retries
+                elif self._may_retry(chunk, result):
+                    delay = options.backoff(self.failures[chunk.id][result.transient])
+                    if options.on_chunk_retry:
+                        options.on_chunk_retry(chunk.id, attempt, delay, result)
+                    self._submit(chunk, attempt + 1, delay)
+                else:
+                    failure = ChunkFailedError(chunk.id, attempt, _failure_text(result))
+                    run.drain("failed")
+        except BaseException:
+            run.drain("failed")  # a callback raised: let work in flight finish, then re-raise
+            while self.live:
+                self._next_outcome()
+            raise
+        finally:
+            self.pool.shutdown()
         if failure is not None:
             raise failure
         if run.stopping and len(ran) + already_done < total:
             raise JobAbortedError(run.reason or "cancelled")
         return ran
 
-    def _attempt(self, chunk: Chunk, attempt: int, delay: float) -> None:
+    def _may_retry(self, chunk: Chunk, result: WorkerResult) -> bool:
+        """Count the failure; deterministic ones get ``retries`` more tries, transient ones ``transient_retries``."""
+        counts = self.failures.setdefault(chunk.id, Counter())
+        counts[result.transient] += 1
+        allowed = self.options.transient_retries if result.transient else self.options.retries
+        return counts[result.transient] <= allowed
+
+    def _submit(self, chunk: Chunk, attempt: int, delay: float) -> None:
+        key = next(self.sequence)
+        # an attempt the watchdog may give up on gets its own token, so it alone can be killed
+        token = self.run_token.child() if self.watchdog.limit is not None else self.run_token
+        live = _Live(chunk, attempt, token)
+        self.live[key] = live
+        self.pool.submit(lambda: self._attempt(key, live, delay))
+
+    def _next_outcome(self) -> _Outcome:
+        """The next attempt's outcome; when an attempt outlives the watchdog's limit, a timed-out one for it."""
+        while True:
+            deadline = self.watchdog.next_deadline(self.live.values())
+            try:
+                outcome = self.results.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                for key, live in list(self.live.items()):
+                    result = self.watchdog.verdict(live)
+                    if result is not None:
+                        del self.live[key]
+                        live.token.cancel("stuck")  # kills local work; a remote call ends at its own timeout
+                        if live.thread is not None:
+                            self.pool.retire(live.thread)
+                        logger.warning("job %s chunk %d attempt %d: %s", self.spec.id, live.chunk.id, live.attempt,
+                                       result.error)
+                        return _Outcome(live.chunk, live.attempt, result, live.started_at, self.options.clock())
+                continue
+            if self.live.pop(outcome.key, None) is not None:
+                return outcome
+            logger.warning("job %s chunk %d attempt %d answered after the watchdog gave up on it; ignored",
+                           self.spec.id, outcome.chunk.id, outcome.attempt)
+
+    def _attempt(self, key: int, live: _Live, delay: float) -> None:
         """Run one attempt on a pool thread; always puts exactly one outcome on the queue."""
-        options, run = self.options, self.run_token
+        options, chunk, attempt = self.options, live.chunk, live.attempt
         try:
-            if (delay > 0 and run.wait(delay)) or run.stopping:
-                self.results.put(_Outcome(chunk, attempt, None))
+            if (delay > 0 and self.run_token.wait(delay)) or self.run_token.stopping:
+                self.results.put(_Outcome(chunk, attempt, None, key=key))
                 return
             if options.on_chunk_start:
                 options.on_chunk_start(chunk.id, attempt)
-            started = options.clock()
+            live.started_at = options.clock()
+            live.thread = threading.current_thread()
+            live.called()
             try:
-                result = self.adapter.execute(self._worker_job(chunk, attempt))
+                result = self.adapter.execute(self._worker_job(chunk, attempt, live))
             except Exception as exc:
                 result = WorkerResult(exit_code=ADAPTER_FAILURE_EXIT, error=f"{type(exc).__name__}: {exc}")
-            self.results.put(_Outcome(chunk, attempt, result, started, options.clock()))
+            self.results.put(_Outcome(chunk, attempt, result, live.started_at, options.clock(), key=key))
         except BaseException as exc:  # a callback raised: report it as this attempt's failure
             self.results.put(_Outcome(chunk, attempt, WorkerResult(
-                exit_code=ADAPTER_FAILURE_EXIT, error=f"{type(exc).__name__}: {exc}")))
+                exit_code=ADAPTER_FAILURE_EXIT, error=f"{type(exc).__name__}: {exc}"), key=key))
 
-    def _worker_job(self, chunk: Chunk, attempt: int) -> WorkerJob:
+    def _worker_job(self, chunk: Chunk, attempt: int, live: _Live) -> WorkerJob:
         options = self.options
         on_out, on_err = options.on_chunk_stdout, options.on_chunk_stderr
         return WorkerJob(
@@ -260,9 +420,10 @@ class _Dispatch:
             meta={**options.meta, "job_id": self.spec.id, "chunk_id": chunk.id, "attempt": attempt,
                   "start_frame": chunk.start_frame, "frame_count": chunk.frame_count,
                   "output_file": chunk.output_file},
-            cancel=self.run_token,
+            cancel=live.token,
             on_stdout=(lambda text: on_out(chunk.id, text)) if on_out else None,
             on_stderr=(lambda text: on_err(chunk.id, text)) if on_err else None,
+            on_call=live.called,
         )
 
 

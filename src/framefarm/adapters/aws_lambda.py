@@ -20,15 +20,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from framefarm.adapters.base import WorkerJob, WorkerResult
+from framefarm.adapters.base import WorkerJob, WorkerResult, announce_call
 from framefarm.backoff import Backoff, pause
 from framefarm.billing import LAMBDA_PRICES, LambdaPrices, parse_report
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import spec_key
+from framefarm.worker.runtime import read_reply
 
 logger = logging.getLogger(__name__)
 
 EXIT_FUNCTION_ERROR = -2  # the function raised or timed out: there is no exit code
+TRANSIENT_FUNCTION_ERRORS = frozenset({"Sandbox.Timedout", "Runtime.ExitError"})  # timed out, or the sandbox died
 
 
 def lambda_client(*, concurrency: int = 100, function_timeout: float = 900.0, region: str | None = None,
@@ -63,6 +65,7 @@ class LambdaWorkerAdapter:
                  clock: Callable[[], float] = time.monotonic, jitter: Callable[[], float] = random.random,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.function_name = function_name
+        self.call_timeout = function_timeout  # the executor's watchdog waits this plus its margin
         self.storage = storage
         self.client = client or lambda_client(concurrency=concurrency, function_timeout=function_timeout)
         self.architecture = architecture
@@ -81,25 +84,30 @@ class LambdaWorkerAdapter:
         started = self._clock()
         throttles = 0
         while True:
+            announce_call(job)
             try:
                 response = self.client.invoke(FunctionName=self.function_name, InvocationType="RequestResponse",
                                               LogType="Tail", Payload=body)
                 break
             except Exception as exc:
+                if _is_connection_failure(exc):  # the function may have run; its output key is the same on a retry
+                    return self._failure(f"connection lost: {type(exc).__name__}: {exc}", throttles, started,
+                                         transient=True)
                 if not _is_throttle(exc):
                     raise
                 throttles += 1
                 if throttles > self._throttle_retries:
-                    return WorkerResult(exit_code=EXIT_FUNCTION_ERROR, throttles=throttles,
-                                        error=f"throttled {throttles} times by Lambda; raise the function's "
-                                              "concurrency limit or lower --concurrency",
-                                        duration_ms=(self._clock() - started) * 1000.0)
+                    return self._failure(f"throttled {throttles} times by Lambda; raise the function's concurrency "
+                                         "limit or lower --concurrency", throttles, started, transient=True)
                 wait = self._backoff.delay(throttles)
                 logger.info("chunk %s throttled (%d); retrying in %.2f s", job.meta.get("chunk_id"), throttles, wait)
                 if pause(wait, job.cancel, self._sleep):
-                    return WorkerResult(exit_code=EXIT_FUNCTION_ERROR, throttles=throttles, error="cancelled",
-                                        duration_ms=(self._clock() - started) * 1000.0)
+                    return self._failure("cancelled", throttles, started)
         return self._result(response, throttles, (self._clock() - started) * 1000.0)
+
+    def _failure(self, error: str, throttles: int, started: float, *, transient: bool = False) -> WorkerResult:
+        return WorkerResult(exit_code=EXIT_FUNCTION_ERROR, throttles=throttles, error=error, transient=transient,
+                            duration_ms=(self._clock() - started) * 1000.0)
 
     def _result(self, response: dict[str, Any], throttles: int, wall_ms: float) -> WorkerResult:
         raw = response["Payload"].read()
@@ -123,14 +131,21 @@ class LambdaWorkerAdapter:
             message = payload.get("errorMessage", "") if isinstance(payload, dict) else str(payload)
             error_type = payload.get("errorType", "Error") if isinstance(payload, dict) else "Error"
             return WorkerResult(exit_code=EXIT_FUNCTION_ERROR, stderr=log_tail, throttles=throttles,
-                                error=f"Lambda {kind} error: {error_type}: {message}", duration_ms=wall_ms, **billing)
-        if not isinstance(payload, dict) or "exit_code" not in payload:
+                                error=f"Lambda {kind} error: {error_type}: {message}", duration_ms=wall_ms,
+                                transient=error_type in TRANSIENT_FUNCTION_ERRORS, **billing)
+        reply = read_reply(payload)
+        if reply is None:
             return WorkerResult(exit_code=EXIT_FUNCTION_ERROR, throttles=throttles, duration_ms=wall_ms,
                                 error=f"worker replied without an exit code: {str(payload)[:200]}", **billing)
-        return WorkerResult(exit_code=int(payload["exit_code"]), stdout=payload.get("stdout", ""),
-                            stderr=payload.get("stderr", ""), error=payload.get("error"),
-                            output_location=payload.get("output_key"), throttles=throttles,
-                            duration_ms=wall_ms, **billing)
+        return reply.to_result(throttles=throttles, duration_ms=wall_ms, **billing)
+
+
+def _is_connection_failure(exc: Exception) -> bool:
+    """A reset, a refused or dropped connection, or a read timeout: the call's fate is unknown."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError))
 
 
 def _is_throttle(exc: Exception) -> bool:

@@ -34,6 +34,7 @@ class WorkerJob:
     cancel: CancelToken | None = None
     on_stdout: TextCallback | None = None
     on_stderr: TextCallback | None = None
+    on_call: Callable[[], None] | None = None  # the adapter sends the call (again, after a throttle wait)
 
 
 class WorkerResult(BaseModel):
@@ -41,6 +42,8 @@ class WorkerResult(BaseModel):
 
     ``error`` says why a call failed when the exit code alone does not (timeout, cancelled);
     ``throttles`` counts calls the platform refused before this one got through (not attempts).
+    ``transient`` marks a failure of the platform rather than of the render command (throttled out,
+    connection lost, timed out): worth retrying, under ``ExecutionOptions.transient_retries``.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -58,10 +61,17 @@ class WorkerResult(BaseModel):
     throttles: int = 0
     error: str | None = None
     output_location: str | None = None
+    transient: bool = False
 
     @property
     def ok(self) -> bool:
         return self.exit_code == 0 and self.error is None
+
+
+def announce_call(job: WorkerJob) -> None:
+    """Tell the executor's watchdog the call went out now (its silence is measured from here)."""
+    if job.on_call is not None:
+        job.on_call()
 
 
 @runtime_checkable

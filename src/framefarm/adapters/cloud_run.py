@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from framefarm.adapters.base import WorkerJob, WorkerResult
+from framefarm.adapters.base import WorkerJob, WorkerResult, announce_call
 from framefarm.backoff import Backoff, pause
 from framefarm.billing import CLOUD_RUN_PRICES, CloudRunPrices
 from framefarm.errors import FramefarmError
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import spec_key
+from framefarm.worker.runtime import read_reply
 
 EXIT_HTTP_ERROR = -3
 RETRIED_STATUSES = (429, 503)
@@ -105,6 +106,7 @@ class CloudRunWorkerAdapter:
                                            timeout=service_timeout)
         else:
             raise FramefarmError(f"--service {service!r}: give a URL or projects/P/locations/L/services/S")
+        self.call_timeout = self.service.timeout  # the executor's watchdog waits this plus its margin
         self.storage = storage
         self._loopback = urlparse(self.service.url).hostname in ("127.0.0.1", "localhost", "::1")
         self._token_provider = token_provider
@@ -141,16 +143,22 @@ class CloudRunWorkerAdapter:
             sent = self._clock()
             token = self.token()
             headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
-            response = self._session.post(
-                self.service.url + "/", data=body, headers=headers,
-                timeout=(10, self.service.timeout + 60))  # read timeout above the service's own
+            announce_call(job)
+            try:
+                response = self._session.post(
+                    self.service.url + "/", data=body, headers=headers,
+                    timeout=(10, self.service.timeout + 60))  # read timeout above the service's own
+            except OSError as exc:  # requests' ConnectionError and Timeout: reset, refused, read timed out
+                return self._failure(f"connection lost: {type(exc).__name__}: {redact(str(exc), token)}",
+                                     throttles, started, transient=True)
             request_ms = (self._clock() - sent) * 1000.0
             if response.status_code not in RETRIED_STATUSES:
                 break
             throttles += 1
             if throttles > self._retries:
                 return self._failure(f"HTTP {response.status_code} {throttles} times: the service is at its "
-                                     "instance limit; raise maxScale or lower --concurrency", throttles, started)
+                                     "instance limit; raise maxScale or lower --concurrency", throttles, started,
+                                     transient=True)
             if pause(self._backoff.delay(throttles), job.cancel, self._sleep):
                 return self._failure("cancelled", throttles, started)
         billed = self.prices.billed_ms(request_ms)
@@ -160,13 +168,22 @@ class CloudRunWorkerAdapter:
         wall_ms = (self._clock() - started) * 1000.0
         if response.status_code != 200:
             return WorkerResult(exit_code=EXIT_HTTP_ERROR, throttles=throttles, duration_ms=wall_ms,
-                                error=f"HTTP {response.status_code}: {response.text[:1000]}", **billing)
-        answer = response.json()
-        return WorkerResult(exit_code=int(answer["exit_code"]), stdout=answer.get("stdout", ""),
-                            stderr=answer.get("stderr", ""), error=answer.get("error"),
-                            output_location=answer.get("output_key"), throttles=throttles, duration_ms=wall_ms,
-                            **billing)
+                                error=f"HTTP {response.status_code}: {redact(response.text[:1000], token)}",
+                                **billing)
+        try:
+            reply = read_reply(response.json())
+        except ValueError:
+            reply = None
+        if reply is None:
+            return WorkerResult(exit_code=EXIT_HTTP_ERROR, throttles=throttles, duration_ms=wall_ms,
+                                error=f"worker replied without an exit code: {response.text[:200]!r}", **billing)
+        return reply.to_result(throttles=throttles, duration_ms=wall_ms, **billing)
 
-    def _failure(self, error: str, throttles: int, started: float) -> WorkerResult:
-        return WorkerResult(exit_code=EXIT_HTTP_ERROR, error=error, throttles=throttles,
+    def _failure(self, error: str, throttles: int, started: float, *, transient: bool = False) -> WorkerResult:
+        return WorkerResult(exit_code=EXIT_HTTP_ERROR, error=error, throttles=throttles, transient=transient,
                             duration_ms=(self._clock() - started) * 1000.0)
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with ``secret`` (a bearer token) blanked out, so it never reaches a chunk record."""
+    return text.replace(secret, "[redacted]") if len(secret) >= 8 else text  # shorter: no real token

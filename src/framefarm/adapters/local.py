@@ -75,10 +75,9 @@ class LocalWorkerAdapter:
                 _kill_group(process)
                 process.wait()
         error = stopped[0] if stopped else None
-        if error and error.startswith("timed out"):
-            exit_code = EXIT_TIMEOUT
-        return WorkerResult(exit_code=exit_code, stdout=stdout, stderr=stderr, error=error,
-                            duration_ms=(self._clock() - started) * 1000.0)
+        timed_out = bool(error and error.startswith("timed out"))
+        return WorkerResult(exit_code=EXIT_TIMEOUT if timed_out else exit_code, stdout=stdout, stderr=stderr,
+                            error=error, transient=timed_out, duration_ms=(self._clock() - started) * 1000.0)
 
     def _resolve_tools(self, argv: list[str]) -> list[str]:
         resolved = []

@@ -117,7 +117,7 @@ def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None
     storage = settings.storage()
     client = client or lambda_client(concurrency=concurrency, function_timeout=settings.worker_timeout)
     adapter = LambdaWorkerAdapter(settings.require("worker_function"), storage, client=client,
-                                  architecture=settings.worker_architecture)
+                                  function_timeout=settings.worker_timeout, architecture=settings.worker_architecture)
     manager = JobManager(settings.repository(storage=storage), JobExecutor(adapter), storage)
     before = manager.summary(job_id)
     token = CancelToken()

@@ -55,10 +55,22 @@ class ChunkResponse(BaseModel):
     output_key: str | None = None
     duration_ms: float = 0.0
     error: str | None = None
+    transient: bool = False
 
-    def to_result(self) -> WorkerResult:
-        return WorkerResult(exit_code=self.exit_code, stdout=self.stdout, stderr=self.stderr,
-                            duration_ms=self.duration_ms, error=self.error, output_location=self.output_key)
+    def to_result(self, **caller_side: Any) -> WorkerResult:
+        """The WorkerResult an adapter returns; ``caller_side`` adds what the caller measured (billing, time)."""
+        fields: dict[str, Any] = {"exit_code": self.exit_code, "stdout": self.stdout, "stderr": self.stderr,
+                                  "duration_ms": self.duration_ms, "error": self.error,
+                                  "output_location": self.output_key, "transient": self.transient}
+        return WorkerResult(**{**fields, **caller_side})
+
+
+def read_reply(payload: Any) -> ChunkResponse | None:
+    """A worker's reply as a ChunkResponse; None when it is not one."""
+    try:
+        return ChunkResponse.model_validate(payload)
+    except ValidationError:
+        return None
 
 
 def parse_request(event: Any) -> ChunkRequest | ChunkResponse:
@@ -122,7 +134,7 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
             meta={"job_id": spec.id, "chunk_id": chunk.id}))
         if not result.ok:
             return ChunkResponse(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr,
-                                 error=result.error, duration_ms=elapsed())
+                                 error=result.error, transient=result.transient, duration_ms=elapsed())
         if not output.is_file() or output.stat().st_size == 0:
             message = f"exit code 0 but no output at {chunk.output_file}"
             return ChunkResponse(exit_code=EXIT_NO_OUTPUT, stdout=result.stdout, stderr=result.stderr,

@@ -163,9 +163,10 @@ def test_client_timeout_is_above_the_service_timeout(server, storage):
             raise requests.ConnectionError("stop here")
 
     worker._session = Recording()
-    with pytest.raises(requests.ConnectionError):
-        worker.execute(job())
+    result = worker.execute(job())
     assert seen["timeout"][1] > 30
+    # AND a lost connection is a transient failure (retried under transient_retries), not an exception
+    assert result.transient and result.error == "connection lost: ConnectionError: stop here"
 
 
 def test_other_4xx_is_a_failed_attempt_with_the_body(storage):

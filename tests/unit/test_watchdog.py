@@ -1,0 +1,140 @@
+"""Retry classes (transient vs deterministic) and the stuck-attempt watchdog of JobExecutor."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+
+import pytest
+
+from framefarm import CallableWorkerAdapter, ChunkFailedError, ExecutionOptions, JobExecutor, WorkerResult
+from framefarm.executor import EXIT_STUCK
+from tests.helpers import make_spec
+
+
+class Attempts:
+    """Records every attempt the executor reports: chunk id -> [(attempt, result)]."""
+
+    def __init__(self) -> None:
+        self.by_chunk: dict[int, list[tuple[int, WorkerResult]]] = defaultdict(list)
+        self.completed: list[int] = []
+
+    def options(self, tmp_path, **extra) -> ExecutionOptions:
+        return ExecutionOptions(
+            job_dir=tmp_path, retry_delay=0, skip_merge=True,
+            on_chunk_attempt=lambda chunk_id, attempt, result, *_: self.by_chunk[chunk_id].append((attempt, result)),
+            on_chunk_complete=lambda chunk_id, result: self.completed.append(chunk_id), **extra)
+
+
+def failing(kind: str, times: int):
+    """A worker whose chunk 0 fails ``times`` times, transiently or deterministically, then succeeds."""
+    calls: dict[int, int] = defaultdict(int)
+
+    def work(job):
+        chunk_id = job.meta["chunk_id"]
+        calls[chunk_id] += 1
+        if chunk_id == 0 and calls[chunk_id] <= times:
+            return WorkerResult(exit_code=-3, error="connection lost", transient=True) if kind == "transient" \
+                else WorkerResult(exit_code=1, stderr="render error\n")
+        return 0
+
+    return CallableWorkerAdapter(work), calls
+
+
+def test_deterministic_failures_get_exactly_retries_more_attempts(tmp_path):
+    # GIVEN chunk 0 exits 1 every time, with retries=2 and a large transient budget
+    adapter, calls = failing("deterministic", 99)
+    attempts = Attempts()
+    # WHEN the job runs
+    with pytest.raises(ChunkFailedError, match="Chunk 0 failed after 3 attempts: render error"):
+        JobExecutor(adapter).execute(make_spec(2), attempts.options(tmp_path, retries=2, transient_retries=10))
+    # THEN the transient budget did not extend it: 3 attempts
+    assert calls[0] == 3
+
+
+def test_transient_failures_use_their_own_budget(tmp_path):
+    # GIVEN chunk 0 loses its connection 3 times, with retries=0 and transient_retries=3
+    adapter, calls = failing("transient", 3)
+    attempts = Attempts()
+    # WHEN the job runs
+    JobExecutor(adapter).execute(make_spec(2), attempts.options(tmp_path, retries=0, transient_retries=3))
+    # THEN the 4th attempt succeeded and every attempt was reported once
+    assert calls[0] == 4 and sorted(attempts.completed) == [0, 1]
+    assert [(n, r.transient) for n, r in attempts.by_chunk[0]] == [(1, True), (2, True), (3, True), (4, False)]
+
+
+def test_transient_failures_past_their_budget_fail_the_chunk(tmp_path):
+    adapter, calls = failing("transient", 99)
+    with pytest.raises(ChunkFailedError, match="Chunk 0 failed after 3 attempts: connection lost"):
+        JobExecutor(adapter).execute(make_spec(1), Attempts().options(tmp_path, retries=5, transient_retries=2))
+    assert calls[0] == 3
+
+
+def test_watchdog_gives_up_on_a_silent_attempt_retries_it_and_ignores_its_late_answer(tmp_path):
+    # GIVEN chunk 0's first call never answers until its retry has run
+    release = threading.Event()
+    calls: dict[int, int] = defaultdict(int)
+
+    def work(job):
+        chunk_id = job.meta["chunk_id"]
+        calls[chunk_id] += 1
+        if chunk_id == 0 and calls[chunk_id] == 1:
+            release.wait(30)
+            return WorkerResult(exit_code=0, stdout="late\n")
+        if chunk_id == 0:
+            release.set()
+        return 0
+
+    attempts = Attempts()
+    # WHEN the job runs one chunk at a time with a 0.2 s time limit and a 0.2 s margin
+    JobExecutor(CallableWorkerAdapter(work)).execute(make_spec(3), attempts.options(
+        tmp_path, concurrency=1, timeout=0.2, watchdog_margin=0.2))
+    # THEN the stuck call was given up on (a transient failure), a fresh thread ran the rest,
+    # and chunk 0 completed once, by its second attempt
+    first, second = attempts.by_chunk[0]
+    assert first[1].exit_code == EXIT_STUCK and first[1].transient and "watchdog gave up" in first[1].error
+    assert second[0] == 2 and second[1].ok
+    assert sorted(attempts.completed) == [0, 1, 2]
+
+
+def test_watchdog_fails_a_chunk_that_never_answers(tmp_path):
+    # GIVEN a worker that never answers chunk 0, and no transient retries
+    never = threading.Event()
+
+    def work(job):
+        if job.meta["chunk_id"] == 0:
+            never.wait()
+        return 0
+
+    attempts = Attempts()
+    # WHEN the job runs, THEN it fails with the watchdog's reason instead of hanging
+    with pytest.raises(ChunkFailedError, match=r"Chunk 0 failed after 1 attempt: timed out: no result .* watchdog gave up"):
+        JobExecutor(CallableWorkerAdapter(work)).execute(make_spec(2), attempts.options(
+            tmp_path, concurrency=2, timeout=0.1, watchdog_margin=0.1, transient_retries=0))
+    assert attempts.completed == [1]
+    never.set()
+
+
+def test_silence_is_measured_from_the_last_call(tmp_path):
+    # GIVEN a worker that is throttled for 0.6 s (calling again every 0.1 s) before a quick answer
+    def work(job):
+        for _ in range(6):
+            job.on_call()
+            time.sleep(0.1)
+        job.on_call()
+        return 0
+
+    attempts = Attempts()
+    # WHEN the watchdog allows 0.3 s of silence
+    JobExecutor(CallableWorkerAdapter(work)).execute(make_spec(1), attempts.options(
+        tmp_path, timeout=0.15, watchdog_margin=0.15, transient_retries=0))
+    # THEN the attempt was never given up on
+    assert [(n, r.ok) for n, r in attempts.by_chunk[0]] == [(1, True)]
+
+
+def test_without_a_time_limit_there_is_no_watchdog(tmp_path):
+    attempts = Attempts()
+    JobExecutor(CallableWorkerAdapter(lambda job: time.sleep(0.3))).execute(
+        make_spec(1), attempts.options(tmp_path, watchdog_margin=0))
+    assert attempts.completed == [0]
