@@ -10,10 +10,11 @@ Rules (see DESIGN.md): at most ``concurrency`` chunks in flight; failed chunks r
 exponential backoff and jitter, up to ``retries`` times for deterministic failures (the render
 command's exit code, a crashed handler) and ``transient_retries`` times for transient ones
 (throttled out, connection lost, timed out; ``WorkerResult.transient``); an attempt silent past
-its time limit plus ``watchdog_margin`` is given up on as timed out (see ``Watchdog``); after a chunk's last attempt no new chunk or
-retry starts, chunks already running finish and are reported through ``on_chunk_attempt`` and
-``on_chunk_complete`` (their work is kept for a resume) but ``on_progress`` stays silent, and
-ChunkFailedError is raised; cancel kills work in flight and raises JobAbortedError.
+its time limit plus ``watchdog_margin`` is given up on as timed out (see ``Watchdog``); after a
+chunk's last attempt no new chunk or retry starts, chunks already running finish and are
+reported through ``on_chunk_attempt`` and ``on_chunk_complete`` (their work is kept for a resume)
+but ``on_progress`` stays silent, and ChunkFailedError is raised; cancel kills work in flight and
+raises JobAbortedError.
 """
 
 from __future__ import annotations

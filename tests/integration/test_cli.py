@@ -44,7 +44,7 @@ def shortened_example(tmp_path: Path, **overrides) -> Path:
 
 def python_job(tmp_path: Path, code: str, chunks: int = 2) -> Path:
     return write_job(tmp_path, width=64, height=48, fps=10, total_frames=chunks, frames_per_chunk=1,
-                     command=[sys.executable, "-c", code, "{chunk_id}"], output=str(tmp_path / "o.mp4"))
+                     command=[sys.executable, "-c", code, "{chunk_id}", "{output}"], output=str(tmp_path / "o.mp4"))
 
 
 @pytest.mark.slow
@@ -113,8 +113,8 @@ def test_missing_ffmpeg_is_one_line_and_writes_nothing(tmp_path):
 
 
 def test_chunk_that_exits_1_fails_the_job_and_the_store_stays_consistent(tmp_path):
-    job = python_job(tmp_path, "import sys; print('bad frame', file=sys.stderr); sys.exit(1 if sys.argv[1] == '1' else 0)",
-                     chunks=3)
+    job = python_job(tmp_path, "import sys; print('bad frame', file=sys.stderr); "
+                               "sys.exit(1) if sys.argv[1] == '1' else open(sys.argv[2], 'w').write('x')", chunks=3)
     result = framefarm("render", str(job), "--job-id", "broken", "--retries", "0", "--concurrency", "1")
     assert result.returncode == 1
     assert "error: job broken failed: Chunk 1 failed after 1 attempt: bad frame" in " ".join(result.stderr.split())
@@ -159,7 +159,7 @@ def test_cancel_from_another_terminal_stops_the_render(tmp_path):
 
 def test_pause_from_another_terminal_then_resume_finishes(tmp_path):
     # GIVEN a render of 4 one-second chunks, one at a time
-    job = python_job(tmp_path, "import time; time.sleep(1)", chunks=4)
+    job = python_job(tmp_path, "import sys, time; time.sleep(1); open(sys.argv[2], 'w').write('x')", chunks=4)
     render = subprocess.Popen([sys.executable, "-m", "framefarm", "render", str(job), "--job-id", "p",
                                "--concurrency", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_state("p", JobState.RUNNING)

@@ -312,7 +312,7 @@ def test_meta_carries_job_chunk_and_attempt(tmp_path):
 
 def test_live_output_callbacks_get_the_chunk_id(tmp_path):
     spec = make_spec(2, command=f"{sys.executable} -c \"import sys; print('out{{chunk_id}}'); "
-                                f"print('err{{chunk_id}}', file=sys.stderr)\"")
+                                f"print('err{{chunk_id}}', file=sys.stderr); open('{{output}}', 'w').write('x')\"")
     out, err = [], []
     JobExecutor(LocalWorkerAdapter()).execute(spec, ExecutionOptions(
         job_dir=tmp_path, on_chunk_stdout=lambda cid, text: out.append((cid, text)),
@@ -321,7 +321,14 @@ def test_live_output_callbacks_get_the_chunk_id(tmp_path):
     assert sorted(err) == [(0, "err0\n"), (1, "err1\n")]
 
 
-@pytest.mark.parametrize("bad", [{"concurrency": 0}, {"retries": -1}, {"retry_delay": -1}])
+def test_a_local_chunk_that_exits_0_without_its_output_fails(tmp_path):
+    spec = make_spec(1, command=f"{sys.executable} -c pass")
+    with pytest.raises(ChunkFailedError, match="Chunk 0 failed after 1 attempt: exit code 0 but no output at "):
+        JobExecutor(LocalWorkerAdapter()).execute(spec, ExecutionOptions(job_dir=tmp_path))
+
+
+@pytest.mark.parametrize("bad", [{"concurrency": 0}, {"retries": -1}, {"retry_delay": -1}, {"transient_retries": -1},
+                                 {"watchdog_margin": -1}])
 def test_invalid_options_are_rejected(bad):
     with pytest.raises(JobSpecError):
         ExecutionOptions(**bad)

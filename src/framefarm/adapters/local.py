@@ -25,6 +25,7 @@ from framefarm.spec import split_command
 EXIT_TIMEOUT = 124  # the convention of coreutils' timeout(1)
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
+EXIT_NO_OUTPUT = 3  # exited 0 but left nothing at the chunk's output_file
 READ_SIZE = 65_536
 
 
@@ -75,6 +76,9 @@ class LocalWorkerAdapter:
                 _kill_group(process)
                 process.wait()
         error = stopped[0] if stopped else None
+        if exit_code == 0 and error is None:
+            error = _missing_output(job)
+            exit_code = EXIT_NO_OUTPUT if error else 0
         timed_out = bool(error and error.startswith("timed out"))
         return WorkerResult(exit_code=EXIT_TIMEOUT if timed_out else exit_code, stdout=stdout, stderr=stderr,
                             error=error, transient=timed_out, duration_ms=(self._clock() - started) * 1000.0)
@@ -92,6 +96,17 @@ class LocalWorkerAdapter:
     def _not_started(self, exit_code: int, message: str, started: float) -> WorkerResult:
         return WorkerResult(exit_code=exit_code, stderr=message + "\n", error=message,
                             duration_ms=(self._clock() - started) * 1000.0)
+
+
+def _missing_output(job: WorkerJob) -> str | None:
+    """Why a chunk that exited 0 still failed: its ``output_file`` (from ``meta``) is missing or empty."""
+    output_file = job.meta.get("output_file")
+    if not output_file or job.cwd is None:
+        return None  # not a chunk (a merge or audio step), or nothing to check against
+    path = os.path.join(job.cwd, output_file)
+    if os.path.isfile(path) and os.path.getsize(path) > 0:
+        return None
+    return f"exit code 0 but no output at {output_file}"
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -31,7 +31,6 @@ from framefarm.storage.keys import CHUNK_TAG, chunk_key, job_prefix
 from framefarm.worker.assets import unpack_assets
 
 EXIT_BAD_REQUEST = 2
-EXIT_NO_OUTPUT = 3
 
 
 class ChunkRequest(BaseModel):
@@ -131,14 +130,10 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
         output.parent.mkdir(parents=True, exist_ok=True)
         result = (adapter or LocalWorkerAdapter()).execute(WorkerJob(
             command=chunk.command, cwd=workdir, timeout=timeout, cancel=cancel,
-            meta={"job_id": spec.id, "chunk_id": chunk.id}))
-        if not result.ok:
+            meta={"job_id": spec.id, "chunk_id": chunk.id, "output_file": chunk.output_file}))
+        if not result.ok:  # the adapter also fails a chunk that exited 0 without writing its output
             return ChunkResponse(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr,
                                  error=result.error, transient=result.transient, duration_ms=elapsed())
-        if not output.is_file() or output.stat().st_size == 0:
-            message = f"exit code 0 but no output at {chunk.output_file}"
-            return ChunkResponse(exit_code=EXIT_NO_OUTPUT, stdout=result.stdout, stderr=result.stderr,
-                                 error=message, duration_ms=elapsed())
         key = chunk_key(spec.id, chunk.id, chunk.output_file)
         storage.put_file(key, output, tags=CHUNK_TAG)
         return ChunkResponse(exit_code=0, stdout=result.stdout, stderr=result.stderr, output_key=key,
