@@ -51,6 +51,9 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def aws(aws_credentials):
     from moto import mock_aws
 
+    from framefarm.devcloud import fix_moto_number_arithmetic
+
+    fix_moto_number_arithmetic()
     with mock_aws():
         yield
 

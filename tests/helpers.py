@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
+import io
+import json
+import socket
+import socketserver
+import struct
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -69,9 +75,12 @@ class RecordingStitcher:
 
     def __init__(self) -> None:
         self.calls: list[tuple[list, object, object]] = []
+        self.refusal: str | None = None  # why a merge refused before stitching, when a test keeps it
+        self.texts: list[str] = []  # what each input held (a merge's downloads are gone afterwards)
 
     def stitch(self, inputs, output, audio=None):
         self.calls.append((list(inputs), output, audio))
+        self.texts = [path.read_text(errors="replace").strip() for path in inputs]
         output.write_text("stitched")
         return output
 
@@ -79,10 +88,12 @@ class RecordingStitcher:
 class WorkerServer:
     """The Cloud Run worker app under waitress on 127.0.0.1, recording each request's Authorization."""
 
-    def __init__(self, timeout: float | None = None) -> None:
+    def __init__(self, timeout: float | None = None, faults: PlatformFaults | None = None) -> None:
         from framefarm.worker.cloud_run_server import create_app, serve
 
         app = create_app(timeout=timeout)
+        if faults is not None:
+            app = faults.middleware(app)
         self.authorizations: list[str | None] = []
 
         def recording(environ, start_response):
@@ -90,9 +101,99 @@ class WorkerServer:
             return app(environ, start_response)
 
         self.server = serve(recording, host="127.0.0.1", port=0)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.port = self.server.effective_port
+        self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
         self.server.close()
+
+
+class PlatformFaults:
+    """Faults injected in front of a Cloud Run worker, each for the next ``times`` requests of one chunk.
+
+    ``throttle`` answers 429 and ``crash`` answers 500 (the instance died handling it) without running
+    the chunk; ``reset`` (through ResettingProxy) runs it and then drops the connection.
+    """
+
+    def __init__(self) -> None:
+        self._faults: list[list] = []
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, times: int, chunk_id: int) -> None:
+        with self._lock:
+            self._faults.append([kind, times, chunk_id])
+
+    def take(self, kind: str, body: bytes) -> bool:
+        try:
+            chunk_id = json.loads(body).get("chunk_id")
+        except (ValueError, AttributeError):
+            return False
+        with self._lock:
+            for fault in self._faults:
+                if fault[0] == kind and fault[1] > 0 and fault[2] == chunk_id:
+                    fault[1] -= 1
+                    return True
+        return False
+
+    def middleware(self, app):
+        def faulty(environ, start_response):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            for kind, status in (("throttle", "429 Too Many Requests"), ("crash", "500 Internal Server Error")):
+                if self.take(kind, body):
+                    start_response(status, [("Content-Type", "text/plain")])
+                    return [f"injected {kind}".encode()]
+            return app(environ, start_response)
+
+        return faulty
+
+
+class ResettingProxy:
+    """An HTTP relay on 127.0.0.1 that resets the connection (TCP RST) instead of relaying the answer
+    for requests ``faults`` picks: the worker ran, the caller never hears back."""
+
+    def __init__(self, upstream_port: int, faults: PlatformFaults) -> None:
+        proxy = self
+
+        class Relay(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                while proxy.relay_one(self.connection, self.rfile):
+                    pass
+
+        self.upstream_port, self.faults = upstream_port, faults
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Relay)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def relay_one(self, connection, rfile) -> bool:
+        request_line = rfile.readline()
+        if not request_line.strip():
+            return False
+        method, path, _ = request_line.decode().split(" ", 2)
+        headers = {}
+        while (line := rfile.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip()] = value.strip()
+        body = rfile.read(int(headers.get("Content-Length", 0)))
+        upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=120)
+        upstream.request(method, path, body, headers)
+        response = upstream.getresponse()
+        payload = response.read()
+        upstream.close()
+        if self.faults.take("reset", body):
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.close()
+            return False
+        head = [f"HTTP/1.1 {response.status} {response.reason}"]
+        head += [f"{name}: {value}" for name, value in response.getheaders()
+                 if name.lower() not in ("content-length", "transfer-encoding", "connection")]
+        head.append(f"Content-Length: {len(payload)}")
+        connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+        return True
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

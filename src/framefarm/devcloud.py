@@ -11,9 +11,10 @@ boto3 client and the real ``LambdaWorkerAdapter`` talk HTTP to it (``AWS_ENDPOIN
       an exception -> 200 with X-Amz-Function-Error: Unhandled and {errorMessage, errorType, stackTrace}
       past the function's timeout -> "Task timed out after N seconds", billed at the timeout
 
-Switches for fault injection: ``throttle(name, times)`` answers the next calls with 429
-TooManyRequestsException, ``crash(name, times)`` makes them raise, and ``reserved_concurrency``
-throttles calls beyond a limit, as Lambda does. Honest limits: handlers share this process (one
+Switches for fault injection, each for the next ``times`` calls (optionally only calls whose event
+``match`` accepts): ``throttle`` answers 429 TooManyRequestsException, ``crash`` makes the handler
+raise, ``reset`` runs the handler and then drops the connection (RST) instead of answering; and
+``reserved_concurrency`` throttles calls beyond a limit, as Lambda does. Honest limits: handlers share this process (one
 ``Max Memory Used`` for all: the process's peak RSS), and a timed-out handler's thread cannot be
 killed, only abandoned.
 """
@@ -26,6 +27,8 @@ import json
 import math
 import os
 import resource
+import socket
+import struct
 import sys
 import threading
 import time
@@ -33,6 +36,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,15 @@ INVOKE_PATH = "/2015-03-31/functions/"
 LOG_TAIL_BYTES = 4096
 
 Handler = Callable[[Any, Any], Any]
+EventMatch = Callable[[Any], bool]
+FAULTS = ("throttle", "crash", "reset")
+
+
+@dataclass
+class _Fault:
+    kind: str
+    remaining: int
+    match: EventMatch | None
 
 
 @dataclass
@@ -111,8 +124,7 @@ class DevCloud:
         self.functions = {function.name: function for function in functions}
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
-        self._throttles: dict[str, int] = {}
-        self._crashes: dict[str, int] = {}
+        self._faults: dict[str, list[_Fault]] = {}
         self._running: dict[str, int] = {}
         self._background: set[threading.Thread] = set()
         self._server = _Server(("127.0.0.1", port), _RequestHandler)
@@ -143,15 +155,33 @@ class DevCloud:
     def add(self, function: DevFunction) -> None:
         self.functions[function.name] = function
 
-    def throttle(self, name: str, times: int) -> None:
-        """Answer the next ``times`` synchronous calls to ``name`` with 429 TooManyRequestsException."""
+    def inject(self, name: str, kind: str, times: int = 1, match: EventMatch | None = None) -> None:
+        """Make the next ``times`` calls to ``name`` (those ``match`` accepts) fail with ``kind`` (see FAULTS)."""
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULTS)}")
         with self._lock:
-            self._throttles[name] = self._throttles.get(name, 0) + times
+            self._faults.setdefault(name, []).append(_Fault(kind, times, match))
 
-    def crash(self, name: str, times: int) -> None:
+    def throttle(self, name: str, times: int, match: EventMatch | None = None) -> None:
+        """Answer the next ``times`` synchronous calls to ``name`` with 429 TooManyRequestsException."""
+        self.inject(name, "throttle", times, match)
+
+    def crash(self, name: str, times: int, match: EventMatch | None = None) -> None:
         """Make the next ``times`` calls to ``name`` raise inside the function (FunctionError Unhandled)."""
+        self.inject(name, "crash", times, match)
+
+    def reset(self, name: str, times: int, match: EventMatch | None = None) -> None:
+        """Run the next ``times`` calls to ``name``, then reset the connection instead of answering."""
+        self.inject(name, "reset", times, match)
+
+    def _take_fault(self, name: str, kind: str, event: Any) -> bool:
+        """Use up one injected ``kind`` fault that applies to this call, if there is one."""
         with self._lock:
-            self._crashes[name] = self._crashes.get(name, 0) + times
+            for fault in self._faults.get(name, ()):
+                if fault.kind == kind and fault.remaining > 0 and (fault.match is None or fault.match(event)):
+                    fault.remaining -= 1
+                    return True
+        return False
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for background (Event) invocations, including ones they start; False on timeout."""
@@ -173,12 +203,11 @@ class DevCloud:
 
     # -- serving ----------------------------------------------------------------------------------
 
-    def _admit(self, function: DevFunction, synchronous: bool) -> bool:
+    def _admit(self, function: DevFunction, synchronous: bool, event: Any) -> bool:
         """Count the call in; False when it must be throttled."""
+        if synchronous and self._take_fault(function.name, "throttle", event):
+            return False
         with self._lock:
-            if synchronous and self._throttles.get(function.name, 0) > 0:
-                self._throttles[function.name] -= 1
-                return False
             running = self._running.get(function.name, 0)
             if synchronous and function.reserved_concurrency is not None and running >= function.reserved_concurrency:
                 return False
@@ -187,11 +216,7 @@ class DevCloud:
 
     def _invoke(self, function: DevFunction, event: Any, kind: str) -> tuple[int, dict[str, str], bytes]:
         request_id = str(uuid.uuid4())
-        crash = False
-        with self._lock:
-            if self._crashes.get(function.name, 0) > 0:
-                self._crashes[function.name] -= 1
-                crash = True
+        crash = self._take_fault(function.name, "crash", event)
         handler, init_ms = function.resolve()
         context = LambdaContext(function, request_id, time.monotonic() + function.timeout)
         outcome: dict[str, Any] = {}
@@ -281,14 +306,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             return self._error(400, "InvalidRequestContentException", "Could not parse request body into json")
         kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-        if not cloud._admit(function, synchronous=kind == "RequestResponse"):
+        if not cloud._admit(function, synchronous=kind == "RequestResponse", event=event):
             return self._error(429, "TooManyRequestsException", "Rate Exceeded.",
                                extra={"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"})
         if kind == "Event":  # counted in by _admit, counted out when the background call ends
             cloud._start_background(function, event)
             return self._send(202, {"X-Amzn-RequestId": str(uuid.uuid4())}, b"")
         status, headers, payload = cloud._invoke(function, event, kind)
+        if cloud._take_fault(function.name, "reset", event):
+            return self._reset()
         self._send(status, headers, payload)
+
+    def _reset(self) -> None:
+        """Drop the connection with a TCP RST: the caller sees 'connection reset', not an answer."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
 
     def _error(self, status: int, code: str, message: str, extra: dict[str, str] | None = None) -> None:
         payload = json.dumps({"Type": "User", "message": message, **(extra or {})}).encode()
@@ -312,6 +345,36 @@ def standard_functions(*, worker_memory_mb: int = 2048, worker_timeout: float = 
         DevFunction("framefarm-render-chunk", "lambda_handlers.render_chunk:handler", memory_mb=worker_memory_mb,
                     timeout=worker_timeout),
     ]
+
+
+def fix_moto_number_arithmetic() -> None:
+    """Make moto add DynamoDB numbers as DynamoDB does.
+
+    moto 5 parses any number without a "." with int(), but stores sums with str(Decimal), which
+    writes 3E-7 for 0.0000003; the next ``SET x = x + :v`` on that attribute then fails with a
+    ValueError that cancels the whole transaction. A chunk costing under $0.000001 (a 1 ms Lambda
+    call) hits it. Real DynamoDB has no such limit, so this patches the emulator, not framefarm.
+    """
+    from moto.dynamodb.exceptions import IncorrectDataType
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    if getattr(DynamoType, "_framefarm_exact_numbers", False):
+        return
+
+    def arithmetic(sign: int) -> Callable[[DynamoType, DynamoType], DynamoType]:
+        def operate(self: DynamoType, other: DynamoType) -> DynamoType:
+            if self.type != other.type:
+                raise TypeError("Different types of operandi is not allowed.")
+            if not self.is_number():
+                raise IncorrectDataType()
+            total = Decimal(self.value) + sign * Decimal(other.value)
+            return DynamoType({"N": format(total, "f")})
+
+        return operate
+
+    DynamoType.__add__ = arithmetic(1)  # type: ignore[method-assign]
+    DynamoType.__sub__ = arithmetic(-1)  # type: ignore[method-assign]
+    DynamoType._framefarm_exact_numbers = True  # type: ignore[attr-defined]
 
 
 class LocalAwsStack:
@@ -341,6 +404,7 @@ class LocalAwsStack:
     def __enter__(self) -> LocalAwsStack:
         from moto.server import ThreadedMotoServer
 
+        fix_moto_number_arithmetic()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self._moto_port, verbose=False)
         self._moto.start()
         moto_endpoint = f"http://127.0.0.1:{self._moto.get_host_and_port()[1]}"

@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from framefarm.adapters.aws_lambda import LambdaWorkerAdapter, invoke_async, lambda_client
 from framefarm.aws.settings import AwsSettings
 from framefarm.cancel import CancelToken
@@ -30,7 +32,30 @@ from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
 logger = logging.getLogger("framefarm.aws")
 HANDOVER_SPARE = 15.0  # seconds kept after the slowest in-flight worker may return
 MAX_IDLE_CONTINUATIONS = 3  # continuations in a row without a completed chunk before giving up
-RUN_OPTIONS = ("concurrency", "retries", "retry_delay", "timeout")
+
+
+class RunOptions(BaseModel):
+    """What a submission may set about how its job runs (bounded: the event comes from outside)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    retries: int = Field(default=2, ge=0, le=20)
+    transient_retries: int = Field(default=3, ge=0, le=50)
+    retry_delay: float = Field(default=1.0, ge=0, le=900)
+    timeout: float | None = Field(default=None, gt=0, le=900)
+
+    @classmethod
+    def parse(cls, raw: Any) -> RunOptions:
+        """The options in ``raw``; JobSpecError naming the first bad field."""
+        if not isinstance(raw, dict):
+            raise JobSpecError(f"options: expected an object, got {type(raw).__name__}")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first.get("loc", ()))
+            raise JobSpecError(f"options.{where}: {first.get('msg')} (got {first.get('input')!r:.80})") from None
 
 
 def log_event(message: str, **fields: Any) -> None:
@@ -78,11 +103,8 @@ def _submission(event: Any) -> tuple[Any, dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise JobSpecError(f"body: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if isinstance(body, dict) and "job" in body:
-        options = body.get("options") or {}
-        unknown = set(options) - set(RUN_OPTIONS) if isinstance(options, dict) else {"<not an object>"}
-        if unknown:
-            raise JobSpecError(f"options: unknown {', '.join(sorted(unknown))}; known: {', '.join(RUN_OPTIONS)}")
-        return body["job"], options
+        options = RunOptions.parse(body.get("options") or {})
+        return body["job"], options.model_dump(exclude_defaults=True)
     return body, {}
 
 
@@ -111,9 +133,10 @@ def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None
     """
     job_id = str(event["job_id"])
     continuation = int(event.get("continuation", 0))
-    options = dict(event.get("options") or {})
+    options = event.get("options") or {}
+    run = RunOptions.parse(options)
     settings = settings or AwsSettings.from_env()
-    concurrency = int(options.get("concurrency", settings.concurrency))
+    concurrency = run.concurrency or settings.concurrency
     storage = settings.storage()
     client = client or lambda_client(concurrency=concurrency, function_timeout=settings.worker_timeout)
     adapter = LambdaWorkerAdapter(settings.require("worker_function"), storage, client=client,
@@ -126,8 +149,8 @@ def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None
     timer.daemon = True
     timer.start()
     run_options = ExecutionOptions(
-        concurrency=concurrency, retries=int(options.get("retries", 2)),
-        retry_delay=float(options.get("retry_delay", 1.0)), timeout=options.get("timeout"),
+        concurrency=concurrency, retries=run.retries, transient_retries=run.transient_retries,
+        retry_delay=run.retry_delay, timeout=run.timeout,
         skip_merge=True, cancel=token, job_dir=tempfile.mkdtemp(prefix=f"framefarm-{job_id}-"),
         on_chunk_attempt=lambda chunk_id, attempt, result, started, finished: log_event(
             "chunk attempt", job_id=job_id, chunk_id=chunk_id, attempt=attempt, exit_code=result.exit_code,

@@ -235,8 +235,9 @@ class DynamoDBJobRepository(JobRepository):
                 if "ConditionalCheckFailed" in codes:
                     return False  # recorded before, or the job is gone
                 if attempt_number == self._conflict_tries:
+                    messages = [reason.get("Message") for reason in exc.response.get("CancellationReasons", [])]
                     raise FramefarmError(f"job {job_id}: chunk {attempt.chunk_id} not recorded after "
-                                         f"{attempt_number} conflicting transactions ({codes})") from exc
+                                         f"{attempt_number} conflicting transactions ({codes}: {messages})") from exc
                 self._sleep(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, 1.0)
         return False

@@ -153,3 +153,15 @@ def test_a_manager_over_this_store_clears_a_jobs_objects_once(repo, storage):
     storage.put_bytes("jobs/once/chunks/00000.mp4", b"video")
     assert manager.delete_job("once") is True
     assert calls == ["jobs/once/"] and storage.list("jobs/once/") == []
+
+
+def test_tiny_costs_are_written_in_positional_notation(repo):
+    # GIVEN a one-millisecond attempt whose cost Python prints as 3e-07
+    # (unpatched moto stores the sum as "3E-7", then fails to add to it; found by the fault matrix)
+    repo.save(JobStatus.new(make_spec(2, job_id="tiny"), now=1.0))
+    small = ChunkAttempt(chunk_id=0, attempt=1, state=ChunkState.FAILED, duration_ms=1.0, billed_duration_ms=1,
+                         cost_usd=3e-07, finished_at=5.0)
+    # WHEN it is recorded, THEN it lands and adds up exactly
+    assert repo.record_attempt("tiny", small) is True
+    job = repo.require("tiny")
+    assert job.metrics.cost_usd == 3e-07 and job.chunk(0).cost_usd == 3e-07
