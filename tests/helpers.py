@@ -80,7 +80,7 @@ class RecordingStitcher:
 
     def stitch(self, inputs, output, audio=None):
         self.calls.append((list(inputs), output, audio))
-        self.texts = [path.read_text(errors="replace").strip() for path in inputs]
+        self.texts = [path.read_text(errors="replace").strip() if path.exists() else "" for path in inputs]
         output.write_text("stitched")
         return output
 
@@ -197,3 +197,16 @@ class ResettingProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def eventually(probe: Callable[[], object], *, timeout: float = 60.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``probe`` until it returns something truthy, and return that (AssertionError after ``timeout``)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached in {timeout} s")

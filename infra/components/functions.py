@@ -31,6 +31,7 @@ from infra.settings import ORCHESTRATOR_TIMEOUT, InfraSettings
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_KEYS, ASSET_KEYS = "jobs/*/spec.json", "jobs/*/assets.zip"
 CHUNK_KEYS, LOG_KEYS = "jobs/*/chunks/*", "jobs/*/logs/*"
+CANCEL_KEYS = "jobs/*/cancel"
 HANDLERS = {"submit": "lambda_handlers.submit.handler", "orchestrate": "lambda_handlers.orchestrate.handler",
             "render-chunk": "lambda_handlers.render_chunk.handler"}
 
@@ -79,8 +80,8 @@ class WorkerFunctions(Construct):
     def _grant(self, settings: InfraSettings, bucket: s3.IBucket, table: ITable) -> None:
         worker, orchestrator, submit = self.roles["render-chunk"], self.roles["orchestrate"], self.roles["submit"]
         objects = bucket.arn_for_objects
-        worker.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"],
-                                                 resources=[objects(SPEC_KEYS), objects(ASSET_KEYS)]))
+        worker.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[
+            objects(SPEC_KEYS), objects(ASSET_KEYS), objects(CANCEL_KEYS)]))
         worker.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:PutObjectTagging"],
                                                  resources=[objects(CHUNK_KEYS)]))
         orchestrator.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
@@ -90,6 +91,11 @@ class WorkerFunctions(Construct):
                      "dynamodb:ConditionCheckItem"], resources=[table.table_arn]))
         orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(SPEC_KEYS)]))
         orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[objects(LOG_KEYS)]))
+        orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:DeleteObject"],
+                                                       resources=[objects(CANCEL_KEYS)]))
+        for role in (worker, orchestrator):  # without ListBucket, HEAD of a missing marker is 403, not 404
+            role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+                                                   conditions={"StringLike": {"s3:prefix": ["jobs/*"]}}))
         submit.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
                                                  resources=[self.arn("orchestrate")]))
         submit.add_to_policy(iam.PolicyStatement(
@@ -102,9 +108,11 @@ class WorkerFunctions(Construct):
         self._acknowledge_key_patterns(bucket, {
             "render-chunk": {SPEC_KEYS: "reads the spec of whichever job it is given",
                              ASSET_KEYS: "reads that job's asset bundle",
-                             CHUNK_KEYS: "writes that job's chunk output"},
+                             CHUNK_KEYS: "writes that job's chunk output",
+                             CANCEL_KEYS: "checks that job's cancel marker between stages"},
             "orchestrate": {SPEC_KEYS: "reads the spec of the job it runs",
-                            LOG_KEYS: "writes full logs of that job's chunks"},
+                            LOG_KEYS: "writes full logs of that job's chunks",
+                            CANCEL_KEYS: "sets and clears that job's cancel marker"},
             "submit": {SPEC_KEYS: "writes (and on failure removes) the spec of the job it accepts"},
         })
 

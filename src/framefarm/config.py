@@ -19,6 +19,12 @@ ENV_BUCKET = "FRAMEFARM_BUCKET"
 ENV_WORKER_FUNCTION = "FRAMEFARM_WORKER_FUNCTION"
 ENV_ORCHESTRATOR_FUNCTION = "FRAMEFARM_ORCHESTRATOR_FUNCTION"
 
+# How a running job shows it is alive, and how long a silent one is left before it counts as abandoned.
+ENV_HEARTBEAT_INTERVAL = "FRAMEFARM_HEARTBEAT_INTERVAL"
+ENV_STALE_AFTER = "FRAMEFARM_STALE_AFTER"
+DEFAULT_HEARTBEAT_INTERVAL = 2.0
+DEFAULT_STALE_AFTER = 15.0
+
 DEFAULT_HOME_DIRNAME = ".framefarm"
 DATABASE_FILENAME = "jobs.db"
 
@@ -52,3 +58,10 @@ def ffmpeg_path(explicit: str | None = None) -> str:
         raise ToolNotFoundError(
             f"no bundled ffmpeg ({exc}); install imageio-ffmpeg or set {ENV_FFMPEG}"
         ) from exc
+
+
+def heartbeat_timing() -> tuple[float, float]:
+    """(heartbeat interval, stale after) in seconds, from the environment or the defaults."""
+    interval = float(os.environ.get(ENV_HEARTBEAT_INTERVAL) or DEFAULT_HEARTBEAT_INTERVAL)
+    stale_after = float(os.environ.get(ENV_STALE_AFTER) or DEFAULT_STALE_AFTER)
+    return interval, max(stale_after, 2 * interval)

@@ -25,14 +25,15 @@ from pathlib import Path
 
 from framefarm.adapters.base import WorkerResult
 from framefarm.cancel import CancelToken
-from framefarm.config import framefarm_home
+from framefarm.config import framefarm_home, heartbeat_timing
 from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, JobStateError
 from framefarm.executor import ExecutionOptions, JobExecutor
+from framefarm.redaction import redact, secret_values
 from framefarm.repositories.base import JobRepository
 from framefarm.spec import JobSpec
 from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkStarted, ChunkState, JobState, JobStatus, tail
 from framefarm.storage.base import Storage
-from framefarm.storage.keys import job_prefix, log_key
+from framefarm.storage.keys import cancel_key, job_prefix, log_key
 from framefarm.store_writer import StoreWriter
 
 logger = logging.getLogger(__name__)
@@ -64,17 +65,19 @@ class JobManager:
 
     def __init__(self, repository: JobRepository, executor: JobExecutor, storage: Storage | None = None, *,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 heartbeat_interval: float = 2.0, stale_after: float = 15.0) -> None:
+                 heartbeat_interval: float | None = None, stale_after: float | None = None) -> None:
         self.repository = repository
         self.executor = executor
         self.storage = storage
         self._clock = clock
         self._sleep = sleep
-        self._heartbeat_interval = heartbeat_interval
-        self._stale_after = stale_after
+        default_interval, default_stale = heartbeat_timing()  # FRAMEFARM_HEARTBEAT_INTERVAL, _STALE_AFTER
+        self._heartbeat_interval = heartbeat_interval if heartbeat_interval is not None else default_interval
+        self._stale_after = stale_after if stale_after is not None else default_stale
         self._lock = threading.Lock()
         self._active: dict[str, _ActiveRun] = {}
         self._options: dict[str, ExecutionOptions] = {}
+        self._secrets = secret_values()  # blanked out of every chunk record and log kept
 
     # -- creating and running -------------------------------------------------------------------
 
@@ -192,6 +195,8 @@ class JobManager:
                 run.token.drain("paused")
         elif status.state in ACTIVE and not self.is_stale(status):
             self.repository.request(job_id, action)  # the process running it acts within a heartbeat
+            if action == "cancel":
+                self._mark_cancelled(job_id)  # remote workers need not wait for that heartbeat
         elif status.state in ACTIVE or status.state in (JobState.PENDING, JobState.PAUSED):
             self.repository.set_state(job_id, final, now=self._clock(),
                                       expected=ACTIVE | {JobState.PENDING, JobState.PAUSED})
@@ -226,6 +231,9 @@ class JobManager:
             if not self.repository.set_state(job_id, JobState.RUNNING, now=self._clock(), expected=expected):
                 raise JobStateError(f"job {job_id!r} is {status.state.value}; it cannot be started")
             self.repository.heartbeat(job_id, self._clock())
+            if self.storage is not None:  # a resumed job may carry the marker of an earlier cancel
+                self.storage.delete_prefix(cancel_key(job_id))
+                run.token.on_cancel(lambda: self._mark_cancelled(job_id))
             threading.Thread(target=self._heartbeat, args=(job_id, run.token, stop_heartbeat),
                              name=f"framefarm-heartbeat-{job_id}", daemon=True).start()
             run.writer = StoreWriter(self.repository, job_id, sleep=self._sleep,
@@ -288,6 +296,7 @@ class JobManager:
         def on_chunk_attempt(chunk_id: int, attempt: int, result: WorkerResult, started: float,
                              finished: float) -> None:
             number = previous_attempts.get(chunk_id, 0) + attempt
+            result = self._redacted(result)
             self._save_full_logs(job_id, chunk_id, number, result)
             writer.put(_attempt_record(
                 chunk_id, number, result, started, finished,
@@ -320,6 +329,23 @@ class JobManager:
         for stream, text in (("stdout", result.stdout), ("stderr", result.stderr)):
             if len(text) > TAIL_CHARS:  # shorter logs are whole in the record's tail already
                 self.storage.put_text(log_key(job_id, chunk_id, attempt, stream), text)
+
+    def _redacted(self, result: WorkerResult) -> WorkerResult:
+        if not any(secret in text for secret in self._secrets
+                   for text in (result.stdout, result.stderr, result.error or "")):
+            return result
+        return result.model_copy(update={"stdout": redact(result.stdout, self._secrets),
+                                         "stderr": redact(result.stderr, self._secrets),
+                                         "error": redact(result.error, self._secrets) if result.error else None})
+
+    def _mark_cancelled(self, job_id: str) -> None:
+        """Leave the cancel marker that workers of remote adapters check between stages."""
+        if self.storage is None:
+            return
+        try:
+            self.storage.put_text(cancel_key(job_id), "cancelled")
+        except Exception:  # workers then run to their end; the job is cancelled all the same
+            logger.warning("job %s: could not write the cancel marker", job_id, exc_info=True)
 
     def _heartbeat(self, job_id: str, token: CancelToken, stop: threading.Event) -> None:
         while not stop.wait(self._heartbeat_interval):

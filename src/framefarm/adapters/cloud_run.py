@@ -28,6 +28,7 @@ from framefarm.adapters.base import WorkerJob, WorkerResult, announce_call
 from framefarm.backoff import Backoff, pause
 from framefarm.billing import CLOUD_RUN_PRICES, CloudRunPrices
 from framefarm.errors import FramefarmError
+from framefarm.redaction import redact
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import spec_key
 from framefarm.worker.runtime import read_reply
@@ -149,7 +150,7 @@ class CloudRunWorkerAdapter:
                     self.service.url + "/", data=body, headers=headers,
                     timeout=(10, self.service.timeout + 60))  # read timeout above the service's own
             except OSError as exc:  # requests' ConnectionError and Timeout: reset, refused, read timed out
-                return self._failure(f"connection lost: {type(exc).__name__}: {redact(str(exc), token)}",
+                return self._failure(f"connection lost: {type(exc).__name__}: {redact(str(exc), [token])}",
                                      throttles, started, transient=True)
             request_ms = (self._clock() - sent) * 1000.0
             if response.status_code not in RETRIED_STATUSES:
@@ -168,7 +169,7 @@ class CloudRunWorkerAdapter:
         wall_ms = (self._clock() - started) * 1000.0
         if response.status_code != 200:
             return WorkerResult(exit_code=EXIT_HTTP_ERROR, throttles=throttles, duration_ms=wall_ms,
-                                error=f"HTTP {response.status_code}: {redact(response.text[:1000], token)}",
+                                error=f"HTTP {response.status_code}: {redact(response.text[:1000], [token])}",
                                 **billing)
         try:
             reply = read_reply(response.json())
@@ -183,7 +184,3 @@ class CloudRunWorkerAdapter:
         return WorkerResult(exit_code=EXIT_HTTP_ERROR, error=error, throttles=throttles, transient=transient,
                             duration_ms=(self._clock() - started) * 1000.0)
 
-
-def redact(text: str, secret: str) -> str:
-    """``text`` with ``secret`` (a bearer token) blanked out, so it never reaches a chunk record."""
-    return text.replace(secret, "[redacted]") if len(secret) >= 8 else text  # shorter: no real token

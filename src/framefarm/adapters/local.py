@@ -34,17 +34,19 @@ class LocalWorkerAdapter:
 
     ``tools`` maps placeholder names to programs: a ``{ffmpeg}`` in a command becomes the ffmpeg
     binary (``FRAMEFARM_FFMPEG`` or the bundled one) unless ``tools`` names another.
+    Commands see ``base_env`` (default: this process's environment) plus ``env`` and the job's own.
     """
 
     def __init__(self, *, tools: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 base_env: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._tools = dict(tools or {})
         self._env = dict(env or {})
+        self._base_env = base_env
         self._clock = clock
 
     def execute(self, job: WorkerJob) -> WorkerResult:
         argv = self._resolve_tools([*split_command(job.command), *job.args])
-        env = {**os.environ, **self._env, **(job.env or {})}
+        env = {**(os.environ if self._base_env is None else self._base_env), **self._env, **(job.env or {})}
         started = self._clock()
         try:
             process = subprocess.Popen(argv, cwd=job.cwd, env=env, stdin=subprocess.DEVNULL,

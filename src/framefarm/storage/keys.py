@@ -4,6 +4,7 @@
     jobs/<job>/assets.zip
     jobs/<job>/chunks/<00042>.<ext>
     jobs/<job>/logs/<00042>.attempt<N>.<stdout|stderr>.log
+    jobs/<job>/cancel               present while the job is cancelled: remote workers stop early
 """
 
 from __future__ import annotations
@@ -34,3 +35,7 @@ def chunk_key(job_id: str, chunk_id: int, output_file: str) -> str:
 
 def log_key(job_id: str, chunk_id: int, attempt: int, stream: str) -> str:
     return f"{job_prefix(job_id)}logs/{chunk_id:05d}.attempt{attempt}.{stream}.log"
+
+
+def cancel_key(job_id: str) -> str:
+    return f"{job_prefix(job_id)}cancel"

@@ -4,6 +4,7 @@
       -> fetch the spec (and the asset bundle, if any) into a fresh temporary directory
       -> run the chunk's command there (no shell; ``{ffmpeg}`` is this worker's ffmpeg)
       -> upload the output to jobs/<job>/chunks/<00042>.<ext> in the spec's store (same key on re-runs)
+      (the job's cancel marker is checked between these stages and while the command runs)
       -> reply {exit_code, stdout, stderr, output_key, duration_ms, error}
 
 A chunk that exits 0 but wrote no output is reported as failed: nothing would be there to stitch.
@@ -12,9 +13,13 @@ Bad requests get a reply with ``error`` set and exit code 2, never an exception.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +29,18 @@ from framefarm.adapters.base import WorkerAdapter, WorkerJob, WorkerResult
 from framefarm.adapters.local import LocalWorkerAdapter
 from framefarm.cancel import CancelToken
 from framefarm.errors import JobSpecError
+from framefarm.redaction import chunk_environment, redact, secret_values
 from framefarm.spec import JOB_ID_PATTERN, JobSpec
 from framefarm.storage import storage_for_url
 from framefarm.storage.base import Storage
-from framefarm.storage.keys import CHUNK_TAG, chunk_key, job_prefix
+from framefarm.storage.keys import CHUNK_TAG, cancel_key, chunk_key, job_prefix
 from framefarm.worker.assets import unpack_assets
 
 EXIT_BAD_REQUEST = 2
+EXIT_CANCELLED = 130  # the shell's convention for a command stopped by the user
+ENV_CANCEL_POLL = "FRAMEFARM_CANCEL_POLL"  # seconds between cancel-marker checks while a command runs (2)
+
+logger = logging.getLogger(__name__)
 
 
 class ChunkRequest(BaseModel):
@@ -92,8 +102,12 @@ def bad_request(message: str) -> ChunkResponse:
 def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
               storage_for: Callable[[str], tuple[Storage, str]] = storage_for_url, tmp_root: str | None = None,
               timeout: float | None = None, cancel: CancelToken | None = None,
-              clock: Callable[[], float] = time.monotonic) -> ChunkResponse:
-    """Fetch, run, upload. Never raises for a bad request or a failing command."""
+              clock: Callable[[], float] = time.monotonic, cancel_poll: float | None = None) -> ChunkResponse:
+    """Fetch, run, upload. Never raises for a bad request or a failing command.
+
+    Between stages, and every ``cancel_poll`` seconds while the command runs, it looks for the
+    job's cancel marker (``storage.keys.cancel_key``); once there, it stops and replies cancelled.
+    """
     started = clock()
 
     def elapsed() -> float:
@@ -117,6 +131,11 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
         chunk = spec.chunk(request.chunk_id)
     except KeyError:
         return bad_request(f"job {spec.id} has no chunk {request.chunk_id}")
+    if spec.assets_url and not spec.assets_url.startswith(storage.url(job_prefix(spec.id))):
+        return bad_request(f"assets_url {spec.assets_url!r} is outside job {spec.id}'s prefix")
+    marker = CancelMarker(storage, spec.id)
+    if marker.present():
+        return cancelled(elapsed())
 
     with tempfile.TemporaryDirectory(prefix=f"framefarm-{spec.id}-{chunk.id}-", dir=tmp_root) as scratch:
         workdir = Path(scratch)
@@ -126,11 +145,20 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
             except (ValueError, FileNotFoundError, OSError) as exc:
                 return ChunkResponse(exit_code=1, error=f"assets: {exc}", stderr=f"assets: {exc}\n",
                                      duration_ms=elapsed())
+            if marker.present():
+                return cancelled(elapsed())
         output = workdir / chunk.output_file
         output.parent.mkdir(parents=True, exist_ok=True)
-        result = (adapter or LocalWorkerAdapter()).execute(WorkerJob(
-            command=chunk.command, cwd=workdir, timeout=timeout, cancel=cancel,
-            meta={"job_id": spec.id, "chunk_id": chunk.id, "output_file": chunk.output_file}))
+        token = cancel.child() if cancel is not None else CancelToken()
+        with marker.watching(token, every=cancel_poll or float(os.environ.get(ENV_CANCEL_POLL) or 2.0)):
+            result = (adapter or LocalWorkerAdapter(base_env=chunk_environment())).execute(WorkerJob(
+                command=chunk.command, cwd=workdir, timeout=timeout, cancel=token,
+                meta={"job_id": spec.id, "chunk_id": chunk.id, "output_file": chunk.output_file}))
+        secrets = secret_values()
+        result = result.model_copy(update={"stdout": redact(result.stdout, secrets),
+                                           "stderr": redact(result.stderr, secrets)})
+        if result.error == "cancelled" or (result.ok and marker.present()):
+            return cancelled(elapsed(), result)
         if not result.ok:  # the adapter also fails a chunk that exited 0 without writing its output
             return ChunkResponse(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr,
                                  error=result.error, transient=result.transient, duration_ms=elapsed())
@@ -138,3 +166,41 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
         storage.put_file(key, output, tags=CHUNK_TAG)
         return ChunkResponse(exit_code=0, stdout=result.stdout, stderr=result.stderr, output_key=key,
                              duration_ms=elapsed())
+
+
+def cancelled(duration_ms: float, result: WorkerResult | None = None) -> ChunkResponse:
+    """The reply of a chunk stopped by its job's cancel marker (recorded as a cancelled attempt)."""
+    return ChunkResponse(exit_code=EXIT_CANCELLED, error="cancelled", duration_ms=duration_ms,
+                         stdout=result.stdout if result else "", stderr=result.stderr if result else "")
+
+
+class CancelMarker:
+    """The job's cancel marker in its store, as a worker sees it."""
+
+    def __init__(self, storage: Storage, job_id: str) -> None:
+        self.storage, self.key = storage, cancel_key(job_id)
+
+    def present(self) -> bool:
+        try:
+            return self.storage.exists(self.key)
+        except Exception:  # the store cannot say: keep working (the caller's own cancel still applies)
+            logger.warning("cannot read the cancel marker %s", self.key, exc_info=True)
+            return False
+
+    @contextlib.contextmanager
+    def watching(self, token: CancelToken, *, every: float) -> Iterator[None]:
+        """While the block runs, cancel ``token`` as soon as the marker appears (checked every ``every`` s)."""
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(every):
+                if self.present():
+                    token.cancel("cancelled")
+                    return
+
+        watcher = threading.Thread(target=watch, name="framefarm-cancel-marker", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            done.set()

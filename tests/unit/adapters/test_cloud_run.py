@@ -287,3 +287,25 @@ def test_resolution_through_the_real_services_client_over_rest():
         api.shutdown()
     assert paths == ["/v2/projects/p/locations/us-central1/services/worker"]
     assert resolved == CloudRunService(url="https://worker-xyz-uc.a.run.app", vcpu=4.0, memory_gib=8.0, timeout=600.0)
+
+
+def test_the_bearer_token_never_reaches_a_result(storage):
+    # GIVEN a service whose error page echoes the request's Authorization header
+    token = "eyJhbGciOiJSUzI1NiJ9.secret-id-token.signature"
+
+    class Echo:
+        status_code = 401
+
+        def __init__(self, headers):
+            self.text = f"rejected credentials: {headers['Authorization']}"
+
+    class Session:
+        def post(self, url, **kwargs):
+            return Echo(kwargs["headers"])
+
+    worker = CloudRunWorkerAdapter("https://worker-abc.a.run.app", storage, session=Session(),
+                                   token_provider=lambda audience: token)
+    # WHEN a chunk is sent, THEN the failure is kept without the token
+    result = worker.execute(job())
+    assert result.error == "HTTP 401: rejected credentials: Bearer [redacted]"
+    assert token not in result.model_dump_json()

@@ -1,0 +1,47 @@
+"""Secrets stay out of chunk commands, chunk records and logs.
+
+A worker holds credentials (Lambda puts the function role's keys and session token in the
+environment; a developer's shell has its own). The render command needs none of them, and its
+stdout/stderr end up in chunk records and logs, so:
+
+- ``chunk_environment`` drops every variable whose name looks secret before the command starts;
+- ``redact`` blanks secret values (those variables', a bearer token) wherever they still appear in
+  output that is kept (a command could read them another way, e.g. from /proc of its parent).
+
+Neither is a sandbox: a command that means harm can still reach what the worker's identity can
+(on Cloud Run, the metadata server). Give workers an identity with only the rights they need.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|(^|_)(API_?)?KEY($|_)|ACCESS_KEY|AUTH", re.IGNORECASE)
+MIN_SECRET_LENGTH = 8  # shorter values are too common to blank out of text ("1", "true", "us-east-1")
+REDACTED = "[redacted]"
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(SECRET_NAME.search(name))
+
+
+def chunk_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: this process's) without the variables whose names look secret."""
+    source = os.environ if environ is None else environ
+    return {name: value for name, value in source.items() if not is_secret_name(name)}
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The values of the secret-looking variables in ``environ`` (default: this process's)."""
+    source = os.environ if environ is None else environ
+    return tuple(value for name, value in source.items() if is_secret_name(name) and len(value) >= MIN_SECRET_LENGTH)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every one of ``secrets`` (too-short ones excepted) replaced by [redacted]."""
+    for secret in secrets:
+        if len(secret) >= MIN_SECRET_LENGTH and secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
