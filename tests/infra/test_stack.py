@@ -131,10 +131,13 @@ def test_least_privilege_per_function(synthesized):
     worker = policy_of(template, "renderchunkrole")
     orchestrator = policy_of(template, "orchestraterole")
     submit = policy_of(template, "submitrole")
-    assert actions(worker) == log_actions | {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"}
+    assert actions(worker) == log_actions | {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:ListBucket"}
     assert actions(orchestrator) == log_actions | {
         "lambda:InvokeFunction", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
-        "dynamodb:ConditionCheckItem", "s3:GetObject", "s3:PutObject"}
+        "dynamodb:ConditionCheckItem", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+    # the cancel marker: the worker may only read it, the orchestrator sets and clears it
+    deletes = next(s for s in orchestrator if "s3:DeleteObject" in actions([s]))
+    assert json.dumps(deletes["Resource"]).endswith('"/jobs/*/cancel"]]}')
     assert actions(submit) == log_actions | {
         "lambda:InvokeFunction", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem",
         "dynamodb:BatchWriteItem", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
