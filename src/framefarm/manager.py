@@ -128,6 +128,23 @@ class JobManager:
             raise JobStateError(f"job {job_id!r} is {status.state.value}; nothing to resume")
         return self._start(job_id, options or self._options.get(job_id), background=background)
 
+    def take_over(self, job_id: str, options: ExecutionOptions | None = None, *, patience: float) -> JobStatus:
+        """Resume a ``running`` job whose runner died, waiting up to ``patience`` s for its heartbeat
+        to go stale (a retried orchestrator call arrives while the dead run still looks alive).
+
+        A job that is not ``running`` is left as it is; JobStateError if the runner stays alive.
+        """
+        deadline = self._clock() + patience
+        while True:
+            status = self.summary(job_id)
+            if status.state is not JobState.RUNNING:
+                return status
+            if self.is_stale(status):
+                return self.resume_job(job_id, options, background=False)
+            if self._clock() >= deadline:
+                raise JobStateError(f"job {job_id!r} is running and its runner is alive; not taking it over")
+            self._sleep(min(self._heartbeat_interval, 1.0))
+
     def wait(self, job_id: str, timeout: float | None = None) -> JobStatus:
         """Block until a job started by this manager stops running; returns its status."""
         with self._lock:
@@ -155,6 +172,11 @@ class JobManager:
 
     def list_jobs(self, limit: int | None = None) -> list[JobStatus]:
         return self.repository.list(limit)
+
+    @property
+    def stale_after(self) -> float:
+        """Seconds without a heartbeat after which a running job counts as abandoned."""
+        return self._stale_after
 
     def is_stale(self, status: JobStatus) -> bool:
         """True when a running job's heartbeat stopped: whatever ran it is gone."""

@@ -2,6 +2,9 @@
 
 - ``submit(event, context)``: validate a job, store it (pending) and its spec, start the orchestrator.
 - ``orchestrate(event, context)``: run the job on render-chunk workers; hand over before the deadline.
+  Lambda retries a crashed asynchronous call with the same event: the retry finds the job still
+  ``running``, waits for the dead run's heartbeat to go stale and takes it over (completed chunks
+  are kept, each chunk is counted once). ``framefarm resume`` on an AWS job sends the same event.
 - ``render_chunk(event, context)``: run one chunk (``framefarm.worker.runtime``).
 
 Handlers log one JSON line per event, keyed by ``job_id`` (and ``chunk_id``).
@@ -32,6 +35,7 @@ from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
 logger = logging.getLogger("framefarm.aws")
 HANDOVER_SPARE = 15.0  # seconds kept after the slowest in-flight worker may return
 MAX_IDLE_CONTINUATIONS = 3  # continuations in a row without a completed chunk before giving up
+TAKEOVER_PATIENCE = 2.0  # a running job's runner is taken for dead after this many stale periods
 
 
 class RunOptions(BaseModel):
@@ -157,10 +161,16 @@ def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None
             billed_duration_ms=result.billed_duration_ms, cost_usd=result.cost_usd, error=result.error),
     )
     try:
-        if continuation == 0:
-            summary = manager.run_job(job_id, run_options)
-        else:
+        if continuation:
             summary = manager.continue_job(job_id, run_options)
+        elif before.state is JobState.RUNNING:  # Lambda's retry of a crashed run, or a resume: take over
+            try:
+                summary = manager.take_over(job_id, run_options, patience=TAKEOVER_PATIENCE * manager.stale_after)
+            except JobStateError as exc:
+                log_event("orchestrator not needed", job_id=job_id, reason=str(exc))
+                return {"job_id": job_id, "state": JobState.RUNNING.value, "skipped": str(exc)}
+        else:
+            summary = manager.run_job(job_id, run_options)
     finally:
         timer.cancel()
     answer = {"job_id": job_id, "state": summary.state.value, "completed_chunks": summary.completed_chunks,

@@ -17,7 +17,7 @@ from framefarm.config import ffmpeg_path
 from framefarm.console import RenderProgress, chunks_table, cost_table, job_summary, jobs_table
 from framefarm.errors import JobSpecError, JobStateError
 from framefarm.executor import ExecutionOptions
-from framefarm.manager import JobManager
+from framefarm.manager import RUNNABLE, JobManager
 from framefarm.spec import JobSpec, load_job_file
 from framefarm.status import ChunkState, JobState, JobStatus
 from framefarm.stitch.ffmpeg import FfmpegStitcher
@@ -64,10 +64,13 @@ def register(commands: Any) -> None:
     add_store_flags(logs)
     logs.set_defaults(handler=cmd_logs)
 
-    resume = commands.add_parser("resume", help="continue a paused, failed or cancelled job here")
+    resume = commands.add_parser("resume", help="continue a paused, failed, cancelled or abandoned job "
+                                                "(an AWS job: on its orchestrator function)")
     resume.add_argument("job_id")
     resume.add_argument("-o", "--output", type=Path)
+    resume.add_argument("--function", help="with --table: the orchestrator function's name (or --stack)")
     add_run_flags(resume)
+    add_store_flags(resume)
     resume.set_defaults(handler=cmd_resume)
 
     stitch = commands.add_parser("stitch", help="join a job's chunks into the final video (from S3 with --bucket)")
@@ -150,10 +153,31 @@ def with_assets(spec: JobSpec, directory: Path, manager: JobManager) -> JobSpec:
 def cmd_resume(args: argparse.Namespace, context: Context) -> int:
     manager = context.manager()
     status = manager.summary(args.job_id)
+    if context.on_aws:
+        return resume_on_aws(args, context, manager, status)
     ffmpeg_path()
     output = (args.output or Path(status.output or Path("out") / f"{status.id}.mp4")).resolve()
     return run_with_progress(manager, status.id, args, context, output,
                              start=lambda job_id, options: manager.resume_job(job_id, options, background=False))
+
+
+def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManager, status: JobStatus) -> int:
+    """Hand the job back to its orchestrator function, which takes over a dead run or restarts a stopped one."""
+    from framefarm.adapters.aws_lambda import invoke_async, lambda_client
+
+    function = context.function(args.function, "OrchestratorFunctionName")
+    if function is None:
+        raise JobSpecError("resume: give --function ORCHESTRATOR_FN or --stack NAME for a job on AWS")
+    if status.state not in RUNNABLE and not (status.state is JobState.RUNNING and manager.is_stale(status)):
+        raise JobStateError(f"job {status.id!r} is {status.state.value}; nothing to resume"
+                            + (" (its orchestrator is alive)" if status.state is JobState.RUNNING else ""))
+    options = {"concurrency": args.concurrency, "retries": args.retries, "retry_delay": args.retry_delay}
+    if args.timeout is not None:
+        options["timeout"] = args.timeout
+    invoke_async(lambda_client(), function, {"job_id": status.id, "options": options})
+    context.out.print(f"job {status.id}: resumed on {function} ({status.completed_chunks}/{status.total_chunks} "
+                      f"chunks done); follow it with `framefarm status {status.id}`")
+    return EXIT_OK
 
 
 def cmd_jobs(args: argparse.Namespace, context: Context) -> int:

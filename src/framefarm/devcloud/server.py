@@ -25,10 +25,10 @@ import base64
 import importlib
 import json
 import math
-import os
 import resource
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -36,7 +36,6 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from urllib.parse import unquote
 
 from framefarm.billing import format_report
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout: lambda_handlers/ lives here
+ROOT = Path(__file__).resolve().parents[3]  # the checkout: lambda_handlers/ lives here
 INVOKE_PATH = "/2015-03-31/functions/"
 LOG_TAIL_BYTES = 4096
 
@@ -61,6 +60,17 @@ class _Fault:
 
 
 @dataclass
+class _Kill:
+    """Kill the next call to ``target`` once ``calls`` more calls to ``watched`` arrive after it began."""
+
+    target: str
+    watched: str
+    calls: int
+    process: subprocess.Popen[bytes] | None = None
+    done: bool = False
+
+
+@dataclass
 class DevFunction:
     """A function devcloud serves: a handler (``"module:attribute"`` or a callable) and its limits."""
 
@@ -69,6 +79,7 @@ class DevFunction:
     memory_mb: int = 1024
     timeout: float = 900.0
     reserved_concurrency: int | None = None
+    isolated: bool = False  # each call in its own process (``devcloud.isolated``), so ``kill`` can stop it
     _resolved: Handler | None = field(default=None, repr=False)
     _init_ms: float | None = field(default=None, repr=False)
 
@@ -120,8 +131,11 @@ class LambdaContext:
 class DevCloud:
     """Serve functions on 127.0.0.1. ``with DevCloud([...]) as cloud: cloud.endpoint``."""
 
-    def __init__(self, functions: list[DevFunction] | tuple[DevFunction, ...] = (), *, port: int = 0) -> None:
+    def __init__(self, functions: list[DevFunction] | tuple[DevFunction, ...] = (), *, port: int = 0,
+                 event_retry_delays: tuple[float, ...] = (60.0, 120.0)) -> None:
         self.functions = {function.name: function for function in functions}
+        self.event_retry_delays = event_retry_delays  # Lambda retries a failed Event call twice, ~1 and ~2 min on
+        self._kills: list[_Kill] = []
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
         self._faults: dict[str, list[_Fault]] = {}
@@ -174,6 +188,31 @@ class DevCloud:
         """Run the next ``times`` calls to ``name``, then reset the connection instead of answering."""
         self.inject(name, "reset", times, match)
 
+    def kill(self, name: str, *, after_calls_to: str, calls: int) -> None:
+        """SIGKILL the next call to ``name`` (an isolated function) when, after it began, the ``calls``-th
+        call to ``after_calls_to`` arrives: a sandbox dying mid-run, with that many of its calls in flight."""
+        if not self.functions[name].isolated:
+            raise ValueError(f"{name} is not isolated; only a function run in its own process can be killed")
+        with self._lock:
+            self._kills.append(_Kill(name, after_calls_to, calls))
+
+    @property
+    def kills_done(self) -> int:
+        with self._lock:
+            return sum(kill.done for kill in self._kills)
+
+    def _count_call_for_kills(self, name: str) -> None:
+        with self._lock:
+            due = []
+            for kill in self._kills:
+                if kill.watched == name and kill.process is not None and not kill.done:
+                    kill.calls -= 1
+                    if kill.calls <= 0:
+                        kill.done = True
+                        due.append(kill.process)
+        for process in due:
+            process.kill()
+
     def _take_fault(self, name: str, kind: str, event: Any) -> bool:
         """Use up one injected ``kind`` fault that applies to this call, if there is one."""
         with self._lock:
@@ -217,29 +256,27 @@ class DevCloud:
     def _invoke(self, function: DevFunction, event: Any, kind: str) -> tuple[int, dict[str, str], bytes]:
         request_id = str(uuid.uuid4())
         crash = self._take_fault(function.name, "crash", event)
-        handler, init_ms = function.resolve()
-        context = LambdaContext(function, request_id, time.monotonic() + function.timeout)
         outcome: dict[str, Any] = {}
         body: Any
 
-        def call() -> None:
-            try:
-                if crash:
-                    raise RuntimeError("injected crash (devcloud)")
-                outcome["value"] = handler(event, context)
-            except Exception as exc:
-                outcome["error"] = exc
-                outcome["trace"] = traceback.format_exception(exc)
-
         started = time.perf_counter()
-        worker = threading.Thread(target=call, name=f"devcloud-{function.name}", daemon=True)
-        worker.start()
-        worker.join(function.timeout)
+        self._count_call_for_kills(function.name)
+        init_ms = None
+        if function.isolated and not crash:
+            alive = self._call_isolated(function, event, request_id, outcome)
+        else:
+            handler, init_ms = function.resolve()
+            context = LambdaContext(function, request_id, time.monotonic() + function.timeout)
+            alive = self._call_in_thread(function, handler, event, context, crash, outcome)
         duration_ms = (time.perf_counter() - started) * 1000.0
         with self._lock:
             self._running[function.name] -= 1
         function_error = None
-        if worker.is_alive():
+        if "killed" in outcome:
+            function_error = "Unhandled"
+            body = {"errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
+                    "errorType": "Runtime.ExitError"}
+        elif alive:
             duration_ms = function.timeout * 1000.0
             function_error = "Unhandled"
             body = {"errorMessage": f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {request_id} Task timed out after "
@@ -247,7 +284,7 @@ class DevCloud:
         elif "error" in outcome:
             function_error = "Unhandled"
             exc = outcome["error"]
-            body = {"errorMessage": str(exc), "errorType": type(exc).__name__,
+            body = {"errorMessage": str(exc), "errorType": outcome.get("error_type", type(exc).__name__),
                     "stackTrace": [line.rstrip() for line in outcome["trace"]][-10:]}
         else:
             body = outcome.get("value")
@@ -265,10 +302,64 @@ class DevCloud:
             self.invocations.append(Invocation(function.name, request_id, kind, event, 200, function_error, billed))
         return 200, headers, json.dumps(body, default=str).encode()
 
+    def _call_in_thread(self, function: DevFunction, handler: Handler, event: Any, context: LambdaContext,
+                        crash: bool, outcome: dict[str, Any]) -> bool:
+        """Run the handler on a thread of this process; True if it is still running at the timeout."""
+        def call() -> None:
+            try:
+                if crash:
+                    raise RuntimeError("injected crash (devcloud)")
+                outcome["value"] = handler(event, context)
+            except Exception as exc:
+                outcome["error"] = exc
+                outcome["trace"] = traceback.format_exception(exc)
+
+        worker = threading.Thread(target=call, name=f"devcloud-{function.name}", daemon=True)
+        worker.start()
+        worker.join(function.timeout)
+        return worker.is_alive()
+
+    def _call_isolated(self, function: DevFunction, event: Any, request_id: str, outcome: dict[str, Any]) -> bool:
+        """Run the handler in its own process (``devcloud.isolated``); True if it outlived the timeout."""
+        request = {"handler": function.handler, "name": function.name, "memory_mb": function.memory_mb,
+                   "request_id": request_id, "seconds": function.timeout, "event": event}
+        process = subprocess.Popen([sys.executable, "-m", "framefarm.devcloud.isolated"], cwd=ROOT,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None)
+        with self._lock:
+            for kill in self._kills:
+                if kill.target == function.name and kill.process is None:
+                    kill.process = process
+                    break
+        try:
+            stdout, _ = process.communicate(json.dumps(request, default=str).encode(),
+                                            timeout=function.timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return True
+        if process.returncode < 0:
+            outcome["killed"] = True
+            return False
+        answer = json.loads(stdout or b"{}")
+        if "error" in answer:
+            outcome["error"] = RuntimeError(answer["error"])
+            outcome["error_type"] = answer["type"]
+            outcome["trace"] = answer["trace"]
+        else:
+            outcome["value"] = answer.get("value")
+        return False
+
     def _start_background(self, function: DevFunction, event: Any) -> None:
         def run() -> None:
             try:
-                self._invoke(function, event, "Event")
+                _, headers, _ = self._invoke(function, event, "Event")
+                for delay in self.event_retry_delays:  # Lambda retries failed asynchronous calls
+                    if "X-Amz-Function-Error" not in headers:
+                        break
+                    time.sleep(delay)
+                    with self._lock:
+                        self._running[function.name] = self._running.get(function.name, 0) + 1
+                    _, headers, _ = self._invoke(function, event, "Event")
             finally:
                 with self._lock:
                     self._background.discard(threading.current_thread())
@@ -336,110 +427,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 
 def standard_functions(*, worker_memory_mb: int = 2048, worker_timeout: float = 300.0,
-                       orchestrator_timeout: float = 900.0) -> list[DevFunction]:
-    """The three functions the CDK stack deploys, with their real handlers."""
+                       orchestrator_timeout: float = 900.0, isolate_orchestrator: bool = False) -> list[DevFunction]:
+    """The three functions the CDK stack deploys, with their real handlers (the orchestrator in its own
+    process per call when ``isolate_orchestrator``, so tests can kill it)."""
     return [
         DevFunction("framefarm-submit", "lambda_handlers.submit:handler", memory_mb=512, timeout=30),
         DevFunction("framefarm-orchestrate", "lambda_handlers.orchestrate:handler", memory_mb=1024,
-                    timeout=orchestrator_timeout),
+                    timeout=orchestrator_timeout, isolated=isolate_orchestrator),
         DevFunction("framefarm-render-chunk", "lambda_handlers.render_chunk:handler", memory_mb=worker_memory_mb,
                     timeout=worker_timeout),
     ]
-
-
-def fix_moto_number_arithmetic() -> None:
-    """Make moto add DynamoDB numbers as DynamoDB does.
-
-    moto 5 parses any number without a "." with int(), but stores sums with str(Decimal), which
-    writes 3E-7 for 0.0000003; the next ``SET x = x + :v`` on that attribute then fails with a
-    ValueError that cancels the whole transaction. A chunk costing under $0.000001 (a 1 ms Lambda
-    call) hits it. Real DynamoDB has no such limit, so this patches the emulator, not framefarm.
-    """
-    from moto.dynamodb.exceptions import IncorrectDataType
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
-    if getattr(DynamoType, "_framefarm_exact_numbers", False):
-        return
-
-    def arithmetic(sign: int) -> Callable[[DynamoType, DynamoType], DynamoType]:
-        def operate(self: DynamoType, other: DynamoType) -> DynamoType:
-            if self.type != other.type:
-                raise TypeError("Different types of operandi is not allowed.")
-            if not self.is_number():
-                raise IncorrectDataType()
-            total = Decimal(self.value) + sign * Decimal(other.value)
-            return DynamoType({"N": format(total, "f")})
-
-        return operate
-
-    DynamoType.__add__ = arithmetic(1)  # type: ignore[method-assign]
-    DynamoType.__sub__ = arithmetic(-1)  # type: ignore[method-assign]
-    DynamoType._framefarm_exact_numbers = True  # type: ignore[attr-defined]
-
-
-class LocalAwsStack:
-    """The whole AWS flow on this machine: moto's server (S3, DynamoDB) + devcloud (Lambda) + a table
-    and a bucket, with the environment the CDK stack would give the functions.
-
-    While it runs, ``os.environ`` carries the endpoints, fake credentials and ``FRAMEFARM_*`` names,
-    so the in-process handlers and any boto3 client made here reach the local services; ``env``
-    holds the same for other processes (the CLI).
-    """
-
-    def __init__(self, *, functions: list[DevFunction] | None = None, table: str | None = None,
-                 bucket: str | None = None, port: int = 0, moto_port: int = 0, worker_timeout: float = 300.0,
-                 orchestrator_timeout: float = 900.0) -> None:
-        suffix = uuid.uuid4().hex[:8]
-        self.table = table or f"framefarm-jobs-{suffix}"
-        self.bucket = bucket or f"framefarm-artifacts-{suffix}"
-        self.worker_timeout = worker_timeout
-        self._functions = functions or standard_functions(worker_timeout=worker_timeout,
-                                                          orchestrator_timeout=orchestrator_timeout)
-        self._port, self._moto_port = port, moto_port
-        self._saved_env: dict[str, str | None] = {}
-        self.env: dict[str, str] = {}
-        self.cloud: DevCloud | None = None
-        self._moto: Any = None
-
-    def __enter__(self) -> LocalAwsStack:
-        from moto.server import ThreadedMotoServer
-
-        fix_moto_number_arithmetic()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self._moto_port, verbose=False)
-        self._moto.start()
-        moto_endpoint = f"http://127.0.0.1:{self._moto.get_host_and_port()[1]}"
-        self.cloud = DevCloud(self._functions, port=self._port).start()
-        names = {function.name for function in self._functions}
-        self.env = {
-            "AWS_ACCESS_KEY_ID": "devcloud", "AWS_SECRET_ACCESS_KEY": "devcloud", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL_S3": moto_endpoint, "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint,
-            "AWS_ENDPOINT_URL_LAMBDA": self.cloud.endpoint,
-            "FRAMEFARM_TABLE": self.table, "FRAMEFARM_BUCKET": self.bucket,
-            "FRAMEFARM_WORKER_TIMEOUT": str(self.worker_timeout),
-        }
-        if "framefarm-render-chunk" in names:
-            self.env["FRAMEFARM_WORKER_FUNCTION"] = "framefarm-render-chunk"
-        if "framefarm-orchestrate" in names:
-            self.env["FRAMEFARM_ORCHESTRATOR_FUNCTION"] = "framefarm-orchestrate"
-        for name, value in self.env.items():
-            self._saved_env[name] = os.environ.get(name)
-            os.environ[name] = value
-        os.environ.pop("AWS_SESSION_TOKEN", None)
-        import boto3
-
-        from framefarm.repositories.dynamodb import create_table
-
-        boto3.client("s3").create_bucket(Bucket=self.bucket)
-        create_table(boto3.client("dynamodb"), self.table)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.cloud is not None:
-            self.cloud.stop()
-        if self._moto is not None:
-            self._moto.stop()
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

@@ -1,0 +1,112 @@
+"""LocalAwsStack: moto's server (S3, DynamoDB) + devcloud (Lambda) + a table and a bucket, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from framefarm.devcloud.server import DevCloud, DevFunction, standard_functions
+
+
+def fix_moto_number_arithmetic() -> None:
+    """Make moto add DynamoDB numbers as DynamoDB does.
+
+    moto 5 parses any number without a "." with int(), but stores sums with str(Decimal), which
+    writes 3E-7 for 0.0000003; the next ``SET x = x + :v`` on that attribute then fails with a
+    ValueError that cancels the whole transaction. A chunk costing under $0.000001 (a 1 ms Lambda
+    call) hits it. Real DynamoDB has no such limit, so this patches the emulator, not framefarm.
+    """
+    from moto.dynamodb.exceptions import IncorrectDataType
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    if getattr(DynamoType, "_framefarm_exact_numbers", False):
+        return
+
+    def arithmetic(sign: int) -> Callable[[DynamoType, DynamoType], DynamoType]:
+        def operate(self: DynamoType, other: DynamoType) -> DynamoType:
+            if self.type != other.type:
+                raise TypeError("Different types of operandi is not allowed.")
+            if not self.is_number():
+                raise IncorrectDataType()
+            total = Decimal(self.value) + sign * Decimal(other.value)
+            return DynamoType({"N": format(total, "f")})
+
+        return operate
+
+    DynamoType.__add__ = arithmetic(1)  # type: ignore[method-assign]
+    DynamoType.__sub__ = arithmetic(-1)  # type: ignore[method-assign]
+    DynamoType._framefarm_exact_numbers = True  # type: ignore[attr-defined]
+
+
+class LocalAwsStack:
+    """The whole AWS flow on this machine: moto's server (S3, DynamoDB) + devcloud (Lambda) + a table
+    and a bucket, with the environment the CDK stack would give the functions.
+
+    While it runs, ``os.environ`` carries the endpoints, fake credentials and ``FRAMEFARM_*`` names,
+    so the in-process handlers and any boto3 client made here reach the local services; ``env``
+    holds the same for other processes (the CLI).
+    """
+
+    def __init__(self, *, functions: list[DevFunction] | None = None, table: str | None = None,
+                 bucket: str | None = None, port: int = 0, moto_port: int = 0, worker_timeout: float = 300.0,
+                 orchestrator_timeout: float = 900.0, isolate_orchestrator: bool = False,
+                 event_retry_delays: tuple[float, ...] = (60.0, 120.0)) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        self.table = table or f"framefarm-jobs-{suffix}"
+        self.bucket = bucket or f"framefarm-artifacts-{suffix}"
+        self.worker_timeout = worker_timeout
+        self._functions = functions or standard_functions(worker_timeout=worker_timeout,
+                                                          orchestrator_timeout=orchestrator_timeout,
+                                                          isolate_orchestrator=isolate_orchestrator)
+        self._event_retry_delays = event_retry_delays
+        self._port, self._moto_port = port, moto_port
+        self._saved_env: dict[str, str | None] = {}
+        self.env: dict[str, str] = {}
+        self.cloud: DevCloud | None = None
+        self._moto: Any = None
+
+    def __enter__(self) -> LocalAwsStack:
+        from moto.server import ThreadedMotoServer
+
+        fix_moto_number_arithmetic()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self._moto_port, verbose=False)
+        self._moto.start()
+        moto_endpoint = f"http://127.0.0.1:{self._moto.get_host_and_port()[1]}"
+        self.cloud = DevCloud(self._functions, port=self._port, event_retry_delays=self._event_retry_delays).start()
+        names = {function.name for function in self._functions}
+        self.env = {
+            "AWS_ACCESS_KEY_ID": "devcloud", "AWS_SECRET_ACCESS_KEY": "devcloud", "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_S3": moto_endpoint, "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint,
+            "AWS_ENDPOINT_URL_LAMBDA": self.cloud.endpoint,
+            "FRAMEFARM_TABLE": self.table, "FRAMEFARM_BUCKET": self.bucket,
+            "FRAMEFARM_WORKER_TIMEOUT": str(self.worker_timeout),
+        }
+        if "framefarm-render-chunk" in names:
+            self.env["FRAMEFARM_WORKER_FUNCTION"] = "framefarm-render-chunk"
+        if "framefarm-orchestrate" in names:
+            self.env["FRAMEFARM_ORCHESTRATOR_FUNCTION"] = "framefarm-orchestrate"
+        for name, value in self.env.items():
+            self._saved_env[name] = os.environ.get(name)
+            os.environ[name] = value
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        import boto3
+
+        from framefarm.repositories.dynamodb import create_table
+
+        boto3.client("s3").create_bucket(Bucket=self.bucket)
+        create_table(boto3.client("dynamodb"), self.table)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.cloud is not None:
+            self.cloud.stop()
+        if self._moto is not None:
+            self._moto.stop()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -1,0 +1,149 @@
+"""The orchestrator dies at random points while chunks are in flight; resuming finishes the job with
+every chunk counted once. Seeded, so a failure names a reproducible kill point.
+
+Local: ``framefarm render`` is SIGKILLed, then ``framefarm resume`` takes over once its heartbeat is
+stale. AWS: the orchestrator Lambda runs in its own process under devcloud and is SIGKILLed when
+its k-th render-chunk call goes out; Lambda's own retries of the asynchronous call take over, and
+when they are used up too, ``framefarm resume --table`` hands the job back to the orchestrator.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import boto3
+import pytest
+import yaml
+
+from framefarm import JobExecutor, JobManager, LocalWorkerAdapter, S3MergeAdapter, plan_job
+from framefarm.devcloud import LocalAwsStack
+from framefarm.repositories.dynamodb import DynamoDBJobRepository
+from framefarm.repositories.sqlite import SqliteJobRepository
+from framefarm.status import ChunkState, JobState, JobStatus
+from framefarm.storage.s3 import S3Storage
+from tests.helpers import RecordingStitcher, eventually
+
+KILL_POINTS = 20
+SHORT_CHUNK = [sys.executable, "-c",
+               "import sys, time; time.sleep(float(sys.argv[2])); open(sys.argv[1], 'w').write(sys.argv[3])",
+               "{output}", "0.25", "chunk {chunk_id}"]
+FAST_HEARTBEAT = {"FRAMEFARM_HEARTBEAT_INTERVAL": "0.2", "FRAMEFARM_STALE_AFTER": "0.6"}
+
+
+def short_job(job_id: str, chunks: int) -> dict:
+    return {"id": job_id, "width": 64, "height": 48, "fps": 10, "total_frames": chunks, "frames_per_chunk": 1,
+            "command": SHORT_CHUNK}
+
+
+def check_counted_once(status: JobStatus, chunks: int) -> None:
+    assert status.state is JobState.STITCHING, status.error
+    assert status.completed_chunks == chunks
+    assert [record.state for record in status.chunks] == [ChunkState.COMPLETED] * chunks
+    assert all(record.attempts >= 1 for record in status.chunks)
+    assert status.metrics.total_billed_duration_ms == sum(record.billed_duration_ms for record in status.chunks)
+    assert math.isclose(status.metrics.total_duration_ms, sum(r.duration_ms for r in status.chunks), rel_tol=1e-9)
+
+
+@pytest.mark.slow
+def test_local_orchestrator_killed_at_random_points_resumes_each_chunk_once(tmp_path):
+    rng = random.Random(20261121)
+    home = tmp_path / "home"
+    env = {**os.environ, "FRAMEFARM_HOME": str(home), **FAST_HEARTBEAT}
+    store = SqliteJobRepository(home / "jobs.db")
+    kills, jobs = 0, 0
+    while kills < KILL_POINTS:
+        # GIVEN a job of 16 quarter-second chunks, three at a time
+        jobs += 1
+        job_id, chunks = f"local-{jobs}", 16
+        job_file = tmp_path / f"{job_id}.yaml"
+        job_file.write_text(yaml.safe_dump(short_job(job_id, chunks)))
+        command = ["render", str(job_file), "--job-id", job_id]
+        while kills < KILL_POINTS:
+            # WHEN its runner is killed a random moment after a chunk started
+            runner = subprocess.Popen([sys.executable, "-m", "framefarm", *command, "--no-stitch", "--concurrency",
+                                       "3"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            eventually(lambda: runner.poll() is not None or any(  # noqa: B023
+                state is ChunkState.RUNNING for state, _ in store.chunk_states(job_id).values()),  # noqa: B023
+                what="a chunk in flight")
+            time.sleep(rng.uniform(0.0, 0.6))
+            if runner.poll() is not None:
+                break  # the job finished first
+            runner.send_signal(signal.SIGKILL)
+            runner.wait()
+            kills += 1
+            time.sleep(0.7)  # its heartbeat goes stale
+            command = ["resume", job_id]
+        # THEN `framefarm resume` finishes it, with every chunk counted once
+        if store.require(job_id).state is not JobState.STITCHING:
+            final = subprocess.run([sys.executable, "-m", "framefarm", "resume", job_id, "--no-stitch"], env=env,
+                                   capture_output=True, text=True, timeout=120)
+            assert final.returncode == 0, final.stderr
+        check_counted_once(store.require(job_id), chunks)
+        outputs = sorted((home / "jobs" / job_id / "chunks").iterdir())
+        assert [path.read_text() for path in outputs] == [f"chunk {n}" for n in range(chunks)]
+
+
+@pytest.mark.slow
+def test_lambda_orchestrator_killed_at_random_points_is_taken_over_with_each_chunk_once(aws_credentials, monkeypatch,
+                                                                                       tmp_path):
+    for name, value in FAST_HEARTBEAT.items():
+        monkeypatch.setenv(name, value)
+    rng = random.Random(7)
+    with LocalAwsStack(worker_timeout=30, orchestrator_timeout=120, isolate_orchestrator=True,
+                       event_retry_delays=(0.1, 0.1)) as stack:
+        storage = S3Storage(stack.bucket)
+        repository = DynamoDBJobRepository(stack.table, storage=storage)
+        jobs = 0
+        while stack.cloud.kills_done < KILL_POINTS:
+            # GIVEN a job of 12 quarter-second chunks, three at a time, whose orchestrator runs will be
+            # killed when their k-th worker call goes out (k random), the first call's and both retries'
+            jobs += 1
+            job_id, chunks = f"aws-{jobs}", 12
+            for _ in range(3):
+                stack.cloud.kill("framefarm-orchestrate", after_calls_to="framefarm-render-chunk",
+                                 calls=rng.randint(1, 5))
+            answer = boto3.client("lambda").invoke(FunctionName="framefarm-submit", Payload=json.dumps(
+                {"job": short_job(job_id, chunks), "options": {"concurrency": 3, "retry_delay": 0.01}}).encode())
+            assert json.loads(answer["Payload"].read())["statusCode"] == 202
+            assert stack.cloud.wait_idle(timeout=300)
+            # WHEN Lambda's retries died too, the operator resumes it from the CLI
+            while repository.require(job_id).state is JobState.RUNNING:
+                time.sleep(0.7)
+                resumed = subprocess.run(
+                    [sys.executable, "-m", "framefarm", "resume", job_id, "--table", stack.table, "--bucket",
+                     stack.bucket, "--function", "framefarm-orchestrate", "--concurrency", "3"],
+                    capture_output=True, text=True, timeout=120, env={**os.environ, **stack.env})
+                assert resumed.returncode == 0, resumed.stderr
+                assert stack.cloud.wait_idle(timeout=300)
+            # THEN the job is ready to stitch, every chunk counted once and stitched once
+            status = repository.require(job_id)
+            check_counted_once(status, chunks)
+            stitcher = RecordingStitcher()
+            S3MergeAdapter(storage, stitcher=stitcher).merge(status.spec, tmp_path / f"{job_id}.mp4")
+            assert stitcher.texts == [f"chunk {n}" for n in range(chunks)]
+        killed = [call for call in stack.cloud.calls("framefarm-orchestrate") if call.function_error]
+        assert len(killed) >= KILL_POINTS
+        print(f"{KILL_POINTS} kill points over {jobs} jobs; {len(stack.cloud.calls('framefarm-orchestrate'))} "
+              f"orchestrator runs", file=sys.stderr)
+
+
+def test_resume_refuses_an_aws_job_whose_orchestrator_is_alive(aws_credentials):
+    with LocalAwsStack() as stack:
+        repository = DynamoDBJobRepository(stack.table, storage=S3Storage(stack.bucket))
+        manager = JobManager(repository, JobExecutor(LocalWorkerAdapter()), S3Storage(stack.bucket))
+        manager.create_job(plan_job(short_job("alive", 1)))
+        repository.set_state("alive", JobState.RUNNING, now=time.time(), expected={JobState.PENDING})
+        repository.heartbeat("alive", time.time())
+        resumed = subprocess.run(
+            [sys.executable, "-m", "framefarm", "resume", "alive", "--table", stack.table, "--bucket", stack.bucket,
+             "--function", "framefarm-orchestrate"], capture_output=True, text=True, timeout=60,
+            env={**os.environ, **stack.env})
+        assert resumed.returncode == 2 and "(its orchestrator is alive)" in resumed.stderr
+        assert stack.cloud.calls("framefarm-orchestrate") == []
