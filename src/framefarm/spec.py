@@ -350,6 +350,9 @@ def parse_job(data: Any, *, source: str = "job", job_id: str | None = None) -> J
     """A parsed job document (explicit spec or template) as a JobSpec."""
     if not isinstance(data, Mapping):
         raise JobSpecError(f"{source}: expected a mapping of fields, got {type(data).__name__}")
+    odd_keys = [key for key in data if not isinstance(key, str)]
+    if odd_keys:  # YAML allows any key ("?" alone is {None: None}); field names are strings
+        raise JobSpecError(f"{source}: field names must be text, got {odd_keys[0]!r}")
     try:
         if isinstance(data.get("chunks"), list):
             if job_id is not None:

@@ -29,6 +29,7 @@ from framefarm.worker.runtime import read_reply
 
 logger = logging.getLogger(__name__)
 
+LAMBDA_PAYLOAD_LIMIT = 6 * 2**20  # bytes in a synchronous invocation's request (and its response)
 EXIT_FUNCTION_ERROR = -2  # the function raised or timed out: there is no exit code
 TRANSIENT_FUNCTION_ERRORS = frozenset({"Sandbox.Timedout", "Runtime.ExitError"})  # timed out, or the sandbox died
 

@@ -13,6 +13,7 @@ Handlers log one JSON line per event, keyed by ``job_id`` (and ``chunk_id``).
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import tempfile
@@ -100,8 +101,13 @@ def _submission(event: Any) -> tuple[Any, dict[str, Any]]:
     body = event
     if isinstance(event, dict) and "body" in event and ("httpMethod" in event or "requestContext" in event):
         raw = event.get("body") or ""
+        if not isinstance(raw, str):
+            raise JobSpecError(f"body: expected the job as a JSON string, got {type(raw).__name__}")
         if event.get("isBase64Encoded"):
-            raw = base64.b64decode(raw).decode("utf-8", errors="replace")
+            try:
+                raw = base64.b64decode(raw, validate=True).decode("utf-8", errors="replace")
+            except (ValueError, binascii.Error):
+                raise JobSpecError("body: isBase64Encoded is set but the body is not valid base64") from None
         try:
             body = json.loads(raw)
         except json.JSONDecodeError as exc:

@@ -36,7 +36,7 @@ def register(commands: Any) -> None:
 
 
 def cmd_submit(args: argparse.Namespace, context: Context) -> int:
-    from framefarm.adapters.aws_lambda import lambda_client
+    from framefarm.adapters.aws_lambda import LAMBDA_PAYLOAD_LIMIT, lambda_client
 
     function = context.function(args.function, "SubmitFunctionName")
     if not function:
@@ -45,6 +45,11 @@ def cmd_submit(args: argparse.Namespace, context: Context) -> int:
     spec = parse_job(document, source=str(args.jobfile), job_id=args.job_id)  # fail here, not in the Lambda
     options = {name: value for name in ("concurrency", "retries") if (value := getattr(args, name)) is not None}
     job = {**document, "id": spec.id}
+    size = len(json.dumps({"job": job, "options": options, "assets_url": "s3://" + "x" * 1100}).encode())
+    if size > LAMBDA_PAYLOAD_LIMIT:  # checked before anything is uploaded or invoked
+        raise JobSpecError(f"{args.jobfile}: the submission is {size / 2**20:.1f} MiB and a Lambda request carries "
+                           f"at most {LAMBDA_PAYLOAD_LIMIT / 2**20:.0f} MiB; describe the chunks with a template "
+                           "(total_frames, frames_per_chunk, command) instead of listing them")
     if args.assets is not None:
         from framefarm.storage.s3 import S3Storage
         from framefarm.worker.assets import upload_assets

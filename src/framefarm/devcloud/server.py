@@ -41,11 +41,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from framefarm.adapters.aws_lambda import LAMBDA_PAYLOAD_LIMIT
 from framefarm.billing import format_report
 
 ROOT = Path(__file__).resolve().parents[3]  # the checkout: lambda_handlers/ lives here
 INVOKE_PATH = "/2015-03-31/functions/"
 LOG_TAIL_BYTES = 4096
+ASYNC_PAYLOAD_LIMIT = 256 * 1024  # Lambda's limit for an Event invocation's payload
 
 Handler = Callable[[Any, Any], Any]
 EventMatch = Callable[[Any], bool]
@@ -392,11 +394,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         function = cloud.functions.get(name)
         if function is None:
             return self._error(404, "ResourceNotFoundException", f"Function not found: {name}")
+        kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        limit = LAMBDA_PAYLOAD_LIMIT if kind == "RequestResponse" else ASYNC_PAYLOAD_LIMIT
+        if len(body) > limit:
+            return self._error(413, "RequestEntityTooLargeException",
+                               f"Request must be smaller than {limit} bytes for the {kind} invocation type")
         try:
             event = json.loads(body) if body else {}
         except json.JSONDecodeError:
             return self._error(400, "InvalidRequestContentException", "Could not parse request body into json")
-        kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if not cloud._admit(function, synchronous=kind == "RequestResponse", event=event):
             return self._error(429, "TooManyRequestsException", "Rate Exceeded.",
                                extra={"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"})
