@@ -239,3 +239,25 @@ def test_stack_outputs_stand_in_for_each_name(aws, capsys):
     capsys.readouterr()
     assert main(["jobs", "--stack", "Missing"]) == 1
     assert capsys.readouterr().err.strip() == "error: --stack Missing: Stack with id Missing does not exist"
+
+
+def test_share_hands_out_short_lived_presigned_links(stack):
+    import requests
+
+    storage = S3Storage(stack.bucket)
+    # GIVEN a job with no stitched video yet, THEN there is nothing to share, said in one line
+    nothing = framefarm(stack, "share", "shared", "--bucket", stack.bucket, "--table", stack.table)
+    assert nothing.returncode != 0 and "run `framefarm stitch shared --upload` first" in nothing.stderr
+    # GIVEN the stitched video uploaded next to the job's spec
+    storage.put_bytes("jobs/shared/spec.json", b"{}")
+    storage.put_bytes("jobs/shared/final.mp4", b"the video")
+    # WHEN a link is asked for
+    shared = framefarm(stack, "share", "shared", "--bucket", stack.bucket, "--table", stack.table)
+    # THEN it is a presigned GET for that object, valid 15 minutes, and it works without credentials
+    assert shared.returncode == 0, shared.stderr
+    url = shared.stdout.strip()
+    assert "/jobs/shared/final.mp4?" in url and "X-Amz-Expires=900" in url and "X-Amz-Signature=" in url
+    assert requests.get(url, timeout=30).content == b"the video"
+    # AND a link may not outlive an hour
+    long = framefarm(stack, "share", "shared", "--bucket", stack.bucket, "--table", stack.table, "--expires", "7200")
+    assert long.returncode != 0 and "links last 1 to 3600 seconds (got 7200)" in long.stderr

@@ -21,7 +21,8 @@ from framefarm.manager import RUNNABLE, JobManager
 from framefarm.spec import JobSpec, load_job_file
 from framefarm.status import ChunkState, JobState, JobStatus
 from framefarm.stitch.ffmpeg import FfmpegStitcher
-from framefarm.storage.keys import log_key
+from framefarm.storage.base import DEFAULT_SHARE_SECONDS, MAX_SHARE_SECONDS
+from framefarm.storage.keys import chunk_key, is_output_key, log_key, output_key
 
 FINAL_EXIT = {JobState.COMPLETED: EXIT_OK, JobState.STITCHING: EXIT_OK, JobState.FAILED: EXIT_FAILED,
               JobState.PAUSED: EXIT_PAUSED, JobState.CANCELLED: EXIT_CANCELLED}
@@ -72,6 +73,14 @@ def register(commands: Any) -> None:
     add_run_flags(resume)
     add_store_flags(resume)
     resume.set_defaults(handler=cmd_resume)
+
+    share = commands.add_parser("share", help="a short-lived download link for a job's video (or one chunk)")
+    share.add_argument("job_id")
+    share.add_argument("--chunk", type=int, help="link to this chunk's output instead")
+    share.add_argument("--expires", type=int, default=DEFAULT_SHARE_SECONDS,
+                       help=f"seconds the link works (default {DEFAULT_SHARE_SECONDS}, at most {MAX_SHARE_SECONDS})")
+    add_store_flags(share)
+    share.set_defaults(handler=cmd_share)
 
     stitch = commands.add_parser("stitch", help="join a job's chunks into the final video (from S3 with --bucket)")
     stitch.add_argument("job_id")
@@ -180,6 +189,25 @@ def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManage
     return EXIT_OK
 
 
+def cmd_share(args: argparse.Namespace, context: Context) -> int:
+    storage = context.storage()
+    if args.chunk is not None:
+        spec = context.repository(storage).require(args.job_id).spec
+        try:
+            key = chunk_key(spec.id, args.chunk, spec.chunk(args.chunk).output_file)
+        except KeyError:
+            raise JobSpecError(f"--chunk: job {spec.id} has no chunk {args.chunk}") from None
+    else:
+        videos = [obj.key for obj in storage.list(f"jobs/{args.job_id}/") if is_output_key(args.job_id, obj.key)]
+        if not videos:
+            raise JobStateError(f"job {args.job_id!r} has no stitched video in {storage.url('jobs/' + args.job_id)}; "
+                                f"run `framefarm stitch {args.job_id} --upload` first")
+        key = videos[0]
+    context.out.print(storage.share_url(key, args.expires), soft_wrap=True)
+    context.err.print(f"link to {storage.url(key)}, valid for {args.expires} s")
+    return EXIT_OK
+
+
 def cmd_jobs(args: argparse.Namespace, context: Context) -> int:
     listed = context.repository().list(limit=args.limit)
     if not listed:
@@ -275,7 +303,7 @@ def stitch_from_storage(manager: JobManager, spec: JobSpec, output: Path, contex
 
     assert manager.storage is not None
     started = time.monotonic()
-    upload_key = f"jobs/{spec.id}/{output.name}" if upload else None
+    upload_key = output_key(spec.id, output.name) if upload else None
     result = S3MergeAdapter(manager.storage).merge(spec, output, upload_key=upload_key)
     # completed in whichever store knows the job (a stitch from storage alone may have none)
     manager.repository.set_state(spec.id, JobState.COMPLETED, now=time.time(), output=str(result))

@@ -7,7 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from framefarm.errors import FramefarmError
 from framefarm.spec import safe_relative_path
+
+DEFAULT_SHARE_SECONDS = 15 * 60
+MAX_SHARE_SECONDS = 60 * 60  # links handed out are short-lived: an hour at most
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,17 @@ class Storage(ABC):
     def local_path(self, key: str) -> Path | None:
         """The directory or file ``key`` maps to on this machine, for stores that are local; else None."""
         return None
+
+    def share_url(self, key: str, expires_in: int = DEFAULT_SHARE_SECONDS) -> str:
+        """A signed GET link to ``key`` that stops working after ``expires_in`` seconds (at most an hour)."""
+        if not 0 < expires_in <= MAX_SHARE_SECONDS:
+            raise FramefarmError(f"--expires: links last 1 to {MAX_SHARE_SECONDS} seconds (got {expires_in})")
+        if not self.exists(key):
+            raise FramefarmError(f"nothing at {self.url(key)} to share")
+        return self._signed_url(key, expires_in)
+
+    def _signed_url(self, key: str, expires_in: int) -> str:
+        raise FramefarmError(f"{type(self).__name__} cannot sign links; the file is at {self.url(key)}")
 
     def put_text(self, key: str, text: str) -> None:
         self.put_bytes(key, text.encode("utf-8"))

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from framefarm.errors import FramefarmError
 from framefarm.storage.base import Storage, StoredObject
 
 
@@ -71,6 +72,16 @@ class GcsStorage(Storage):
         for obj in objects:
             self.bucket.blob(self.prefix + obj.key).delete()
         return len(objects)
+
+    def _signed_url(self, key: str, expires_in: int) -> str:
+        """A V4 signed URL; needs credentials that can sign (a service account key or IAM signBlob)."""
+        import datetime
+
+        try:
+            return str(self._blob(key).generate_signed_url(
+                version="v4", method="GET", expiration=datetime.timedelta(seconds=expires_in)))
+        except (AttributeError, TypeError, ValueError) as exc:  # credentials without a signer
+            raise FramefarmError(f"cannot sign a link to {self.url(key)}: {exc}") from None
 
     def url(self, key: str) -> str:
         return f"gs://{self.bucket_name}/{self.prefix}{self.check_key(key)}"

@@ -5,6 +5,7 @@
     jobs/<job>/chunks/<00042>.<ext>
     jobs/<job>/logs/<00042>.attempt<N>.<stdout|stderr>.log
     jobs/<job>/cancel               present while the job is cancelled: remote workers stop early
+    jobs/<job>/<video>.mp4          the stitched video, when `framefarm stitch --upload` put it back
 """
 
 from __future__ import annotations
@@ -39,3 +40,13 @@ def log_key(job_id: str, chunk_id: int, attempt: int, stream: str) -> str:
 
 def cancel_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}cancel"
+
+
+def output_key(job_id: str, filename: str) -> str:
+    return f"{job_prefix(job_id)}{PurePosixPath(filename).name}"
+
+
+def is_output_key(job_id: str, key: str) -> bool:
+    """True for a stitched video put back next to the job's spec (not a chunk, log, spec or marker)."""
+    name = key[len(job_prefix(job_id)):]
+    return key.startswith(job_prefix(job_id)) and "/" not in name and name not in ("spec.json", "assets.zip", "cancel")

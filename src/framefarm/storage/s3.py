@@ -71,6 +71,16 @@ class S3Storage(Storage):
                 return False
             raise
 
+    def _signed_url(self, key: str, expires_in: int) -> str:
+        """A SigV4 presigned GET (SigV2 links carry no lifetime of their own and are deprecated)."""
+        import boto3
+        from botocore.config import Config
+
+        signer = boto3.client("s3", config=Config(signature_version="s3v4"), region_name=self.client.meta.region_name,
+                              endpoint_url=self.client.meta.endpoint_url)
+        return str(signer.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_in))
+
     def list(self, prefix: str) -> list[StoredObject]:
         found = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
