@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/lambda_fanout.py
 	$(BIN)/python bench/merge.py
 	$(BIN)/python bench/cloud_run_overhead.py
+	$(BIN)/python bench/watchdog.py
 
 clean:
 	rm -rf $(VENV) .framefarm out .cdk-cli .cdk-home cdk.out
