@@ -24,6 +24,7 @@ class InfraSettings:
     max_concurrency: int = 100
     chunk_expiry_days: int = 7
     log_retention_days: int = 30
+    sweep_minutes: int = 5  # how often the orchestrator looks for abandoned running jobs
 
     @classmethod
     def from_context(cls, get: Any) -> InfraSettings:
@@ -37,7 +38,8 @@ class InfraSettings:
                        worker_timeout=pick("workerTimeout", 300, int),
                        max_concurrency=pick("maxConcurrency", 100, int),
                        chunk_expiry_days=pick("chunkExpiryDays", 7, int),
-                       log_retention_days=pick("logRetentionDays", 30, int))
+                       log_retention_days=pick("logRetentionDays", 30, int),
+                       sweep_minutes=pick("sweepMinutes", 5, int))
         settings.validate()
         return settings
 
@@ -50,5 +52,5 @@ class InfraSettings:
             raise ValueError(f"workerArchitecture: {self.worker_architecture!r}; use x86_64 or arm64")
         if not 128 <= self.worker_memory_mb <= 10_240:
             raise ValueError(f"workerMemory: {self.worker_memory_mb} MB; Lambda allows 128-10240")
-        if self.max_concurrency < 1 or self.chunk_expiry_days < 1:
-            raise ValueError("maxConcurrency and chunkExpiryDays must be at least 1")
+        if self.max_concurrency < 1 or self.chunk_expiry_days < 1 or self.sweep_minutes < 1:
+            raise ValueError("maxConcurrency, chunkExpiryDays and sweepMinutes must be at least 1")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Stack, Validations
 from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -26,6 +28,7 @@ from constructs import Construct
 
 from framefarm.aws.settings import ENV_CONCURRENCY, ENV_WORKER_ARCHITECTURE, ENV_WORKER_TIMEOUT
 from framefarm.config import ENV_BUCKET, ENV_ORCHESTRATOR_FUNCTION, ENV_TABLE, ENV_WORKER_FUNCTION
+from framefarm.repositories.dynamodb import GSI_NAME
 from infra.settings import ORCHESTRATOR_TIMEOUT, InfraSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +75,12 @@ class WorkerFunctions(Construct):
                     platform=ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64),
             )
         self._grant(settings, bucket, table)
+        # The watchdog for jobs: a run that died unseen (Lambda's retries spent) is handed back.
+        self.sweeper = events.Rule(
+            self, "sweep", description="framefarm: resume running jobs whose orchestrator died",
+            schedule=events.Schedule.rate(Duration.minutes(settings.sweep_minutes)),
+            targets=[targets.LambdaFunction(self.functions["orchestrate"], retry_attempts=0,
+                                            event=events.RuleTargetInput.from_object({"sweep": True}))])
 
     def arn(self, kind: str) -> str:
         stack = Stack.of(self)
@@ -89,6 +98,8 @@ class WorkerFunctions(Construct):
         orchestrator.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
                      "dynamodb:ConditionCheckItem"], resources=[table.table_arn]))
+        orchestrator.add_to_policy(iam.PolicyStatement(  # the sweep lists recent jobs through the index
+            actions=["dynamodb:Query"], resources=[f"{table.table_arn}/index/{GSI_NAME}"]))
         orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(SPEC_KEYS)]))
         orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[objects(LOG_KEYS)]))
         orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:DeleteObject"],

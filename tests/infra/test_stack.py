@@ -188,3 +188,16 @@ def test_bad_knobs_fail_at_synth_with_the_reason(tmp_path, context, message):
 
     with pytest.raises(ValueError, match=message):
         build_app(context=context, outdir=str(tmp_path))
+
+
+def test_a_schedule_sweeps_for_abandoned_jobs(synthesized):
+    _, template, _ = synthesized
+    (rule,) = resources(template, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    (target,) = rule["Properties"]["Targets"]
+    assert json.loads(target["Input"]) == {"sweep": True}
+    assert "orchestrate" in json.dumps(target["Arn"])
+    # the sweep lists jobs through the by-created index, named exactly
+    orchestrator = policy_of(template, "orchestraterole")
+    queries = [s for s in orchestrator if actions([s]) == {"dynamodb:Query"}]
+    assert len(queries) == 1 and json.dumps(queries[0]["Resource"]).endswith('/index/by-created"]]}')

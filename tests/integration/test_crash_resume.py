@@ -147,3 +147,27 @@ def test_resume_refuses_an_aws_job_whose_orchestrator_is_alive(aws_credentials):
             env={**os.environ, **stack.env})
         assert resumed.returncode == 2 and "(its orchestrator is alive)" in resumed.stderr
         assert stack.cloud.calls("framefarm-orchestrate") == []
+
+
+def test_the_sweep_hands_abandoned_jobs_back_and_leaves_live_ones(aws_credentials, monkeypatch):
+    for name, value in FAST_HEARTBEAT.items():
+        monkeypatch.setenv(name, value)
+    with LocalAwsStack(worker_timeout=30, orchestrator_timeout=120) as stack:
+        storage = S3Storage(stack.bucket)
+        repository = DynamoDBJobRepository(stack.table, storage=storage)
+        manager = JobManager(repository, JobExecutor(LocalWorkerAdapter()), storage)
+        # GIVEN a running job whose orchestrator died long ago, and one whose orchestrator beats on
+        for job_id in ("abandoned", "alive"):
+            manager.create_job(plan_job(short_job(job_id, 3)))
+            repository.set_state(job_id, JobState.RUNNING, now=time.time() - 60, expected={JobState.PENDING})
+        repository.heartbeat("abandoned", time.time() - 60)
+        repository.heartbeat("alive", time.time() + 3600)  # as if beating for the next hour
+        # WHEN the scheduled sweep runs
+        answer = json.loads(boto3.client("lambda").invoke(
+            FunctionName="framefarm-orchestrate", Payload=json.dumps({"sweep": True}).encode())["Payload"].read())
+        assert stack.cloud.wait_idle(timeout=120)
+        # THEN the abandoned job was taken over and finished, each chunk once; the live one untouched
+        assert answer == {"checked": 2, "resumed": ["abandoned"]}
+        check_counted_once(repository.require("abandoned"), 3)
+        assert repository.require("alive").state is JobState.RUNNING
+        assert repository.require("alive").completed_chunks == 0

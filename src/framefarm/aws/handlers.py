@@ -4,7 +4,8 @@
 - ``orchestrate(event, context)``: run the job on render-chunk workers; hand over before the deadline.
   Lambda retries a crashed asynchronous call with the same event: the retry finds the job still
   ``running``, waits for the dead run's heartbeat to go stale and takes it over (completed chunks
-  are kept, each chunk is counted once). ``framefarm resume`` on an AWS job sends the same event.
+  are kept, each chunk is counted once). ``framefarm resume`` on an AWS job sends the same event,
+  and ``{"sweep": true}`` (the stack's schedule) sends it for every abandoned ``running`` job.
 - ``render_chunk(event, context)``: run one chunk (``framefarm.worker.runtime``).
 
 Handlers log one JSON line per event, keyed by ``job_id`` (and ``chunk_id``).
@@ -37,6 +38,7 @@ logger = logging.getLogger("framefarm.aws")
 HANDOVER_SPARE = 15.0  # seconds kept after the slowest in-flight worker may return
 MAX_IDLE_CONTINUATIONS = 3  # continuations in a row without a completed chunk before giving up
 TAKEOVER_PATIENCE = 2.0  # a running job's runner is taken for dead after this many stale periods
+SWEEP_LIMIT = 500  # newest jobs a sweep looks at
 
 
 class RunOptions(BaseModel):
@@ -141,7 +143,12 @@ def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None
     stops dispatching, lets calls in flight finish and be recorded, and invokes itself to continue.
     It ends with the job ``stitching`` (chunks ready for ``framefarm stitch``), failed or cancelled.
     """
-    job_id = str(event["job_id"])
+    if isinstance(event, dict) and event.get("sweep"):
+        return sweep(settings=settings, client=client)
+    if not isinstance(event, dict) or not isinstance(event.get("job_id"), str):
+        log_event("bad orchestrator event", event=str(event)[:200])
+        return {"error": "expected {\"job_id\": ...} or {\"sweep\": true}"}
+    job_id = event["job_id"]
     continuation = int(event.get("continuation", 0))
     options = event.get("options") or {}
     run = RunOptions.parse(options)
@@ -194,6 +201,21 @@ def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None
             answer["continued"] = True
     log_event("orchestrator finished", **answer)
     return answer
+
+
+def sweep(*, settings: AwsSettings | None = None, client: Any = None) -> dict[str, Any]:
+    """Find recent ``running`` jobs whose orchestrator died unseen (Lambda's retries spent, nobody ran
+    ``framefarm resume``) and hand each back to the orchestrator. Runs on a schedule (the stack's rule)."""
+    settings = settings or AwsSettings.from_env()
+    storage = settings.storage()
+    manager = JobManager(settings.repository(storage=storage), JobExecutor(_NoWorker()), storage)
+    recent = manager.list_jobs(limit=SWEEP_LIMIT)
+    abandoned = [job.id for job in recent if job.state is JobState.RUNNING and manager.is_stale(job)]
+    client = client or lambda_client(concurrency=1)
+    for job_id in abandoned:
+        invoke_async(client, settings.require("orchestrator_function"), {"job_id": job_id})
+    log_event("swept", checked=len(recent), resumed=abandoned)
+    return {"checked": len(recent), "resumed": abandoned}
 
 
 # -- render chunk -----------------------------------------------------------------------------------
