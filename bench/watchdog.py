@@ -18,7 +18,7 @@ import threading
 import time
 
 from framefarm import CallableWorkerAdapter, ExecutionOptions, JobExecutor, WorkerResult, plan_job
-from framefarm.executor import EXIT_STUCK
+from framefarm.watchdog import EXIT_STUCK
 
 
 def one_run(limit: float, margin: float) -> float:

@@ -39,11 +39,11 @@ from framefarm.cancel import CancelToken
 from framefarm.errors import ChunkFailedError, FramefarmError, JobAbortedError, JobSpecError, StitchError
 from framefarm.spec import Chunk, Command, JobSpec
 from framefarm.status import tail
+from framefarm.watchdog import AttemptThreads, LiveAttempt, Watchdog
 
 logger = logging.getLogger(__name__)
 
 ADAPTER_FAILURE_EXIT = -1  # exit code recorded when the adapter itself raised
-EXIT_STUCK = -4  # exit code recorded when the watchdog gave up on an attempt
 
 
 class Stitcher(Protocol):
@@ -123,109 +123,6 @@ class _Outcome:
     key: int = -1
 
 
-@dataclass(eq=False)
-class _Live:
-    """An attempt handed to the pool: its own cancel token, and when its call last went out."""
-
-    chunk: Chunk
-    attempt: int
-    token: CancelToken
-    thread: threading.Thread | None = None
-    started_at: float = 0.0
-    silent_since: float | None = None  # time.monotonic() of the last call; None until the attempt starts
-
-    def called(self) -> None:
-        self.silent_since = time.monotonic()
-
-
-@dataclass(frozen=True)
-class Watchdog:
-    """Gives up on an attempt whose call has been silent for its time limit plus a margin.
-
-    The limit is ``ExecutionOptions.timeout``, else the adapter's ``call_timeout`` (a Lambda
-    function's or a Cloud Run service's own timeout); with neither, there is no watchdog. Silence
-    is measured from the last time the call went out (``WorkerJob.on_call``), so throttle waits
-    inside an adapter do not count. The attempt given up on is a transient failure, retried or
-    failed like any other, and whatever it answers later is ignored.
-    """
-
-    limit: float | None
-    margin: float
-
-    @classmethod
-    def for_run(cls, options: ExecutionOptions, adapter: WorkerAdapter) -> Watchdog:
-        limit = options.timeout if options.timeout is not None else getattr(adapter, "call_timeout", None)
-        return cls(limit, options.watchdog_margin)
-
-    def next_deadline(self, live: Collection[_Live]) -> float | None:
-        """When to look again (time.monotonic()); None when nothing can go stuck."""
-        if self.limit is None or not live:
-            return None
-        patience = self.limit + self.margin
-        # an attempt not started yet cannot expire before a full limit from now
-        return min((item.silent_since + patience if item.silent_since is not None else time.monotonic() + patience)
-                   for item in live)
-
-    def verdict(self, live: _Live) -> WorkerResult | None:
-        """A timed-out result when ``live`` has been silent too long, else None."""
-        if self.limit is None or live.silent_since is None:
-            return None
-        silence = time.monotonic() - live.silent_since
-        if silence < self.limit + self.margin:
-            return None
-        return WorkerResult(exit_code=EXIT_STUCK, transient=True, duration_ms=silence * 1000.0,
-                            error=f"timed out: no result {silence:.1f} s after the call (time limit {self.limit:g} s + "
-                                  f"watchdog margin {self.margin:g} s); the watchdog gave up on this attempt")
-
-
-class _Threads:
-    """``size`` live worker threads. A thread stuck in a call the watchdog gave up on is replaced at
-    once, and exits when (if ever) that call returns, so stuck calls never starve the job."""
-
-    def __init__(self, size: int) -> None:
-        self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._retired: set[threading.Thread] = set()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        for _ in range(size):
-            self._spawn()
-
-    def submit(self, task: Callable[[], None]) -> None:
-        self._tasks.put(task)
-
-    def retire(self, thread: threading.Thread) -> None:
-        with self._lock:
-            if thread in self._retired:
-                return
-            self._retired.add(thread)
-        self._spawn()
-
-    def shutdown(self) -> None:
-        with self._lock:
-            live = [thread for thread in self._threads if thread not in self._retired]
-        for _ in live:
-            self._tasks.put(None)
-        for thread in live:
-            thread.join()
-
-    def _spawn(self) -> None:
-        thread = threading.Thread(target=self._work, name="framefarm-chunk", daemon=True)
-        with self._lock:
-            self._threads.append(thread)
-        thread.start()
-
-    def _work(self) -> None:
-        me = threading.current_thread()
-        while True:
-            task = self._tasks.get()
-            if task is None:
-                return
-            task()
-            with self._lock:
-                if me in self._retired:
-                    return
-
-
 class JobExecutor:
     """Runs a JobSpec on one adapter. ``execute`` blocks until the job is done, failed or stopped."""
 
@@ -296,7 +193,7 @@ class _Dispatch:
                  run: CancelToken) -> None:
         self.adapter, self.spec, self.options, self.job_dir, self.run_token = adapter, spec, options, job_dir, run
         self.results: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
-        self.live: dict[int, _Live] = {}  # attempts on the pool, by sequence number
+        self.live: dict[int, LiveAttempt] = {}  # attempts on the pool, by sequence number
         self.sequence = itertools.count()
         self.failures: dict[int, Counter[bool]] = {}  # chunk id -> failed attempts by transient-ness
         self.watchdog = Watchdog.for_run(options, adapter)
@@ -307,7 +204,7 @@ class _Dispatch:
         completed = already_done
         ran: list[int] = []
         failure: ChunkFailedError | None = None
-        self.pool = _Threads(max(1, min(options.concurrency, len(todo))))
+        self.pool = AttemptThreads(max(1, min(options.concurrency, len(todo))))
         try:
             while True:
                 while todo and len(self.live) < options.concurrency and not run.stopping:
@@ -362,7 +259,7 @@ class _Dispatch:
         key = next(self.sequence)
         # an attempt the watchdog may give up on gets its own token, so it alone can be killed
         token = self.run_token.child() if self.watchdog.limit is not None else self.run_token
-        live = _Live(chunk, attempt, token)
+        live = LiveAttempt(chunk, attempt, token)
         self.live[key] = live
         self.pool.submit(lambda: self._attempt(key, live, delay))
 
@@ -389,7 +286,7 @@ class _Dispatch:
             logger.warning("job %s chunk %d attempt %d answered after the watchdog gave up on it; ignored",
                            self.spec.id, outcome.chunk.id, outcome.attempt)
 
-    def _attempt(self, key: int, live: _Live, delay: float) -> None:
+    def _attempt(self, key: int, live: LiveAttempt, delay: float) -> None:
         """Run one attempt on a pool thread; always puts exactly one outcome on the queue."""
         options, chunk, attempt = self.options, live.chunk, live.attempt
         try:
@@ -410,7 +307,7 @@ class _Dispatch:
             self.results.put(_Outcome(chunk, attempt, WorkerResult(
                 exit_code=ADAPTER_FAILURE_EXIT, error=f"{type(exc).__name__}: {exc}"), key=key))
 
-    def _worker_job(self, chunk: Chunk, attempt: int, live: _Live) -> WorkerJob:
+    def _worker_job(self, chunk: Chunk, attempt: int, live: LiveAttempt) -> WorkerJob:
         options = self.options
         on_out, on_err = options.on_chunk_stdout, options.on_chunk_stderr
         return WorkerJob(

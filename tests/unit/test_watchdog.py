@@ -9,7 +9,7 @@ from collections import defaultdict
 import pytest
 
 from framefarm import CallableWorkerAdapter, ChunkFailedError, ExecutionOptions, JobExecutor, WorkerResult
-from framefarm.executor import EXIT_STUCK
+from framefarm.watchdog import EXIT_STUCK
 from tests.helpers import make_spec
 
 

@@ -1,0 +1,126 @@
+"""Giving up on silent attempts, so a hung call never leaves a job running.
+
+``Watchdog`` decides when an attempt has been silent too long; ``AttemptThreads`` is the executor's
+pool of worker threads, which replaces a thread stuck in a call the watchdog gave up on.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from framefarm.adapters.base import WorkerAdapter, WorkerResult
+from framefarm.cancel import CancelToken
+from framefarm.spec import Chunk
+
+if TYPE_CHECKING:
+    from framefarm.executor import ExecutionOptions
+
+EXIT_STUCK = -4  # exit code recorded when the watchdog gave up on an attempt
+
+
+@dataclass(eq=False)
+class LiveAttempt:
+    """An attempt handed to the pool: its own cancel token, and when its call last went out."""
+
+    chunk: Chunk
+    attempt: int
+    token: CancelToken
+    thread: threading.Thread | None = None
+    started_at: float = 0.0
+    silent_since: float | None = None  # time.monotonic() of the last call; None until the attempt starts
+
+    def called(self) -> None:
+        self.silent_since = time.monotonic()
+
+
+@dataclass(frozen=True)
+class Watchdog:
+    """Gives up on an attempt whose call has been silent for its time limit plus a margin.
+
+    The limit is ``ExecutionOptions.timeout``, else the adapter's ``call_timeout`` (a Lambda
+    function's or a Cloud Run service's own timeout); with neither, there is no watchdog. Silence
+    is measured from the last time the call went out (``WorkerJob.on_call``), so throttle waits
+    inside an adapter do not count. The attempt given up on is a transient failure, retried or
+    failed like any other, and whatever it answers later is ignored.
+    """
+
+    limit: float | None
+    margin: float
+
+    @classmethod
+    def for_run(cls, options: ExecutionOptions, adapter: WorkerAdapter) -> Watchdog:
+        limit = options.timeout if options.timeout is not None else getattr(adapter, "call_timeout", None)
+        return cls(limit, options.watchdog_margin)
+
+    def next_deadline(self, live: Collection[LiveAttempt]) -> float | None:
+        """When to look again (time.monotonic()); None when nothing can go stuck."""
+        if self.limit is None or not live:
+            return None
+        patience = self.limit + self.margin
+        # an attempt not started yet cannot expire before a full limit from now
+        return min((item.silent_since + patience if item.silent_since is not None else time.monotonic() + patience)
+                   for item in live)
+
+    def verdict(self, live: LiveAttempt) -> WorkerResult | None:
+        """A timed-out result when ``live`` has been silent too long, else None."""
+        if self.limit is None or live.silent_since is None:
+            return None
+        silence = time.monotonic() - live.silent_since
+        if silence < self.limit + self.margin:
+            return None
+        return WorkerResult(exit_code=EXIT_STUCK, transient=True, duration_ms=silence * 1000.0,
+                            error=f"timed out: no result {silence:.1f} s after the call (time limit {self.limit:g} s + "
+                                  f"watchdog margin {self.margin:g} s); the watchdog gave up on this attempt")
+
+
+class AttemptThreads:
+    """``size`` live worker threads. A thread stuck in a call the watchdog gave up on is replaced at
+    once, and exits when (if ever) that call returns, so stuck calls never starve the job."""
+
+    def __init__(self, size: int) -> None:
+        self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._retired: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        for _ in range(size):
+            self._spawn()
+
+    def submit(self, task: Callable[[], None]) -> None:
+        self._tasks.put(task)
+
+    def retire(self, thread: threading.Thread) -> None:
+        with self._lock:
+            if thread in self._retired:
+                return
+            self._retired.add(thread)
+        self._spawn()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            live = [thread for thread in self._threads if thread not in self._retired]
+        for _ in live:
+            self._tasks.put(None)
+        for thread in live:
+            thread.join()
+
+    def _spawn(self) -> None:
+        thread = threading.Thread(target=self._work, name="framefarm-chunk", daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            task()
+            with self._lock:
+                if me in self._retired:
+                    return
