@@ -17,7 +17,6 @@ from pathlib import Path
 
 from framefarm import LocalStorage, LocalWorkerAdapter, WorkerJob, plan_job
 from framefarm.adapters.cloud_run import CloudRunWorkerAdapter
-from framefarm.storage.keys import spec_key
 from framefarm.worker.cloud_run_server import create_app, serve
 
 
@@ -33,7 +32,7 @@ def main() -> None:
         spec = plan_job({"id": "overhead", "width": 64, "height": 48, "fps": 30, "total_frames": args.chunks,
                          "frames_per_chunk": 1, "command": command})
         storage = LocalStorage(base / "store")
-        storage.put_bytes(spec_key(spec.id), spec.model_dump_json().encode())
+        storage.put_spec(spec)
 
         server = serve(create_app(), host="127.0.0.1", port=0)
         threading.Thread(target=server.run, daemon=True).start()

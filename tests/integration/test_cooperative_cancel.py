@@ -19,7 +19,7 @@ from framefarm.devcloud import LocalAwsStack
 from framefarm.repositories.dynamodb import DynamoDBJobRepository
 from framefarm.repositories.sqlite import SqliteJobRepository
 from framefarm.status import ChunkState, JobState, JobStatus
-from framefarm.storage.keys import cancel_key, spec_key
+from framefarm.storage.keys import cancel_key
 from framefarm.storage.s3 import S3Storage
 from tests.helpers import WorkerServer, eventually
 
@@ -72,7 +72,7 @@ def test_cancel_stops_a_cloud_run_worker_and_resume_clears_the_marker(tmp_path, 
         # GIVEN a one-minute chunk running on the Cloud Run worker
         storage = LocalStorage(tmp_path / "store")
         spec = plan_job(minute_job("cr-stop", 1))
-        storage.put_bytes(spec_key(spec.id), spec.model_dump_json().encode())
+        storage.put_spec(spec)
         manager = JobManager(SqliteJobRepository(tmp_path / "jobs.db"),
                              JobExecutor(CloudRunWorkerAdapter(server.url, storage)), storage)
         manager.create_job(spec)

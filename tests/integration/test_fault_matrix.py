@@ -35,7 +35,6 @@ from framefarm.devcloud import LocalAwsStack
 from framefarm.repositories.dynamodb import DynamoDBJobRepository
 from framefarm.spec import JobSpec
 from framefarm.status import ChunkState, JobState, JobStatus
-from framefarm.storage.keys import spec_key
 from framefarm.storage.s3 import S3Storage
 from tests.helpers import PlatformFaults, RecordingStitcher, ResettingProxy, WorkerServer
 
@@ -145,7 +144,7 @@ class CloudRunBackend:
         try:
             storage = LocalStorage(self.tmp_path / "store")
             spec = plan_job(job_document(job_id, plan_dir))
-            storage.put_bytes(spec_key(spec.id), spec.model_dump_json().encode())  # as `render --backend cloudrun`
+            storage.put_spec(spec)  # as `render --backend cloudrun`
             adapter = CloudRunWorkerAdapter(relay.url, storage, service_timeout=30, retry_delay=0.01)
             manager = JobManager(SqliteJobRepository(self.tmp_path / "jobs.db"), JobExecutor(adapter), storage)
             manager.create_job(spec)

@@ -134,7 +134,6 @@ def cloudrun_manager(args: argparse.Namespace, context: Context, spec: JobSpec) 
     """Chunks on a Cloud Run worker service; the spec goes to the storage the workers read from."""
     from framefarm.adapters.cloud_run import CloudRunWorkerAdapter
     from framefarm.executor import JobExecutor
-    from framefarm.storage.keys import spec_key
 
     if not args.service:
         raise JobSpecError("--backend cloudrun: give --service URL or projects/P/locations/L/services/S")
@@ -142,7 +141,7 @@ def cloudrun_manager(args: argparse.Namespace, context: Context, spec: JobSpec) 
     repository = context.repository(storage)
     if repository.get(spec.id, chunks=False) is not None:
         raise JobStateError(f"job {spec.id!r} already exists; resume it or choose another id")
-    storage.put_bytes(spec_key(spec.id), spec.model_dump_json().encode())
+    storage.put_spec(spec)
     return JobManager(repository, JobExecutor(CloudRunWorkerAdapter(args.service, storage)), storage)
 
 

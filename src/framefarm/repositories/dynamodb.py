@@ -43,7 +43,6 @@ from framefarm.status import (
     JobStatus,
 )
 from framefarm.storage.base import Storage
-from framefarm.storage.keys import spec_key
 
 PK, SK, GSI_NAME, GSI_PK, GSI_SK, TTL_ATTRIBUTE = "PK", "SK", "by-created", "GSI1PK", "GSI1SK", "expires_at"
 META = "META"
@@ -306,9 +305,8 @@ class DynamoDBJobRepository(JobRepository):
         with self._specs_lock:
             self._specs[digest] = spec
         if self.storage is not None:  # keeps the job item the same size whatever the number of chunks
-            self.storage.put_bytes(spec_key(job_id), text)
             # A full URL, so a reader given only the table (framefarm status --table) finds it.
-            return {"spec_url": self.storage.url(spec_key(job_id)), "spec_sha256": digest}
+            return {"spec_url": self.storage.put_spec(spec, text), "spec_sha256": digest}
         packed = zlib.compress(text, 6)
         if len(packed) > INLINE_SPEC_LIMIT:
             raise FramefarmError(f"job {job_id}: spec is {len(packed):,} bytes compressed, too large for a "

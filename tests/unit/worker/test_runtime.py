@@ -25,8 +25,7 @@ def storage(tmp_path):
 def put_spec(storage, command, *, assets_url=None, job_id="job-1"):
     spec = plan_job({"id": job_id, "width": 64, "height": 48, "fps": 10, "total_frames": 2, "chunks": 2,
                      "command": command, "assets_url": assets_url})
-    storage.put_bytes(spec_key(job_id), spec.model_dump_json().encode())
-    return storage.url(spec_key(job_id))
+    return storage.put_spec(spec)
 
 
 def zip_bundle(members: dict[str, bytes]) -> bytes:
