@@ -24,8 +24,7 @@ from framefarm.adapters.base import WorkerJob, WorkerResult, announce_call
 from framefarm.backoff import Backoff, pause
 from framefarm.billing import LAMBDA_PRICES, LambdaPrices, parse_report
 from framefarm.storage.base import Storage
-from framefarm.storage.keys import spec_key
-from framefarm.worker.runtime import read_reply
+from framefarm.worker.runtime import chunk_request, read_reply
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +75,8 @@ class LambdaWorkerAdapter:
         self._clock = clock
         self._sleep = sleep
 
-    def payload(self, job: WorkerJob) -> dict[str, Any]:
-        job_id = job.meta["job_id"]
-        return {"job_id": job_id, "chunk_id": job.meta["chunk_id"], "spec_url": self.storage.url(spec_key(job_id))}
-
     def execute(self, job: WorkerJob) -> WorkerResult:
-        body = json.dumps(self.payload(job)).encode()
+        body = json.dumps(chunk_request(job, self.storage)).encode()
         started = self._clock()
         throttles = 0
         while True:

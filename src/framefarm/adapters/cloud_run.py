@@ -30,8 +30,7 @@ from framefarm.billing import CLOUD_RUN_PRICES, CloudRunPrices
 from framefarm.errors import FramefarmError
 from framefarm.redaction import redact
 from framefarm.storage.base import Storage
-from framefarm.storage.keys import spec_key
-from framefarm.worker.runtime import read_reply
+from framefarm.worker.runtime import chunk_request, read_reply
 
 EXIT_HTTP_ERROR = -3
 RETRIED_STATUSES = (429, 503)
@@ -132,12 +131,8 @@ class CloudRunWorkerAdapter:
                 self._token = (self._token_provider(self.service.url), now)
             return self._token[0]
 
-    def payload(self, job: WorkerJob) -> dict[str, Any]:
-        job_id = job.meta["job_id"]
-        return {"job_id": job_id, "chunk_id": job.meta["chunk_id"], "spec_url": self.storage.url(spec_key(job_id))}
-
     def execute(self, job: WorkerJob) -> WorkerResult:
-        body = json.dumps(self.payload(job))
+        body = json.dumps(chunk_request(job, self.storage))
         throttles = 0
         started = self._clock()
         while True:

@@ -33,7 +33,7 @@ from framefarm.redaction import chunk_environment, redact, secret_values
 from framefarm.spec import JOB_ID_PATTERN, JobSpec
 from framefarm.storage import storage_for_url
 from framefarm.storage.base import Storage
-from framefarm.storage.keys import CHUNK_TAG, cancel_key, chunk_key, job_prefix
+from framefarm.storage.keys import CHUNK_TAG, cancel_key, chunk_key, job_prefix, spec_key
 from framefarm.worker.assets import unpack_assets
 
 EXIT_BAD_REQUEST = 2
@@ -72,6 +72,12 @@ class ChunkResponse(BaseModel):
                                   "duration_ms": self.duration_ms, "error": self.error,
                                   "output_location": self.output_key, "transient": self.transient}
         return WorkerResult(**{**fields, **caller_side})
+
+
+def chunk_request(job: WorkerJob, storage: Storage) -> dict[str, Any]:
+    """What a remote worker is sent for ``job``: the chunk, and where its job's spec is."""
+    job_id = job.meta["job_id"]
+    return {"job_id": job_id, "chunk_id": job.meta["chunk_id"], "spec_url": storage.url(spec_key(job_id))}
 
 
 def read_reply(payload: Any) -> ChunkResponse | None:
