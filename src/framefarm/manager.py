@@ -23,12 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from framefarm.adapters.base import WorkerResult
+from framefarm.adapters.base import CANCELLED, WorkerResult
 from framefarm.cancel import CancelToken
 from framefarm.config import framefarm_home, heartbeat_timing
 from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, JobStateError
 from framefarm.executor import ExecutionOptions, JobExecutor
-from framefarm.redaction import redact, secret_values
+from framefarm.redaction import redact_result, secret_values
 from framefarm.repositories.base import JobRepository
 from framefarm.spec import JobSpec
 from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkStarted, ChunkState, JobState, JobStatus, tail
@@ -318,7 +318,7 @@ class JobManager:
         def on_chunk_attempt(chunk_id: int, attempt: int, result: WorkerResult, started: float,
                              finished: float) -> None:
             number = previous_attempts.get(chunk_id, 0) + attempt
-            result = self._redacted(result)
+            result = redact_result(result, self._secrets)
             self._save_full_logs(job_id, chunk_id, number, result)
             writer.put(_attempt_record(
                 chunk_id, number, result, started, finished,
@@ -352,14 +352,6 @@ class JobManager:
             if len(text) > TAIL_CHARS:  # shorter logs are whole in the record's tail already
                 self.storage.put_text(log_key(job_id, chunk_id, attempt, stream), text)
 
-    def _redacted(self, result: WorkerResult) -> WorkerResult:
-        if not any(secret in text for secret in self._secrets
-                   for text in (result.stdout, result.stderr, result.error or "")):
-            return result
-        return result.model_copy(update={"stdout": redact(result.stdout, self._secrets),
-                                         "stderr": redact(result.stderr, self._secrets),
-                                         "error": redact(result.error, self._secrets) if result.error else None})
-
     def _mark_cancelled(self, job_id: str) -> None:
         """Leave the cancel marker that workers of remote adapters check between stages."""
         if self.storage is None:
@@ -386,7 +378,7 @@ def _attempt_record(chunk_id: int, attempt: int, result: WorkerResult, started: 
                     output: str) -> ChunkAttempt:
     if result.ok:
         state = ChunkState.COMPLETED
-    elif result.error == "cancelled":
+    elif result.error == CANCELLED:
         state = ChunkState.CANCELLED
     else:
         state = ChunkState.FAILED

@@ -18,6 +18,8 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 
+from framefarm.adapters.base import WorkerResult
+
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|(^|_)(API_?)?KEY($|_)|ACCESS_KEY|AUTH", re.IGNORECASE)
 MIN_SECRET_LENGTH = 8  # shorter values are too common to blank out of text ("1", "true", "us-east-1")
 REDACTED = "[redacted]"
@@ -45,3 +47,10 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         if len(secret) >= MIN_SECRET_LENGTH and secret in text:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def redact_result(result: WorkerResult, secrets: Iterable[str]) -> WorkerResult:
+    """``result`` with ``secrets`` blanked out of its output and error (the same object when none occur)."""
+    kept = {"stdout": result.stdout, "stderr": result.stderr, "error": result.error}
+    clean = {name: redact(text, secrets) if text else text for name, text in kept.items()}
+    return result if clean == kept else result.model_copy(update=clean)

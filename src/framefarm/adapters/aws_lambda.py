@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from framefarm.adapters.base import WorkerJob, WorkerResult, announce_call
+from framefarm.adapters.base import CANCELLED, WorkerJob, WorkerResult, announce_call
 from framefarm.backoff import Backoff, pause
 from framefarm.billing import LAMBDA_PRICES, LambdaPrices, parse_report
 from framefarm.storage.base import Storage
@@ -98,7 +98,7 @@ class LambdaWorkerAdapter:
                 wait = self._backoff.delay(throttles)
                 logger.info("chunk %s throttled (%d); retrying in %.2f s", job.meta.get("chunk_id"), throttles, wait)
                 if pause(wait, job.cancel, self._sleep):
-                    return self._failure("cancelled", throttles, started)
+                    return self._failure(CANCELLED, throttles, started)
         return self._result(response, throttles, (self._clock() - started) * 1000.0)
 
     def _failure(self, error: str, throttles: int, started: float, *, transient: bool = False) -> WorkerResult:

@@ -19,6 +19,7 @@ from framefarm.cancel import CancelToken
 from framefarm.spec import Command
 
 TextCallback = Callable[[str], None]
+CANCELLED = "cancelled"  # WorkerResult.error of an attempt its job's cancel stopped (recorded as cancelled)
 
 
 @dataclass(frozen=True)

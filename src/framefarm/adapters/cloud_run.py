@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from framefarm.adapters.base import WorkerJob, WorkerResult, announce_call
+from framefarm.adapters.base import CANCELLED, WorkerJob, WorkerResult, announce_call
 from framefarm.backoff import Backoff, pause
 from framefarm.billing import CLOUD_RUN_PRICES, CloudRunPrices
 from framefarm.errors import FramefarmError
@@ -156,7 +156,7 @@ class CloudRunWorkerAdapter:
                                      "instance limit; raise maxScale or lower --concurrency", throttles, started,
                                      transient=True)
             if pause(self._backoff.delay(throttles), job.cancel, self._sleep):
-                return self._failure("cancelled", throttles, started)
+                return self._failure(CANCELLED, throttles, started)
         billed = self.prices.billed_ms(request_ms)
         billing: dict[str, Any] = {"billed_duration_ms": billed, "memory_mb": int(self.service.memory_gib * 1024),
                    "cost_usd": self.prices.cost(billed_duration_ms=billed, vcpu=self.service.vcpu,

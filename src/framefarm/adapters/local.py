@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import IO
 
-from framefarm.adapters.base import TextCallback, WorkerJob, WorkerResult
+from framefarm.adapters.base import CANCELLED, TextCallback, WorkerJob, WorkerResult
 from framefarm.config import ffmpeg_path
 from framefarm.spec import split_command
 
@@ -66,7 +66,7 @@ class LocalWorkerAdapter:
                 stopped.append(why)
             _kill_group(process)
 
-        unregister = job.cancel.on_cancel(lambda: kill("cancelled")) if job.cancel else (lambda: None)
+        unregister = job.cancel.on_cancel(lambda: kill(CANCELLED)) if job.cancel else (lambda: None)
         try:
             deadline = None if job.timeout is None else started + job.timeout
             stdout, stderr = _pump(process, job.on_stdout, job.on_stderr, deadline, self._clock,

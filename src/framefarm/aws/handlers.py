@@ -74,7 +74,7 @@ def log_event(message: str, **fields: Any) -> None:
 def submit(event: Any, context: Any = None, *, settings: AwsSettings | None = None) -> dict[str, Any]:
     """Accept ``{"job": <job document>, "options": {...}}``, the document itself, or an API Gateway
     proxy event carrying either as its body. Invalid input: a 400 answer, nothing written."""
-    api_style = isinstance(event, dict) and "body" in event and ("httpMethod" in event or "requestContext" in event)
+    api_style = _is_api_event(event)
     try:
         document, options = _submission(event)
         spec = parse_job(document, source="job")
@@ -101,7 +101,7 @@ def submit(event: Any, context: Any = None, *, settings: AwsSettings | None = No
 
 def _submission(event: Any) -> tuple[Any, dict[str, Any]]:
     body = event
-    if isinstance(event, dict) and "body" in event and ("httpMethod" in event or "requestContext" in event):
+    if _is_api_event(event):
         raw = event.get("body") or ""
         if not isinstance(raw, str):
             raise JobSpecError(f"body: expected the job as a JSON string, got {type(raw).__name__}")
@@ -118,6 +118,11 @@ def _submission(event: Any) -> tuple[Any, dict[str, Any]]:
         options = RunOptions.parse(body.get("options") or {})
         return body["job"], options.model_dump(exclude_defaults=True)
     return body, {}
+
+
+def _is_api_event(event: Any) -> bool:
+    """An API Gateway proxy event: the submission is its (JSON, maybe base64) body."""
+    return isinstance(event, dict) and "body" in event and ("httpMethod" in event or "requestContext" in event)
 
 
 def _answer(api_style: bool, status: int, body: dict[str, Any]) -> dict[str, Any]:

@@ -25,11 +25,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from framefarm.adapters.base import WorkerAdapter, WorkerJob, WorkerResult
+from framefarm.adapters.base import CANCELLED, WorkerAdapter, WorkerJob, WorkerResult
 from framefarm.adapters.local import LocalWorkerAdapter
 from framefarm.cancel import CancelToken
 from framefarm.errors import JobSpecError
-from framefarm.redaction import chunk_environment, redact, secret_values
+from framefarm.redaction import chunk_environment, redact_result, secret_values
 from framefarm.spec import JOB_ID_PATTERN, JobSpec
 from framefarm.storage import storage_for_url
 from framefarm.storage.base import Storage
@@ -160,10 +160,8 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
             result = (adapter or LocalWorkerAdapter(base_env=chunk_environment())).execute(WorkerJob(
                 command=chunk.command, cwd=workdir, timeout=timeout, cancel=token,
                 meta={"job_id": spec.id, "chunk_id": chunk.id, "output_file": chunk.output_file}))
-        secrets = secret_values()
-        result = result.model_copy(update={"stdout": redact(result.stdout, secrets),
-                                           "stderr": redact(result.stderr, secrets)})
-        if result.error == "cancelled" or (result.ok and marker.present()):
+        result = redact_result(result, secret_values())
+        if result.error == CANCELLED or (result.ok and marker.present()):
             return cancelled(elapsed(), result)
         if not result.ok:  # the adapter also fails a chunk that exited 0 without writing its output
             return ChunkResponse(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr,
@@ -176,7 +174,7 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
 
 def cancelled(duration_ms: float, result: WorkerResult | None = None) -> ChunkResponse:
     """The reply of a chunk stopped by its job's cancel marker (recorded as a cancelled attempt)."""
-    return ChunkResponse(exit_code=EXIT_CANCELLED, error="cancelled", duration_ms=duration_ms,
+    return ChunkResponse(exit_code=EXIT_CANCELLED, error=CANCELLED, duration_ms=duration_ms,
                          stdout=result.stdout if result else "", stderr=result.stderr if result else "")
 
 
