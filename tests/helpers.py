@@ -103,10 +103,19 @@ class WorkerServer:
         self.server = serve(recording, host="127.0.0.1", port=0)
         self.port = self.server.effective_port
         self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.closing = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except OSError:  # close() pulls the sockets from under waitress's select loop: EBADF is the way out
+            if not self.closing:
+                raise
+
     def close(self) -> None:
+        self.closing = True
         self.server.close()
 
 
