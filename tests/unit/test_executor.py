@@ -317,8 +317,16 @@ def test_live_output_callbacks_get_the_chunk_id(tmp_path):
     JobExecutor(LocalWorkerAdapter()).execute(spec, ExecutionOptions(
         job_dir=tmp_path, on_chunk_stdout=lambda cid, text: out.append((cid, text)),
         on_chunk_stderr=lambda cid, text: err.append((cid, text))))
-    assert sorted(out) == [(0, "out0\n"), (1, "out1\n")]
-    assert sorted(err) == [(0, "err0\n"), (1, "err1\n")]
+    # pieces arrive as the pipe yields them (an unbuffered print is two writes); joined per chunk they are whole
+    assert joined_by_chunk(out) == {0: "out0\n", 1: "out1\n"}
+    assert joined_by_chunk(err) == {0: "err0\n", 1: "err1\n"}
+
+
+def joined_by_chunk(pieces):
+    joined = {}
+    for chunk_id, text in pieces:
+        joined[chunk_id] = joined.get(chunk_id, "") + text
+    return joined
 
 
 def test_a_local_chunk_that_exits_0_without_its_output_fails(tmp_path):
