@@ -83,11 +83,15 @@ class JobManager:
 
     def create_job(self, spec: JobSpec, *, output: str | None = None) -> JobStatus:
         """Store a new pending job; JobStateError if the id is taken."""
-        if self.repository.get(spec.id) is not None:
-            raise JobStateError(f"job {spec.id!r} already exists; resume it or choose another id")
+        self.require_new(spec.id)
         status = JobStatus.new(spec, now=self._clock(), output=output)
         self.repository.save(status)
         return status
+
+    def require_new(self, job_id: str) -> None:
+        """JobStateError if a job ``job_id`` exists (checked before anything is uploaded for a new job)."""
+        if self.repository.get(job_id, chunks=False) is not None:
+            raise JobStateError(f"job {job_id!r} already exists; resume it or choose another id")
 
     def submit_job(self, spec: JobSpec, options: ExecutionOptions | None = None) -> str:
         """Create the job and run it on a background thread; returns its id at once."""

@@ -195,6 +195,45 @@ def test_render_with_an_asset_directory(tmp_path, encode_chunk):
     assert len(packets(tmp_path / "cut.mp4")) == 20
 
 
+def test_cloud_run_workers_get_the_assets_of_a_job_kept_in_the_local_store(tmp_path):
+    from tests.helpers import WorkerServer
+
+    # GIVEN an asset file, a job whose chunks copy it to their output, and the real worker server
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "greeting.txt").write_text("hello")
+    job = python_job(tmp_path, "import shutil, sys; shutil.copy('greeting.txt', sys.argv[2])")
+    server = WorkerServer(timeout=60)
+    try:
+        # WHEN it renders on Cloud Run with --assets (the spec workers read is stored apart from the job)
+        result = framefarm("render", str(job), "--backend", "cloudrun", "--service", server.url,
+                           "--assets", str(assets), "--job-id", "cloudrun-assets", "--no-stitch")
+    finally:
+        server.close()
+    # THEN every chunk found the asset in its work dir
+    assert result.returncode == 0, result.stderr
+    chunks = sorted((Path(os.environ["FRAMEFARM_HOME"]) / "jobs" / "cloudrun-assets" / "chunks").iterdir())
+    assert [chunk.read_text() for chunk in chunks] == ["hello", "hello"]
+
+
+def test_an_existing_job_id_is_refused_before_its_assets_are_replaced(tmp_path):
+    # GIVEN a job rendered with an asset
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "greeting.txt").write_text("first")
+    job = python_job(tmp_path, "import shutil, sys; shutil.copy('greeting.txt', sys.argv[2])")
+    assert framefarm("render", str(job), "--assets", str(assets), "--job-id", "taken", "--no-stitch").returncode == 0
+    bundle = Path(os.environ["FRAMEFARM_HOME"]) / "jobs" / "taken" / "assets.zip"
+    before = bundle.read_bytes()
+    # WHEN another render reuses its id with other assets
+    (assets / "greeting.txt").write_text("second, and longer")
+    result = framefarm("render", str(job), "--assets", str(assets), "--job-id", "taken")
+    # THEN it is refused in one line and the first job's bundle is untouched
+    assert (result.returncode, result.stderr.strip()) == (
+        2, "error: job 'taken' already exists; resume it or choose another id")
+    assert bundle.read_bytes() == before
+
+
 @pytest.mark.slow
 def test_render_on_a_cloud_run_worker_server(tmp_path):
     from tests.helpers import WorkerServer

@@ -14,7 +14,7 @@ from framefarm.cli.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
 from framefarm.errors import JobSpecError
 from framefarm.executor import JobExecutor
 from framefarm.manager import JobManager
-from framefarm.spec import JobSpec, parse_job, read_job_document
+from framefarm.spec import parse_job, read_job_document
 
 
 def register(commands: Any) -> None:
@@ -94,7 +94,7 @@ def cmd_devcloud(args: argparse.Namespace, context: Context) -> int:
     return EXIT_OK
 
 
-def lambda_manager(args: argparse.Namespace, context: Context, spec: JobSpec) -> JobManager:
+def lambda_manager(args: argparse.Namespace, context: Context) -> JobManager:
     """A manager that runs chunks on the render-chunk function, with DynamoDB and S3 behind it.
 
     Creating the job puts its spec in S3 (the DynamoDB store keeps specs there), where workers read it.

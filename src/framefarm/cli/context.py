@@ -76,8 +76,8 @@ class Context:
                                          storage=storage or (self.storage() if self.remote_storage else None))
         return SqliteJobRepository(self.home / DATABASE_FILENAME)
 
-    def manager(self, adapter: WorkerAdapter | None = None) -> JobManager:
-        storage = self.storage()
+    def manager(self, adapter: WorkerAdapter | None = None, storage: Storage | None = None) -> JobManager:
+        storage = storage or self.storage()
         return JobManager(self.repository(storage), JobExecutor(adapter or LocalWorkerAdapter()), storage)
 
 

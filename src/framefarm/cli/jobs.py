@@ -105,17 +105,21 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
     spec = load_job_file(args.jobfile, job_id=args.job_id)
     ffmpeg_path()  # fail before anything is written when there is no ffmpeg to stitch with
     output = (args.output or (Path(spec.output) if spec.output else Path("out") / f"{spec.id}.mp4")).resolve()
+    remote = args.backend != "local"
     if args.backend == "lambda":
         from framefarm.cli.aws import lambda_manager
 
-        manager = lambda_manager(args, context, spec)
+        manager = lambda_manager(args, context)
     elif args.backend == "cloudrun":
-        manager = cloudrun_manager(args, context, spec)
+        manager = cloudrun_manager(args, context)
     else:
         manager = context.manager()
+    manager.require_new(spec.id)  # before its assets or spec are uploaded over an existing job's
     if args.assets is not None:
         spec = with_assets(spec, args.assets, manager)
     manager.create_job(spec, output=str(output))
+    if remote and manager.storage is not None and manager.storage is not manager.repository.storage:
+        manager.storage.put_spec(spec)  # where workers read it (a DynamoDB store keeps it there itself)
     if spec.assets_url and args.backend == "local":
         from framefarm.storage import storage_for_url
         from framefarm.worker.assets import unpack_assets
@@ -123,26 +127,20 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
         unpack_assets(spec.assets_url, manager.job_dir(spec.id), storage_for=storage_for_url)
     context.err.print(f"job [bold]{spec.id}[/]: {len(spec.chunks)} chunks, "
                       f"{spec.metadata.total_frames} frames → {output}")
-    remote = args.backend != "local"
     code = run_with_progress(manager, spec.id, args, context, output, start=manager.run_job, remote=remote)
     if remote and code == EXIT_OK and not args.no_stitch:
         return stitch_from_storage(manager, spec, output, context)
     return code
 
 
-def cloudrun_manager(args: argparse.Namespace, context: Context, spec: JobSpec) -> JobManager:
-    """Chunks on a Cloud Run worker service; the spec goes to the storage the workers read from."""
+def cloudrun_manager(args: argparse.Namespace, context: Context) -> JobManager:
+    """Chunks on a Cloud Run worker service, reading specs from the manager's storage."""
     from framefarm.adapters.cloud_run import CloudRunWorkerAdapter
-    from framefarm.executor import JobExecutor
 
     if not args.service:
         raise JobSpecError("--backend cloudrun: give --service URL or projects/P/locations/L/services/S")
     storage = context.storage()
-    repository = context.repository(storage)
-    if repository.get(spec.id, chunks=False) is not None:
-        raise JobStateError(f"job {spec.id!r} already exists; resume it or choose another id")
-    storage.put_spec(spec)
-    return JobManager(repository, JobExecutor(CloudRunWorkerAdapter(args.service, storage)), storage)
+    return context.manager(CloudRunWorkerAdapter(args.service, storage), storage)
 
 
 def with_assets(spec: JobSpec, directory: Path, manager: JobManager) -> JobSpec:
