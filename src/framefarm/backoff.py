@@ -1,5 +1,6 @@
 """Exponential backoff with equal jitter, and a wait that a cancel ends: the one retry rhythm
-that chunk retries (executor) and platform throttling (Lambda, Cloud Run adapters) share."""
+that chunk retries (executor), platform throttling (Lambda, Cloud Run adapters) and job store
+retries (DynamoDB conflicts and unprocessed writes, the store writer) share."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ class Backoff:
     def delay(self, attempt: int) -> float:
         ceiling = min(self.maximum, self.initial * (2 ** (attempt - 1)))
         return ceiling / 2 + ceiling / 2 * self.jitter()
+
+
+def no_jitter() -> float:
+    """Always the full delay: for a single caller retrying its own write, with nobody to spread out from."""
+    return 1.0
 
 
 def pause(seconds: float, cancel: CancelToken | None, sleep: Callable[[float], None]) -> bool:

@@ -14,11 +14,13 @@ before it without any shared counters. A failing store is retried with backoff; 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
 from collections.abc import Callable
 
+from framefarm.backoff import Backoff, no_jitter
 from framefarm.repositories.base import JobRepository
 from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted
 
@@ -43,7 +45,7 @@ class StoreWriter:
         self._job_id = job_id
         self._on_error = on_error
         self._tries = tries
-        self._backoff = backoff
+        self._backoff = Backoff(backoff, math.inf, no_jitter)
         self._sleep = sleep
         self._queue: queue.SimpleQueue[ChunkEvent | _Marker] = queue.SimpleQueue()
         self.error: Exception | None = None
@@ -87,7 +89,6 @@ class StoreWriter:
                         return
 
     def _write(self, events: list[ChunkEvent]) -> Exception | None:
-        delay = self._backoff
         for attempt in range(1, self._tries + 1):
             try:
                 self._repository.record_batch(self._job_id, events)
@@ -98,8 +99,7 @@ class StoreWriter:
                     return exc
                 logger.warning("job %s: job store write failed (try %d of %d): %s", self._job_id, attempt,
                                self._tries, exc)
-                self._sleep(delay)
-                delay *= 2
+                self._sleep(self._backoff.delay(attempt))
         return None
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import hashlib
-import random
+import itertools
 import threading
 import time
 import zlib
@@ -29,6 +29,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
+from framefarm.backoff import Backoff, no_jitter
 from framefarm.errors import FramefarmError
 from framefarm.repositories.base import JobRepository
 from framefarm.spec import JobSpec
@@ -51,6 +52,8 @@ JOBS_PARTITION = "JOBS"
 INLINE_SPEC_LIMIT = 300_000  # bytes of compressed spec kept in the job item (the item limit is 400 KB)
 RECORD_FIELDS = tuple(name for name in ChunkRecord.model_fields if name != "chunk_id")
 ADDED_FIELDS = ("duration_ms", "billed_duration_ms", "cost_usd", "throttles")
+CONFLICT_BACKOFF = Backoff(0.02, 1.0)  # between transactions that conflicted on the job item
+UNPROCESSED_BACKOFF = Backoff(0.05, 2.0, no_jitter)  # before re-sending a batch's unprocessed items
 COUNTERS = ("completed_chunks", "failed_attempts", "total_duration_ms", "total_billed_duration_ms", "cost_usd")
 
 
@@ -224,7 +227,6 @@ class DynamoDBJobRepository(JobRepository):
             "ExpressionAttributeNames": {**{f"#{name}": name for name in COUNTERS}, "#updated_at": "updated_at"},
             "ExpressionAttributeValues": self._encode(counter_values),
         }
-        delay = 0.02
         for attempt_number in range(1, self._conflict_tries + 1):
             try:
                 self.client.transact_write_items(TransactItems=[{"Update": chunk_update}, {"Update": job_update}])
@@ -237,8 +239,7 @@ class DynamoDBJobRepository(JobRepository):
                     messages = [reason.get("Message") for reason in exc.response.get("CancellationReasons", [])]
                     raise FramefarmError(f"job {job_id}: chunk {attempt.chunk_id} not recorded after "
                                          f"{attempt_number} conflicting transactions ({codes}: {messages})") from exc
-                self._sleep(delay * (0.5 + random.random() / 2))
-                delay = min(delay * 2, 1.0)
+                self._sleep(CONFLICT_BACKOFF.delay(attempt_number))
         return False
 
     # -- state and control ------------------------------------------------------------------------
@@ -384,13 +385,12 @@ class DynamoDBJobRepository(JobRepository):
     def _batch_write(self, requests: builtins.list[dict[str, Any]]) -> None:
         for start in range(0, len(requests), 25):  # BatchWriteItem takes at most 25
             pending = {self.table: requests[start:start + 25]}
-            delay = 0.05
-            while pending:
+            for tries in itertools.count(1):
                 answer = self.client.batch_write_item(RequestItems=pending)
                 pending = answer.get("UnprocessedItems") or {}
-                if pending:
-                    self._sleep(delay)
-                    delay = min(delay * 2, 2.0)
+                if not pending:
+                    break
+                self._sleep(UNPROCESSED_BACKOFF.delay(tries))
 
     def _expires(self) -> int:
         return int(self._clock() + self._ttl) if self._ttl is not None else 0
