@@ -11,10 +11,12 @@ events at once (SQLite) do, the rest apply them one by one; ``record_attempt`` a
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from framefarm.errors import JobNotFoundError
+from framefarm.spec import JobSpec
 from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobState, JobStatus
 from framefarm.storage.base import Storage
 
@@ -86,3 +88,32 @@ class JobRepository(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing to release
         """Release connections; the default has none."""
+
+
+class SpecCache:
+    """The last ``size`` specs a store parsed. Specs never change once stored, and parsing one of a
+    10,000-chunk job costs ~0.1 s, so a store reading the same job again (status, heartbeat checks,
+    each chunk's record) keeps it. An entry is used only while its ``fingerprint`` (the stored text,
+    or a digest of it) is unchanged: a job saved again under its id gets its new spec."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._specs: dict[str, tuple[str, JobSpec]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, fingerprint: str, load: Callable[[], JobSpec]) -> JobSpec:
+        """The cached spec for ``key`` if it has this ``fingerprint``, else ``load()`` (then kept)."""
+        with self._lock:
+            cached = self._specs.get(key)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        spec = load()
+        self.remember(key, fingerprint, spec)
+        return spec
+
+    def remember(self, key: str, fingerprint: str, spec: JobSpec) -> None:
+        with self._lock:
+            self._specs.pop(key, None)
+            if len(self._specs) >= self._size:
+                self._specs.pop(next(iter(self._specs)))  # the oldest
+            self._specs[key] = (fingerprint, spec)

@@ -22,7 +22,6 @@ import builtins
 import contextlib
 import hashlib
 import itertools
-import threading
 import time
 import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -31,7 +30,7 @@ from typing import Any
 
 from framefarm.backoff import Backoff, no_jitter
 from framefarm.errors import FramefarmError
-from framefarm.repositories.base import JobRepository
+from framefarm.repositories.base import JobRepository, SpecCache
 from framefarm.spec import JobSpec
 from framefarm.status import (
     ChunkAttempt,
@@ -86,8 +85,7 @@ class DynamoDBJobRepository(JobRepository):
         self._sleep = sleep
         self._conflict_tries = conflict_tries
         self._serializer, self._deserializer = TypeSerializer(), TypeDeserializer()
-        self._specs: dict[str, JobSpec] = {}
-        self._specs_lock = threading.Lock()
+        self._specs = SpecCache()
 
     # -- jobs -------------------------------------------------------------------------------------
 
@@ -303,8 +301,7 @@ class DynamoDBJobRepository(JobRepository):
     def _spec_attributes(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
         text = spec.model_dump_json().encode()
         digest = hashlib.sha256(text).hexdigest()
-        with self._specs_lock:
-            self._specs[digest] = spec
+        self._specs.remember(digest, digest, spec)
         if self.storage is not None:  # keeps the job item the same size whatever the number of chunks
             # A full URL, so a reader given only the table (framefarm status --table) finds it.
             return {"spec_url": self.storage.put_spec(spec, text), "spec_sha256": digest}
@@ -316,23 +313,7 @@ class DynamoDBJobRepository(JobRepository):
 
     def _spec(self, meta: dict[str, Any]) -> JobSpec:
         digest = meta.get("spec_sha256", "")
-        with self._specs_lock:
-            cached = self._specs.get(digest)
-        if cached is not None:
-            return cached
-        if "spec" in meta:
-            text = zlib.decompress(bytes(meta["spec"]))
-        else:
-            from framefarm.storage import storage_for_url
-
-            storage, key = storage_for_url(meta["spec_url"])
-            text = storage.get_bytes(key)
-        spec = JobSpec.model_validate_json(text)
-        with self._specs_lock:
-            if len(self._specs) >= 32:
-                self._specs.pop(next(iter(self._specs)))
-            self._specs[digest] = spec
-        return spec
+        return self._specs.get(digest, digest, lambda: JobSpec.model_validate_json(_stored_spec(meta)))
 
     def _job(self, meta: dict[str, Any], chunks: builtins.list[ChunkRecord]) -> JobStatus:
         return JobStatus(
@@ -430,6 +411,16 @@ def _dynamo_value(value: Any) -> Any:
     if isinstance(value, (ChunkState, JobState)):
         return value.value
     return value
+
+
+def _stored_spec(meta: dict[str, Any]) -> bytes:
+    """A job item's spec JSON: inline (compressed) or from the storage its ``spec_url`` names."""
+    if "spec" in meta:
+        return zlib.decompress(bytes(meta["spec"]))
+    from framefarm.storage import storage_for_url
+
+    storage, key = storage_for_url(meta["spec_url"])
+    return storage.get_bytes(key)
 
 
 def _float(value: Any) -> float | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from framefarm.repositories.base import JobRepository
+from framefarm.repositories.base import JobRepository, SpecCache
 from framefarm.spec import JobSpec
 from framefarm.status import (
     ChunkAttempt,
@@ -90,7 +90,6 @@ WHERE id = ?"""
 JOB_COLUMNS = ("id, spec, state, total_chunks, completed_chunks, failed_attempts, total_duration_ms, "
                "total_billed_duration_ms, cost_usd, error, output, requested, created_at, updated_at, "
                "heartbeat_at")
-SPEC_CACHE_SIZE = 32
 CHUNK_FIELDS = tuple(name for name in ChunkRecord.model_fields if name != "chunk_id")
 assert CHUNK_FIELDS[0] == "state"  # _chunk_values relies on it
 RECORD_FIELDS = ("chunk_id", *CHUNK_FIELDS)
@@ -105,8 +104,7 @@ class SqliteJobRepository(JobRepository):
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        # Specs never change once stored; parsing a 10,000-chunk spec costs ~0.1 s, so keep the last few.
-        self._specs: dict[str, tuple[str, JobSpec]] = {}
+        self._specs = SpecCache()
         self._db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -133,7 +131,7 @@ class SqliteJobRepository(JobRepository):
     def save(self, status: JobStatus) -> None:
         metrics = status.metrics
         spec_json = status.spec.model_dump_json()
-        self._remember_spec(status.id, spec_json, status.spec)
+        self._specs.remember(status.id, spec_json, status.spec)
         with self._transaction() as db:
             db.execute("DELETE FROM chunks WHERE job_id = ?", (status.id,))
             db.execute(
@@ -228,18 +226,7 @@ class SqliteJobRepository(JobRepository):
         return None if row is None else row["requested"]
 
     def _spec(self, row: sqlite3.Row) -> JobSpec:
-        cached = self._specs.get(row["id"])
-        if cached is not None and cached[0] == row["spec"]:
-            return cached[1]
-        spec = JobSpec.model_validate_json(row["spec"])
-        self._remember_spec(row["id"], row["spec"], spec)
-        return spec
-
-    def _remember_spec(self, job_id: str, spec_json: str, spec: JobSpec) -> None:
-        with self._lock:
-            if len(self._specs) >= SPEC_CACHE_SIZE:
-                self._specs.pop(next(iter(self._specs)))
-            self._specs[job_id] = (spec_json, spec)
+        return self._specs.get(row["id"], row["spec"], lambda: JobSpec.model_validate_json(row["spec"]))
 
     def close(self) -> None:
         with self._lock:
