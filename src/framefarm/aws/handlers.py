@@ -27,9 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from framefarm.adapters.aws_lambda import LambdaWorkerAdapter, invoke_async, lambda_client
 from framefarm.aws.settings import AwsSettings
 from framefarm.cancel import CancelToken
-from framefarm.errors import FramefarmError, JobSpecError, JobStateError
-from framefarm.executor import ExecutionOptions, JobExecutor
-from framefarm.manager import HANDOVER, JobManager
+from framefarm.errors import JobSpecError, JobStateError
+from framefarm.executor import ExecutionOptions
+from framefarm.manager import HANDOVER
 from framefarm.spec import parse_job
 from framefarm.status import JobState
 from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
@@ -81,9 +81,7 @@ def submit(event: Any, context: Any = None, *, settings: AwsSettings | None = No
     except JobSpecError as exc:
         return _answer(api_style, 400, {"error": str(exc)})
     settings = settings or AwsSettings.from_env()
-    storage = settings.storage()
-    repository = settings.repository(storage=storage)
-    manager = JobManager(repository, JobExecutor(_NoWorker()), storage)
+    manager = settings.manager()
     try:
         manager.create_job(spec)
     except JobStateError as exc:
@@ -131,13 +129,6 @@ def _answer(api_style: bool, status: int, body: dict[str, Any]) -> dict[str, Any
     return {"statusCode": status, **body}
 
 
-class _NoWorker:
-    """submit only creates jobs; it never runs a chunk."""
-
-    def execute(self, job: Any) -> Any:
-        raise FramefarmError("the submit function does not run chunks")
-
-
 # -- orchestrate ------------------------------------------------------------------------------------
 
 def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None,
@@ -163,7 +154,7 @@ def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None
     client = client or lambda_client(concurrency=concurrency, function_timeout=settings.worker_timeout)
     adapter = LambdaWorkerAdapter(settings.require("worker_function"), storage, client=client,
                                   function_timeout=settings.worker_timeout, architecture=settings.worker_architecture)
-    manager = JobManager(settings.repository(storage=storage), JobExecutor(adapter), storage)
+    manager = settings.manager(adapter, storage)
     before = manager.summary(job_id)
     token = CancelToken()
     budget = context.get_remaining_time_in_millis() / 1000.0 - settings.worker_timeout - HANDOVER_SPARE
@@ -212,8 +203,7 @@ def sweep(*, settings: AwsSettings | None = None, client: Any = None) -> dict[st
     """Find recent ``running`` jobs whose orchestrator died unseen (Lambda's retries spent, nobody ran
     ``framefarm resume``) and hand each back to the orchestrator. Runs on a schedule (the stack's rule)."""
     settings = settings or AwsSettings.from_env()
-    storage = settings.storage()
-    manager = JobManager(settings.repository(storage=storage), JobExecutor(_NoWorker()), storage)
+    manager = settings.manager()
     recent = manager.list_jobs(limit=SWEEP_LIMIT)
     abandoned = [job.id for job in recent if job.state is JobState.RUNNING and manager.is_stale(job)]
     client = client or lambda_client(concurrency=1)

@@ -9,6 +9,8 @@ from typing import Any
 
 from framefarm.config import ENV_BUCKET, ENV_ORCHESTRATOR_FUNCTION, ENV_TABLE, ENV_WORKER_FUNCTION
 from framefarm.errors import FramefarmError
+from framefarm.executor import JobExecutor
+from framefarm.manager import JobManager
 
 ENV_WORKER_TIMEOUT = "FRAMEFARM_WORKER_TIMEOUT"  # seconds; the orchestrator keeps this much in reserve
 ENV_WORKER_ARCHITECTURE = "FRAMEFARM_WORKER_ARCHITECTURE"
@@ -58,3 +60,16 @@ class AwsSettings:
         from framefarm.repositories.dynamodb import DynamoDBJobRepository
 
         return DynamoDBJobRepository(self.table, client=client, storage=storage or self.storage())
+
+    def manager(self, adapter: Any = None, storage: Any = None) -> JobManager:
+        """A manager over this table and bucket; chunks run on ``adapter`` (None: it only creates
+        and inspects jobs, and refuses to run a chunk)."""
+        storage = storage or self.storage()
+        return JobManager(self.repository(storage=storage), JobExecutor(adapter or _NoWorker()), storage)
+
+
+class _NoWorker:
+    """The adapter of a manager that only creates and inspects jobs (the submit function, the sweep)."""
+
+    def execute(self, job: Any) -> Any:
+        raise FramefarmError("this manager does not run chunks")

@@ -12,7 +12,6 @@ from typing import Any
 
 from framefarm.cli.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
 from framefarm.errors import JobSpecError
-from framefarm.executor import JobExecutor
 from framefarm.manager import JobManager
 from framefarm.spec import parse_job, read_job_document
 
@@ -104,9 +103,8 @@ def lambda_manager(args: argparse.Namespace, context: Context) -> JobManager:
     settings = AwsSettings.from_env(table=context.table, bucket=context.bucket,
                                     worker_function=context.function(args.function, "WorkerFunctionName"))
     storage = settings.storage()
-    repository = settings.repository(storage=storage)
     adapter = LambdaWorkerAdapter(settings.require("worker_function"), storage, concurrency=args.concurrency,
                                   function_timeout=settings.worker_timeout,
                                   architecture=settings.worker_architecture)
     context.table, context.bucket = settings.table, settings.bucket
-    return JobManager(repository, JobExecutor(adapter), storage)
+    return settings.manager(adapter, storage)
