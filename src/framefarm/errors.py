@@ -14,6 +14,8 @@ Every message is one line that says what happened and, where it helps, what to d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class FramefarmError(Exception):
     """Root of every error framefarm raises on purpose."""
@@ -71,3 +73,8 @@ class JobStateError(FramefarmError):
 
 class ToolNotFoundError(FramefarmError):
     """A program framefarm needs (ffmpeg) cannot be found or run."""
+
+
+def id_list(ids: Sequence[int], limit: int = 20) -> str:
+    """``ids`` for a one-line message: the first ``limit`` of them, then "…" when there are more."""
+    return ", ".join(map(str, ids[:limit])) + (" …" if len(ids) > limit else "")

@@ -38,7 +38,6 @@ from framefarm.backoff import Backoff
 from framefarm.cancel import CancelToken
 from framefarm.errors import ChunkFailedError, FramefarmError, JobAbortedError, JobSpecError, StitchError
 from framefarm.spec import Chunk, Command, JobSpec
-from framefarm.status import tail
 from framefarm.watchdog import AttemptThreads, LiveAttempt, Watchdog
 
 logger = logging.getLogger(__name__)
@@ -183,7 +182,7 @@ class JobExecutor:
         if run.cancelled:
             raise JobAbortedError(run.reason or "cancelled")
         if not result.ok:
-            raise FramefarmError(f"Merge failed: {step} step exited {result.exit_code}: {_failure_text(result)}")
+            raise FramefarmError(f"Merge failed: {step} step exited {result.exit_code}: {result.failure_text()}")
 
 
 class _Dispatch:
@@ -233,7 +232,7 @@ class _Dispatch:
                         options.on_chunk_retry(chunk.id, attempt, delay, result)
                     self._submit(chunk, attempt + 1, delay)
                 else:
-                    failure = ChunkFailedError(chunk.id, attempt, _failure_text(result))
+                    failure = ChunkFailedError(chunk.id, attempt, result.failure_text())
                     run.drain("failed")
         except BaseException:
             run.drain("failed")  # a callback raised: let work in flight finish, then re-raise
@@ -323,16 +322,6 @@ class _Dispatch:
             on_stderr=(lambda text: on_err(chunk.id, text)) if on_err else None,
             on_call=live.called,
         )
-
-
-def _failure_text(result: WorkerResult) -> str:
-    """The most useful one-line-ish reason for a failed attempt."""
-    detail = result.error or ""
-    stderr = result.stderr.strip()
-    if stderr:
-        last_lines = " | ".join(stderr.splitlines()[-3:])
-        detail = f"{detail}: {last_lines}" if detail else last_lines
-    return tail(detail or f"exit code {result.exit_code}", 1_000)
 
 
 def _prepare_job_dir(job_dir: Path, chunks: Sequence[Chunk]) -> None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from framefarm.cancel import CancelToken
 from framefarm.spec import Command
+from framefarm.status import tail
 
 TextCallback = Callable[[str], None]
 CANCELLED = "cancelled"  # WorkerResult.error of an attempt its job's cancel stopped (recorded as cancelled)
@@ -67,6 +68,15 @@ class WorkerResult(BaseModel):
     @property
     def ok(self) -> bool:
         return self.exit_code == 0 and self.error is None
+
+    def failure_text(self) -> str:
+        """Why the call failed, in one line-ish: the error and the last lines of stderr, or the exit code."""
+        detail = self.error or ""
+        stderr = self.stderr.strip()
+        if stderr:
+            last_lines = " | ".join(stderr.splitlines()[-3:])
+            detail = f"{detail}: {last_lines}" if detail else last_lines
+        return tail(detail or f"exit code {self.exit_code}", 1_000)
 
 
 def announce_call(job: WorkerJob) -> None:

@@ -15,14 +15,14 @@ from framefarm.cancel import CancelToken
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_PAUSED, Context, add_store_flags
 from framefarm.config import ffmpeg_path
 from framefarm.console import RenderProgress, chunks_table, cost_table, job_summary, jobs_table
-from framefarm.errors import JobSpecError, JobStateError
+from framefarm.errors import JobSpecError, JobStateError, id_list
 from framefarm.executor import ExecutionOptions
 from framefarm.manager import RUNNABLE, JobManager
 from framefarm.spec import JobSpec, load_job_file
 from framefarm.status import ChunkState, JobState, JobStatus
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.storage.base import DEFAULT_SHARE_SECONDS, MAX_SHARE_SECONDS
-from framefarm.storage.keys import chunk_key, is_output_key, log_key, output_key
+from framefarm.storage.keys import chunk_key, is_output_key, job_prefix, log_key, output_key
 
 FINAL_EXIT = {JobState.COMPLETED: EXIT_OK, JobState.STITCHING: EXIT_OK, JobState.FAILED: EXIT_FAILED,
               JobState.PAUSED: EXIT_PAUSED, JobState.CANCELLED: EXIT_CANCELLED}
@@ -104,7 +104,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 def cmd_render(args: argparse.Namespace, context: Context) -> int:
     spec = load_job_file(args.jobfile, job_id=args.job_id)
     ffmpeg_path()  # fail before anything is written when there is no ffmpeg to stitch with
-    output = (args.output or (Path(spec.output) if spec.output else Path("out") / f"{spec.id}.mp4")).resolve()
+    output = output_path(args.output, spec.output, spec.id)
     remote = args.backend != "local"
     if args.backend == "lambda":
         from framefarm.cli.aws import lambda_manager
@@ -162,7 +162,7 @@ def cmd_resume(args: argparse.Namespace, context: Context) -> int:
     if context.on_aws:
         return resume_on_aws(args, context, manager, status)
     ffmpeg_path()
-    output = (args.output or Path(status.output or Path("out") / f"{status.id}.mp4")).resolve()
+    output = output_path(args.output, status.output, status.id)
     return run_with_progress(manager, status.id, args, context, output,
                              start=lambda job_id, options: manager.resume_job(job_id, options, background=False))
 
@@ -195,9 +195,10 @@ def cmd_share(args: argparse.Namespace, context: Context) -> int:
         except KeyError:
             raise JobSpecError(f"--chunk: job {spec.id} has no chunk {args.chunk}") from None
     else:
-        videos = [obj.key for obj in storage.list(f"jobs/{args.job_id}/") if is_output_key(args.job_id, obj.key)]
+        prefix = job_prefix(args.job_id)
+        videos = [obj.key for obj in storage.list(prefix) if is_output_key(args.job_id, obj.key)]
         if not videos:
-            raise JobStateError(f"job {args.job_id!r} has no stitched video in {storage.url('jobs/' + args.job_id)}; "
+            raise JobStateError(f"job {args.job_id!r} has no stitched video in {storage.url(prefix)}; "
                                 f"run `framefarm stitch {args.job_id} --upload` first")
         key = videos[0]
     context.out.print(storage.share_url(key, args.expires), soft_wrap=True)
@@ -265,9 +266,9 @@ def cmd_stitch(args: argparse.Namespace, context: Context) -> int:
     job = manager.repository.require(args.job_id)
     missing = [record.chunk_id for record in job.chunks if record.state is not ChunkState.COMPLETED]
     if missing:
-        shown = ", ".join(map(str, missing[:20])) + (" …" if len(missing) > 20 else "")
-        raise JobStateError(f"job {job.id}: chunks {shown} are not completed; run `framefarm resume {job.id}`")
-    output = (args.output or Path(job.output or Path("out") / f"{job.id}.mp4")).resolve()
+        raise JobStateError(f"job {job.id}: chunks {id_list(missing)} are not completed; "
+                            f"run `framefarm resume {job.id}`")
+    output = output_path(args.output, job.output, job.id)
     options = ExecutionOptions(job_dir=manager.job_dir(job.id), stitcher=FfmpegStitcher(), output_file=output,
                                completed_chunk_ids=[chunk.id for chunk in job.spec.chunks])
     report = manager.executor.execute(job.spec, options)
@@ -288,9 +289,9 @@ def cmd_stitch_from_storage(args: argparse.Namespace, context: Context) -> int:
         try:
             spec = JobSpec.model_validate_json(storage.get_bytes(spec_key(args.job_id)))
         except FileNotFoundError:
-            raise JobStateError(f"no job {args.job_id!r} in {storage.url('jobs/')}") from None
+            raise JobStateError(f"no job {args.job_id!r} in {storage.url(job_prefix(args.job_id))}") from None
         saved_output = None
-    output = (args.output or Path(saved_output or Path("out") / f"{spec.id}.mp4")).resolve()
+    output = output_path(args.output, saved_output, spec.id)
     return stitch_from_storage(manager, spec, output, context, upload=args.upload)
 
 
@@ -304,12 +305,17 @@ def stitch_from_storage(manager: JobManager, spec: JobSpec, output: Path, contex
     result = S3MergeAdapter(manager.storage).merge(spec, output, upload_key=upload_key)
     # completed in whichever store knows the job (a stitch from storage alone may have none)
     manager.repository.set_state(spec.id, JobState.COMPLETED, now=time.time(), output=str(result))
-    context.err.print(f"stitched {len(spec.chunks)} chunks from {manager.storage.url('jobs/' + spec.id)} in "
+    context.err.print(f"stitched {len(spec.chunks)} chunks from {manager.storage.url(job_prefix(spec.id))} in "
                       f"{time.monotonic() - started:.1f} s → [bold]{result}[/]")
     return EXIT_OK
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+
+def output_path(explicit: Path | None, saved: str | None, job_id: str) -> Path:
+    """Where a job's video goes: ``-o``, else the output the job was given, else out/<job>.mp4."""
+    return (explicit or Path(saved or Path("out") / f"{job_id}.mp4")).resolve()
+
 
 def run_with_progress(manager: JobManager, job_id: str, args: argparse.Namespace, context: Context,
                       output: Path, *, start: Callable[[str, ExecutionOptions], JobStatus],

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from framefarm.adapters.base import WorkerAdapter, WorkerJob
 from framefarm.adapters.local import LocalWorkerAdapter
-from framefarm.errors import StitchError
+from framefarm.errors import StitchError, id_list
 from framefarm.spec import Chunk, JobSpec
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.storage.base import Storage, StoredObject
-from framefarm.storage.keys import chunk_key, job_prefix
+from framefarm.storage.keys import chunk_key, chunks_prefix, job_prefix
 
 
 class S3MergeAdapter:
@@ -34,13 +34,12 @@ class S3MergeAdapter:
 
     def merge(self, spec: JobSpec, output: Path, *, work_dir: Path | None = None,
               upload_key: str | None = None) -> Path:
-        listed = {obj.key: obj for obj in self.storage.list(f"{job_prefix(spec.id)}chunks/")}
+        listed = {obj.key: obj for obj in self.storage.list(chunks_prefix(spec.id))}
         chunks = sorted(spec.chunks, key=lambda c: c.id)
         missing = [chunk.id for chunk in chunks if chunk_key(spec.id, chunk.id, chunk.output_file) not in listed]
         if missing:
-            shown = ", ".join(map(str, missing[:20])) + (" …" if len(missing) > 20 else "")
             raise StitchError(f"job {spec.id}: {len(missing)} of {len(chunks)} chunks are not in "
-                              f"{self.storage.url(job_prefix(spec.id))}: {shown}")
+                              f"{self.storage.url(job_prefix(spec.id))}: {id_list(missing)}")
         with tempfile.TemporaryDirectory(prefix=f"framefarm-merge-{spec.id}-", dir=work_dir) as scratch:
             base = Path(scratch)
             with ThreadPoolExecutor(self.workers) as pool:
@@ -70,6 +69,5 @@ class S3MergeAdapter:
         result = self.audio_adapter.execute(WorkerJob(command=spec.audio.command, cwd=base,
                                                       meta={"job_id": spec.id, "step": "audio"}))
         if not result.ok:
-            detail = (result.error or result.stderr.strip().splitlines()[-1:] or [f"exit {result.exit_code}"])
-            raise StitchError(f"job {spec.id}: audio track failed: {detail if isinstance(detail, str) else detail[0]}")
+            raise StitchError(f"job {spec.id}: audio track failed: {result.failure_text()}")
         return base / spec.audio.output_file

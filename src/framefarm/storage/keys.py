@@ -29,9 +29,13 @@ def assets_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}assets.zip"
 
 
+def chunks_prefix(job_id: str) -> str:
+    return f"{job_prefix(job_id)}chunks/"
+
+
 def chunk_key(job_id: str, chunk_id: int, output_file: str) -> str:
     suffix = PurePosixPath(output_file).suffix or ".bin"
-    return f"{job_prefix(job_id)}chunks/{chunk_id:05d}{suffix}"
+    return f"{chunks_prefix(job_id)}{chunk_id:05d}{suffix}"
 
 
 def log_key(job_id: str, chunk_id: int, attempt: int, stream: str) -> str:
@@ -48,5 +52,6 @@ def output_key(job_id: str, filename: str) -> str:
 
 def is_output_key(job_id: str, key: str) -> bool:
     """True for a stitched video put back next to the job's spec (not a chunk, log, spec or marker)."""
-    name = key[len(job_prefix(job_id)):]
-    return key.startswith(job_prefix(job_id)) and "/" not in name and name not in ("spec.json", "assets.zip", "cancel")
+    prefix = job_prefix(job_id)
+    return (key.startswith(prefix) and "/" not in key[len(prefix):]
+            and key not in (spec_key(job_id), assets_key(job_id), cancel_key(job_id)))
