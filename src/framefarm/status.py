@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from framefarm.spec import JobSpec
 
 TAIL_CHARS = 8_192  # bounded log tails on records; full logs go to storage
+TAIL_MARK = "…"  # starts a tail that was cut
 
 
 class JobState(str, Enum):
@@ -208,4 +209,9 @@ def tail(text: str, limit: int = TAIL_CHARS) -> str:
     """The last ``limit`` characters of ``text``, marked when cut."""
     if len(text) <= limit:
         return text
-    return "…" + text[-(limit - 1):]
+    return TAIL_MARK + text[-(limit - 1):]
+
+
+def is_cut(text: str, limit: int = TAIL_CHARS) -> bool:
+    """True when ``text`` looks like a tail ``tail`` cut: only then was the full text kept elsewhere."""
+    return len(text) == limit and text.startswith(TAIL_MARK)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from framefarm import JobState, SqliteJobRepository
-from framefarm.status import ChunkState
+from framefarm.status import TAIL_CHARS, ChunkState
 from framefarm.stitch.probe import decoded_audio_samples, packets, probe
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "testsrc.yaml"
@@ -125,6 +125,18 @@ def test_chunk_that_exits_1_fails_the_job_and_the_store_stays_consistent(tmp_pat
     assert status.chunk(1).stderr_tail == "bad frame\n"
     assert status.completed_chunks == 1 and status.metrics.failed_attempts == 1
     assert "bad frame" in framefarm("logs", "broken", "--chunk", "1").stdout
+
+
+def test_logs_show_a_long_log_whole_and_a_short_one_from_its_record(tmp_path):
+    # GIVEN chunks whose output is longer than a record's tail (chunk 1) or short (chunk 0)
+    job = python_job(tmp_path, "import sys; n = 3000 if sys.argv[1] == '1' else 1; "
+                               "[print('line %05d' % i) for i in range(n)]; open(sys.argv[2], 'w').write('x')")
+    assert framefarm("render", str(job), "--job-id", "chatty", "--no-stitch").returncode == 0
+    assert len(store().require("chatty").chunk(1).stdout_tail) == TAIL_CHARS  # cut, the whole log in storage
+    # WHEN their logs are shown, THEN the long one is whole and the short one is there too
+    long_log = framefarm("logs", "chatty", "--chunk", "1").stdout
+    assert "line 00000" in long_log and "line 02999" in long_log
+    assert "line 00000" in framefarm("logs", "chatty", "--chunk", "0").stdout
 
 
 def test_unknown_job_is_one_line(tmp_path):
