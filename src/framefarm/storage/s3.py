@@ -102,8 +102,3 @@ class S3Storage(Storage):
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
-
-    def presigned_url(self, key: str, expires_in: int = 900) -> str:
-        """A short-lived HTTPS URL for handing an object to someone without credentials."""
-        return str(self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_in))
