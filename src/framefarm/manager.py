@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 RUNNABLE = frozenset({JobState.PENDING, JobState.PAUSED, JobState.FAILED, JobState.CANCELLED})
 ACTIVE = frozenset({JobState.RUNNING, JobState.STITCHING})
 HANDOVER = "handover"  # a stop reason: another runner continues the job (the orchestrator Lambda's deadline)
+REQUESTS = {"cancel": JobState.CANCELLED, "pause": JobState.PAUSED}  # a control request, and where it ends a job
 
 
 @dataclass
@@ -113,7 +114,7 @@ class JobManager:
         status = self.summary(job_id)
         if status.state is not JobState.RUNNING:
             raise JobStateError(f"job {job_id!r} is {status.state.value}; there is nothing to continue")
-        final = {"cancel": JobState.CANCELLED, "pause": JobState.PAUSED}.get(status.requested or "")
+        final = REQUESTS.get(status.requested or "")
         if final is not None:
             self.repository.set_state(job_id, final, now=self._clock(), expected={JobState.RUNNING},
                                       error="Job cancelled" if final is JobState.CANCELLED else None)
@@ -191,11 +192,11 @@ class JobManager:
 
     def cancel_job(self, job_id: str) -> JobStatus:
         """Stop a job and kill its work in flight; it ends ``cancelled``."""
-        return self._control(job_id, "cancel", JobState.CANCELLED)
+        return self._control(job_id, "cancel")
 
     def pause_job(self, job_id: str) -> JobStatus:
         """Stop dispatching; work in flight finishes and is kept; the job ends ``paused``."""
-        return self._control(job_id, "pause", JobState.PAUSED)
+        return self._control(job_id, "pause")
 
     def delete_job(self, job_id: str) -> bool:
         """Remove the job, its records and its stored artifacts (cancelling it first if it runs here)."""
@@ -210,21 +211,18 @@ class JobManager:
         self._options.pop(job_id, None)
         return deleted
 
-    def _control(self, job_id: str, action: str, final: JobState) -> JobStatus:
+    def _control(self, job_id: str, action: str) -> JobStatus:
         status = self.summary(job_id)
         with self._lock:
             run = self._active.get(job_id)
         if run is not None:
-            if action == "cancel":
-                run.token.cancel("cancelled")
-            else:
-                run.token.drain("paused")
+            _stop_as_requested(run.token, action)
         elif status.state in ACTIVE and not self.is_stale(status):
             self.repository.request(job_id, action)  # the process running it acts within a heartbeat
             if action == "cancel":
                 self._mark_cancelled(job_id)  # remote workers need not wait for that heartbeat
         elif status.state in ACTIVE or status.state in (JobState.PENDING, JobState.PAUSED):
-            self.repository.set_state(job_id, final, now=self._clock(),
+            self.repository.set_state(job_id, REQUESTS[action], now=self._clock(),
                                       expected=ACTIVE | {JobState.PENDING, JobState.PAUSED})
         else:
             raise JobStateError(f"job {job_id!r} is already {status.state.value}")
@@ -372,10 +370,15 @@ class JobManager:
             except Exception:  # a store hiccup must not kill the job; the next beat retries
                 logger.warning("job %s: heartbeat failed", job_id, exc_info=True)
                 continue
-            if requested == "cancel":
-                token.cancel("cancelled")
-            elif requested == "pause":
-                token.drain("paused")
+            _stop_as_requested(token, requested)
+
+
+def _stop_as_requested(token: CancelToken, action: str | None) -> None:
+    """Stop a run as a control request asks: ``cancel`` kills its work in flight, ``pause`` lets it finish."""
+    if action == "cancel":
+        token.cancel("cancelled")
+    elif action == "pause":
+        token.drain("paused")
 
 
 def _attempt_record(chunk_id: int, attempt: int, result: WorkerResult, started: float, finished: float, *,
