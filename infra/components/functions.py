@@ -29,12 +29,14 @@ from constructs import Construct
 from framefarm.aws.settings import ENV_CONCURRENCY, ENV_WORKER_ARCHITECTURE, ENV_WORKER_TIMEOUT
 from framefarm.config import ENV_BUCKET, ENV_ORCHESTRATOR_FUNCTION, ENV_TABLE, ENV_WORKER_FUNCTION
 from framefarm.repositories.dynamodb import GSI_NAME
+from framefarm.storage.keys import assets_key, cancel_key, chunks_prefix, job_prefix, logs_prefix, spec_key
 from infra.settings import ORCHESTRATOR_TIMEOUT, InfraSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC_KEYS, ASSET_KEYS = "jobs/*/spec.json", "jobs/*/assets.zip"
-CHUNK_KEYS, LOG_KEYS = "jobs/*/chunks/*", "jobs/*/logs/*"
-CANCEL_KEYS = "jobs/*/cancel"
+# The key layout's own functions with a wildcard job id, so the policies follow it (jobs/*/spec.json, ...).
+SPEC_KEYS, ASSET_KEYS, CANCEL_KEYS = spec_key("*"), assets_key("*"), cancel_key("*")
+CHUNK_KEYS, LOG_KEYS = chunks_prefix("*") + "*", logs_prefix("*") + "*"
+LISTED_KEYS = {"StringLike": {"s3:prefix": [job_prefix("*").rstrip("/")]}}  # ListBucket under jobs/* only
 HANDLERS = {"submit": "lambda_handlers.submit.handler", "orchestrate": "lambda_handlers.orchestrate.handler",
             "render-chunk": "lambda_handlers.render_chunk.handler"}
 
@@ -106,7 +108,7 @@ class WorkerFunctions(Construct):
                                                        resources=[objects(CANCEL_KEYS)]))
         for role in (worker, orchestrator):  # without ListBucket, HEAD of a missing marker is 403, not 404
             role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-                                                   conditions={"StringLike": {"s3:prefix": ["jobs/*"]}}))
+                                                   conditions=LISTED_KEYS))
         submit.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
                                                  resources=[self.arn("orchestrate")]))
         submit.add_to_policy(iam.PolicyStatement(
@@ -115,7 +117,7 @@ class WorkerFunctions(Construct):
         submit.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:DeleteObject"],
                                                  resources=[objects(SPEC_KEYS)]))
         submit.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-                                                 conditions={"StringLike": {"s3:prefix": ["jobs/*"]}}))
+                                                 conditions=LISTED_KEYS))
         self._acknowledge_key_patterns(bucket, {
             "render-chunk": {SPEC_KEYS: "reads the spec of whichever job it is given",
                              ASSET_KEYS: "reads that job's asset bundle",

@@ -38,8 +38,12 @@ def chunk_key(job_id: str, chunk_id: int, output_file: str) -> str:
     return f"{chunks_prefix(job_id)}{chunk_id:05d}{suffix}"
 
 
+def logs_prefix(job_id: str) -> str:
+    return f"{job_prefix(job_id)}logs/"
+
+
 def log_key(job_id: str, chunk_id: int, attempt: int, stream: str) -> str:
-    return f"{job_prefix(job_id)}logs/{chunk_id:05d}.attempt{attempt}.{stream}.log"
+    return f"{logs_prefix(job_id)}{chunk_id:05d}.attempt{attempt}.{stream}.log"
 
 
 def cancel_key(job_id: str) -> str:
