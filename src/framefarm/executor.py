@@ -196,6 +196,7 @@ class _Dispatch:
         self.sequence = itertools.count()
         self.failures: dict[int, Counter[bool]] = {}  # chunk id -> failed attempts by transient-ness
         self.watchdog = Watchdog.for_run(options, adapter)
+        self.look_at: float | None = None  # when the watchdog looks again (time.monotonic()); None: work it out
 
     def run(self, todo: deque[Chunk], *, already_done: int) -> list[int]:
         options, run = self.options, self.run_token
@@ -265,10 +266,13 @@ class _Dispatch:
     def _next_outcome(self) -> _Outcome:
         """The next attempt's outcome; when an attempt outlives the watchdog's limit, a timed-out one for it."""
         while True:
-            deadline = self.watchdog.next_deadline(self.live.values())
+            if self.look_at is None:  # else still a safe time to look: see Watchdog.next_deadline
+                self.look_at = self.watchdog.next_deadline(self.live.values())
+            wait = None if self.look_at is None else max(0.0, self.look_at - time.monotonic())
             try:
-                outcome = self.results.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+                outcome = self.results.get(timeout=wait)
             except queue.Empty:
+                self.look_at = None
                 for key, live in list(self.live.items()):
                     result = self.watchdog.verdict(live)
                     if result is not None:

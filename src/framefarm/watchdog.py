@@ -58,7 +58,12 @@ class Watchdog:
         return cls(limit, options.watchdog_margin)
 
     def next_deadline(self, live: Collection[LiveAttempt]) -> float | None:
-        """When to look again (time.monotonic()); None when nothing can go stuck."""
+        """When to look again (time.monotonic()); None when nothing can go stuck.
+
+        O(attempts), so the executor works it out only after it looked: until then the answer can
+        only move later (an attempt ends, or its call goes out again; a new one starts a full
+        allowance from now), which makes the old one a safe, early time to look.
+        """
         if self.limit is None or not live:
             return None
         patience = self.limit + self.margin
@@ -79,26 +84,36 @@ class Watchdog:
 
 
 class AttemptThreads:
-    """``size`` live worker threads. A thread stuck in a call the watchdog gave up on is replaced at
-    once, and exits when (if ever) that call returns, so stuck calls never starve the job."""
+    """Up to ``size`` live worker threads, started as work arrives (as ThreadPoolExecutor does, so the
+    first chunks go out while later threads start). A thread stuck in a call the watchdog gave up on
+    is replaced at once, and exits when (if ever) that call returns, so stuck calls never starve the job."""
 
     def __init__(self, size: int) -> None:
+        self._size = size
         self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._retired: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        for _ in range(size):
-            self._spawn()
+        self._live = 0  # threads started and not retired
+        self._idle = 0  # live threads waiting for a task and not yet promised one
 
     def submit(self, task: Callable[[], None]) -> None:
         self._tasks.put(task)
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1  # a waiting thread takes it
+                return
+            if self._live >= self._size:
+                return  # the next thread to finish takes it
+            self._live += 1
+        self._spawn()
 
     def retire(self, thread: threading.Thread) -> None:
         with self._lock:
             if thread in self._retired:
                 return
             self._retired.add(thread)
-        self._spawn()
+        self._spawn()  # takes the retired thread's place in ``_live``
 
     def shutdown(self) -> None:
         with self._lock:
@@ -124,3 +139,4 @@ class AttemptThreads:
             with self._lock:
                 if me in self._retired:
                     return
+                self._idle += 1

@@ -9,8 +9,8 @@ from collections import defaultdict
 import pytest
 
 from framefarm import CallableWorkerAdapter, ChunkFailedError, ExecutionOptions, JobExecutor, WorkerResult
-from framefarm.watchdog import EXIT_STUCK
-from tests.helpers import make_spec
+from framefarm.watchdog import EXIT_STUCK, AttemptThreads
+from tests.helpers import eventually, make_spec
 
 
 class Attempts:
@@ -138,3 +138,28 @@ def test_without_a_time_limit_there_is_no_watchdog(tmp_path):
     JobExecutor(CallableWorkerAdapter(lambda job: time.sleep(0.3))).execute(
         make_spec(1), attempts.options(tmp_path, watchdog_margin=0))
     assert attempts.completed == [0]
+
+
+def test_attempt_threads_start_as_work_arrives_and_reuse_idle_ones():
+    # GIVEN a pool that may grow to 50 threads
+    pool = AttemptThreads(50)
+    try:
+        # WHEN tasks arrive one after another, each done before the next
+        for _ in range(5):
+            done = threading.Event()
+            pool.submit(done.set)
+            assert done.wait(10)
+            eventually(lambda: pool._idle == 1, interval=0.001, what="the thread waiting again")
+        started_for_sequential = len(pool._threads)
+        # AND then 3 tasks run at once
+        release, running = threading.Event(), threading.Semaphore(0)
+        for _ in range(3):
+            pool.submit(lambda: (running.release(), release.wait(10)))
+        for _ in range(3):
+            assert running.acquire(timeout=10)
+        release.set()
+    finally:
+        pool.shutdown()
+    # THEN one thread served the sequential tasks, and only as many more started as ran at once
+    assert started_for_sequential == 1
+    assert len(pool._threads) == 3
