@@ -25,7 +25,7 @@ class CancelToken:
         self._reason: str | None = None
         self._callbacks: dict[int, Callable[[], None]] = {}
         self._next_handle = 0
-        self._children: list[CancelToken] = []
+        self._children: set[CancelToken] = set()
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop dispatching and kill work in flight."""
@@ -54,13 +54,18 @@ class CancelToken:
         """A token that stops whenever this one does, and can also be stopped on its own."""
         child = CancelToken()
         with self._lock:
-            self._children.append(child)
+            self._children.add(child)
             killed, stopped, reason = self._kill.is_set(), self._stop.is_set(), self._reason
         if killed:
             child.cancel(reason or "cancelled")
         elif stopped:
             child.drain(reason or "paused")
         return child
+
+    def release(self, child: CancelToken) -> None:
+        """Stop passing stops on to ``child`` (its work is over), so a long run does not keep every child."""
+        with self._lock:
+            self._children.discard(child)
 
     @property
     def cancelled(self) -> bool:

@@ -278,13 +278,16 @@ class _Dispatch:
                     if result is not None:
                         del self.live[key]
                         live.token.cancel("stuck")  # kills local work; a remote call ends at its own timeout
+                        self.run_token.release(live.token)
                         if live.thread is not None:
                             self.pool.retire(live.thread)
                         logger.warning("job %s chunk %d attempt %d: %s", self.spec.id, live.chunk.id, live.attempt,
                                        result.error)
                         return _Outcome(live.chunk, live.attempt, result, live.started_at, self.options.clock())
                 continue
-            if self.live.pop(outcome.key, None) is not None:
+            answered = self.live.pop(outcome.key, None)
+            if answered is not None:
+                self.run_token.release(answered.token)
                 return outcome
             logger.warning("job %s chunk %d attempt %d answered after the watchdog gave up on it; ignored",
                            self.spec.id, outcome.chunk.id, outcome.attempt)

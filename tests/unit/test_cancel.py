@@ -39,3 +39,11 @@ def test_children_follow_their_parent_but_not_the_other_way():
     assert child.cancelled and child.reason == "failed"
     late = parent.child()
     assert late.cancelled and late.reason == "cancelled"
+
+
+def test_a_released_child_no_longer_follows_its_parent():
+    parent = CancelToken()
+    kept, released = parent.child(), parent.child()
+    parent.release(released)
+    parent.cancel()
+    assert kept.cancelled and not released.stopping

@@ -9,6 +9,7 @@ from collections import defaultdict
 import pytest
 
 from framefarm import CallableWorkerAdapter, ChunkFailedError, ExecutionOptions, JobExecutor, WorkerResult
+from framefarm.cancel import CancelToken
 from framefarm.watchdog import EXIT_STUCK, AttemptThreads
 from tests.helpers import eventually, make_spec
 
@@ -163,3 +164,13 @@ def test_attempt_threads_start_as_work_arrives_and_reuse_idle_ones():
     # THEN one thread served the sequential tasks, and only as many more started as ran at once
     assert started_for_sequential == 1
     assert len(pool._threads) == 3
+
+
+def test_a_run_keeps_no_attempt_tokens_once_their_attempts_end(tmp_path):
+    # GIVEN a run with a watchdog (each attempt gets a child of the run's token)
+    parent = CancelToken()
+    JobExecutor(CallableWorkerAdapter(lambda job: WorkerResult(exit_code=0))).execute(
+        make_spec(50), ExecutionOptions(job_dir=tmp_path, concurrency=8, timeout=60, merge=False, cancel=parent))
+    # THEN the run's token no longer holds the 50 attempts' tokens
+    (run_token,) = parent._children
+    assert run_token._children == set()
