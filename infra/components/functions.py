@@ -26,8 +26,15 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.aws_dynamodb import ITable
 from constructs import Construct
 
-from framefarm.aws.settings import ENV_CONCURRENCY, ENV_WORKER_ARCHITECTURE, ENV_WORKER_TIMEOUT
-from framefarm.config import ENV_BUCKET, ENV_ORCHESTRATOR_FUNCTION, ENV_TABLE, ENV_WORKER_FUNCTION
+from framefarm.config import (
+    ENV_BUCKET,
+    ENV_CONCURRENCY,
+    ENV_ORCHESTRATOR_FUNCTION,
+    ENV_TABLE,
+    ENV_WORKER_ARCHITECTURE,
+    ENV_WORKER_FUNCTION,
+    ENV_WORKER_TIMEOUT,
+)
 from framefarm.repositories.dynamodb import GSI_NAME
 from framefarm.storage.keys import assets_key, cancel_key, chunks_prefix, job_prefix, logs_prefix, spec_key
 from infra.settings import ORCHESTRATOR_TIMEOUT, InfraSettings

@@ -18,6 +18,12 @@ ENV_TABLE = "FRAMEFARM_TABLE"
 ENV_BUCKET = "FRAMEFARM_BUCKET"
 ENV_WORKER_FUNCTION = "FRAMEFARM_WORKER_FUNCTION"
 ENV_ORCHESTRATOR_FUNCTION = "FRAMEFARM_ORCHESTRATOR_FUNCTION"
+ENV_WORKER_TIMEOUT = "FRAMEFARM_WORKER_TIMEOUT"  # seconds; the orchestrator keeps this much in reserve
+ENV_WORKER_ARCHITECTURE = "FRAMEFARM_WORKER_ARCHITECTURE"
+ENV_CONCURRENCY = "FRAMEFARM_CONCURRENCY"
+# Workers.
+ENV_CANCEL_POLL = "FRAMEFARM_CANCEL_POLL"  # seconds between cancel-marker checks while a command runs (2)
+ENV_CHUNK_TIMEOUT = "FRAMEFARM_CHUNK_TIMEOUT"  # seconds a chunk may run on a Cloud Run worker before it is killed
 
 # How a running job shows it is alive, and how long a silent one is left before it counts as abandoned.
 ENV_HEARTBEAT_INTERVAL = "FRAMEFARM_HEARTBEAT_INTERVAL"

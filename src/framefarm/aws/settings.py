@@ -7,14 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from framefarm.config import ENV_BUCKET, ENV_ORCHESTRATOR_FUNCTION, ENV_TABLE, ENV_WORKER_FUNCTION
+from framefarm.config import (
+    ENV_BUCKET,
+    ENV_CONCURRENCY,
+    ENV_ORCHESTRATOR_FUNCTION,
+    ENV_TABLE,
+    ENV_WORKER_ARCHITECTURE,
+    ENV_WORKER_FUNCTION,
+    ENV_WORKER_TIMEOUT,
+)
 from framefarm.errors import FramefarmError
 from framefarm.executor import JobExecutor
 from framefarm.manager import JobManager
-
-ENV_WORKER_TIMEOUT = "FRAMEFARM_WORKER_TIMEOUT"  # seconds; the orchestrator keeps this much in reserve
-ENV_WORKER_ARCHITECTURE = "FRAMEFARM_WORKER_ARCHITECTURE"
-ENV_CONCURRENCY = "FRAMEFARM_CONCURRENCY"
 
 
 @dataclass(frozen=True)

@@ -77,13 +77,14 @@ def cmd_submit(args: argparse.Namespace, context: Context) -> int:
 
 def cmd_devcloud(args: argparse.Namespace, context: Context) -> int:
     from framefarm.devcloud import LocalAwsStack
+    from framefarm.devcloud.server import SUBMIT_FUNCTION
 
     with LocalAwsStack(port=args.port, moto_port=args.moto_port) as stack:
         context.out.print("# devcloud is running: S3 and DynamoDB (moto) and Lambda (this repository's handlers)")
         context.out.print("# in another shell:")
         for name, value in stack.env.items():
             context.out.print(f"export {name}={value}", highlight=False)
-        context.out.print(f"# framefarm submit examples/testsrc.yaml --function framefarm-submit\n"
+        context.out.print(f"# framefarm submit examples/testsrc.yaml --function {SUBMIT_FUNCTION}\n"
                           f"# framefarm status JOB_ID --table {stack.table}\n"
                           f"# framefarm stitch JOB_ID --table {stack.table} --bucket {stack.bucket} -o out.mp4",
                           highlight=False)

@@ -52,6 +52,10 @@ ASYNC_PAYLOAD_LIMIT = 256 * 1024  # Lambda's limit for an Event invocation's pay
 Handler = Callable[[Any, Any], Any]
 EventMatch = Callable[[Any], bool]
 FAULTS = ("throttle", "crash", "reset")
+# The names standard_functions serves the three handlers under.
+SUBMIT_FUNCTION = "framefarm-submit"
+ORCHESTRATOR_FUNCTION = "framefarm-orchestrate"
+WORKER_FUNCTION = "framefarm-render-chunk"
 
 
 @dataclass
@@ -437,9 +441,9 @@ def standard_functions(*, worker_memory_mb: int = 2048, worker_timeout: float = 
     """The three functions the CDK stack deploys, with their real handlers (the orchestrator in its own
     process per call when ``isolate_orchestrator``, so tests can kill it)."""
     return [
-        DevFunction("framefarm-submit", "lambda_handlers.submit:handler", memory_mb=512, timeout=30),
-        DevFunction("framefarm-orchestrate", "lambda_handlers.orchestrate:handler", memory_mb=1024,
+        DevFunction(SUBMIT_FUNCTION, "lambda_handlers.submit:handler", memory_mb=512, timeout=30),
+        DevFunction(ORCHESTRATOR_FUNCTION, "lambda_handlers.orchestrate:handler", memory_mb=1024,
                     timeout=orchestrator_timeout, isolated=isolate_orchestrator),
-        DevFunction("framefarm-render-chunk", "lambda_handlers.render_chunk:handler", memory_mb=worker_memory_mb,
+        DevFunction(WORKER_FUNCTION, "lambda_handlers.render_chunk:handler", memory_mb=worker_memory_mb,
                     timeout=worker_timeout),
     ]

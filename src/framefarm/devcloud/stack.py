@@ -8,7 +8,14 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from framefarm.devcloud.server import DevCloud, DevFunction, standard_functions
+from framefarm.config import ENV_BUCKET, ENV_ORCHESTRATOR_FUNCTION, ENV_TABLE, ENV_WORKER_FUNCTION, ENV_WORKER_TIMEOUT
+from framefarm.devcloud.server import (
+    ORCHESTRATOR_FUNCTION,
+    WORKER_FUNCTION,
+    DevCloud,
+    DevFunction,
+    standard_functions,
+)
 
 
 def fix_moto_number_arithmetic() -> None:
@@ -81,13 +88,12 @@ class LocalAwsStack:
             "AWS_ACCESS_KEY_ID": "devcloud", "AWS_SECRET_ACCESS_KEY": "devcloud", "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL_S3": moto_endpoint, "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint,
             "AWS_ENDPOINT_URL_LAMBDA": self.cloud.endpoint,
-            "FRAMEFARM_TABLE": self.table, "FRAMEFARM_BUCKET": self.bucket,
-            "FRAMEFARM_WORKER_TIMEOUT": str(self.worker_timeout),
+            ENV_TABLE: self.table, ENV_BUCKET: self.bucket, ENV_WORKER_TIMEOUT: str(self.worker_timeout),
         }
-        if "framefarm-render-chunk" in names:
-            self.env["FRAMEFARM_WORKER_FUNCTION"] = "framefarm-render-chunk"
-        if "framefarm-orchestrate" in names:
-            self.env["FRAMEFARM_ORCHESTRATOR_FUNCTION"] = "framefarm-orchestrate"
+        served = ((ENV_WORKER_FUNCTION, WORKER_FUNCTION), (ENV_ORCHESTRATOR_FUNCTION, ORCHESTRATOR_FUNCTION))
+        for env_name, function in served:
+            if function in names:
+                self.env[env_name] = function
         for name, value in self.env.items():
             self._saved_env[name] = os.environ.get(name)
             os.environ[name] = value

@@ -22,10 +22,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from framefarm.config import ENV_CHUNK_TIMEOUT
 from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
 
 logger = logging.getLogger(__name__)
-ENV_CHUNK_TIMEOUT = "FRAMEFARM_CHUNK_TIMEOUT"  # seconds a chunk may run before it is killed
 
 
 def create_app(*, runner: Callable[..., ChunkResponse] = run_chunk, timeout: float | None = None) -> Any:

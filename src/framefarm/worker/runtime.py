@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from framefarm.adapters.base import CANCELLED, WorkerAdapter, WorkerJob, WorkerResult
 from framefarm.adapters.local import LocalWorkerAdapter
 from framefarm.cancel import CancelToken
+from framefarm.config import ENV_CANCEL_POLL
 from framefarm.errors import JobSpecError
 from framefarm.redaction import chunk_environment, redact_result, secret_values
 from framefarm.spec import JOB_ID_PATTERN, JobSpec
@@ -38,7 +39,6 @@ from framefarm.worker.assets import unpack_assets
 
 EXIT_BAD_REQUEST = 2
 EXIT_CANCELLED = 130  # the shell's convention for a command stopped by the user
-ENV_CANCEL_POLL = "FRAMEFARM_CANCEL_POLL"  # seconds between cancel-marker checks while a command runs (2)
 
 logger = logging.getLogger(__name__)
 
