@@ -6,16 +6,23 @@ A run with ``skip_merge`` ends in ``stitching``: its chunks are ready for ``fram
 (the AWS flow, where the merge runs on the operator's machine). A run stopped for a hand-over
 (reason ``handover``) leaves the job ``running`` for ``continue_job``.
 
+One owner per run: every start, continuation, resume and take-over first takes the job's lease
+(:mod:`framefarm.lease`) in one conditional write, so two runners never run one job, however often
+an event is delivered. While a job runs, a heartbeat thread renews the lease every few seconds and
+picks up ``cancel``/``pause`` requests made from other processes (the CLI's ``framefarm cancel``);
+a runner that cannot renew stops dispatching, lets its work in flight finish and be recorded, and
+leaves the job to whoever holds it now. A running job whose lease ran out (or whose runner's process
+is gone, on this host) has lost its runner and may be resumed, cancelled or paused from anywhere.
+
 Every attempt is written to the store as it finishes (so progress is visible during the run), full
-logs longer than a record's tail go to storage. While a job runs, a heartbeat thread stamps it every
-few seconds and picks up ``cancel``/``pause`` requests made from other processes (the CLI's
-``framefarm cancel``). A running job whose heartbeat is stale has lost its runner and may be
-resumed, cancelled or paused from anywhere.
+logs longer than a record's tail go to storage. Any failure after a run started ends the job
+``failed`` with its reason; a log that cannot be kept loses only itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import threading
 import time
@@ -28,6 +35,7 @@ from framefarm.cancel import CancelToken
 from framefarm.config import framefarm_home, heartbeat_timing
 from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, JobStateError
 from framefarm.executor import ExecutionOptions, JobExecutor
+from framefarm.lease import Lease, new_handover_token, new_run_id, owner_is_gone
 from framefarm.redaction import redact_result, secret_values
 from framefarm.repositories.base import JobRepository
 from framefarm.spec import JobSpec
@@ -41,15 +49,22 @@ logger = logging.getLogger(__name__)
 RUNNABLE = frozenset({JobState.PENDING, JobState.PAUSED, JobState.FAILED, JobState.CANCELLED})
 ACTIVE = frozenset({JobState.RUNNING, JobState.STITCHING})
 HANDOVER = "handover"  # a stop reason: another runner continues the job (the orchestrator Lambda's deadline)
+LEASE_LOST = "lease lost"  # a stop reason: another runner holds the job now, or may
 REQUESTS = {"cancel": JobState.CANCELLED, "pause": JobState.PAUSED}  # a control request, and where it ends a job
 
 
 @dataclass
 class _ActiveRun:
     token: CancelToken
+    lease: Lease
     thread: threading.Thread | None = None
     writer: StoreWriter | None = None
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+def default_client_token(spec: JobSpec) -> str:
+    """The idempotency key of a submission that names none: the job id and a digest of its spec."""
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:32]
 
 
 class JobManager:
@@ -77,17 +92,31 @@ class JobManager:
         self._stale_after = stale_after if stale_after is not None else default_stale
         self._lock = threading.Lock()
         self._active: dict[str, _ActiveRun] = {}
+        self._handovers: dict[str, str] = {}
         self._options: dict[str, ExecutionOptions] = {}
         self._secrets = secret_values()  # blanked out of every chunk record and log kept
 
     # -- creating and running -------------------------------------------------------------------
 
-    def create_job(self, spec: JobSpec, *, output: str | None = None) -> JobStatus:
-        """Store a new pending job; JobStateError if the id is taken."""
-        self.require_new(spec.id)
-        status = JobStatus.new(spec, now=self._clock(), output=output)
-        self.repository.save(status)
-        return status
+    def create_job(self, spec: JobSpec, *, output: str | None = None, client_token: str | None = None
+                   ) -> JobStatus:
+        """Store a new pending job in one conditional write.
+
+        ``client_token`` makes a retried call idempotent: when the job already exists with the same
+        token, that job is returned (and nothing is written); JobStateError if the id is taken by
+        another submission."""
+        return self.create_job_once(spec, output=output, client_token=client_token)[0]
+
+    def create_job_once(self, spec: JobSpec, *, output: str | None = None, client_token: str | None = None
+                        ) -> tuple[JobStatus, bool]:
+        """``create_job``, also saying whether this call created the job (False: a retry found it)."""
+        status = JobStatus.new(spec, now=self._clock(), output=output, client_token=client_token)
+        existing = self.repository.create(status)
+        if existing is None:
+            return status, True
+        if client_token is not None and existing.client_token == client_token:
+            return existing, False
+        raise JobStateError(f"job {spec.id!r} already exists; resume it or choose another id")
 
     def require_new(self, job_id: str) -> None:
         """JobStateError if a job ``job_id`` exists (checked before anything is uploaded for a new job)."""
@@ -105,39 +134,42 @@ class JobManager:
         """Run (or continue) a stored job on this thread until it ends; returns its final summary."""
         return self._start(job_id, options, background=False)
 
-    def continue_job(self, job_id: str, options: ExecutionOptions | None = None) -> JobStatus:
+    def continue_job(self, job_id: str, options: ExecutionOptions | None = None, *,
+                     handed_by: str | None = None) -> JobStatus:
         """Take over a job that another runner handed over (``CancelToken.drain("handover")``).
 
-        The job is still ``running``; a cancel or pause requested during the hand-over is honoured
-        here instead of running.
+        ``handed_by`` is the hand-over token the continuation event carries (see ``handover_token``):
+        the lease is taken from it, so a continuation delivered twice runs once. Without one, the
+        lease must have run out. A cancel or pause requested during the hand-over is honoured here
+        instead of running.
         """
-        status = self.summary(job_id)
-        if status.state is not JobState.RUNNING:
-            raise JobStateError(f"job {job_id!r} is {status.state.value}; there is nothing to continue")
-        final = REQUESTS.get(status.requested or "")
-        if final is not None:
-            self.repository.set_state(job_id, final, now=self._clock(), expected={JobState.RUNNING},
-                                      error="Job cancelled" if final is JobState.CANCELLED else None)
-            return self.summary(job_id)
-        return self._start(job_id, options, background=False, expected=frozenset({JobState.RUNNING}))
+        return self._start(job_id, options, background=False, expected=frozenset({JobState.RUNNING}),
+                           successor_of=handed_by)
+
+    def handover_token(self, job_id: str) -> str | None:
+        """The token the last run of ``job_id`` here handed its lease to (its continuation takes it
+        with ``continue_job(handed_by=...)``); None if that run did not hand over."""
+        with self._lock:
+            return self._handovers.pop(job_id, None)
 
     def resume_job(self, job_id: str, options: ExecutionOptions | None = None, *,
                    background: bool = True) -> JobStatus:
         """Continue a paused, failed, cancelled or abandoned job; completed chunks are skipped."""
         status = self.summary(job_id)
         if status.state in ACTIVE:
-            if job_id in self._active or not self.is_stale(status):
+            if not self.is_stale(status):
                 raise JobStateError(f"job {job_id!r} is {status.state.value} and its runner is alive")
-            self.repository.set_state(job_id, JobState.PAUSED, now=self._clock(), expected=ACTIVE)
         elif status.state not in RUNNABLE:
             raise JobStateError(f"job {job_id!r} is {status.state.value}; nothing to resume")
-        return self._start(job_id, options or self._options.get(job_id), background=background)
+        return self._start(job_id, options or self._options.get(job_id), background=background,
+                           expected=RUNNABLE | ACTIVE)
 
     def take_over(self, job_id: str, options: ExecutionOptions | None = None, *, patience: float) -> JobStatus:
-        """Resume a ``running`` job whose runner died, waiting up to ``patience`` s for its heartbeat
-        to go stale (a retried orchestrator call arrives while the dead run still looks alive).
+        """Resume a ``running`` job whose runner died, waiting up to ``patience`` s for its lease
+        to run out (a retried orchestrator call arrives while the dead run still looks alive).
 
-        A job that is not ``running`` is left as it is; JobStateError if the runner stays alive.
+        A job that is not ``running`` is left as it is; JobStateError if the runner stays alive, or
+        another runner takes the job first.
         """
         deadline = self._clock() + patience
         while True:
@@ -145,10 +177,12 @@ class JobManager:
             if status.state is not JobState.RUNNING:
                 return status
             if self.is_stale(status):
-                return self.resume_job(job_id, options, background=False)
-            if self._clock() >= deadline:
+                return self._start(job_id, options, background=False, expected=frozenset({JobState.RUNNING}))
+            now = self._clock()
+            if now >= deadline:
                 raise JobStateError(f"job {job_id!r} is running and its runner is alive; not taking it over")
-            self._sleep(min(self._heartbeat_interval, 1.0))
+            until = status.lease_until if status.lease_until is not None else now
+            self._sleep(min(max(until - now, 0.05), self._heartbeat_interval, deadline - now))
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobStatus:
         """Block until a job started by this manager stops running; returns its status."""
@@ -184,9 +218,11 @@ class JobManager:
         return self._stale_after
 
     def is_stale(self, status: JobStatus) -> bool:
-        """True when a running job's heartbeat stopped: whatever ran it is gone."""
-        last = status.heartbeat_at or status.updated_at
-        return status.id not in self._active and self._clock() - last > self._stale_after
+        """True when nothing runs the job any more: its lease ran out, or its runner's process on
+        this host is gone."""
+        if status.id in self._active:
+            return False
+        return status.lease_free(self._clock()) or owner_is_gone(status.lease_owner)
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -212,63 +248,86 @@ class JobManager:
         return deleted
 
     def _control(self, job_id: str, action: str) -> JobStatus:
-        status = self.summary(job_id)
-        with self._lock:
-            run = self._active.get(job_id)
-        if run is not None:
-            _stop_as_requested(run.token, action)
-        elif status.state in ACTIVE and not self.is_stale(status):
-            self.repository.request(job_id, action)  # the process running it acts within a heartbeat
-            if action == "cancel":
-                self._mark_cancelled(job_id)  # remote workers need not wait for that heartbeat
-        elif status.state in ACTIVE or status.state in (JobState.PENDING, JobState.PAUSED):
-            self.repository.set_state(job_id, REQUESTS[action], now=self._clock(),
-                                      expected=ACTIVE | {JobState.PENDING, JobState.PAUSED})
-        else:
-            raise JobStateError(f"job {job_id!r} is already {status.state.value}")
+        for _ in range(3):  # a runner may take or drop the job between our look and our write
+            status = self.summary(job_id)
+            with self._lock:
+                run = self._active.get(job_id)
+            if run is not None:
+                _stop_as_requested(run.token, action)
+                break
+            if status.state not in ACTIVE and status.state not in (JobState.PENDING, JobState.PAUSED):
+                raise JobStateError(f"job {job_id!r} is already {status.state.value}")
+            if status.state in ACTIVE and not self.is_stale(status):
+                self.repository.request(job_id, action)  # the process running it acts within a heartbeat
+                if action == "cancel":
+                    self._mark_cancelled(job_id)  # remote workers need not wait for that heartbeat
+                break
+            # Nothing runs it: take effect now, unless a runner took the lease meanwhile.
+            gone = status.lease_owner if owner_is_gone(status.lease_owner) else None
+            if self.repository.set_state(job_id, REQUESTS[action], now=self._clock(),
+                                         expected=ACTIVE | {JobState.PENDING, JobState.PAUSED},
+                                         owner=gone, free_at=None if gone else self._clock()):
+                break
         return self.summary(job_id)
 
     # -- the run itself --------------------------------------------------------------------------
 
     def _start(self, job_id: str, options: ExecutionOptions | None, *, background: bool,
-               expected: frozenset[JobState] = RUNNABLE) -> JobStatus:
+               expected: frozenset[JobState] = RUNNABLE, successor_of: str | None = None) -> JobStatus:
         options = options or ExecutionOptions()
-        self._options[job_id] = options
         token = options.cancel or CancelToken()
         with self._lock:
             if job_id in self._active:
                 raise JobStateError(f"job {job_id!r} is already running in this process")
-            run = _ActiveRun(token=token)
+        run = _ActiveRun(token=token, lease=self._take_lease(job_id, expected, successor_of))
+        with self._lock:  # a second start of this job here failed to take the lease above
             self._active[job_id] = run
+            self._options[job_id] = options
         if not background:
-            return self._run(job_id, options, run, expected)
-        run.thread = threading.Thread(target=self._run, args=(job_id, options, run, expected),
+            return self._run(job_id, options, run)
+        run.thread = threading.Thread(target=self._run, args=(job_id, options, run),
                                       name=f"framefarm-job-{job_id}", daemon=True)
         run.thread.start()
         return self.summary(job_id)
 
-    def _run(self, job_id: str, options: ExecutionOptions, run: _ActiveRun, expected: frozenset[JobState]
-             ) -> JobStatus:
+    def _take_lease(self, job_id: str, expected: frozenset[JobState], successor_of: str | None) -> Lease:
+        """Make this process the job's one runner, or JobStateError saying who is."""
+        status = self.summary(job_id)
+        now = self._clock()
+        lease = Lease(new_run_id(), now + self._stale_after)
+        if successor_of is None and owner_is_gone(status.lease_owner):
+            successor_of = status.lease_owner  # its process is gone: no need to wait for the lease to run out
+        if self.repository.take_lease(job_id, lease, now=now, expected=expected, successor_of=successor_of):
+            return lease
+        status = self.summary(job_id)
+        if status.state not in expected:
+            raise JobStateError(f"job {job_id!r} is {status.state.value}; it cannot be started")
+        left = (status.lease_until or now) - now
+        raise JobStateError(f"job {job_id!r} is {status.state.value} and another runner holds it "
+                            f"({status.lease_owner}, for {left:.0f} s more unless renewed)")
+
+    def _run(self, job_id: str, options: ExecutionOptions, run: _ActiveRun) -> JobStatus:
         stop_heartbeat = threading.Event()
+        owner = run.lease.owner
         try:
             status = self.summary(job_id)
-            if not self.repository.set_state(job_id, JobState.RUNNING, now=self._clock(), expected=expected):
-                raise JobStateError(f"job {job_id!r} is {status.state.value}; it cannot be started")
-            self.repository.heartbeat(job_id, self._clock())
-            if self.storage is not None:  # a resumed job may carry the marker of an earlier cancel
-                self.storage.delete_prefix(cancel_key(job_id))
-                run.token.on_cancel(lambda: self._mark_cancelled(job_id))
-            threading.Thread(target=self._heartbeat, args=(job_id, run.token, stop_heartbeat),
-                             name=f"framefarm-heartbeat-{job_id}", daemon=True).start()
-            run.writer = StoreWriter(self.repository, job_id, sleep=self._sleep,
-                                     on_error=lambda exc: run.token.cancel("stopped: the job store failed"))
-            state, error, output = self._execute(status, options, run.token, run.writer)
-            run.writer.close()
-            if run.writer.error is not None:
-                state, error, output = JobState.FAILED, f"job store write failed: {run.writer.error}", None
-            if state is not JobState.RUNNING:  # RUNNING: handed over, the next runner owns the state
+            try:
+                final = REQUESTS.get(status.requested or "")
+                if final is not None:  # asked while nobody ran it (e.g. during a hand-over): honour it now
+                    state, error, output = final, "Job cancelled" if final is JobState.CANCELLED else None, None
+                else:
+                    state, error, output = self._run_chunks(status, options, run, stop_heartbeat)
+            except Exception as exc:  # whatever failed after the job went running ends it failed, with why
+                logger.exception("job %s: unexpected error", job_id)
+                state, error, output = JobState.FAILED, f"{type(exc).__name__}: {exc}", None
+            if state is JobState.RUNNING:  # handed over: the next runner takes the lease from a token
+                successor = Lease(new_handover_token(), self._clock() + self._stale_after)
+                if self.repository.hand_over(job_id, owner, successor):
+                    with self._lock:
+                        self._handovers[job_id] = successor.owner
+            else:  # only while this run still holds the job: a runner that lost it writes nothing
                 self.repository.set_state(job_id, state, now=self._clock(), error=error, output=output,
-                                          expected=ACTIVE)
+                                          expected=ACTIVE, owner=owner)
             return self.summary(job_id)
         finally:
             if run.writer is not None:
@@ -277,6 +336,23 @@ class JobManager:
             with self._lock:
                 self._active.pop(job_id, None)
             run.done.set()
+
+    def _run_chunks(self, status: JobStatus, options: ExecutionOptions, run: _ActiveRun,
+                    stop_heartbeat: threading.Event) -> tuple[JobState, str | None, str | None]:
+        """Execute the job's chunks under the heartbeat; returns the final (state, error, output)."""
+        job_id = status.id
+        threading.Thread(target=self._heartbeat, args=(job_id, run, stop_heartbeat),
+                         name=f"framefarm-heartbeat-{job_id}", daemon=True).start()
+        if self.storage is not None:  # a resumed job may carry the marker of an earlier cancel
+            self.storage.delete_prefix(cancel_key(job_id))
+            run.token.on_cancel(lambda: self._mark_cancelled(job_id))
+        run.writer = StoreWriter(self.repository, job_id, sleep=self._sleep,
+                                 on_error=lambda exc: run.token.cancel("stopped: the job store failed"))
+        result = self._execute(status, options, run.token, run.writer)
+        run.writer.close()
+        if run.writer.error is not None:
+            return JobState.FAILED, f"job store write failed: {run.writer.error}", None
+        return result
 
     def _execute(self, status: JobStatus, options: ExecutionOptions, token: CancelToken, writer: StoreWriter
                  ) -> tuple[JobState, str | None, str | None]:
@@ -289,6 +365,9 @@ class JobManager:
                 return JobState.PAUSED, None, None
             if exc.reason == HANDOVER:
                 return JobState.RUNNING, None, None
+            if exc.reason == LEASE_LOST:
+                return JobState.FAILED, ("stopped: this runner could not renew its lease on the job, so another "
+                                         "may run it; resume it if none does"), None
             return JobState.CANCELLED, f"Job {exc.reason}", None
         except FramefarmError as exc:
             return JobState.FAILED, str(exc), None
@@ -351,8 +430,13 @@ class JobManager:
         if self.storage is None:
             return
         for stream, text in (("stdout", result.stdout), ("stderr", result.stderr)):
-            if len(text) > TAIL_CHARS:  # shorter logs are whole in the record's tail already
+            if len(text) <= TAIL_CHARS:  # shorter logs are whole in the record's tail already
+                continue
+            try:
                 self.storage.put_text(log_key(job_id, chunk_id, attempt, stream), text)
+            except Exception:  # the record keeps its tail; losing the rest must not fail the job
+                logger.warning("job %s chunk %d attempt %d: could not keep the full %s", job_id, chunk_id,
+                               attempt, stream, exc_info=True)
 
     def _mark_cancelled(self, job_id: str) -> None:
         """Leave the cancel marker that workers of remote adapters check between stages."""
@@ -363,14 +447,25 @@ class JobManager:
         except Exception:  # workers then run to their end; the job is cancelled all the same
             logger.warning("job %s: could not write the cancel marker", job_id, exc_info=True)
 
-    def _heartbeat(self, job_id: str, token: CancelToken, stop: threading.Event) -> None:
+    def _heartbeat(self, job_id: str, run: _ActiveRun, stop: threading.Event) -> None:
+        """Renew the run's lease every interval; stop dispatching once it cannot be held."""
+        held_until = run.lease.until
         while not stop.wait(self._heartbeat_interval):
+            now = self._clock()
+            lease = Lease(run.lease.owner, now + self._stale_after)
             try:
-                requested = self.repository.heartbeat(job_id, self._clock())
-            except Exception:  # a store hiccup must not kill the job; the next beat retries
+                beat = self.repository.renew_lease(job_id, lease, now=now)
+            except Exception:  # a store hiccup is retried next beat, while the lease still holds
                 logger.warning("job %s: heartbeat failed", job_id, exc_info=True)
-                continue
-            _stop_as_requested(token, requested)
+                if now + self._heartbeat_interval < held_until:
+                    continue
+                beat = None
+            if beat is None:
+                logger.warning("job %s: this runner lost its lease; stopping dispatch", job_id)
+                run.token.drain(LEASE_LOST)
+                return
+            held_until = lease.until
+            _stop_as_requested(run.token, beat.requested)
 
 
 def _stop_as_requested(token: CancelToken, action: str | None) -> None:

@@ -181,6 +181,9 @@ class JobStatus(BaseModel):
     updated_at: float
     heartbeat_at: float | None = None
     requested: str | None = None
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    client_token: str | None = None
     metrics: JobMetrics = JobMetrics()
     chunks: list[ChunkRecord] = Field(default_factory=list)
 
@@ -192,6 +195,10 @@ class JobStatus(BaseModel):
             return 0.0
         return round(100.0 * self.completed_chunks / self.total_chunks, 2)
 
+    def lease_free(self, now: float) -> bool:
+        """True when no runner holds the job: no lease, or one that ran out by ``now``."""
+        return self.lease_until is None or self.lease_until <= now
+
     def chunk(self, chunk_id: int) -> ChunkRecord:
         for record in self.chunks:
             if record.chunk_id == chunk_id:
@@ -199,9 +206,10 @@ class JobStatus(BaseModel):
         raise KeyError(chunk_id)
 
     @classmethod
-    def new(cls, spec: JobSpec, *, now: float, output: str | None = None) -> JobStatus:
+    def new(cls, spec: JobSpec, *, now: float, output: str | None = None, client_token: str | None = None
+            ) -> JobStatus:
         return cls(id=spec.id, spec=spec, total_chunks=len(spec.chunks), output=output or spec.output,
-                   created_at=now, updated_at=now,
+                   created_at=now, updated_at=now, client_token=client_token,
                    chunks=[ChunkRecord(chunk_id=chunk.id) for chunk in spec.chunks])
 
 

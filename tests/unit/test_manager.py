@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -14,10 +18,13 @@ from framefarm import (
     LocalStorage,
     SqliteJobRepository,
 )
+from framefarm.cancel import CancelToken
 from framefarm.errors import JobNotFoundError, JobStateError
+from framefarm.lease import Lease
+from framefarm.manager import HANDOVER
 from framefarm.status import TAIL_CHARS, ChunkState
 from framefarm.storage.keys import log_key
-from tests.helpers import RecordingStitcher, ScriptedWorker, make_spec
+from tests.helpers import RecordingStitcher, ScriptedWorker, eventually, make_spec
 
 
 @pytest.fixture
@@ -138,13 +145,12 @@ def test_cancel_from_another_process_reaches_the_runner_through_the_store(tmp_pa
 
 
 def test_a_job_whose_runner_died_can_be_resumed(store, tmp_path):
-    # GIVEN a job left "running" by a process that died (its heartbeat stopped long ago)
+    # GIVEN a job left "running" by a runner on another host that died (its lease runs out at 1015)
     now = [1000.0]
     worker = ScriptedWorker()
     manager = manager_for(worker, store, tmp_path, clock=lambda: now[0], stale_after=15.0)
     manager.create_job(make_spec(3, job_id="job"))
-    store.set_state("job", JobState.RUNNING, now=1000.0)
-    store.heartbeat("job", 1000.0)
+    store.take_lease("job", Lease("elsewhere:1:dead", 1015.0), now=1000.0, expected={JobState.PENDING})
     with pytest.raises(JobStateError, match="runner is alive"):
         manager.resume_job("job")
     # WHEN enough time passes and it is resumed
@@ -221,3 +227,133 @@ def test_job_store_failure_stops_the_job_with_a_clear_error(tmp_path):
     assert final.state is JobState.FAILED
     assert final.error == "job store write failed: disk full"
     assert len(worker.order) < 50
+
+
+# -- one owner per run ---------------------------------------------------------------------------
+
+
+def test_a_runner_whose_lease_is_taken_stops_within_a_heartbeat(store, tmp_path):
+    # GIVEN a job running one chunk at a time, its runner renewing every 0.05 s
+    worker = ScriptedWorker()
+    runner = manager_for(worker, store, tmp_path, heartbeat_interval=0.05, stale_after=60.0)
+    stolen = threading.Event()
+    worker.hooks[1] = lambda job: stolen.wait(30)
+    token = CancelToken()
+    runner.submit_job(make_spec(6, job_id="job"), ExecutionOptions(cancel=token))
+    worker.wait_for(lambda w: w.calls[1] == 1)
+    # WHEN another runner takes the lease (as if this one had gone silent past it)
+    later = time.time() + 3600  # past the runner's lease
+    thief = Lease("elsewhere:1:thief", later + 60)
+    assert store.take_lease("job", thief, now=later, expected={JobState.RUNNING})
+    # THEN the runner stops dispatching at its next beat; its chunk in flight finishes and is recorded
+    eventually(lambda: token.stopping, timeout=5, what="the runner to stop dispatching")
+    assert token.reason == "lease lost"
+    stolen.set()
+    final = runner.wait("job", timeout=30)
+    assert worker.order == [0, 1]
+    # AND it writes no final state over the new owner's run
+    assert final.state is JobState.RUNNING and final.lease_owner == thief.owner
+    assert store.get("job").chunk(1).state is ChunkState.COMPLETED
+
+
+def test_two_starts_of_one_job_run_it_once(store, tmp_path):
+    # GIVEN a pending job and two managers (two processes' worth) on one store
+    worker = ScriptedWorker()
+    first, second = manager_for(worker, store, tmp_path), manager_for(worker, store, tmp_path)
+    first.create_job(make_spec(3, job_id="job"))
+    entered = threading.Event()
+    release = threading.Event()
+    worker.hooks[0] = lambda job: (entered.set(), release.wait(30))
+    first.resume_job("job")  # starts it in the background
+    assert entered.wait(30)
+    # WHEN the second tries to run it too, THEN it is refused, naming the holder
+    with pytest.raises(JobStateError, match="running; it cannot be started"):
+        second.run_job("job")
+    with pytest.raises(JobStateError, match="runner is alive"):
+        second.resume_job("job")
+    release.set()
+    assert first.wait("job", timeout=30).state is JobState.COMPLETED
+    assert worker.calls == {0: 1, 1: 1, 2: 1}
+
+
+def test_a_handed_over_job_continues_once_per_token(store, tmp_path):
+    # GIVEN a run that hands over after its first chunk (the orchestrator's deadline)
+    worker = ScriptedWorker()
+    manager = manager_for(worker, store, tmp_path)
+    manager.create_job(make_spec(4, job_id="job"))
+    token = CancelToken()
+    worker.hooks[0] = lambda job: token.drain(HANDOVER)
+    summary = manager.run_job("job", ExecutionOptions(cancel=token))
+    successor = manager.handover_token("job")
+    assert summary.state is JobState.RUNNING and successor is not None and successor.startswith("handover:")
+    # WHEN its continuation arrives twice
+    final = manager.continue_job("job", handed_by=successor)
+    with pytest.raises(JobStateError):
+        manager_for(worker, store, tmp_path).continue_job("job", handed_by=successor)
+    # THEN the job ran each chunk once and finished
+    assert final.state is JobState.COMPLETED and final.lease_owner is None
+    assert worker.calls == {0: 1, 1: 1, 2: 1, 3: 1}
+
+
+def test_a_request_made_during_a_hand_over_is_honoured_by_the_continuation(store, tmp_path):
+    worker = ScriptedWorker()
+    manager = manager_for(worker, store, tmp_path)
+    manager.create_job(make_spec(3, job_id="job"))
+    token = CancelToken()
+    worker.hooks[0] = lambda job: token.drain(HANDOVER)
+    manager.run_job("job", ExecutionOptions(cancel=token))
+    store.request("job", "cancel")
+    final = manager.continue_job("job", handed_by=manager.handover_token("job"))
+    assert final.state is JobState.CANCELLED and worker.calls == {0: 1}
+
+
+def test_a_failure_after_the_run_started_ends_the_job_failed(store, tmp_path):
+    # GIVEN storage that fails as the run starts (clearing an old cancel marker)
+    class BrokenStorage(LocalStorage):
+        def delete_prefix(self, prefix):
+            raise OSError("storage unreachable")
+
+    manager = JobManager(store, JobExecutor(ScriptedWorker().adapter()), BrokenStorage(tmp_path / "a"))
+    # WHEN a job is submitted in the background
+    manager.submit_job(make_spec(2, job_id="job"))
+    # THEN waiting for it ends with the job failed and the reason, its lease released
+    final = manager.wait("job", timeout=30)
+    assert final.state is JobState.FAILED and final.error == "OSError: storage unreachable"
+    assert final.lease_owner is None
+
+
+def test_a_log_that_cannot_be_kept_does_not_fail_the_job(store, tmp_path):
+    class NoRoomForLogs(LocalStorage):
+        def put_text(self, key, text):
+            raise OSError("No space left on device")
+
+    worker = ScriptedWorker(stdout=lambda chunk_id: "x" * (TAIL_CHARS + 10))
+    manager = JobManager(store, JobExecutor(worker.adapter()), NoRoomForLogs(tmp_path / "a"))
+    manager.create_job(make_spec(2, job_id="job"))
+    final = manager.run_job("job")
+    assert final.state is JobState.COMPLETED
+    assert manager.get_job("job").chunk(1).stdout_tail.endswith("x")
+
+
+def test_cancel_of_a_job_whose_runner_process_is_gone_takes_effect_at_once(store, tmp_path):
+    # GIVEN a job whose lease (valid for an hour) belongs to a process on this host that has exited
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    manager = manager_for(ScriptedWorker(), store, tmp_path, clock=lambda: 1000.0)
+    manager.create_job(make_spec(2, job_id="job"))
+    owner = f"{socket.gethostname()}:{dead.pid}:x"
+    store.take_lease("job", Lease(owner, 4600.0), now=1000.0, expected={JobState.PENDING})
+    # WHEN it is cancelled, THEN it is cancelled now, not after the lease runs out
+    assert manager.cancel_job("job").state is JobState.CANCELLED
+
+
+def test_a_retried_create_with_the_same_client_token_returns_the_first_job(store, tmp_path):
+    manager = manager_for(ScriptedWorker(), store, tmp_path)
+    spec = make_spec(2, job_id="job")
+    first, created = manager.create_job_once(spec, client_token="token-1")
+    again, created_again = manager.create_job_once(spec, client_token="token-1")
+    assert (created, created_again) == (True, False) and again.created_at == first.created_at
+    with pytest.raises(JobStateError, match="already exists"):
+        manager.create_job(spec, client_token="token-2")
+    with pytest.raises(JobStateError, match="already exists"):
+        manager.create_job(spec)

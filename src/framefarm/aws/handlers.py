@@ -1,11 +1,16 @@
 """The logic behind the three Lambda functions; ``lambda_handlers/*.py`` are one-line entry points.
 
 - ``submit(event, context)``: validate a job, store it (pending) and its spec, start the orchestrator.
+  Idempotent by a client token (``client_token`` in the event; by default the job id and a digest of
+  its spec): a retried submission answers with the job the first one created.
 - ``orchestrate(event, context)``: run the job on render-chunk workers; hand over before the deadline.
-  Lambda retries a crashed asynchronous call with the same event: the retry finds the job still
-  ``running``, waits for the dead run's heartbeat to go stale and takes it over (completed chunks
-  are kept, each chunk is counted once). ``framefarm resume`` on an AWS job sends the same event,
-  and ``{"sweep": true}`` (the stack's schedule) sends it for every abandoned ``running`` job.
+  Every run first takes the job's lease (see ``framefarm.lease``), so an event delivered twice runs
+  the job once: the second delivery finds the lease held and answers ``skipped``. A hand-over passes
+  the lease to a token that the continuation event carries (``run_id``). Lambda retries a crashed
+  asynchronous call with the same event: the retry finds the job still ``running``, waits for the
+  dead run's lease to run out and takes it over (completed chunks are kept, each chunk is counted
+  once). ``framefarm resume`` on an AWS job sends the same event, and ``{"sweep": true}`` (the stack's
+  schedule) sends it for every abandoned ``running`` job.
 - ``render_chunk(event, context)``: run one chunk (``framefarm.worker.runtime``).
 
 Handlers log one JSON line per event, keyed by ``job_id`` (and ``chunk_id``).
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import tempfile
@@ -29,7 +35,7 @@ from framefarm.aws.settings import AwsSettings
 from framefarm.cancel import CancelToken
 from framefarm.errors import JobSpecError, JobStateError
 from framefarm.executor import ExecutionOptions
-from framefarm.manager import HANDOVER
+from framefarm.manager import HANDOVER, default_client_token
 from framefarm.spec import parse_job
 from framefarm.status import JobState
 from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
@@ -76,28 +82,43 @@ def submit(event: Any, context: Any = None, *, settings: AwsSettings | None = No
     proxy event carrying either as its body. Invalid input: a 400 answer, nothing written."""
     api_style = _is_api_event(event)
     try:
-        document, options = _submission(event)
-        spec = parse_job(document, source="job")
+        document, options, client_token = _submission(event)
+        spec = parse_job(document, source="job", job_id=_job_id_for(document, client_token))
     except JobSpecError as exc:
         return _answer(api_style, 400, {"error": str(exc)})
+    client_token = client_token or default_client_token(spec)
     settings = settings or AwsSettings.from_env()
     manager = settings.manager()
     try:
-        manager.create_job(spec)
+        status, created = manager.create_job_once(spec, client_token=client_token)
     except JobStateError as exc:
         return _answer(api_style, 409, {"error": str(exc)})
+    answer = {"job_id": spec.id, "chunks": len(spec.chunks), **({} if created else {"duplicate": True})}
+    if status.state is not JobState.PENDING:  # a retry of a submission whose job already started
+        log_event("submitted again", job_id=spec.id, state=status.state.value)
+        return _answer(api_style, 202, answer)
     try:  # create_job stored the spec in S3 too (the repository keeps it there), where workers read it
+        # For a retry that finds the job still pending, this may start a second orchestrator: the
+        # run lease lets only one of them run it.
         invoke_async(lambda_client(), settings.require("orchestrator_function"),
                      {"job_id": spec.id, "options": options})
     except Exception as exc:  # undo, so a job that can never start is not left pending
-        manager.delete_job(spec.id)
+        if created:
+            manager.delete_job(spec.id)
         log_event("submit failed", job_id=spec.id, error=str(exc))
         return _answer(api_style, 500, {"error": f"job not started: {exc}"})
-    log_event("submitted", job_id=spec.id, chunks=len(spec.chunks))
-    return _answer(api_style, 202, {"job_id": spec.id, "chunks": len(spec.chunks)})
+    log_event("submitted", job_id=spec.id, chunks=len(spec.chunks), duplicate=not created)
+    return _answer(api_style, 202, answer)
 
 
-def _submission(event: Any) -> tuple[Any, dict[str, Any]]:
+def _job_id_for(document: Any, client_token: str | None) -> str | None:
+    """A document that names no job id gets one from its client token, so a retry gets the same one."""
+    if client_token is None or (isinstance(document, dict) and document.get("id")):
+        return None
+    return f"job-{hashlib.sha256(client_token.encode()).hexdigest()[:12]}"
+
+
+def _submission(event: Any) -> tuple[Any, dict[str, Any], str | None]:
     body = event
     if _is_api_event(event):
         raw = event.get("body") or ""
@@ -114,8 +135,11 @@ def _submission(event: Any) -> tuple[Any, dict[str, Any]]:
             raise JobSpecError(f"body: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if isinstance(body, dict) and "job" in body:
         options = RunOptions.parse(body.get("options") or {})
-        return body["job"], options.model_dump(exclude_defaults=True)
-    return body, {}
+        token = body.get("client_token")
+        if token is not None and not (isinstance(token, str) and 1 <= len(token) <= 128 and token.isprintable()):
+            raise JobSpecError("client_token: expected 1 to 128 printable characters")
+        return body["job"], options.model_dump(exclude_defaults=True), token
+    return body, {}, None
 
 
 def _is_api_event(event: Any) -> bool:
@@ -171,29 +195,31 @@ def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None
     )
     try:
         if continuation:
-            summary = manager.continue_job(job_id, run_options)
+            summary = manager.continue_job(job_id, run_options, handed_by=event.get("run_id"))
         elif before.state is JobState.RUNNING:  # Lambda's retry of a crashed run, or a resume: take over
-            try:
-                summary = manager.take_over(job_id, run_options, patience=TAKEOVER_PATIENCE * manager.stale_after)
-            except JobStateError as exc:
-                log_event("orchestrator not needed", job_id=job_id, reason=str(exc))
-                return {"job_id": job_id, "state": JobState.RUNNING.value, "skipped": str(exc)}
+            summary = manager.take_over(job_id, run_options, patience=TAKEOVER_PATIENCE * manager.stale_after)
         else:
             summary = manager.run_job(job_id, run_options)
+    except JobStateError as exc:  # another runner holds the job (a duplicate event), or it is done
+        log_event("orchestrator not needed", job_id=job_id, reason=str(exc))
+        return {"job_id": job_id, "state": manager.summary(job_id).state.value, "skipped": str(exc)}
     finally:
         timer.cancel()
     answer = {"job_id": job_id, "state": summary.state.value, "completed_chunks": summary.completed_chunks,
               "total_chunks": summary.total_chunks, "continuation": continuation}
-    if summary.state is JobState.RUNNING:  # handed over
+    successor = manager.handover_token(job_id)
+    if summary.state is JobState.RUNNING and successor is not None:  # handed over
         idle = int(event.get("idle", 0)) + (1 if summary.completed_chunks == before.completed_chunks else 0)
         if idle >= MAX_IDLE_CONTINUATIONS:
             manager.repository.set_state(job_id, JobState.FAILED, now=time.time(), expected={JobState.RUNNING},
+                                         owner=successor,
                                          error=f"no chunk completed in {idle} orchestrator runs in a row; "
                                                "is the worker timeout longer than the orchestrator allows?")
             answer["state"] = JobState.FAILED.value
         else:
             invoke_async(client, settings.require("orchestrator_function"),
-                         {"job_id": job_id, "continuation": continuation + 1, "options": options, "idle": idle})
+                         {"job_id": job_id, "continuation": continuation + 1, "options": options, "idle": idle,
+                          "run_id": successor})
             answer["continued"] = True
     log_event("orchestrator finished", **answer)
     return answer

@@ -4,6 +4,9 @@ Writes per event are O(1): recording an attempt touches one chunk record and the
 one atomic step and is idempotent (see :func:`framefarm.status.apply_attempt`); ``set_state`` is a
 conditional transition, so two processes cannot both move a job out of the same state.
 
+A run owns its job through a lease (:mod:`framefarm.lease`): ``take_lease``, ``renew_lease`` and
+``hand_over`` are each one conditional write, and ``set_state`` can be made conditional on holding it.
+
 Every chunk event goes through one method, ``record_batch``: backends that can commit several
 events at once (SQLite) do, the rest apply them one by one; ``record_attempt`` and
 ``mark_chunk_running`` are one-event batches.
@@ -16,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 
 from framefarm.errors import JobNotFoundError
+from framefarm.lease import Beat, Lease
 from framefarm.spec import JobSpec
 from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobState, JobStatus
 from framefarm.storage.base import Storage
@@ -33,6 +37,11 @@ class JobRepository(ABC):
     @abstractmethod
     def save(self, status: JobStatus) -> None:
         """Insert or replace a whole job with its chunk records (at creation; not per event)."""
+
+    @abstractmethod
+    def create(self, status: JobStatus) -> JobStatus | None:
+        """Insert a new job only if its id is free, in one conditional write; returns None when it was
+        inserted, else the job already there (without chunk records), which is left as it is."""
 
     @abstractmethod
     def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
@@ -68,16 +77,33 @@ class JobRepository(ABC):
 
     @abstractmethod
     def set_state(self, job_id: str, state: JobState, *, now: float, error: str | None = None,
-                  output: str | None = None, expected: Collection[JobState] | None = None) -> bool:
-        """Move the job to ``state`` (only from ``expected`` states, when given); clears any request."""
+                  output: str | None = None, expected: Collection[JobState] | None = None,
+                  owner: str | None = None, free_at: float | None = None) -> bool:
+        """Move the job to ``state`` in one conditional write; clears any request. Only from
+        ``expected`` states, when given; only while ``owner`` holds the lease, when given; only while
+        no lease is held at ``free_at`` (none, or run out), when given. A state that is not active
+        (``JobState.is_active``) releases the lease; an active one keeps it."""
+
+    @abstractmethod
+    def take_lease(self, job_id: str, lease: Lease, *, now: float, expected: Collection[JobState],
+                   successor_of: str | None = None) -> bool:
+        """Make ``lease`` the job's and move it to ``running``, in one conditional write: only from
+        ``expected`` states, and only when the lease is free at ``now`` (none, or run out), already
+        ``lease.owner``'s, or held by the hand-over token ``successor_of``. Stamps the heartbeat."""
+
+    @abstractmethod
+    def renew_lease(self, job_id: str, lease: Lease, *, now: float) -> Beat | None:
+        """Extend the lease to ``lease.until`` and stamp the heartbeat, only while ``lease.owner``
+        holds it; None when it does not (lost, released, or no such job)."""
+
+    @abstractmethod
+    def hand_over(self, job_id: str, owner: str, successor: Lease) -> bool:
+        """Pass the lease from ``owner`` to ``successor`` (a hand-over token); False if ``owner``
+        no longer held it. The job stays ``running``."""
 
     @abstractmethod
     def request(self, job_id: str, action: str | None) -> None:
         """Ask the process running a job to ``cancel`` or ``pause`` it (None clears the request)."""
-
-    @abstractmethod
-    def heartbeat(self, job_id: str, now: float) -> str | None:
-        """Note that the job's runner is alive; returns the pending request, if any."""
 
     def require(self, job_id: str) -> JobStatus:
         """The job, or JobNotFoundError."""

@@ -30,6 +30,7 @@ from typing import Any
 
 from framefarm.backoff import Backoff, no_jitter
 from framefarm.errors import FramefarmError
+from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository, SpecCache
 from framefarm.spec import JobSpec
 from framefarm.status import (
@@ -53,6 +54,7 @@ RECORD_FIELDS = tuple(name for name in ChunkRecord.model_fields if name != "chun
 ADDED_FIELDS = ("duration_ms", "billed_duration_ms", "cost_usd", "throttles")
 CONFLICT_BACKOFF = Backoff(0.02, 1.0)  # between transactions that conflicted on the job item
 UNPROCESSED_BACKOFF = Backoff(0.05, 2.0, no_jitter)  # before re-sending a batch's unprocessed items
+LEASE_FREE = "(attribute_not_exists(#lease_until) OR #lease_until <= :free_at)"
 COUNTERS = ("completed_chunks", "failed_attempts", "total_duration_ms", "total_billed_duration_ms", "cost_usd")
 
 
@@ -92,6 +94,24 @@ class DynamoDBJobRepository(JobRepository):
     def save(self, status: JobStatus) -> None:
         if self.get(status.id, chunks=False) is not None:
             self.delete(status.id, keep_storage=True)
+        item = self._job_item(status)
+        self.client.put_item(TableName=self.table, Item=self._encode(item))
+        self._put_chunks(status, item)
+
+    def create(self, status: JobStatus) -> JobStatus | None:
+        existing = self.get(status.id, chunks=False)
+        if existing is not None:  # checked first, so its spec in storage is never overwritten
+            return existing
+        item = self._job_item(status)
+        try:
+            self.client.put_item(TableName=self.table, Item=self._encode(item),
+                                 ConditionExpression=f"attribute_not_exists({PK})")
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return self.get(status.id, chunks=False)  # created by a racing call in between
+        self._put_chunks(status, item)
+        return None
+
+    def _job_item(self, status: JobStatus) -> dict[str, Any]:
         item: dict[str, Any] = {
             PK: job_pk(status.id), SK: META, "type": "job", GSI_PK: JOBS_PARTITION, GSI_SK: status.created_at,
             "job_id": status.id, "state": status.state.value, "total_chunks": status.total_chunks,
@@ -100,11 +120,16 @@ class DynamoDBJobRepository(JobRepository):
             "total_billed_duration_ms": status.metrics.total_billed_duration_ms,
             "cost_usd": status.metrics.cost_usd, "error": status.error, "output": status.output,
             "requested": status.requested, "created_at": status.created_at, "updated_at": status.updated_at,
-            "heartbeat_at": status.heartbeat_at, **self._spec_attributes(status.id, status.spec),
+            "heartbeat_at": status.heartbeat_at, "lease_owner": status.lease_owner,
+            "lease_until": status.lease_until, "client_token": status.client_token,
+            **self._spec_attributes(status.id, status.spec),
         }
         if self._ttl is not None:
             item[TTL_ATTRIBUTE] = int(status.created_at + self._ttl)
-        self.client.put_item(TableName=self.table, Item=self._encode(item))
+        # Absent, not NULL: conditions such as "no lease" test for a missing attribute.
+        return {name: value for name, value in item.items() if value is not None}
+
+    def _put_chunks(self, status: JobStatus, item: dict[str, Any]) -> None:
         touched = [record for record in status.chunks
                    if record.attempts or record.state is not ChunkState.PENDING or record.started_at is not None]
         self._batch_write([{"PutRequest": {"Item": self._encode(self._chunk_item(status.id, record, item))}}
@@ -243,32 +268,83 @@ class DynamoDBJobRepository(JobRepository):
     # -- state and control ------------------------------------------------------------------------
 
     def set_state(self, job_id: str, state: JobState, *, now: float, error: str | None = None,
-                  output: str | None = None, expected: Collection[JobState] | None = None) -> bool:
+                  output: str | None = None, expected: Collection[JobState] | None = None,
+                  owner: str | None = None, free_at: float | None = None) -> bool:
         sets = ["#state = :state", "#updated_at = :now"]
         removes = ["#requested"]
+        names = {"#state": "state", "#updated_at": "updated_at", "#requested": "requested"}
         values: dict[str, Any] = {":state": state.value, ":now": now}
         if error is None:
             removes.append("#error")
         else:
             sets.append("#error = :error")
             values[":error"] = error
+        names["#error"] = "error"
         if output is not None:
             sets.append("#output = :output")
             values[":output"] = output
-        condition = f"attribute_exists({PK})"
+            names["#output"] = "output"
+        if not state.is_active:
+            removes += ["#lease_owner", "#lease_until"]
+        conditions = [f"attribute_exists({PK})"]
         if expected is not None:
-            names = [f":expected{i}" for i, _ in enumerate(expected)]
-            values.update({name: allowed.value for name, allowed in zip(names, expected, strict=True)})
-            condition += f" AND #state IN ({', '.join(names)})"
+            placeholders = [f":expected{i}" for i, _ in enumerate(expected)]
+            values.update({name: allowed.value for name, allowed in zip(placeholders, expected, strict=True)})
+            conditions.append(f"#state IN ({', '.join(placeholders)})")
+        if owner is not None:
+            conditions.append("#lease_owner = :owner")
+            values[":owner"] = owner
+        if free_at is not None:
+            conditions.append(LEASE_FREE)
+            values[":free_at"] = free_at
+        if owner is not None or not state.is_active:
+            names["#lease_owner"] = "lease_owner"
+        if free_at is not None or not state.is_active:
+            names["#lease_until"] = "lease_until"
+        return self._conditional_update(job_id, f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+                                        " AND ".join(conditions), names, values)
+
+    def take_lease(self, job_id: str, lease: Lease, *, now: float, expected: Collection[JobState],
+                   successor_of: str | None = None) -> bool:
+        placeholders = [f":expected{i}" for i, _ in enumerate(expected)]
+        values: dict[str, Any] = {name: allowed.value for name, allowed in zip(placeholders, expected, strict=True)}
+        values.update({":running": JobState.RUNNING.value, ":now": now, ":free_at": now, ":owner": lease.owner,
+                       ":until": lease.until, ":successor_of": successor_of or lease.owner})
+        return self._conditional_update(
+            job_id,
+            "SET #state = :running, #updated_at = :now, #heartbeat_at = :now, #lease_owner = :owner, "
+            "#lease_until = :until REMOVE #error",
+            f"attribute_exists({PK}) AND #state IN ({', '.join(placeholders)}) AND "
+            f"({LEASE_FREE} OR #lease_owner = :owner OR #lease_owner = :successor_of)",
+            {"#state": "state", "#updated_at": "updated_at", "#heartbeat_at": "heartbeat_at", "#error": "error",
+             "#lease_owner": "lease_owner", "#lease_until": "lease_until"},
+            values)
+
+    def renew_lease(self, job_id: str, lease: Lease, *, now: float) -> Beat | None:
+        if not self._conditional_update(
+                job_id, "SET #heartbeat_at = :now, #lease_until = :until", "#lease_owner = :owner",
+                {"#heartbeat_at": "heartbeat_at", "#lease_until": "lease_until", "#lease_owner": "lease_owner"},
+                {":now": now, ":until": lease.until, ":owner": lease.owner}):
+            return None
+        # A second small read rather than ReturnValues=ALL_NEW, which would return the whole item every beat.
+        found = self.client.get_item(TableName=self.table, Key=self._key(job_id, META), ConsistentRead=True,
+                                     ProjectionExpression="#requested",
+                                     ExpressionAttributeNames={"#requested": "requested"})
+        return Beat(found.get("Item", {}).get("requested", {}).get("S"))
+
+    def hand_over(self, job_id: str, owner: str, successor: Lease) -> bool:
+        return self._conditional_update(
+            job_id, "SET #lease_owner = :successor, #lease_until = :until", "#lease_owner = :owner",
+            {"#lease_owner": "lease_owner", "#lease_until": "lease_until"},
+            {":successor": successor.owner, ":until": successor.until, ":owner": owner})
+
+    def _conditional_update(self, job_id: str, update: str, condition: str, names: dict[str, str],
+                            values: dict[str, Any]) -> bool:
+        """One UpdateItem on the job item; False when its condition failed."""
         try:
-            self.client.update_item(
-                TableName=self.table, Key=self._key(job_id, META),
-                UpdateExpression=f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#state": "state", "#error": "error", "#updated_at": "updated_at",
-                                          "#requested": "requested",
-                                          **({"#output": "output"} if output is not None else {})},
-                ExpressionAttributeValues=self._encode(values))
+            self.client.update_item(TableName=self.table, Key=self._key(job_id, META), UpdateExpression=update,
+                                    ConditionExpression=condition, ExpressionAttributeNames=names,
+                                    ExpressionAttributeValues=self._encode(values))
             return True
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
@@ -280,21 +356,6 @@ class DynamoDBJobRepository(JobRepository):
             self.client.update_item(TableName=self.table, Key=self._key(job_id, META), UpdateExpression=expression,
                                     ConditionExpression=f"attribute_exists({PK})",
                                     ExpressionAttributeNames={"#requested": "requested"}, **extra)
-
-    def heartbeat(self, job_id: str, now: float) -> str | None:
-        try:
-            self.client.update_item(
-                TableName=self.table, Key=self._key(job_id, META), UpdateExpression="SET #heartbeat_at = :now",
-                ConditionExpression=f"attribute_exists({PK})",
-                ExpressionAttributeNames={"#heartbeat_at": "heartbeat_at"},
-                ExpressionAttributeValues=self._encode({":now": now}))
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return None
-        # A second small read rather than ReturnValues=ALL_NEW, which would return the spec every beat.
-        found = self.client.get_item(TableName=self.table, Key=self._key(job_id, META), ConsistentRead=True,
-                                     ProjectionExpression="#requested",
-                                     ExpressionAttributeNames={"#requested": "requested"})
-        return found.get("Item", {}).get("requested", {}).get("S")
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -321,7 +382,8 @@ class DynamoDBJobRepository(JobRepository):
             total_chunks=int(meta["total_chunks"]), completed_chunks=int(meta.get("completed_chunks", 0)),
             error=meta.get("error"), output=meta.get("output"), requested=meta.get("requested"),
             created_at=float(meta["created_at"]), updated_at=float(meta["updated_at"]),
-            heartbeat_at=_float(meta.get("heartbeat_at")),
+            heartbeat_at=_float(meta.get("heartbeat_at")), lease_owner=meta.get("lease_owner"),
+            lease_until=_float(meta.get("lease_until")), client_token=meta.get("client_token"),
             metrics=JobMetrics(total_duration_ms=float(meta.get("total_duration_ms", 0)),
                                total_billed_duration_ms=int(meta.get("total_billed_duration_ms", 0)),
                                cost_usd=float(meta.get("cost_usd", 0)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Sequence
 
+from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository
 from framefarm.status import (
     ChunkEvent,
@@ -29,11 +30,23 @@ class InMemoryJobRepository(JobRepository):
 
     def save(self, status: JobStatus) -> None:
         with self._lock:
-            self._jobs[status.id] = status.model_copy(update={"chunks": []})
-            records = {record.chunk_id: record for record in status.chunks}
-            # One record per spec chunk: those not given are pending.
-            self._chunks[status.id] = {chunk.id: records.get(chunk.id) or ChunkRecord(chunk_id=chunk.id)
-                                       for chunk in status.spec.chunks}
+            self._insert(status)
+
+    def _insert(self, status: JobStatus) -> None:
+        """Store ``status`` (the caller holds the lock)."""
+        self._jobs[status.id] = status.model_copy(update={"chunks": []})
+        records = {record.chunk_id: record for record in status.chunks}
+        # One record per spec chunk: those not given are pending.
+        self._chunks[status.id] = {chunk.id: records.get(chunk.id) or ChunkRecord(chunk_id=chunk.id)
+                                   for chunk in status.spec.chunks}
+
+    def create(self, status: JobStatus) -> JobStatus | None:
+        with self._lock:
+            existing = self._jobs.get(status.id)
+            if existing is not None:
+                return existing
+            self._insert(status)
+            return None
 
     def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
         with self._lock:
@@ -100,15 +113,50 @@ class InMemoryJobRepository(JobRepository):
             return applied
 
     def set_state(self, job_id: str, state: JobState, *, now: float, error: str | None = None,
-                  output: str | None = None, expected: Collection[JobState] | None = None) -> bool:
+                  output: str | None = None, expected: Collection[JobState] | None = None,
+                  owner: str | None = None, free_at: float | None = None) -> bool:
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or (expected is not None and job.state not in expected):
+            if (job is None or (expected is not None and job.state not in expected)
+                    or (owner is not None and job.lease_owner != owner)
+                    or (free_at is not None and not job.lease_free(free_at))):
                 return False
             update: dict[str, object] = {"state": state, "error": error, "updated_at": now, "requested": None}
             if output is not None:
                 update["output"] = output
+            if not state.is_active:
+                update.update(lease_owner=None, lease_until=None)
             self._jobs[job_id] = job.model_copy(update=update)
+            return True
+
+    def take_lease(self, job_id: str, lease: Lease, *, now: float, expected: Collection[JobState],
+                   successor_of: str | None = None) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state not in expected:
+                return False
+            if not (job.lease_free(now) or job.lease_owner in (lease.owner, successor_of or lease.owner)):
+                return False
+            self._jobs[job_id] = job.model_copy(update={
+                "state": JobState.RUNNING, "error": None, "updated_at": now, "heartbeat_at": now,
+                "lease_owner": lease.owner, "lease_until": lease.until})
+            return True
+
+    def renew_lease(self, job_id: str, lease: Lease, *, now: float) -> Beat | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.lease_owner != lease.owner:
+                return None
+            self._jobs[job_id] = job.model_copy(update={"heartbeat_at": now, "lease_until": lease.until})
+            return Beat(job.requested)
+
+    def hand_over(self, job_id: str, owner: str, successor: Lease) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.lease_owner != owner:
+                return False
+            self._jobs[job_id] = job.model_copy(update={"lease_owner": successor.owner,
+                                                        "lease_until": successor.until})
             return True
 
     def request(self, job_id: str, action: str | None) -> None:
@@ -116,11 +164,3 @@ class InMemoryJobRepository(JobRepository):
             job = self._jobs.get(job_id)
             if job is not None:
                 self._jobs[job_id] = job.model_copy(update={"requested": action})
-
-    def heartbeat(self, job_id: str, now: float) -> str | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                return None
-            self._jobs[job_id] = job.model_copy(update={"heartbeat_at": now})
-            return job.requested

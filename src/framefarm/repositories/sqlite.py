@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository, SpecCache
 from framefarm.spec import JobSpec
 from framefarm.status import (
@@ -46,7 +47,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     requested TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    heartbeat_at REAL
+    heartbeat_at REAL,
+    lease_owner TEXT,
+    lease_until REAL,
+    client_token TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at DESC);
 CREATE TABLE IF NOT EXISTS chunks (
@@ -89,7 +93,10 @@ WHERE id = ?"""
 
 JOB_COLUMNS = ("id, spec, state, total_chunks, completed_chunks, failed_attempts, total_duration_ms, "
                "total_billed_duration_ms, cost_usd, error, output, requested, created_at, updated_at, "
-               "heartbeat_at")
+               "heartbeat_at, lease_owner, lease_until, client_token")
+# Columns added since the first release: a jobs.db made before them gets them on open.
+ADDED_JOB_COLUMNS = {"lease_owner": "TEXT", "lease_until": "REAL", "client_token": "TEXT"}
+LEASE_FREE = "(lease_until IS NULL OR lease_until <= ?)"
 CHUNK_FIELDS = tuple(name for name in ChunkRecord.model_fields if name != "chunk_id")
 assert CHUNK_FIELDS[0] == "state"  # _chunk_values relies on it
 RECORD_FIELDS = ("chunk_id", *CHUNK_FIELDS)
@@ -116,6 +123,10 @@ class SqliteJobRepository(JobRepository):
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            for column, kind in ADDED_JOB_COLUMNS.items():
+                if column not in present:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -129,27 +140,40 @@ class SqliteJobRepository(JobRepository):
             self._db.execute("COMMIT")
 
     def save(self, status: JobStatus) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM chunks WHERE job_id = ?", (status.id,))
+            db.execute("DELETE FROM jobs WHERE id = ?", (status.id,))
+            self._insert(db, status)
+
+    def create(self, status: JobStatus) -> JobStatus | None:
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM jobs WHERE id = ?", (status.id,)).fetchone() is None:
+                self._insert(db, status)
+                return None
+        return self.get(status.id, chunks=False)
+
+    def _insert(self, db: sqlite3.Connection, status: JobStatus) -> None:
+        """Insert a job and its touched chunk rows (inside the caller's transaction)."""
         metrics = status.metrics
         spec_json = status.spec.model_dump_json()
         self._specs.remember(status.id, spec_json, status.spec)
-        with self._transaction() as db:
-            db.execute("DELETE FROM chunks WHERE job_id = ?", (status.id,))
-            db.execute(
-                f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-                (status.id, spec_json, status.state.value, status.total_chunks,
-                 status.completed_chunks, metrics.failed_attempts, metrics.total_duration_ms,
-                 metrics.total_billed_duration_ms, metrics.cost_usd, status.error, status.output,
-                 status.requested, status.created_at, status.updated_at, status.heartbeat_at),
-            )
-            # Chunks without a record, or with an untouched one, are plain pending rows.
-            touched = [record for record in status.chunks if not _untouched(record)]
-            db.executemany(
-                f"INSERT INTO chunks (job_id, chunk_id, {', '.join(CHUNK_FIELDS)}) "
-                f"VALUES (?, ?, {', '.join('?' * len(CHUNK_FIELDS))})",
-                [(status.id, record.chunk_id, *_chunk_values(record)) for record in touched],
-            )
-            db.executemany("INSERT OR IGNORE INTO chunks (job_id, chunk_id, state) VALUES (?, ?, 'pending')",
-                           [(status.id, chunk.id) for chunk in status.spec.chunks])
+        db.execute(
+            f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+            (status.id, spec_json, status.state.value, status.total_chunks,
+             status.completed_chunks, metrics.failed_attempts, metrics.total_duration_ms,
+             metrics.total_billed_duration_ms, metrics.cost_usd, status.error, status.output,
+             status.requested, status.created_at, status.updated_at, status.heartbeat_at,
+             status.lease_owner, status.lease_until, status.client_token),
+        )
+        # Chunks without a record, or with an untouched one, are plain pending rows.
+        touched = [record for record in status.chunks if not _untouched(record)]
+        db.executemany(
+            f"INSERT INTO chunks (job_id, chunk_id, {', '.join(CHUNK_FIELDS)}) "
+            f"VALUES (?, ?, {', '.join('?' * len(CHUNK_FIELDS))})",
+            [(status.id, record.chunk_id, *_chunk_values(record)) for record in touched],
+        )
+        db.executemany("INSERT OR IGNORE INTO chunks (job_id, chunk_id, state) VALUES (?, ?, 'pending')",
+                       [(status.id, chunk.id) for chunk in status.spec.chunks])
 
     def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
         with self._lock:
@@ -204,26 +228,55 @@ class SqliteJobRepository(JobRepository):
         return applied
 
     def set_state(self, job_id: str, state: JobState, *, now: float, error: str | None = None,
-                  output: str | None = None, expected: Collection[JobState] | None = None) -> bool:
+                  output: str | None = None, expected: Collection[JobState] | None = None,
+                  owner: str | None = None, free_at: float | None = None) -> bool:
         sql = ("UPDATE jobs SET state = ?, error = ?, updated_at = ?, requested = NULL, "
-               "output = COALESCE(?, output) WHERE id = ?")
+               "output = COALESCE(?, output)")
+        if not state.is_active:
+            sql += ", lease_owner = NULL, lease_until = NULL"
+        sql += " WHERE id = ?"
         params: list[Any] = [state.value, error, now, output, job_id]
         if expected is not None:
             states = [s.value for s in expected]
             sql += f" AND state IN ({', '.join('?' * len(states))})"
             params.extend(states)
+        if owner is not None:
+            sql += " AND lease_owner = ?"
+            params.append(owner)
+        if free_at is not None:
+            sql += f" AND {LEASE_FREE}"
+            params.append(free_at)
         with self._lock:
             return self._db.execute(sql, params).rowcount > 0
+
+    def take_lease(self, job_id: str, lease: Lease, *, now: float, expected: Collection[JobState],
+                   successor_of: str | None = None) -> bool:
+        states = [s.value for s in expected]
+        sql = ("UPDATE jobs SET state = 'running', error = NULL, updated_at = ?, heartbeat_at = ?, "
+               "lease_owner = ?, lease_until = ? "
+               f"WHERE id = ? AND state IN ({', '.join('?' * len(states))}) "
+               f"AND ({LEASE_FREE} OR lease_owner = ? OR lease_owner = ?)")
+        params = [now, now, lease.owner, lease.until, job_id, *states, now, lease.owner, successor_of or lease.owner]
+        with self._lock:
+            return self._db.execute(sql, params).rowcount > 0
+
+    def renew_lease(self, job_id: str, lease: Lease, *, now: float) -> Beat | None:
+        # Two statements in one transaction rather than UPDATE ... RETURNING, which needs SQLite 3.35.
+        with self._transaction() as db:
+            if not db.execute("UPDATE jobs SET heartbeat_at = ?, lease_until = ? WHERE id = ? AND lease_owner = ?",
+                              (now, lease.until, job_id, lease.owner)).rowcount:
+                return None
+            row = db.execute("SELECT requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return Beat(row["requested"])
+
+    def hand_over(self, job_id: str, owner: str, successor: Lease) -> bool:
+        with self._lock:
+            return self._db.execute("UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ? AND lease_owner = ?",
+                                    (successor.owner, successor.until, job_id, owner)).rowcount > 0
 
     def request(self, job_id: str, action: str | None) -> None:
         with self._lock:
             self._db.execute("UPDATE jobs SET requested = ? WHERE id = ?", (action, job_id))
-
-    def heartbeat(self, job_id: str, now: float) -> str | None:
-        with self._lock:
-            row = self._db.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ? RETURNING requested",
-                                   (now, job_id)).fetchone()
-        return None if row is None else row["requested"]
 
     def _spec(self, row: sqlite3.Row) -> JobSpec:
         return self._specs.get(row["id"], row["spec"], lambda: JobSpec.model_validate_json(row["spec"]))
@@ -254,7 +307,8 @@ def _job_from_row(row: sqlite3.Row, spec: JobSpec, chunks: list[ChunkRecord]) ->
         id=row["id"], spec=spec, state=JobState(row["state"]),
         total_chunks=row["total_chunks"], completed_chunks=row["completed_chunks"], error=row["error"],
         output=row["output"], requested=row["requested"], created_at=row["created_at"],
-        updated_at=row["updated_at"], heartbeat_at=row["heartbeat_at"],
+        updated_at=row["updated_at"], heartbeat_at=row["heartbeat_at"], lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"], client_token=row["client_token"],
         metrics=JobMetrics(total_duration_ms=row["total_duration_ms"],
                            total_billed_duration_ms=row["total_billed_duration_ms"],
                            cost_usd=row["cost_usd"], failed_attempts=row["failed_attempts"]),

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from framefarm import InMemoryJobRepository, JobState, JobStatus, SqliteJobRepository
+from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository
 from framefarm.status import ChunkAttempt, ChunkState
 from tests.helpers import make_spec
@@ -174,15 +175,86 @@ def test_only_one_of_many_racing_transitions_wins(repo):
         assert sum(pool.map(race, range(16))) == 1
 
 
-def test_requests_reach_the_heartbeat_and_a_transition_clears_them(repo):
+def test_requests_reach_the_lease_holder_and_a_transition_clears_them(repo):
     new_job(repo)
-    assert repo.heartbeat("job-1", 5.0) is None
+    lease = Lease("runner-a", 20.0)
+    assert repo.take_lease("job-1", lease, now=5.0, expected={JobState.PENDING})
+    assert repo.renew_lease("job-1", Lease("runner-a", 21.0), now=5.0) == Beat(None)
     repo.request("job-1", "cancel")
-    assert repo.heartbeat("job-1", 6.0) == "cancel"
-    assert repo.require("job-1").heartbeat_at == 6.0
+    assert repo.renew_lease("job-1", Lease("runner-a", 22.0), now=6.0) == Beat("cancel")
+    job = repo.require("job-1")
+    assert (job.heartbeat_at, job.lease_owner, job.lease_until) == (6.0, "runner-a", 22.0)
     repo.set_state("job-1", JobState.CANCELLED, now=7.0)
-    assert repo.require("job-1").requested is None
-    assert repo.heartbeat("nobody", 1.0) is None
+    job = repo.require("job-1")
+    assert job.requested is None
+    assert (job.lease_owner, job.lease_until) == (None, None)  # a state that is not active releases the lease
+    assert repo.renew_lease("nobody", lease, now=1.0) is None
+
+
+def test_a_lease_is_taken_only_when_free_expired_own_or_handed_over(repo):
+    # GIVEN a pending job
+    new_job(repo)
+    # WHEN one runner takes the lease, THEN it is running and another runner cannot take it while it holds
+    assert repo.take_lease("job-1", Lease("a", 100.0), now=10.0, expected={JobState.PENDING})
+    job = repo.require("job-1")
+    assert (job.state, job.lease_owner, job.lease_until, job.heartbeat_at) == (JobState.RUNNING, "a", 100.0, 10.0)
+    running = {JobState.RUNNING}
+    assert not repo.take_lease("job-1", Lease("b", 150.0), now=50.0, expected=running)
+    assert repo.renew_lease("job-1", Lease("b", 150.0), now=50.0) is None  # only the owner renews
+    # ... its owner may take it again; a state outside ``expected`` refuses even the owner
+    assert repo.take_lease("job-1", Lease("a", 110.0), now=50.0, expected=running)
+    assert not repo.take_lease("job-1", Lease("a", 110.0), now=50.0, expected={JobState.PENDING})
+    # WHEN the lease runs out, THEN another runner takes it, and the old owner can no longer renew it
+    assert repo.take_lease("job-1", Lease("b", 200.0), now=110.0, expected=running)
+    assert repo.renew_lease("job-1", Lease("a", 210.0), now=111.0) is None
+    # WHEN the owner hands over to a token, THEN only that token's holder (or the owner) takes it
+    assert not repo.hand_over("job-1", "a", Lease("handover:x", 300.0))
+    assert repo.hand_over("job-1", "b", Lease("handover:x", 300.0))
+    assert repo.require("job-1").state is JobState.RUNNING
+    assert not repo.take_lease("job-1", Lease("c", 400.0), now=150.0, expected=running)
+    assert not repo.take_lease("job-1", Lease("c", 400.0), now=150.0, expected=running, successor_of="handover:y")
+    assert repo.take_lease("job-1", Lease("c", 400.0), now=150.0, expected=running, successor_of="handover:x")
+    # ... and a duplicate continuation with the same token finds it taken
+    assert not repo.take_lease("job-1", Lease("d", 400.0), now=151.0, expected=running, successor_of="handover:x")
+    assert repo.require("job-1").lease_owner == "c"
+
+
+def test_state_changes_can_require_the_lease(repo):
+    new_job(repo)
+    repo.take_lease("job-1", Lease("a", 100.0), now=10.0, expected={JobState.PENDING})
+    # a runner that lost the job writes nothing; a controller waits until nobody holds it
+    assert not repo.set_state("job-1", JobState.FAILED, now=20.0, owner="b")
+    assert not repo.set_state("job-1", JobState.CANCELLED, now=20.0, free_at=20.0)
+    # an active state keeps the lease; the owner's final state releases it
+    assert repo.set_state("job-1", JobState.STITCHING, now=20.0, owner="a")
+    assert repo.require("job-1").lease_owner == "a"
+    assert repo.set_state("job-1", JobState.COMPLETED, now=30.0, owner="a", expected={JobState.STITCHING})
+    job = repo.require("job-1")
+    assert (job.state, job.lease_owner, job.lease_until) == (JobState.COMPLETED, None, None)
+    assert repo.set_state("job-1", JobState.PAUSED, now=31.0, free_at=31.0)
+
+
+def test_only_one_of_many_racing_runners_takes_the_lease(repo):
+    new_job(repo)
+    barrier = threading.Barrier(8)
+
+    def race(index):
+        barrier.wait()
+        return repo.take_lease("job-1", Lease(f"runner-{index}", 100.0), now=1.0, expected={JobState.PENDING})
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(race, range(8))) == 1
+
+
+def test_create_inserts_only_a_new_id(repo):
+    # GIVEN a job created with a client token
+    first = JobStatus.new(make_spec(2, job_id="job-1"), now=1.0, client_token="tok")
+    assert repo.create(first) is None
+    # WHEN the same id is created again, THEN the first job is returned and left as it was
+    again = JobStatus.new(make_spec(3, job_id="job-1"), now=2.0, client_token="other")
+    existing = repo.create(again)
+    assert existing is not None and (existing.client_token, existing.total_chunks) == ("tok", 2)
+    assert repo.require("job-1").created_at == 1.0
 
 
 def test_sqlite_store_is_shared_between_connections(tmp_path):
