@@ -24,6 +24,7 @@ import yaml
 
 from framefarm import JobExecutor, JobManager, LocalWorkerAdapter, S3MergeAdapter, plan_job
 from framefarm.devcloud import LocalAwsStack
+from framefarm.lease import Lease
 from framefarm.repositories.dynamodb import DynamoDBJobRepository
 from framefarm.repositories.sqlite import SqliteJobRepository
 from framefarm.status import ChunkState, JobState, JobStatus
@@ -139,8 +140,8 @@ def test_resume_refuses_an_aws_job_whose_orchestrator_is_alive(aws_credentials):
         repository = DynamoDBJobRepository(stack.table, storage=S3Storage(stack.bucket))
         manager = JobManager(repository, JobExecutor(LocalWorkerAdapter()), S3Storage(stack.bucket))
         manager.create_job(plan_job(short_job("alive", 1)))
-        repository.set_state("alive", JobState.RUNNING, now=time.time(), expected={JobState.PENDING})
-        repository.heartbeat("alive", time.time())
+        repository.take_lease("alive", Lease("elsewhere:1:alive", time.time() + 3600), now=time.time(),
+                              expected={JobState.PENDING})
         resumed = subprocess.run(
             [sys.executable, "-m", "framefarm", "resume", "alive", "--table", stack.table, "--bucket", stack.bucket,
              "--function", "framefarm-orchestrate"], capture_output=True, text=True, timeout=60,
@@ -157,11 +158,11 @@ def test_the_sweep_hands_abandoned_jobs_back_and_leaves_live_ones(aws_credential
         repository = DynamoDBJobRepository(stack.table, storage=storage)
         manager = JobManager(repository, JobExecutor(LocalWorkerAdapter()), storage)
         # GIVEN a running job whose orchestrator died long ago, and one whose orchestrator beats on
-        for job_id in ("abandoned", "alive"):
+        then = time.time() - 60
+        for job_id, lease_until in (("abandoned", then + 15), ("alive", time.time() + 3600)):
             manager.create_job(plan_job(short_job(job_id, 3)))
-            repository.set_state(job_id, JobState.RUNNING, now=time.time() - 60, expected={JobState.PENDING})
-        repository.heartbeat("abandoned", time.time() - 60)
-        repository.heartbeat("alive", time.time() + 3600)  # as if beating for the next hour
+            repository.take_lease(job_id, Lease(f"elsewhere:1:{job_id}", lease_until), now=then,
+                                  expected={JobState.PENDING})
         # WHEN the scheduled sweep runs
         answer = json.loads(boto3.client("lambda").invoke(
             FunctionName="framefarm-orchestrate", Payload=json.dumps({"sweep": True}).encode())["Payload"].read())

@@ -51,7 +51,7 @@ ASYNC_PAYLOAD_LIMIT = 256 * 1024  # Lambda's limit for an Event invocation's pay
 
 Handler = Callable[[Any, Any], Any]
 EventMatch = Callable[[Any], bool]
-FAULTS = ("throttle", "crash", "reset")
+FAULTS = ("throttle", "crash", "reset", "duplicate")
 # The names standard_functions serves the three handlers under.
 SUBMIT_FUNCTION = "framefarm-submit"
 ORCHESTRATOR_FUNCTION = "framefarm-orchestrate"
@@ -355,6 +355,15 @@ class DevCloud:
             outcome["value"] = answer.get("value")
         return False
 
+    def _deliver(self, function: DevFunction, event: Any) -> None:
+        """Run an Event call in the background; an injected ``duplicate`` delivers it twice at once, as
+        Lambda's at-least-once delivery of asynchronous events may."""
+        self._start_background(function, event)
+        if self._take_fault(function.name, "duplicate", event):
+            with self._lock:
+                self._running[function.name] = self._running.get(function.name, 0) + 1
+            self._start_background(function, event)
+
     def _start_background(self, function: DevFunction, event: Any) -> None:
         def run() -> None:
             try:
@@ -411,7 +420,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return self._error(429, "TooManyRequestsException", "Rate Exceeded.",
                                extra={"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"})
         if kind == "Event":  # counted in by _admit, counted out when the background call ends
-            cloud._start_background(function, event)
+            cloud._deliver(function, event)
             return self._send(202, {"X-Amzn-RequestId": str(uuid.uuid4())}, b"")
         status, headers, payload = cloud._invoke(function, event, kind)
         if cloud._take_fault(function.name, "reset", event):
