@@ -327,7 +327,7 @@ class JobManager:
                         self._handovers[job_id] = successor.owner
             else:  # only while this run still holds the job: a runner that lost it writes nothing
                 self.repository.set_state(job_id, state, now=self._clock(), error=error, output=output,
-                                          expected=ACTIVE, owner=owner)
+                                          expected=ACTIVE, owner=owner, release=True)
             return self.summary(job_id)
         finally:
             if run.writer is not None:

@@ -134,9 +134,9 @@ def test_a_duplicated_orchestrator_event_on_aws_runs_each_chunk_once(aws_credent
 def test_duplicated_continuation_events_on_aws_run_each_chunk_once(aws_credentials, monkeypatch, tmp_path):
     for name, value in FAST_HEARTBEAT.items():
         monkeypatch.setenv(name, value)
-    # GIVEN orchestrator runs that hand over after about a second (timeout 28 s = 12 s worker + 15 s spare + 1 s),
+    # GIVEN orchestrator runs that hand over after about 3 s (timeout 30 s = 12 s worker + 15 s spare + 3 s),
     # and Lambda delivering every continuation event twice at once
-    with LocalAwsStack(worker_timeout=12, orchestrator_timeout=28) as stack:
+    with LocalAwsStack(worker_timeout=12, orchestrator_timeout=30) as stack:
         repository = DynamoDBJobRepository(stack.table, storage=S3Storage(stack.bucket))
         stack.cloud.inject("framefarm-orchestrate", "duplicate", times=100,
                            match=lambda event: bool(event.get("continuation")))
@@ -152,5 +152,5 @@ def test_duplicated_continuation_events_on_aws_run_each_chunk_once(aws_credentia
         continuations = [call.event for call in stack.cloud.calls("framefarm-orchestrate")
                          if call.event.get("continuation")]
         assert continuations and all(continuations.count(event) == 2 for event in continuations)
-        assert runs_per_chunk(ledger) == dict.fromkeys(range(CHUNKS), 1)
         check_counted_once(repository.require("handovers"), CHUNKS)
+        assert runs_per_chunk(ledger) == dict.fromkeys(range(CHUNKS), 1)

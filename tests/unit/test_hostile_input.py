@@ -94,7 +94,7 @@ def is_valid_submission(event) -> bool:
     from framefarm.aws.handlers import _submission
 
     try:
-        document, _ = _submission(event)
+        document, _, _ = _submission(event)
         parse_job(document, source="job")
     except JobSpecError:
         return False

@@ -357,3 +357,13 @@ def test_a_retried_create_with_the_same_client_token_returns_the_first_job(store
         manager.create_job(spec, client_token="token-2")
     with pytest.raises(JobStateError, match="already exists"):
         manager.create_job(spec)
+
+
+def test_a_run_that_leaves_its_chunks_for_stitching_releases_the_job(store, tmp_path):
+    # GIVEN a run that renders the chunks only (the AWS flow, `--no-stitch`)
+    manager = manager_for(ScriptedWorker(), store, tmp_path)
+    manager.create_job(make_spec(2, job_id="job"))
+    final = manager.run_job("job", ExecutionOptions(skip_merge=True))
+    # THEN nothing holds the job: another process may resume or stitch it at once
+    assert final.state is JobState.STITCHING and final.lease_owner is None
+    assert manager_for(ScriptedWorker(), store, tmp_path).is_stale(final)

@@ -78,11 +78,11 @@ class JobRepository(ABC):
     @abstractmethod
     def set_state(self, job_id: str, state: JobState, *, now: float, error: str | None = None,
                   output: str | None = None, expected: Collection[JobState] | None = None,
-                  owner: str | None = None, free_at: float | None = None) -> bool:
+                  owner: str | None = None, free_at: float | None = None, release: bool = False) -> bool:
         """Move the job to ``state`` in one conditional write; clears any request. Only from
         ``expected`` states, when given; only while ``owner`` holds the lease, when given; only while
         no lease is held at ``free_at`` (none, or run out), when given. A state that is not active
-        (``JobState.is_active``) releases the lease; an active one keeps it."""
+        (``JobState.is_active``), or ``release``, releases the lease; otherwise it is kept."""
 
     @abstractmethod
     def take_lease(self, job_id: str, lease: Lease, *, now: float, expected: Collection[JobState],

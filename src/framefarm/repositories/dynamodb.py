@@ -269,7 +269,7 @@ class DynamoDBJobRepository(JobRepository):
 
     def set_state(self, job_id: str, state: JobState, *, now: float, error: str | None = None,
                   output: str | None = None, expected: Collection[JobState] | None = None,
-                  owner: str | None = None, free_at: float | None = None) -> bool:
+                  owner: str | None = None, free_at: float | None = None, release: bool = False) -> bool:
         sets = ["#state = :state", "#updated_at = :now"]
         removes = ["#requested"]
         names = {"#state": "state", "#updated_at": "updated_at", "#requested": "requested"}
@@ -284,7 +284,7 @@ class DynamoDBJobRepository(JobRepository):
             sets.append("#output = :output")
             values[":output"] = output
             names["#output"] = "output"
-        if not state.is_active:
+        if release or not state.is_active:
             removes += ["#lease_owner", "#lease_until"]
         conditions = [f"attribute_exists({PK})"]
         if expected is not None:
@@ -297,9 +297,9 @@ class DynamoDBJobRepository(JobRepository):
         if free_at is not None:
             conditions.append(LEASE_FREE)
             values[":free_at"] = free_at
-        if owner is not None or not state.is_active:
+        if owner is not None or release or not state.is_active:
             names["#lease_owner"] = "lease_owner"
-        if free_at is not None or not state.is_active:
+        if free_at is not None or release or not state.is_active:
             names["#lease_until"] = "lease_until"
         return self._conditional_update(job_id, f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
                                         " AND ".join(conditions), names, values)

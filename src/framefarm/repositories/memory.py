@@ -114,7 +114,7 @@ class InMemoryJobRepository(JobRepository):
 
     def set_state(self, job_id: str, state: JobState, *, now: float, error: str | None = None,
                   output: str | None = None, expected: Collection[JobState] | None = None,
-                  owner: str | None = None, free_at: float | None = None) -> bool:
+                  owner: str | None = None, free_at: float | None = None, release: bool = False) -> bool:
         with self._lock:
             job = self._jobs.get(job_id)
             if (job is None or (expected is not None and job.state not in expected)
@@ -124,7 +124,7 @@ class InMemoryJobRepository(JobRepository):
             update: dict[str, object] = {"state": state, "error": error, "updated_at": now, "requested": None}
             if output is not None:
                 update["output"] = output
-            if not state.is_active:
+            if release or not state.is_active:
                 update.update(lease_owner=None, lease_until=None)
             self._jobs[job_id] = job.model_copy(update=update)
             return True

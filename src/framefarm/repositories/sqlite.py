@@ -229,10 +229,10 @@ class SqliteJobRepository(JobRepository):
 
     def set_state(self, job_id: str, state: JobState, *, now: float, error: str | None = None,
                   output: str | None = None, expected: Collection[JobState] | None = None,
-                  owner: str | None = None, free_at: float | None = None) -> bool:
+                  owner: str | None = None, free_at: float | None = None, release: bool = False) -> bool:
         sql = ("UPDATE jobs SET state = ?, error = ?, updated_at = ?, requested = NULL, "
                "output = COALESCE(?, output)")
-        if not state.is_active:
+        if release or not state.is_active:
             sql += ", lease_owner = NULL, lease_until = NULL"
         sql += " WHERE id = ?"
         params: list[Any] = [state.value, error, now, output, job_id]

@@ -232,6 +232,10 @@ def test_state_changes_can_require_the_lease(repo):
     job = repo.require("job-1")
     assert (job.state, job.lease_owner, job.lease_until) == (JobState.COMPLETED, None, None)
     assert repo.set_state("job-1", JobState.PAUSED, now=31.0, free_at=31.0)
+    # a run that ends in an active state at rest (stitching: chunks ready to stitch) releases it explicitly
+    repo.take_lease("job-1", Lease("c", 100.0), now=40.0, expected={JobState.PAUSED})
+    assert repo.set_state("job-1", JobState.STITCHING, now=41.0, owner="c", release=True)
+    assert repo.require("job-1").lease_owner is None
 
 
 def test_only_one_of_many_racing_runners_takes_the_lease(repo):
