@@ -11,6 +11,7 @@ events at once (SQLite) do, the rest apply them one by one; ``record_attempt`` a
 
 from __future__ import annotations
 
+import builtins
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
@@ -70,6 +71,15 @@ class JobRepository(ABC):
     def set_state(self, job_id: str, state: JobState, *, now: float, error: str | None = None,
                   output: str | None = None, expected: Collection[JobState] | None = None) -> bool:
         """Move the job to ``state`` (only from ``expected`` states, when given); clears any request."""
+
+    @abstractmethod
+    def reopen_chunks(self, job_id: str, chunk_ids: Collection[int], *, state: JobState, now: float,
+                      expected: Collection[JobState]) -> builtins.list[int] | None:
+        """Ready ``chunk_ids`` to render again, in one conditional write, only while the job is in an
+        ``expected`` state: those that completed go back to pending (their attempt counts and amounts
+        billed stay: they were paid), the job's completed counter moves down by as many, and the job
+        moves to ``state`` (error and request cleared). Returns the chunk ids reopened, sorted; None
+        when the job is missing or in another state, and then nothing changed."""
 
     @abstractmethod
     def request(self, job_id: str, action: str | None) -> None:

@@ -8,6 +8,7 @@ processes (``framefarm status``) read while a render writes.
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Sequence
@@ -214,6 +215,20 @@ class SqliteJobRepository(JobRepository):
             params.extend(states)
         with self._lock:
             return self._db.execute(sql, params).rowcount > 0
+
+    def reopen_chunks(self, job_id: str, chunk_ids: Collection[int], *, state: JobState, now: float,
+                      expected: Collection[JobState]) -> builtins.list[int] | None:
+        states = [s.value for s in expected]
+        with self._transaction() as db:
+            row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["state"] not in states:
+                return None
+            reopened = sorted(cid for cid in set(chunk_ids) if db.execute(
+                "UPDATE chunks SET state = 'pending', output = NULL "
+                "WHERE job_id = ? AND chunk_id = ? AND state = 'completed'", (job_id, cid)).rowcount)
+            db.execute("UPDATE jobs SET completed_chunks = completed_chunks - ?, state = ?, error = NULL, "
+                       "requested = NULL, updated_at = ? WHERE id = ?", (len(reopened), state.value, now, job_id))
+        return reopened
 
     def request(self, job_id: str, action: str | None) -> None:
         with self._lock:
