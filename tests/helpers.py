@@ -12,8 +12,11 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from framefarm import CallableWorkerAdapter, JobSpec, WorkerJob, WorkerResult, plan_job
+
+FAULTY_CHUNK = Path(__file__).parent / "faulty_chunk.py"  # a chunk command that misbehaves on cue
 
 
 def make_spec(chunks: int = 5, *, frames_per_chunk: int = 10, job_id: str | None = None,

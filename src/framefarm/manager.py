@@ -2,6 +2,7 @@
 
 States: pending → running → stitching → completed, or → failed | cancelled | paused. A paused,
 failed or cancelled job can be resumed: completed chunks are skipped, attempt numbers continue.
+Chosen chunks of a stopped job, finished or not, can be rendered again (``retry_chunks``).
 A run with ``skip_merge`` ends in ``stitching``: its chunks are ready for ``framefarm stitch``
 (the AWS flow, where the merge runs on the operator's machine). A run stopped for a hand-over
 (reason ``handover``) leaves the job ``running`` for ``continue_job``.
@@ -26,14 +27,14 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from framefarm.adapters.base import CANCELLED, WorkerResult
 from framefarm.cancel import CancelToken
 from framefarm.config import framefarm_home, heartbeat_timing
-from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, JobStateError
+from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, JobStateError, id_list
 from framefarm.executor import ExecutionOptions, JobExecutor
 from framefarm.lease import Lease, new_handover_token, new_run_id, owner_is_gone
 from framefarm.redaction import redact_result, secret_values
@@ -163,6 +164,43 @@ class JobManager:
             raise JobStateError(f"job {job_id!r} is {status.state.value}; nothing to resume")
         return self._start(job_id, options or self._options.get(job_id), background=background,
                            expected=RUNNABLE | ACTIVE)
+
+    def retry_chunks(self, job_id: str, chunk_ids: Collection[int], options: ExecutionOptions | None = None, *,
+                     background: bool = True) -> JobStatus:
+        """Render ``chunk_ids`` of a stopped job again (completed, stitching, failed, cancelled, paused
+        or abandoned): ``reopen_chunks``, then ``resume_job``, which skips the chunks still completed.
+        A stitched video predates the new chunks: a run with a stitcher stitches again, otherwise
+        ``framefarm stitch`` has to.
+        """
+        self.reopen_chunks(job_id, chunk_ids)
+        return self.resume_job(job_id, options, background=background)
+
+    def reopen_chunks(self, job_id: str, chunk_ids: Collection[int]) -> list[int]:
+        """The first half of ``retry_chunks`` (what an AWS job needs before its orchestrator resumes
+        it): the chosen chunks go back to pending and the job to ``paused``, in one conditional write.
+        Returns the ids that had completed. JobStateError for a job whose runner is alive, one that
+        never ran, or chunk ids the job does not have (named)."""
+        status = self.summary(job_id)
+        wanted = sorted(set(chunk_ids))
+        known = {chunk.id for chunk in status.spec.chunks}
+        unknown = [chunk_id for chunk_id in wanted if chunk_id not in known]
+        if not wanted:
+            raise JobStateError(f"job {job_id!r}: name the chunks to retry")
+        if unknown:
+            noun = "chunk" if len(unknown) == 1 else "chunks"
+            raise JobStateError(f"job {job_id!r} has no {noun} {id_list(unknown)} "
+                                f"(its chunk ids run {min(known)}-{max(known)})")
+        if status.state in ACTIVE and (job_id in self._active or not self.is_stale(status)):
+            raise JobStateError(f"job {job_id!r} is {status.state.value} and its runner is alive; "
+                                "cancel or pause it before retrying chunks")
+        if status.state is JobState.PENDING:
+            raise JobStateError(f"job {job_id!r} is pending: no chunk has run yet; resume it instead")
+        reopened = self.repository.reopen_chunks(job_id, wanted, state=JobState.PAUSED, now=self._clock(),
+                                                 expected={status.state})
+        if reopened is None:
+            raise JobStateError(f"job {job_id!r} changed state while its chunks were reopened; try again")
+        logger.info("job %s: chunks %s reopened to render again", job_id, id_list(reopened))
+        return reopened
 
     def take_over(self, job_id: str, options: ExecutionOptions | None = None, *, patience: float) -> JobStatus:
         """Resume a ``running`` job whose runner died, waiting up to ``patience`` s for its lease

@@ -16,6 +16,7 @@ import yaml
 from framefarm import JobState, SqliteJobRepository
 from framefarm.status import TAIL_CHARS, ChunkState
 from framefarm.stitch.probe import decoded_audio_samples, packets, probe
+from tests.helpers import FAULTY_CHUNK, eventually
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "testsrc.yaml"
 
@@ -188,6 +189,75 @@ def test_pause_from_another_terminal_then_resume_finishes(tmp_path):
     final = store().require("p")
     assert final.state is JobState.STITCHING and final.completed_chunks == 4  # ready to stitch
     assert all(c.attempts == 1 for c in final.chunks)
+
+
+def video_job(tmp_path: Path, plan: dict[str, list[str]], chunks: int) -> Path:
+    """Chunks of real video from tests/faulty_chunk.py, which never overwrites an output (like ffmpeg without -y)."""
+    plan_dir = tmp_path / "plan"
+    plan_dir.mkdir()
+    (plan_dir / "plan.json").write_text(json.dumps(plan))
+    return write_job(tmp_path, width=64, height=48, fps=10, total_frames=5 * chunks, frames_per_chunk=5,
+                     command=[sys.executable, str(FAULTY_CHUNK), str(plan_dir), "{chunk_id}", "{output}", "{ffmpeg}",
+                              "testsrc2=size={width}x{height}:rate={fps}", "{start_frame}", "{end_frame}"],
+                     output=str(tmp_path / "video.mp4"))
+
+
+def calls(tmp_path: Path) -> dict[int, int]:
+    """How many times the worker ran each chunk's command."""
+    return {int(path.name.removeprefix("calls-")): len(path.read_text().splitlines())
+            for path in (tmp_path / "plan").glob("calls-*")}
+
+
+def test_a_chunk_killed_mid_render_is_rendered_again_on_resume_and_the_job_stitches(tmp_path):
+    # GIVEN a render whose chunk 0 writes a 48-byte stub and is still rendering, with a command that
+    # never overwrites an output and exits 0 when one exists (ffmpeg without -y)
+    job = video_job(tmp_path, {"0": ["stub-hang"]}, chunks=2)
+    render = subprocess.Popen([sys.executable, "-m", "framefarm", "render", str(job), "--job-id", "stub"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    chunk_dir = Path(os.environ["FRAMEFARM_HOME"]) / "jobs" / "stub" / "chunks"
+    wait_for_state("stub", JobState.RUNNING)
+    eventually(lambda: any(path.stat().st_size == 48 for path in chunk_dir.glob("*00000*")), what="the stub")
+    # WHEN it is cancelled from another terminal, then resumed
+    assert framefarm("cancel", "stub").returncode == 0
+    assert render.wait(30) == 130
+    resumed = framefarm("resume", "stub")
+    # THEN chunk 0 was rendered again, not taken from the stub, and the job stitched every frame
+    assert resumed.returncode == 0, resumed.stderr
+    assert calls(tmp_path) == {0: 2, 1: 1}
+    assert store().require("stub").state is JobState.COMPLETED
+    assert len(packets(tmp_path / "video.mp4")) == 10
+
+
+def test_retry_renders_exactly_the_chosen_chunks_of_a_finished_job(tmp_path):
+    # GIVEN a rendered, stitched job of 3 chunks
+    job = video_job(tmp_path, {}, chunks=3)
+    assert framefarm("render", str(job), "--job-id", "again").returncode == 0
+    # WHEN chunks 0 and 2 are retried
+    result = framefarm("retry", "again", "--chunk", "2", "--chunk", "0")
+    # THEN the worker ran exactly those again, and the job is stitched anew from every frame
+    assert result.returncode == 0, result.stderr
+    assert calls(tmp_path) == {0: 2, 1: 1, 2: 2}
+    final = store().require("again")
+    assert final.state is JobState.COMPLETED and [record.attempts for record in final.chunks] == [2, 1, 2]
+    assert len(packets(tmp_path / "video.mp4")) == 15
+    # AND chunks the job does not have are refused in one line, naming them
+    refused = framefarm("retry", "again", "--chunk", "1", "--chunk", "7")
+    assert (refused.returncode, refused.stderr.strip()) == (2, "error: job 'again' has no chunk 7 (its chunk ids run 0-2)")
+    assert calls(tmp_path) == {0: 2, 1: 1, 2: 2}
+
+
+def test_retry_without_stitching_says_the_video_must_be_stitched_again(tmp_path):
+    # GIVEN a rendered, stitched job
+    job = video_job(tmp_path, {}, chunks=2)
+    assert framefarm("render", str(job), "--job-id", "stale-video").returncode == 0
+    # WHEN a chunk is retried without stitching
+    result = framefarm("retry", "stale-video", "--chunk", "1", "--no-stitch")
+    # THEN the last line says the video predates it and how to stitch again
+    assert result.returncode == 0, result.stderr
+    assert calls(tmp_path) == {0: 1, 1: 2}
+    last = " ".join(result.stderr.strip().splitlines()[-2:])
+    assert last.endswith(f"its video {tmp_path / 'video.mp4'} predates this retry: once the chunks are done, "
+                         "stitch again with `framefarm stitch stale-video`"), result.stderr
 
 
 @pytest.mark.slow

@@ -4,7 +4,8 @@ every chunk counted once. Seeded, so a failure names a reproducible kill point.
 Local: ``framefarm render`` is SIGKILLed, then ``framefarm resume`` takes over once its heartbeat is
 stale. AWS: the orchestrator Lambda runs in its own process under devcloud and is SIGKILLed when
 its k-th render-chunk call goes out; Lambda's own retries of the asynchronous call take over, and
-when they are used up too, ``framefarm resume --table`` hands the job back to the orchestrator.
+when they are used up too, ``framefarm resume --table`` hands the job back to the orchestrator;
+``framefarm retry --table`` reopens chosen chunks and hands the job back the same way.
 """
 
 from __future__ import annotations
@@ -172,3 +173,30 @@ def test_the_sweep_hands_abandoned_jobs_back_and_leaves_live_ones(aws_credential
         check_counted_once(repository.require("abandoned"), 3)
         assert repository.require("alive").state is JobState.RUNNING
         assert repository.require("alive").completed_chunks == 0
+
+
+def test_retry_of_an_aws_job_reopens_its_chunks_and_hands_it_to_the_orchestrator(aws_credentials, monkeypatch):
+    for name, value in FAST_HEARTBEAT.items():
+        monkeypatch.setenv(name, value)
+    with LocalAwsStack() as stack:
+        # GIVEN a job of 3 chunks rendered on AWS, ready to stitch, its orchestrator gone
+        repository = DynamoDBJobRepository(stack.table, storage=S3Storage(stack.bucket))
+        answer = boto3.client("lambda").invoke(FunctionName="framefarm-submit", Payload=json.dumps(
+            {"job": short_job("redo", 3), "options": {"concurrency": 3}}).encode())
+        assert json.loads(answer["Payload"].read())["statusCode"] == 202
+        assert stack.cloud.wait_idle(timeout=120)
+        manager = JobManager(repository, JobExecutor(LocalWorkerAdapter()))
+        eventually(lambda: manager.is_stale(repository.require("redo")), timeout=10, what="a stale heartbeat")
+        # WHEN chunk 1 is retried from the CLI
+        retried = subprocess.run(
+            [sys.executable, "-m", "framefarm", "retry", "redo", "--chunk", "1", "--table", stack.table,
+             "--bucket", stack.bucket, "--function", "framefarm-orchestrate"],
+            capture_output=True, text=True, timeout=120, env={**os.environ, **stack.env})
+        assert retried.returncode == 0, retried.stderr
+        assert stack.cloud.wait_idle(timeout=120)
+        # THEN the orchestrator rendered chunk 1 alone again, and the job is ready to stitch once more
+        rendered = [call.event["chunk_id"] for call in stack.cloud.calls("framefarm-render-chunk")]
+        assert sorted(rendered) == [0, 1, 1, 2]
+        status = repository.require("redo")
+        assert status.state is JobState.STITCHING and status.completed_chunks == 3
+        assert [record.attempts for record in status.chunks] == [1, 2, 1]

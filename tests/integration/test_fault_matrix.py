@@ -36,9 +36,8 @@ from framefarm.repositories.dynamodb import DynamoDBJobRepository
 from framefarm.spec import JobSpec
 from framefarm.status import ChunkState, JobState, JobStatus
 from framefarm.storage.s3 import S3Storage
-from tests.helpers import PlatformFaults, RecordingStitcher, ResettingProxy, WorkerServer
+from tests.helpers import FAULTY_CHUNK, PlatformFaults, RecordingStitcher, ResettingProxy, WorkerServer
 
-FAULTY_CHUNK = Path(__file__).parents[1] / "faulty_chunk.py"
 RETRIES, TRANSIENT_RETRIES = 1, 2
 WORKER = "framefarm-render-chunk"
 

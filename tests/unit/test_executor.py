@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import sys
 import threading
 from pathlib import Path
@@ -22,7 +24,7 @@ from framefarm import (
     StitchError,
     WorkerResult,
 )
-from tests.helpers import RecordingStitcher, ScriptedWorker, make_spec
+from tests.helpers import FAULTY_CHUNK, RecordingStitcher, ScriptedWorker, make_spec
 
 
 def in_background(executor: JobExecutor, spec: JobSpec, options: ExecutionOptions):
@@ -333,6 +335,49 @@ def test_a_local_chunk_that_exits_0_without_its_output_fails(tmp_path):
     spec = make_spec(1, command=f"{sys.executable} -c pass")
     with pytest.raises(ChunkFailedError, match="Chunk 0 failed after 1 attempt: exit code 0 but no output at "):
         JobExecutor(LocalWorkerAdapter()).execute(spec, ExecutionOptions(job_dir=tmp_path))
+
+
+def faulty_spec(plan_dir: Path, plan: dict[str, list[str]], chunks: int = 1) -> JobSpec:
+    """Chunks run by tests/faulty_chunk.py, which never overwrites an existing output (like ffmpeg without -y)."""
+    plan_dir.mkdir(parents=True, exist_ok=True)
+    (plan_dir / "plan.json").write_text(json.dumps(plan))
+    return make_spec(chunks, command=shlex.join([sys.executable, str(FAULTY_CHUNK), str(plan_dir)])
+                     + " {chunk_id} {output}")
+
+
+def test_a_stub_from_a_failed_attempt_never_passes_for_a_later_attempts_output(tmp_path):
+    # GIVEN a chunk whose first attempt writes a 48-byte stub and exits 1, and whose second exits 0 writing nothing
+    spec = faulty_spec(tmp_path / "plan", {"0": ["stub-exit1", "no-output"]})
+    # WHEN it runs with one retry
+    with pytest.raises(ChunkFailedError) as failed:
+        JobExecutor(LocalWorkerAdapter()).execute(spec, ExecutionOptions(job_dir=tmp_path / "job", retries=1,
+                                                                         retry_delay=0))
+    # THEN the chunk fails for want of output, and nothing is left under its name
+    assert str(failed.value) == "Chunk 0 failed after 2 attempts: exit code 0 but no output at chunks/00000.mp4"
+    assert (tmp_path / "plan" / "calls-0").read_text().count("call") == 2
+    assert not (tmp_path / "job" / "chunks" / "00000.mp4").exists()
+    assert list((tmp_path / "job" / "chunks").iterdir()) == []  # the stub went with its attempt
+
+
+def test_a_chunk_whose_output_is_empty_fails(tmp_path):
+    # GIVEN a command that exits 0 after writing an empty file at its output
+    spec = make_spec(1, command=f"{sys.executable} -c \"open('{{output}}', 'w')\"")
+    # WHEN it runs, THEN the chunk fails and nothing counts as its output
+    with pytest.raises(ChunkFailedError) as failed:
+        JobExecutor(LocalWorkerAdapter()).execute(spec, ExecutionOptions(job_dir=tmp_path))
+    assert str(failed.value) == "Chunk 0 failed after 1 attempt: exit code 0 but an empty output at chunks/00000.mp4"
+    assert not (tmp_path / "chunks" / "00000.mp4").exists()
+
+
+def test_a_rerun_renders_over_a_stub_an_earlier_run_left(tmp_path):
+    # GIVEN a stub at the chunk's output from a run that was killed, and a command that never overwrites
+    (tmp_path / "job" / "chunks").mkdir(parents=True)
+    (tmp_path / "job" / "chunks" / "00000.mp4").write_bytes(b"stub" * 12)
+    spec = faulty_spec(tmp_path / "plan", {})
+    # WHEN the chunk runs again
+    JobExecutor(LocalWorkerAdapter()).execute(spec, ExecutionOptions(job_dir=tmp_path / "job"))
+    # THEN it rendered for real, in place of the stub
+    assert (tmp_path / "job" / "chunks" / "00000.mp4").read_text() == "chunk 0\n"
 
 
 @pytest.mark.parametrize("bad", [{"concurrency": 0}, {"retries": -1}, {"retry_delay": -1}, {"transient_retries": -1},

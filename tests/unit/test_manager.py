@@ -169,6 +169,61 @@ def test_cancel_of_a_job_whose_runner_died_marks_it_cancelled_directly(store, tm
     assert manager.cancel_job("job").state is JobState.CANCELLED
 
 
+def test_retry_renders_exactly_the_chosen_chunks_of_a_completed_job_and_stitches_again(store, tmp_path):
+    # GIVEN a completed, stitched job of 4 chunks
+    worker = ScriptedWorker()
+    manager = manager_for(worker, store, tmp_path)
+    stitcher = RecordingStitcher()
+    options = ExecutionOptions(stitcher=stitcher, output_file=tmp_path / "o.mp4")
+    manager.create_job(make_spec(4, job_id="job"))
+    assert manager.run_job("job", options).state is JobState.COMPLETED
+    paid = manager.get_job("job").metrics.total_duration_ms
+    # WHEN chunks 1 and 3 are retried
+    final = manager.retry_chunks("job", [3, 1], options, background=False)
+    # THEN only they ran again, as second attempts, and the job was stitched again
+    assert final.state is JobState.COMPLETED and final.completed_chunks == 4
+    assert worker.calls == {0: 1, 1: 2, 2: 1, 3: 2}
+    job = manager.get_job("job")
+    assert [record.attempts for record in job.chunks] == [1, 2, 1, 2]
+    assert len(stitcher.calls) == 2
+    # AND what the first run cost stays on the job, with the retried attempts added
+    assert job.metrics.total_duration_ms == paid + 11 + 13 == sum(record.duration_ms for record in job.chunks)
+
+
+def test_retrying_a_chunk_of_a_failed_job_also_runs_its_unfinished_ones(store, tmp_path):
+    # GIVEN a job whose chunk 2 failed
+    worker = ScriptedWorker(fail={2: 1})
+    manager = manager_for(worker, store, tmp_path)
+    manager.create_job(make_spec(3, job_id="job"))
+    assert manager.run_job("job").state is JobState.FAILED
+    # WHEN its completed chunk 0 is retried
+    final = manager.retry_chunks("job", [0], background=False)
+    # THEN chunk 0 ran again and chunk 2, never completed, ran too, as a resume would
+    assert final.state is JobState.COMPLETED and final.error is None
+    assert worker.calls == {0: 2, 1: 1, 2: 2}
+
+
+def test_retry_refuses_a_running_job_a_pending_one_and_unknown_chunks(store, tmp_path):
+    # GIVEN a job running here, its chunk 0 holding it, and a pending job
+    worker = ScriptedWorker()
+    manager = manager_for(worker, store, tmp_path)
+    release = threading.Event()
+    worker.hooks[0] = lambda job: release.wait(30)
+    manager.submit_job(make_spec(2, job_id="busy"))
+    worker.wait_for(lambda w: w.calls[0] == 1)
+    manager.create_job(make_spec(4, job_id="idle"))
+    # WHEN chunks are retried THEN each is refused, in one line, and nothing was reopened
+    with pytest.raises(JobStateError, match=r"^job 'busy' is running and its runner is alive; cancel or pause it"):
+        manager.retry_chunks("busy", [0])
+    with pytest.raises(JobStateError, match=r"^job 'idle' is pending: no chunk has run yet; resume it instead$"):
+        manager.retry_chunks("idle", [0])
+    with pytest.raises(JobStateError, match=r"^job 'idle' has no chunks 4, 9 \(its chunk ids run 0-3\)$"):
+        manager.retry_chunks("idle", [9, 1, 4])
+    release.set()
+    assert manager.wait("busy", timeout=30).state is JobState.COMPLETED
+    assert worker.calls == {0: 1, 1: 1}
+
+
 def test_pending_and_finished_jobs(store, tmp_path):
     manager = manager_for(ScriptedWorker(), store, tmp_path)
     manager.create_job(make_spec(2, job_id="job"))

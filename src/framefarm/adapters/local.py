@@ -4,6 +4,8 @@ No shell is ever involved: the command is an argv list (strings are split with s
 are read by the calling thread through one selector, so a chunk costs one thread however chatty it
 is, and text reaches ``on_stdout``/``on_stderr`` as it arrives. A timeout or a cancel kills the
 whole process group (ffmpeg's children included); the output read so far stays in the result.
+A chunk (``meta`` names its ``output_file``) writes a file of the attempt's own, put in place only
+when it succeeded: see ``chunk_output``.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from collections.abc import Callable, Mapping
 from typing import IO
 
 from framefarm.adapters.base import CANCELLED, TextCallback, WorkerJob, WorkerResult
+from framefarm.adapters.chunk_output import ChunkOutput
 from framefarm.config import ffmpeg_path
 from framefarm.spec import split_command
 
 EXIT_TIMEOUT = 124  # the convention of coreutils' timeout(1)
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
-EXIT_NO_OUTPUT = 3  # exited 0 but left nothing at the chunk's output_file
+EXIT_NO_OUTPUT = 3  # exited 0 but left no output (or an empty one) for the chunk's output_file
 READ_SIZE = 65_536
 
 
@@ -46,6 +49,14 @@ class LocalWorkerAdapter:
 
     def execute(self, job: WorkerJob) -> WorkerResult:
         argv = self._resolve_tools([*split_command(job.command), *job.args])
+        output = _chunk_output(job, argv)
+        try:
+            return self._run(job, argv if output is None else output.argv, output)
+        finally:
+            if output is not None:
+                output.discard()
+
+    def _run(self, job: WorkerJob, argv: list[str], output: ChunkOutput | None) -> WorkerResult:
         env = {**(os.environ if self._base_env is None else self._base_env), **self._env, **(job.env or {})}
         started = self._clock()
         try:
@@ -78,8 +89,8 @@ class LocalWorkerAdapter:
                 _kill_group(process)
                 process.wait()
         error = stopped[0] if stopped else None
-        if exit_code == 0 and error is None:
-            error = _missing_output(job)
+        if exit_code == 0 and error is None and output is not None:
+            error = output.commit()
             exit_code = EXIT_NO_OUTPUT if error else 0
         timed_out = bool(error and error.startswith("timed out"))
         return WorkerResult(exit_code=EXIT_TIMEOUT if timed_out else exit_code, stdout=stdout, stderr=stderr,
@@ -100,15 +111,12 @@ class LocalWorkerAdapter:
                             duration_ms=(self._clock() - started) * 1000.0)
 
 
-def _missing_output(job: WorkerJob) -> str | None:
-    """Why a chunk that exited 0 still failed: its ``output_file`` (from ``meta``) is missing or empty."""
+def _chunk_output(job: WorkerJob, argv: list[str]) -> ChunkOutput | None:
+    """A chunk's output for this attempt (see ``chunk_output``); None for a merge or audio step."""
     output_file = job.meta.get("output_file")
     if not output_file or job.cwd is None:
         return None  # not a chunk (a merge or audio step), or nothing to check against
-    path = os.path.join(job.cwd, output_file)
-    if os.path.isfile(path) and os.path.getsize(path) > 0:
-        return None
-    return f"exit code 0 but no output at {output_file}"
+    return ChunkOutput(job.cwd, output_file, argv)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

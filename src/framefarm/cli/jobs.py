@@ -1,4 +1,4 @@
-"""Commands that work on any backend: render, resume, jobs, status, logs, cost, cancel, pause, stitch."""
+"""Commands that work on any backend: render, resume, retry, jobs, status, logs, cost, cancel, pause, stitch."""
 
 from __future__ import annotations
 
@@ -68,12 +68,15 @@ def register(commands: Any) -> None:
 
     resume = commands.add_parser("resume", help="continue a paused, failed, cancelled or abandoned job "
                                                 "(an AWS job: on its orchestrator function)")
-    resume.add_argument("job_id")
-    resume.add_argument("-o", "--output", type=Path)
-    resume.add_argument("--function", help="with --table: the orchestrator function's name (or --stack)")
-    add_run_flags(resume)
-    add_store_flags(resume)
+    add_resume_flags(resume)
     resume.set_defaults(handler=cmd_resume)
+
+    retry = commands.add_parser("retry", help="render chosen chunks of a stopped job again, finished or not "
+                                              "(an AWS job: on its orchestrator function)")
+    retry.add_argument("--chunk", type=int, action="append", required=True, metavar="N",
+                       help="a chunk to render again (repeat for more)")
+    add_resume_flags(retry)
+    retry.set_defaults(handler=cmd_retry)
 
     share = commands.add_parser("share", help="a short-lived download link for a job's video (or one chunk)")
     share.add_argument("job_id")
@@ -89,6 +92,14 @@ def register(commands: Any) -> None:
     stitch.add_argument("--upload", action="store_true", help="with --bucket: also upload the video to the bucket")
     add_store_flags(stitch)
     stitch.set_defaults(handler=cmd_stitch)
+
+
+def add_resume_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_id")
+    parser.add_argument("-o", "--output", type=Path)
+    parser.add_argument("--function", help="with --table: the orchestrator function's name (or --stack)")
+    add_run_flags(parser)
+    add_store_flags(parser)
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -166,6 +177,21 @@ def cmd_resume(args: argparse.Namespace, context: Context) -> int:
     output = output_path(args.output, status.output, status.id)
     return run_with_progress(manager, status.id, args, context, output,
                              start=lambda job_id, options: manager.resume_job(job_id, options, background=False))
+
+
+def cmd_retry(args: argparse.Namespace, context: Context) -> int:
+    manager = context.manager()
+    before = manager.summary(args.job_id)
+    if not context.on_aws:
+        ffmpeg_path()  # before anything is reopened
+    manager.reopen_chunks(before.id, args.chunk)
+    context.err.print(f"job {before.id}: rendering chunks {id_list(sorted(set(args.chunk)))} again")
+    code = cmd_resume(args, context)
+    if before.state is JobState.COMPLETED and manager.summary(before.id).state is not JobState.COMPLETED:
+        video = f"its video {before.output}" if before.output else "its video"
+        context.err.print(f"{video} predates this retry: once the chunks are done, "
+                          f"stitch again with `framefarm stitch {before.id}`", soft_wrap=True)
+    return code
 
 
 def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManager, status: JobStatus) -> int:

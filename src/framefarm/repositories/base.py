@@ -14,6 +14,7 @@ events at once (SQLite) do, the rest apply them one by one; ``record_attempt`` a
 
 from __future__ import annotations
 
+import builtins
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
@@ -100,6 +101,16 @@ class JobRepository(ABC):
     def hand_over(self, job_id: str, owner: str, successor: Lease) -> bool:
         """Pass the lease from ``owner`` to ``successor`` (a hand-over token); False if ``owner``
         no longer held it. The job stays ``running``."""
+
+    @abstractmethod
+    def reopen_chunks(self, job_id: str, chunk_ids: Collection[int], *, state: JobState, now: float,
+                      expected: Collection[JobState]) -> builtins.list[int] | None:
+        """Ready ``chunk_ids`` to render again, in one conditional write, only while the job is in an
+        ``expected`` state: those that completed go back to pending (their attempt counts and amounts
+        billed stay: they were paid), the job's completed counter moves down by as many, and the job
+        moves to ``state`` (error, request and any lease cleared). Only while no runner holds the job
+        (its lease free at ``now``). Returns the chunk ids reopened, sorted; None when the job is
+        missing, in another state or held, and then nothing changed."""
 
     @abstractmethod
     def request(self, job_id: str, action: str | None) -> None:

@@ -55,6 +55,7 @@ ADDED_FIELDS = ("duration_ms", "billed_duration_ms", "cost_usd", "throttles")
 CONFLICT_BACKOFF = Backoff(0.02, 1.0)  # between transactions that conflicted on the job item
 UNPROCESSED_BACKOFF = Backoff(0.05, 2.0, no_jitter)  # before re-sending a batch's unprocessed items
 LEASE_FREE = "(attribute_not_exists(#lease_until) OR #lease_until <= :free_at)"
+MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 COUNTERS = ("completed_chunks", "failed_attempts", "total_duration_ms", "total_billed_duration_ms", "cost_usd")
 
 
@@ -348,6 +349,50 @@ class DynamoDBJobRepository(JobRepository):
             return True
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
+
+    def reopen_chunks(self, job_id: str, chunk_ids: Collection[int], *, state: JobState, now: float,
+                      expected: Collection[JobState]) -> builtins.list[int] | None:
+        """One TransactWriteItems: each completed chunk item back to pending, the job item's state
+        and counter, every item conditional; a chunk that changed meanwhile means read and try again."""
+        wanted = set(chunk_ids)
+        allowed = {f":expected{i}": allowed.value for i, allowed in enumerate(expected)}
+        for tries in range(1, self._conflict_tries + 1):
+            reopened = sorted(cid for cid, (chunk_state, _) in self.chunk_states(job_id).items()
+                              if cid in wanted and chunk_state is ChunkState.COMPLETED)
+            if len(reopened) >= MAX_TRANSACTION_ITEMS:
+                raise FramefarmError(f"job {job_id}: {len(reopened)} completed chunks to reopen; a DynamoDB "
+                                     f"transaction holds {MAX_TRANSACTION_ITEMS - 1} at most, so retry fewer at once")
+            job_update = {
+                "TableName": self.table, "Key": self._key(job_id, META),
+                "UpdateExpression": "SET #state = :state, #updated_at = :now ADD #completed_chunks :reopened "
+                                    "REMOVE #error, #requested, #lease_owner, #lease_until",
+                "ConditionExpression": f"attribute_exists({PK}) AND #state IN ({', '.join(allowed)}) AND {LEASE_FREE}",
+                "ExpressionAttributeNames": {"#state": "state", "#updated_at": "updated_at", "#error": "error",
+                                             "#requested": "requested", "#completed_chunks": "completed_chunks",
+                                             "#lease_owner": "lease_owner", "#lease_until": "lease_until"},
+                "ExpressionAttributeValues": self._encode({":state": state.value, ":now": now, ":free_at": now,
+                                                           ":reopened": -len(reopened), **allowed}),
+            }
+            chunk_updates = [{
+                "TableName": self.table, "Key": self._key(job_id, chunk_sk(cid)),
+                "UpdateExpression": "SET #state = :pending REMOVE #output",
+                "ConditionExpression": "#state = :completed",
+                "ExpressionAttributeNames": {"#state": "state", "#output": "output"},
+                "ExpressionAttributeValues": self._encode({":pending": "pending", ":completed": "completed"}),
+            } for cid in reopened]
+            try:
+                self.client.transact_write_items(
+                    TransactItems=[{"Update": job_update}, *({"Update": update} for update in chunk_updates)])
+                return reopened
+            except self.client.exceptions.TransactionCanceledException as exc:
+                codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+                if codes and codes[0] == "ConditionalCheckFailed":
+                    return None  # the job is gone or no longer in an expected state
+                if tries == self._conflict_tries:
+                    raise FramefarmError(f"job {job_id}: chunks not reopened after {tries} conflicting "
+                                         f"transactions ({codes})") from exc
+                self._sleep(CONFLICT_BACKOFF.delay(tries))
+        return None
 
     def request(self, job_id: str, action: str | None) -> None:
         expression = "REMOVE #requested" if action is None else "SET #requested = :action"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Collection, Sequence
 
@@ -158,6 +159,22 @@ class InMemoryJobRepository(JobRepository):
             self._jobs[job_id] = job.model_copy(update={"lease_owner": successor.owner,
                                                         "lease_until": successor.until})
             return True
+
+    def reopen_chunks(self, job_id: str, chunk_ids: Collection[int], *, state: JobState, now: float,
+                      expected: Collection[JobState]) -> builtins.list[int] | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state not in expected or not job.lease_free(now):
+                return None
+            records = self._chunks[job_id]
+            reopened = sorted(cid for cid in set(chunk_ids)
+                              if cid in records and records[cid].state is ChunkState.COMPLETED)
+            for cid in reopened:
+                records[cid] = records[cid].model_copy(update={"state": ChunkState.PENDING, "output": None})
+            self._jobs[job_id] = job.model_copy(update={
+                "completed_chunks": job.completed_chunks - len(reopened), "state": state, "error": None,
+                "requested": None, "updated_at": now, "lease_owner": None, "lease_until": None})
+            return reopened
 
     def request(self, job_id: str, action: str | None) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ processes (``framefarm status``) read while a render writes.
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Sequence
@@ -273,6 +274,21 @@ class SqliteJobRepository(JobRepository):
         with self._lock:
             return self._db.execute("UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ? AND lease_owner = ?",
                                     (successor.owner, successor.until, job_id, owner)).rowcount > 0
+
+    def reopen_chunks(self, job_id: str, chunk_ids: Collection[int], *, state: JobState, now: float,
+                      expected: Collection[JobState]) -> builtins.list[int] | None:
+        states = [s.value for s in expected]
+        with self._transaction() as db:
+            row = db.execute("SELECT state, lease_until FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["state"] not in states or (row["lease_until"] or 0) > now:
+                return None
+            reopened = sorted(cid for cid in set(chunk_ids) if db.execute(
+                "UPDATE chunks SET state = 'pending', output = NULL "
+                "WHERE job_id = ? AND chunk_id = ? AND state = 'completed'", (job_id, cid)).rowcount)
+            db.execute("UPDATE jobs SET completed_chunks = completed_chunks - ?, state = ?, error = NULL, "
+                       "requested = NULL, updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                       (len(reopened), state.value, now, job_id))
+        return reopened
 
     def request(self, job_id: str, action: str | None) -> None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -40,9 +41,17 @@ class LocalStorage(Storage):
         if target == Path(path).resolve():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".tmp-{target.name}")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, target)
+        # A temp name of its own: two uploads of one key at once (a chunk attempt given up on, still
+        # running, and its retry) must not write into the same file; the last rename wins, whole.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        os.close(fd)
+        try:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+            raise
 
     def get_file(self, key: str, path: Path) -> None:
         source = self.path(key)

@@ -7,6 +7,7 @@ import sys
 import threading
 
 from framefarm import CancelToken, LocalWorkerAdapter, WorkerAdapter, WorkerJob
+from tests.helpers import eventually
 
 PY = sys.executable
 
@@ -99,7 +100,7 @@ def test_timeout_kills_the_process_group_and_keeps_output_so_far(tmp_path):
     # THEN it reports a timeout, keeps the output, and the child process is gone too
     assert (result.exit_code, result.error, result.stdout) == (124, "timed out after 1 s", "started\n")
     child = int(pid_file.read_text())
-    assert not _alive(child)
+    eventually(lambda: not _alive(child), timeout=10, what="the killed child to be gone")  # SIGKILL lands async
 
 
 def test_cancel_kills_a_running_command():
@@ -133,3 +134,65 @@ def _alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def chunk_job(tmp_path, code: str, output_file: str = "chunks/00007.mp4", **kwargs) -> WorkerJob:
+    (tmp_path / output_file).parent.mkdir(parents=True, exist_ok=True)
+    return WorkerJob(command=[PY, "-c", code, output_file], cwd=tmp_path,
+                     meta={"chunk_id": 7, "output_file": output_file}, **kwargs)
+
+
+def test_a_chunk_writes_a_name_of_its_own_put_in_place_on_success(tmp_path):
+    # GIVEN a chunk command that reports the name it was given and writes there
+    job = chunk_job(tmp_path, "import sys; print(sys.argv[1]); open(sys.argv[1], 'w').write('frames')")
+    # WHEN it runs
+    result = LocalWorkerAdapter().execute(job)
+    # THEN it wrote beside the output, under its own name with the same suffix, and that file is now the output
+    written = result.stdout.strip()
+    assert result.ok and written.startswith("chunks/.00007.") and written.endswith(".mp4")
+    assert (tmp_path / "chunks" / "00007.mp4").read_text() == "frames"
+    assert sorted(path.name for path in (tmp_path / "chunks").iterdir()) == ["00007.mp4"]
+
+
+def test_a_cancelled_chunk_leaves_nothing_under_its_output_name(tmp_path):
+    # GIVEN a chunk that wrote part of its output and is still rendering
+    token = CancelToken()
+    wrote = threading.Event()
+    job = chunk_job(tmp_path, "import sys, time; f = open(sys.argv[1], 'wb'); f.write(bytes(48)); f.flush(); "
+                              "print('partial', flush=True); time.sleep(60)",
+                    cancel=token, on_stdout=lambda text: wrote.set())
+    results = []
+    thread = threading.Thread(target=lambda: results.append(LocalWorkerAdapter().execute(job)))
+    thread.start()
+    assert wrote.wait(30)
+    # WHEN it is cancelled
+    token.cancel()
+    thread.join(30)
+    # THEN neither the partial file nor anything else is left where the output goes
+    assert results[0].error == "cancelled"
+    assert list((tmp_path / "chunks").iterdir()) == []
+
+
+def test_a_command_that_does_not_name_its_output_cannot_pass_off_an_old_file(tmp_path):
+    # GIVEN an output left by an earlier attempt, and a command that writes a fixed path it does not pass on
+    (tmp_path / "chunks").mkdir()
+    (tmp_path / "chunks" / "00007.mp4").write_text("left by an earlier attempt")
+    job = WorkerJob(command=[PY, "-c", "pass"], cwd=tmp_path, meta={"chunk_id": 7, "output_file": "chunks/00007.mp4"})
+    # WHEN it exits 0 without writing
+    result = LocalWorkerAdapter().execute(job)
+    # THEN the old file was removed before it ran, and the chunk fails
+    assert (result.exit_code, result.error) == (3, "exit code 0 but no output at chunks/00007.mp4")
+    assert not (tmp_path / "chunks" / "00007.mp4").exists()
+
+
+def test_only_the_output_path_itself_is_redirected(tmp_path):
+    # GIVEN a command naming its output, a sidecar derived from it, and another file that ends in the same name
+    code = "import sys; print(*sys.argv[1:])"
+    job = WorkerJob(command=[PY, "-c", code, "--out=a.mp4", "a.mp4.log", "data.mp4", "old/a.mp4"], cwd=tmp_path,
+                    meta={"chunk_id": 0, "output_file": "a.mp4"})
+    # WHEN it runs
+    result = LocalWorkerAdapter().execute(job)
+    # THEN only the output argument points elsewhere
+    out, sidecar, data, old = result.stdout.split()
+    assert out.startswith("--out=.a.") and out.endswith(".mp4")
+    assert (sidecar, data, old) == ("a.mp4.log", "data.mp4", "old/a.mp4")

@@ -281,3 +281,68 @@ def test_chunk_states_and_get_without_chunks(repo):
     summary = repo.get("job-1", chunks=False)
     assert summary.chunks == [] and summary.completed_chunks == 1
     assert repo.chunk_states("nobody") == {}
+
+
+def test_reopening_chunks_moves_completed_ones_back_and_the_counter_down_by_as_many(repo):
+    # GIVEN a completed job: chunks 0-2 completed (chunk 1 on its second attempt), chunk 3 failed
+    new_job(repo)
+    repo.record_attempt("job-1", done(0))
+    repo.record_attempt("job-1", done(1, 1, state=ChunkState.FAILED))
+    repo.record_attempt("job-1", done(1, 2))
+    repo.record_attempt("job-1", done(2))
+    repo.record_attempt("job-1", done(3, state=ChunkState.FAILED))
+    repo.set_state("job-1", JobState.FAILED, now=300.0, error="Chunk 3 failed", expected={JobState.PENDING})
+    before = repo.require("job-1")
+    # WHEN chunks 1 and 3 (and an id twice) are reopened
+    reopened = repo.reopen_chunks("job-1", [1, 3, 1], state=JobState.PAUSED, now=400.0,
+                                  expected={JobState.FAILED, JobState.COMPLETED})
+    # THEN only chunk 1, which had completed, went back to pending, keeping its attempts and what it cost
+    assert reopened == [1]
+    job = repo.require("job-1")
+    assert (job.state, job.error, job.updated_at, job.completed_chunks) == (JobState.PAUSED, None, 400.0, 2)
+    assert job.metrics == before.metrics
+    record = job.chunk(1)
+    assert (record.state, record.attempts, record.duration_ms, record.billed_duration_ms, record.output) == (
+        ChunkState.PENDING, 2, 200.0, 400, None)
+    assert record.cost_usd == pytest.approx(1.0)
+    assert (job.chunk(0).state, job.chunk(3).state) == (ChunkState.COMPLETED, ChunkState.FAILED)
+    assert repo.chunk_states("job-1")[1] == (ChunkState.PENDING, 2)
+    # AND its next attempt is recorded and counted again, on top of what was paid before
+    assert repo.record_attempt("job-1", done(1, 3)) is True
+    job = repo.require("job-1")
+    assert (job.completed_chunks, job.chunk(1).state, job.chunk(1).billed_duration_ms) == (
+        3, ChunkState.COMPLETED, 600)
+    assert job.metrics.total_billed_duration_ms == sum(r.billed_duration_ms for r in job.chunks)
+
+
+def test_reopening_chunks_is_conditional_on_the_job_state(repo):
+    # GIVEN a running job with a completed chunk
+    new_job(repo)
+    repo.record_attempt("job-1", done(0))
+    repo.set_state("job-1", JobState.RUNNING, now=150.0)
+    # WHEN its chunk is reopened from states it is not in, THEN nothing changes
+    assert repo.reopen_chunks("job-1", [0], state=JobState.PAUSED, now=160.0,
+                              expected={JobState.COMPLETED, JobState.FAILED}) is None
+    job = repo.require("job-1")
+    assert (job.state, job.completed_chunks, job.chunk(0).state) == (JobState.RUNNING, 1, ChunkState.COMPLETED)
+    assert repo.reopen_chunks("nobody", [0], state=JobState.PAUSED, now=1.0, expected={JobState.COMPLETED}) is None
+
+
+def test_only_one_of_many_racing_reopens_counts(repo):
+    # GIVEN a completed job
+    new_job(repo, 2)
+    repo.record_attempt("job-1", done(0))
+    repo.record_attempt("job-1", done(1))
+    repo.set_state("job-1", JobState.COMPLETED, now=300.0)
+    barrier = threading.Barrier(8)
+
+    def race(_):
+        barrier.wait()
+        return repo.reopen_chunks("job-1", [0], state=JobState.PAUSED, now=400.0, expected={JobState.COMPLETED})
+
+    # WHEN 8 threads reopen its chunk 0 at once
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(race, range(8)))
+    # THEN one did, and the counter went down once
+    assert (outcomes.count([0]), outcomes.count(None)) == (1, 7)
+    assert repo.require("job-1").completed_chunks == 1

@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from framefarm import JobStatus
+from framefarm import FramefarmError, JobState, JobStatus
 from framefarm.repositories.dynamodb import (
     INLINE_SPEC_LIMIT,
     TTL_ATTRIBUTE,
@@ -134,6 +134,24 @@ def test_transaction_conflicts_are_retried_and_count_once(table, dynamodb_client
     # WHEN a chunk is recorded THEN it lands once after the retries
     assert repo.record_attempt("c", attempt(1)) is True
     assert client.conflicts == 0 and repo.require("c").completed_chunks == 1
+
+
+def test_reopening_is_one_transaction_so_at_most_99_chunks_at_once(repo):
+    # GIVEN a completed job of 100 chunks
+    repo.save(JobStatus.new(make_spec(100, job_id="wide"), now=1.0))
+    for chunk_id in range(100):
+        repo.record_attempt("wide", attempt(chunk_id))
+    repo.set_state("wide", JobState.COMPLETED, now=2.0)
+    # WHEN all 100 are reopened THEN it is refused in one line and nothing changed
+    with pytest.raises(FramefarmError, match=r"^job wide: 100 completed chunks to reopen; a DynamoDB transaction "
+                                             r"holds 99 at most, so retry fewer at once$"):
+        repo.reopen_chunks("wide", range(100), state=JobState.PAUSED, now=3.0, expected={JobState.COMPLETED})
+    job = repo.require("wide")
+    assert job.completed_chunks == 100 and all(record.state is ChunkState.COMPLETED for record in job.chunks)
+    # AND 99 of them go in one transaction
+    assert repo.reopen_chunks("wide", range(99), state=JobState.PAUSED, now=3.0,
+                              expected={JobState.COMPLETED}) == list(range(99))
+    assert repo.get("wide", chunks=False).completed_chunks == 1
 
 
 def test_missing_table_is_a_clear_error(dynamodb_client):

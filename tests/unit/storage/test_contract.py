@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +91,45 @@ def test_s3_objects_carry_their_tags(bucket, s3_client, tmp_path):
     S3Storage(bucket, client=s3_client).put_file("jobs/a/chunks/00000.mp4", source, tags={"framefarm-kind": "chunk"})
     tags = s3_client.get_object_tagging(Bucket=bucket, Key="jobs/a/chunks/00000.mp4")["TagSet"]
     assert tags == [{"Key": "framefarm-kind", "Value": "chunk"}]
+
+
+def test_two_local_uploads_of_one_key_at_once_never_mix(tmp_path, monkeypatch):
+    # GIVEN a slow upload of one chunk (an attempt given up on, still running) that stops halfway
+    slow, fast = tmp_path / "slow.mp4", tmp_path / "fast.mp4"
+    slow.write_bytes(b"S" * 1000)
+    fast.write_bytes(b"F" * 1000)
+    halfway, other_done = threading.Event(), threading.Event()
+    real_copyfile = shutil.copyfile
+
+    def copyfile(source, target):
+        if Path(source) != slow:
+            return real_copyfile(source, target)
+        with open(target, "wb") as out:
+            out.write(slow.read_bytes()[:500])
+            out.flush()
+            halfway.set()
+            assert other_done.wait(30)
+            out.write(slow.read_bytes()[500:])
+        return target
+
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    store = LocalStorage(tmp_path / "store")
+    errors: list[BaseException] = []
+
+    def upload_slowly():
+        try:
+            store.put_file("jobs/a/chunks/00001.mp4", slow)
+        except BaseException as exc:
+            errors.append(exc)
+
+    slow_upload = threading.Thread(target=upload_slowly)
+    slow_upload.start()
+    assert halfway.wait(30)
+    # WHEN the retry's upload of the same key happens meanwhile
+    store.put_file("jobs/a/chunks/00001.mp4", fast)
+    other_done.set()
+    slow_upload.join(30)
+    # THEN both uploads finish, and the key holds one of them whole, never a mix
+    assert errors == []
+    assert store.get_bytes("jobs/a/chunks/00001.mp4") in (b"S" * 1000, b"F" * 1000)
+    assert [obj.key for obj in store.list("jobs/a/")] == ["jobs/a/chunks/00001.mp4"]

@@ -73,6 +73,20 @@ def test_exit_zero_without_output_is_a_failure(storage):
     assert response.stdout == "forgot to write\n" and not storage.exists("jobs/job-1/chunks/00000.mp4")
 
 
+def test_a_file_already_at_the_output_path_is_never_uploaded_as_the_chunk(storage):
+    # GIVEN an asset bundle that carries an old render at the chunk's output path (a directory that held an
+    # earlier run), and a command that, like ffmpeg without -y, leaves an existing output alone and exits 0
+    storage.put_bytes("jobs/job-1/assets.zip", zip_bundle({"chunks/00000.mp4": b"an earlier render"}))
+    url = put_spec(storage, [sys.executable, "-c", "import os, sys; os.path.exists(sys.argv[1]) or "
+                                                   "open(sys.argv[1], 'w').write('this attempt')", "{output}"],
+                   assets_url=storage.url("jobs/job-1/assets.zip"))
+    # WHEN the worker runs the chunk
+    response = run_chunk(ChunkRequest(job_id="job-1", chunk_id=0, spec_url=url))
+    # THEN what it uploaded is this attempt's render
+    assert (response.exit_code, response.output_key) == (0, "jobs/job-1/chunks/00000.mp4")
+    assert storage.get_bytes("jobs/job-1/chunks/00000.mp4") == b"this attempt"
+
+
 def test_failing_command_keeps_its_output_and_uploads_nothing(storage):
     url = put_spec(storage, [sys.executable, "-c", "import sys; sys.stderr.write('bad frame'); sys.exit(5)"])
     response = run_chunk(ChunkRequest(job_id="job-1", chunk_id=0, spec_url=url))
