@@ -135,8 +135,7 @@ def test_async_invoke_runs_in_the_background(cloud):
     assert [call.kind for call in cloud.calls("worker")] == ["Event"] and len(seen_events) == 1
 
 
-def test_unknown_function_is_an_error(cloud, storage):
-    from botocore.exceptions import ClientError
-
-    with pytest.raises(ClientError, match="Function not found: nope"):
-        LambdaWorkerAdapter("nope", storage).execute(job())
+def test_unknown_function_is_a_deterministic_failed_attempt_naming_the_error(cloud, storage):
+    result = LambdaWorkerAdapter("nope", storage).execute(job())
+    assert (result.exit_code, result.transient) == (EXIT_FUNCTION_ERROR, False)
+    assert result.error == "Lambda ResourceNotFoundException: Function not found: nope"
