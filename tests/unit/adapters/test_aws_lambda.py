@@ -62,8 +62,9 @@ def test_payload_output_and_billing(cloud, storage):
     streamed = []
     adapter = LambdaWorkerAdapter("worker", storage)
     result = adapter.execute(job(on_stdout=streamed.append, on_stderr=streamed.append))
-    # THEN the worker got exactly {job_id, chunk_id, spec_url}
-    assert seen_events == [{"job_id": "job-1", "chunk_id": 3, "spec_url": storage.url("jobs/job-1/spec.json")}]
+    # THEN the worker got exactly {job_id, chunk_id, spec_url, attempt}
+    assert seen_events == [{"job_id": "job-1", "chunk_id": 3, "spec_url": storage.url("jobs/job-1/spec.json"),
+                            "attempt": 1}]
     # AND the output came back buffered; streaming callbacks were never called
     assert (result.exit_code, result.stdout, result.output_location) == (0, "chunk 3 done\n", "jobs/job-1/chunks/00003.mp4")
     assert streamed == []
