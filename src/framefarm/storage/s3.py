@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from framefarm.errors import StorageError
 from framefarm.storage.base import Storage, StoredObject
 
 DELETE_BATCH = 1_000  # DeleteObjects takes at most 1,000 keys
@@ -94,10 +95,17 @@ class S3Storage(Storage):
     def delete_prefix(self, prefix: str) -> int:
         self.check_key(prefix.rstrip("/"))  # an empty prefix would mean the whole bucket
         keys = [self.prefix + obj.key for obj in self.list(prefix)]
+        failed: list[dict[str, Any]] = []
         for start in range(0, len(keys), DELETE_BATCH):
             batch = keys[start:start + DELETE_BATCH]
-            self.client.delete_objects(Bucket=self.bucket,
-                                       Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True})
+            answer = self.client.delete_objects(Bucket=self.bucket,
+                                                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True})
+            failed.extend(answer.get("Errors", []))  # DeleteObjects succeeds as a call while refusing single keys
+        if failed:
+            first = failed[0]
+            raise StorageError(f"S3 did not delete {len(failed)} of {len(keys)} objects under "
+                               f"s3://{self.bucket}/{self.prefix}{prefix}: {first.get('Key')} "
+                               f"({first.get('Code')}: {first.get('Message')})" + (" …" if len(failed) > 1 else ""))
         return len(keys)
 
     def url(self, key: str) -> str:
