@@ -1,11 +1,20 @@
-"""S3Storage behaviour that moto does not produce: per-key DeleteObjects errors (botocore's Stubber)."""
+"""S3Storage: per-key DeleteObjects errors (botocore's Stubber: moto never reports them) and chunk
+integrity from S3's own SHA256 checksums (moto)."""
 
 from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
 
 import pytest
 
 from framefarm.errors import StorageError
-from framefarm.storage.s3 import S3Storage
+from framefarm.storage.s3 import S3Storage, sha256_checksum
+from tests.helpers import corrupt_s3_object
+
+MB = 2**20
 
 
 @pytest.fixture
@@ -48,3 +57,59 @@ def test_every_batch_is_tried_before_the_refusals_are_reported(stubbed):
     # WHEN the prefix is deleted, THEN both batches were sent and the error counts both refusals
     with pytest.raises(StorageError, match=r"did not delete 2 of 1001 objects .*00000\.log \(InternalError: x\) …$"):
         S3Storage("bucket", client=client).delete_prefix("jobs/j/logs/")
+
+
+@pytest.fixture
+def chunk_file(tmp_path):
+    def make(size: int):
+        path = tmp_path / f"chunk-{size}.mp4"
+        path.write_bytes(os.urandom(size))
+        return path
+
+    return make
+
+
+def test_a_file_goes_up_with_its_sha256_and_s3_stores_it(bucket, s3_client, chunk_file):
+    # GIVEN a chunk small enough for one PutObject
+    source = chunk_file(3 * MB)
+    # WHEN it is stored
+    S3Storage(bucket, client=s3_client, multipart_mb=5).put_file("jobs/j/chunks/00000.mp4", source)
+    # THEN S3 holds the SHA256 of the whole file
+    head = s3_client.head_object(Bucket=bucket, Key="jobs/j/chunks/00000.mp4", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(source.read_bytes()).digest()).decode()
+
+
+def test_a_multipart_file_is_checked_part_by_part_against_its_composite_sha256(bucket, s3_client, chunk_file,
+                                                                               tmp_path):
+    # GIVEN a chunk uploaded in three 5 MB parts
+    source = chunk_file(11 * MB)
+    storage = S3Storage(bucket, client=s3_client, multipart_mb=5)
+    storage.put_file("jobs/j/chunks/00001.mp4", source)
+    head = s3_client.head_object(Bucket=bucket, Key="jobs/j/chunks/00001.mp4", ChecksumMode="ENABLED")
+    # THEN S3's checksum is the composite one (SHA256 of the parts' SHA256s), and a download passes it
+    assert head["ChecksumSHA256"].partition("-")[0] == sha256_checksum(source, part_size=5 * MB)
+    storage.get_file("jobs/j/chunks/00001.mp4", tmp_path / "down.mp4")
+    assert (tmp_path / "down.mp4").read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("size", [3 * MB, 11 * MB], ids=["one-part", "multipart"])
+def test_a_download_that_does_not_match_s3s_checksum_is_refused(bucket, s3_client, chunk_file, tmp_path, size):
+    # GIVEN a stored chunk whose bytes went bad after S3 took its checksum
+    storage = S3Storage(bucket, client=s3_client, multipart_mb=5)
+    storage.put_file("jobs/j/chunks/00002.mp4", chunk_file(size))
+    corrupt_s3_object(bucket, "jobs/j/chunks/00002.mp4")
+    # WHEN it is downloaded, THEN it is refused naming the object, and no file is left for anyone to use
+    target = tmp_path / "down.mp4"
+    with pytest.raises(StorageError, match=rf"^s3://{bucket}/jobs/j/chunks/00002.mp4 is corrupt: "):
+        storage.get_file("jobs/j/chunks/00002.mp4", target)
+    assert not target.exists()
+
+
+def test_an_object_without_a_sha256_is_downloaded_with_a_warning(bucket, s3_client, tmp_path, caplog):
+    # GIVEN an object put by something that asked S3 for no SHA256 (an older framefarm, another tool)
+    s3_client.put_object(Bucket=bucket, Key="jobs/j/chunks/00003.mp4", Body=b"older chunk")
+    # WHEN it is downloaded, THEN it arrives, and a warning says it could not be verified
+    with caplog.at_level(logging.WARNING, logger="framefarm.storage.s3"):
+        S3Storage(bucket, client=s3_client).get_file("jobs/j/chunks/00003.mp4", tmp_path / "old.mp4")
+    assert (tmp_path / "old.mp4").read_bytes() == b"older chunk"
+    assert caplog.messages == [f"s3://{bucket}/jobs/j/chunks/00003.mp4 has no SHA256 checksum in S3: not verified"]
