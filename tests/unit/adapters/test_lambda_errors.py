@@ -92,25 +92,17 @@ def test_every_error_the_invoke_api_documents_is_in_the_table(client):
     assert documented - set(INVOKE_ERRORS) == set()
 
 
-@pytest.mark.parametrize("code", sorted(TRANSIENT))
-def test_transient_client_errors_are_transient_attempts(client, stub, adapter, code):
-    # GIVEN Lambda answers the invoke with a transient error
-    stub.add_client_error("invoke", service_error_code=code, service_message="try later",
+@pytest.mark.parametrize(("code", "transient"), [(code, True) for code in sorted(TRANSIENT)]
+                         + [(code, False) for code in sorted(DETERMINISTIC)])
+def test_client_errors_are_failed_attempts_transient_or_not_as_the_table_says(client, stub, adapter, code, transient):
+    # GIVEN Lambda answers the invoke with this error
+    stub.add_client_error("invoke", service_error_code=code, service_message="no luck",
                           http_status_code=documented_status(client, code))
     # WHEN a chunk runs
     result = adapter.execute(job())
-    # THEN it is a failed attempt marked transient, naming the error, and not a throttle
-    assert (result.exit_code, result.transient, result.throttles) == (EXIT_FUNCTION_ERROR, True, 0)
-    assert result.error == f"Lambda {code}: try later"
-
-
-@pytest.mark.parametrize("code", sorted(DETERMINISTIC))
-def test_deterministic_client_errors_are_plain_failed_attempts(client, stub, adapter, code):
-    stub.add_client_error("invoke", service_error_code=code, service_message="no",
-                          http_status_code=documented_status(client, code))
-    result = adapter.execute(job())
-    assert (result.exit_code, result.transient, result.throttles) == (EXIT_FUNCTION_ERROR, False, 0)
-    assert result.error == f"Lambda {code}: no"
+    # THEN it is a failed attempt, transient or deterministic, naming the error, and not a throttle
+    assert (result.exit_code, result.transient, result.throttles) == (EXIT_FUNCTION_ERROR, transient, 0)
+    assert result.error == f"Lambda {code}: no luck"
 
 
 @pytest.mark.parametrize("code", sorted(THROTTLES))
