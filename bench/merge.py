@@ -75,7 +75,7 @@ def main() -> None:
             cat_s = time.perf_counter() - started
         total_mb = size * args.chunks / 1e6
         print(f"{args.chunks} chunks x {size / 1e6:.1f} MB = {total_mb:.0f} MB, {args.workers} download workers")
-        print(f"  S3MergeAdapter (list, download, verify size+MD5, stitch): {merge_s:.2f} s "
+        print(f"  S3MergeAdapter (list, download, verify size+checksum, stitch): {merge_s:.2f} s "
               f"({total_mb / merge_s:.0f} MB/s)")
         print(f"  cat from local disk (floor):                              {cat_s:.2f} s "
               f"({total_mb / cat_s:.0f} MB/s)")

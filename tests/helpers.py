@@ -222,3 +222,14 @@ def eventually(probe: Callable[[], object], *, timeout: float = 60.0, interval: 
             return value
         time.sleep(interval)
     raise AssertionError(f"{what} not reached in {timeout} s")
+
+
+def corrupt_s3_object(bucket: str, key: str) -> None:
+    """Flip one byte of a stored object in moto's backend, keeping its size, ETag and stored checksum."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    stored = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].buckets[bucket].keys[key]
+    data = bytearray(stored.value)
+    data[len(data) // 2] ^= 0xFF
+    stored.value = bytes(data)

@@ -5,7 +5,8 @@ One image (Dockerfile in infra/docker/, ffmpeg inside via imageio-ffmpeg) serves
 environment and IAM policy can name the others (and the orchestrator itself) without a cycle.
 
 Each function has its own role with inline statements only:
-- render-chunk reads specs and asset bundles, writes chunk outputs (with their tag);
+- render-chunk reads specs and asset bundles, writes chunk outputs (with their tag) and the full
+  logs of the chunks it runs (its reply carries only tails: Lambda caps a reply at 6 MB);
 - orchestrate invokes render-chunk and itself, reads and writes the job table, reads specs,
   writes full logs;
 - submit writes the job table and spec keys (and can undo them) and invokes the orchestrator.
@@ -102,6 +103,7 @@ class WorkerFunctions(Construct):
             objects(SPEC_KEYS), objects(ASSET_KEYS), objects(CANCEL_KEYS)]))
         worker.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:PutObjectTagging"],
                                                  resources=[objects(CHUNK_KEYS)]))
+        worker.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[objects(LOG_KEYS)]))
         orchestrator.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
                                                        resources=[self.arn("render-chunk"), self.arn("orchestrate")]))
         orchestrator.add_to_policy(iam.PolicyStatement(
@@ -129,6 +131,7 @@ class WorkerFunctions(Construct):
             "render-chunk": {SPEC_KEYS: "reads the spec of whichever job it is given",
                              ASSET_KEYS: "reads that job's asset bundle",
                              CHUNK_KEYS: "writes that job's chunk output",
+                             LOG_KEYS: "writes the full logs of that job's chunk",
                              CANCEL_KEYS: "checks that job's cancel marker between stages"},
             "orchestrate": {SPEC_KEYS: "reads the spec of the job it runs",
                             LOG_KEYS: "writes full logs of that job's chunks",

@@ -7,6 +7,7 @@
     ├── StitchError           chunk outputs cannot be joined (names the offending chunk)
     ├── JobNotFoundError      no job with that id in the store
     ├── JobStateError         the job is not in a state that allows the operation
+    ├── StorageError          the store did not do what was asked, or gave back other bytes (names the key)
     └── ToolNotFoundError     a required program (ffmpeg) is missing
 
 Every message is one line that says what happened and, where it helps, what to do.
@@ -69,6 +70,10 @@ class JobNotFoundError(FramefarmError, KeyError):
 
 class JobStateError(FramefarmError):
     """The job's current state does not allow the requested operation."""
+
+
+class StorageError(FramefarmError):
+    """The object store refused part of an operation, or an object failed its integrity check."""
 
 
 class ToolNotFoundError(FramefarmError):

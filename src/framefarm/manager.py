@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from framefarm.adapters.base import CANCELLED, WorkerResult
+from framefarm.adapters.base import CANCELLED, EARLIER_ATTEMPTS, WorkerResult
 from framefarm.cancel import CancelToken
 from framefarm.config import framefarm_home, heartbeat_timing
 from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, JobStateError, id_list
@@ -40,9 +40,10 @@ from framefarm.lease import Lease, new_handover_token, new_run_id, owner_is_gone
 from framefarm.redaction import redact_result, secret_values
 from framefarm.repositories.base import JobRepository
 from framefarm.spec import JobSpec
-from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkStarted, ChunkState, JobState, JobStatus, tail
+from framefarm.status import ChunkAttempt, ChunkStarted, ChunkState, JobState, JobStatus, tail
 from framefarm.storage.base import Storage
-from framefarm.storage.keys import cancel_key, job_prefix, log_key
+from framefarm.storage.keys import cancel_key, job_prefix
+from framefarm.storage.logs import keep_full_logs
 from framefarm.store_writer import StoreWriter
 
 logger = logging.getLogger(__name__)
@@ -423,7 +424,7 @@ class JobManager:
         job_dir = Path(options.job_dir) if options.job_dir else self.job_dir(job_id)
         states = self.repository.chunk_states(job_id)
         # Attempt numbers continue across runs so a resumed chunk's attempts are never mistaken
-        # for ones already recorded.
+        # for ones already recorded (remote workers learn theirs through adapters.base.recorded_attempt).
         previous_attempts = {chunk_id: attempts for chunk_id, (_, attempts) in states.items()}
         completed = {chunk_id for chunk_id, (state, _) in states.items() if state is ChunkState.COMPLETED}
         outputs = {chunk.id: chunk.output_file for chunk in status.spec.chunks}
@@ -457,6 +458,7 @@ class JobManager:
             completed_chunk_ids=completed | set(options.completed_chunk_ids),
             output_file=output_file if options.stitcher is not None or options.output_file else None,
             on_chunk_start=on_chunk_start, on_chunk_attempt=on_chunk_attempt, on_merge_start=on_merge_start,
+            meta={**options.meta, EARLIER_ATTEMPTS: previous_attempts},
         )
 
     def job_dir(self, job_id: str) -> Path:
@@ -465,16 +467,8 @@ class JobManager:
         return local or framefarm_home() / job_prefix(job_id)
 
     def _save_full_logs(self, job_id: str, chunk_id: int, attempt: int, result: WorkerResult) -> None:
-        if self.storage is None:
-            return
-        for stream, text in (("stdout", result.stdout), ("stderr", result.stderr)):
-            if len(text) <= TAIL_CHARS:  # shorter logs are whole in the record's tail already
-                continue
-            try:
-                self.storage.put_text(log_key(job_id, chunk_id, attempt, stream), text)
-            except Exception:  # the record keeps its tail; losing the rest must not fail the job
-                logger.warning("job %s chunk %d attempt %d: could not keep the full %s", job_id, chunk_id,
-                               attempt, stream, exc_info=True)
+        if self.storage is not None:  # a remote worker's result holds tails only: it kept its full logs itself
+            keep_full_logs(self.storage, job_id, chunk_id, attempt, stdout=result.stdout, stderr=result.stderr)
 
     def _mark_cancelled(self, job_id: str) -> None:
         """Leave the cancel marker that workers of remote adapters check between stages."""

@@ -141,9 +141,10 @@ def test_least_privilege_per_function(synthesized):
     assert actions(submit) == log_actions | {
         "lambda:InvokeFunction", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem",
         "dynamodb:BatchWriteItem", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
-    # the worker writes only chunk keys; the orchestrator invokes only the worker and itself
-    writes = next(s for s in worker if "s3:PutObject" in actions([s]))
-    assert json.dumps(writes["Resource"]).endswith('"/jobs/*/chunks/*"]]}')
+    # the worker writes only chunk keys (tagged) and log keys; the orchestrator invokes only the worker and itself
+    writes = [s for s in worker if "s3:PutObject" in actions([s])]
+    assert [(sorted(actions([s])), json.dumps(s["Resource"]).rpartition(", ")[2]) for s in writes] == [
+        (["s3:PutObject", "s3:PutObjectTagging"], '"/jobs/*/chunks/*"]]}'), (["s3:PutObject"], '"/jobs/*/logs/*"]]}')]
     invokes = next(s for s in orchestrator if actions([s]) == {"lambda:InvokeFunction"})
     assert sorted(json.dumps(r).split("function:")[-1].strip('"]}') for r in invokes["Resource"]) == [
         "Framefarm-orchestrate", "Framefarm-render-chunk"]

@@ -14,13 +14,16 @@ import yaml
 
 from framefarm.devcloud import LocalAwsStack
 from framefarm.repositories.dynamodb import DynamoDBJobRepository
-from framefarm.status import ChunkState, JobState
+from framefarm.status import ChunkState, JobState, is_cut
 from framefarm.stitch.probe import decoded_audio_samples, packets
 from framefarm.storage.s3 import S3Storage
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "testsrc.yaml"
 SLEEPY_CHUNK = [sys.executable, "-c",
                 "import sys, time; time.sleep(float(sys.argv[2])); open(sys.argv[1], 'wb').write(b'chunk')",
+                "{output}"]
+CHATTY_CHUNK = [sys.executable, "-c",  # prints 7.8 MB: over the 6 MB Lambda allows a reply
+                "import sys; [print('line %07d' % i) for i in range(600_000)]; open(sys.argv[1], 'wb').write(b'c')",
                 "{output}"]
 
 
@@ -87,6 +90,25 @@ def test_render_chunk_uploads_to_the_deterministic_key_and_rejects_bad_events(st
     assert outside["exit_code"] == 2 and "outside job keys's prefix" in outside["error"]
     missing = invoke("framefarm-render-chunk", {"job_id": "keys", "chunk_id": 99, "spec_url": spec_url})
     assert missing["error"] == "bad request: job keys has no chunk 99"
+
+
+def test_a_chunk_printing_8_mb_completes_on_lambda_and_logs_shows_its_whole_output(stack, tmp_path):
+    # GIVEN a job whose one chunk prints 7.8 MB
+    jobfile = tmp_path / "chatty.yaml"
+    jobfile.write_text(yaml.safe_dump({"width": 64, "height": 48, "fps": 10, "total_frames": 1,
+                                       "frames_per_chunk": 1, "command": CHATTY_CHUNK}))
+    # WHEN it renders on the render-chunk Lambda
+    rendered = framefarm(stack, "render", str(jobfile), "--backend", "lambda", "--function", "framefarm-render-chunk",
+                         "--table", stack.table, "--bucket", stack.bucket, "--no-stitch", "--job-id", "chatty")
+    # THEN it completed in one call: the worker's reply fit under Lambda's limit
+    assert rendered.returncode == 0, rendered.stderr
+    assert [call.function_error for call in stack.cloud.calls("framefarm-render-chunk")] == [None]
+    record = repository(stack).require("chatty").chunk(0)
+    assert record.attempts == 1 and is_cut(record.stdout_tail) and record.stdout_tail.endswith("line 0599999\n")
+    # AND `framefarm logs` shows the whole output, which the worker kept in S3
+    logs = framefarm(stack, "logs", "chatty", "--chunk", "0", "--table", stack.table, "--bucket", stack.bucket)
+    assert logs.returncode == 0, logs.stderr
+    assert "line 0000000" in logs.stdout and "line 0599999" in logs.stdout
 
 
 def test_orchestrator_hands_over_before_its_deadline_and_loses_nothing(aws_credentials):

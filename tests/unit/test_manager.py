@@ -98,6 +98,22 @@ def test_resume_after_failure_continues_attempt_numbers_and_skips_completed(stor
     assert final.chunk(1).attempts == 2 and final.metrics.failed_attempts == 1
 
 
+def test_remote_workers_are_told_the_attempt_number_the_store_records_across_resumes(store, tmp_path):
+    from framefarm.worker.runtime import chunk_request
+
+    # GIVEN a job whose chunk 1 fails on its first try, and what a remote worker would be sent for it
+    storage = LocalStorage(tmp_path / "artifacts")
+    sent = []
+    worker = ScriptedWorker(fail={1: 1}, hooks={1: lambda job: sent.append(chunk_request(job, storage)["attempt"])})
+    manager = JobManager(store, JobExecutor(worker.adapter()), storage)
+    manager.create_job(make_spec(3, job_id="job"))
+    assert manager.run_job("job").state is JobState.FAILED
+    # WHEN it is resumed (a new run, whose executor counts attempts from 1 again)
+    assert manager.resume_job("job", ExecutionOptions(), background=False).state is JobState.COMPLETED
+    # THEN the second call carried attempt 2, the number its record holds (and its full logs' key uses)
+    assert sent == [1, 2] and manager.get_job("job").chunk(1).attempts == 2
+
+
 def test_pause_then_resume_runs_every_chunk_exactly_once(store, tmp_path):
     # GIVEN chunk 3 pauses the job while it runs (two in flight), and later chunks wait for that
     worker = ScriptedWorker()

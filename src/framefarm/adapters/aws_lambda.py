@@ -8,6 +8,13 @@ The boto3 client never re-invokes a chunk on its own: SDK retries are off, the r
 above the function's timeout, and the connection pool holds ``concurrency`` connections. Throttling
 (429 TooManyRequestsException) is retried here with exponential backoff and jitter, waiting on the
 job's cancel token; those retries are not chunk attempts and are counted in ``throttles``.
+
+Every error Lambda answers with goes through one table, ``INVOKE_ERRORS``: a client error by its code
+(botocore's ``ClientError``), a function error by its ``errorType`` (``X-Amz-Function-Error``). Each
+is a throttle (retried here), transient (a failed attempt under ``transient_retries``) or
+deterministic (a failed attempt under ``retries``). An error the table does not know is treated as
+transient and logged as a warning: it can neither fail the job at once nor use up ``retries``, and
+``transient_retries`` bounds what it costs (see ``disposition``).
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from enum import Enum
+from types import MappingProxyType
 from typing import Any
 
 from framefarm.adapters.base import CANCELLED, WorkerJob, WorkerResult, announce_call
@@ -30,7 +39,73 @@ logger = logging.getLogger(__name__)
 
 LAMBDA_PAYLOAD_LIMIT = 6 * 2**20  # bytes in a synchronous invocation's request (and its response)
 EXIT_FUNCTION_ERROR = -2  # the function raised or timed out: there is no exit code
-TRANSIENT_FUNCTION_ERRORS = frozenset({"Sandbox.Timedout", "Runtime.ExitError"})  # timed out, or the sandbox died
+
+
+class Disposition(str, Enum):
+    """What one Lambda error means for the chunk that met it."""
+
+    THROTTLE = "throttle"  # refused before the function ran: retried here with backoff, not an attempt
+    TRANSIENT = "transient"  # the platform failed this time: a failed attempt under ``transient_retries``
+    DETERMINISTIC = "deterministic"  # the same call fails the same way: a failed attempt under ``retries``
+
+
+_T, _D = Disposition.TRANSIENT, Disposition.DETERMINISTIC
+
+# Every error the Invoke API documents (botocore's lambda/2015-03-31 service model; a test checks none
+# is missing), the errorTypes Lambda itself reports as function errors, and what each one means.
+INVOKE_ERRORS: Mapping[str, Disposition] = MappingProxyType({
+    # Throttled before the function ran.
+    "TooManyRequestsException": Disposition.THROTTLE, "ThrottlingException": Disposition.THROTTLE,
+    # The service, or the function's network, storage or snapshot, is not ready or failed this time.
+    "ServiceException": _T, "EC2ThrottledException": _T, "EC2UnexpectedException": _T,
+    "ENILimitReachedException": _T, "ENINotReadyException": _T, "SubnetIPAddressLimitReachedException": _T,
+    "ResourceConflictException": _T,  # the function is being updated
+    "ResourceNotReadyException": _T, "CodeArtifactUserPendingException": _T,
+    "SnapStartNotReadyException": _T, "SnapStartTimeoutException": _T, "SnapStartRegenerationFailureException": _T,
+    "EFSIOException": _T, "EFSMountConnectivityException": _T, "EFSMountTimeoutException": _T,
+    "S3FilesMountConnectivityException": _T, "S3FilesMountTimeoutException": _T,
+    # The request, the function's configuration or the caller's rights: the same call fails again.
+    "InvalidRequestContentException": _D, "InvalidParameterValueException": _D, "UnsupportedMediaTypeException": _D,
+    "RequestTooLargeException": _D, "SerializedRequestEntityTooLargeException": _D,
+    "RequestEntityTooLargeException": _D,  # what Lambda sends for a request over 6 MB
+    "ResourceNotFoundException": _D, "NoPublishedVersionException": _D, "ModeNotSupportedException": _D,
+    "RecursiveInvocationException": _D, "ServiceQuotaExceededException": _D,
+    "DurableExecutionAlreadyStartedException": _D, "AccessDeniedException": _D,
+    "KMSAccessDeniedException": _D, "KMSDisabledException": _D, "KMSInvalidStateException": _D,
+    "KMSNotFoundException": _D, "EC2AccessDeniedException": _D, "InvalidSubnetIDException": _D,
+    "InvalidSecurityGroupIDException": _D, "InvalidZipFileException": _D, "InvalidRuntimeException": _D,
+    "RuntimeVersionDeletedException": _D, "RuntimeAliasDeletedException": _D,
+    "CodeArtifactUserDeletedException": _D, "CodeArtifactUserFailedException": _D,
+    "EFSMountFailureException": _D, "S3FilesMountFailureException": _D, "SnapStartException": _D,
+    # Function errors Lambda reports itself: timed out or the sandbox died; or the function cannot answer.
+    "Sandbox.Timedout": _T, "Runtime.ExitError": _T,
+    "Function.ResponseSizeTooLarge": _D, "Runtime.MarshalError": _D, "Runtime.ImportModuleError": _D,
+    "Runtime.HandlerNotFound": _D, "Runtime.UserCodeSyntaxError": _D,
+})
+# errorTypes with these prefixes are Lambda's own; any other is the exception the handler raised.
+LAMBDA_ERROR_PREFIXES = ("Runtime.", "Sandbox.", "Function.")
+
+
+def disposition(name: str, *, function_error: bool = False, status: int | None = None) -> Disposition:
+    """What the Lambda error ``name`` (a client error code, or a function error's errorType) means.
+
+    Not in ``INVOKE_ERRORS``: a handler's own exception (a function errorType without Lambda's
+    prefixes) is deterministic; an unknown code answered with HTTP 429 is a throttle; anything else
+    is unknown and treated as transient, with a warning naming it. Transient because an error
+    Lambda answers with is about the platform (the render command's failures come back as exit
+    codes in a reply): a new kind of hiccup must not fail the job, and a new deterministic error
+    costs at most ``transient_retries`` calls, not the job's ``retries``.
+    """
+    known = INVOKE_ERRORS.get(name)
+    if known is not None:
+        return known
+    if function_error and not name.startswith(LAMBDA_ERROR_PREFIXES):
+        return Disposition.DETERMINISTIC
+    if status == 429:
+        return Disposition.THROTTLE
+    logger.warning("Lambda error %s is not in framefarm's table (adapters/aws_lambda.py INVOKE_ERRORS); "
+                   "treated as transient", name)
+    return Disposition.TRANSIENT
 
 
 def lambda_client(*, concurrency: int = 100, function_timeout: float = 900.0, region: str | None = None,
@@ -89,8 +164,14 @@ class LambdaWorkerAdapter:
                 if _is_connection_failure(exc):  # the function may have run; its output key is the same on a retry
                     return self._failure(f"connection lost: {type(exc).__name__}: {exc}", throttles, started,
                                          transient=True)
-                if not _is_throttle(exc):
+                answer = _error_answer(exc)
+                if answer is None:  # not an answer from Lambda (bad parameters, no credentials): the adapter's own
                     raise
+                code, status, message = answer
+                kind = disposition(code, status=status)
+                if kind is not Disposition.THROTTLE:
+                    return self._failure(f"Lambda {code}: {message}", throttles, started,
+                                         transient=kind is Disposition.TRANSIENT)
                 throttles += 1
                 if throttles > self._throttle_retries:
                     return self._failure(f"throttled {throttles} times by Lambda; raise the function's concurrency "
@@ -128,7 +209,8 @@ class LambdaWorkerAdapter:
             error_type = payload.get("errorType", "Error") if isinstance(payload, dict) else "Error"
             return WorkerResult(exit_code=EXIT_FUNCTION_ERROR, stderr=log_tail, throttles=throttles,
                                 error=f"Lambda {kind} error: {error_type}: {message}", duration_ms=wall_ms,
-                                transient=error_type in TRANSIENT_FUNCTION_ERRORS, **billing)
+                                transient=disposition(error_type, function_error=True) is Disposition.TRANSIENT,
+                                **billing)
         reply = read_reply(payload)
         if reply is None:
             return WorkerResult(exit_code=EXIT_FUNCTION_ERROR, throttles=throttles, duration_ms=wall_ms,
@@ -144,10 +226,10 @@ def _is_connection_failure(exc: Exception) -> bool:
     return isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError))
 
 
-def _is_throttle(exc: Exception) -> bool:
+def _error_answer(exc: Exception) -> tuple[str, int | None, str] | None:
+    """(code, HTTP status, message) of an error Lambda answered with; None for any other exception."""
     response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return False
-    code = response.get("Error", {}).get("Code", "")
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in ("TooManyRequestsException", "ThrottlingException") or status == 429
+    if not isinstance(response, dict) or not response.get("Error", {}).get("Code"):
+        return None
+    error = response["Error"]
+    return str(error["Code"]), response.get("ResponseMetadata", {}).get("HTTPStatusCode"), str(error.get("Message", ""))

@@ -21,6 +21,7 @@ from framefarm.status import tail
 
 TextCallback = Callable[[str], None]
 CANCELLED = "cancelled"  # WorkerResult.error of an attempt its job's cancel stopped (recorded as cancelled)
+EARLIER_ATTEMPTS = "earlier_attempts"  # in WorkerJob.meta: chunk id -> attempts the job store holds from earlier runs
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,13 @@ class WorkerResult(BaseModel):
             last_lines = " | ".join(stderr.splitlines()[-3:])
             detail = f"{detail}: {last_lines}" if detail else last_lines
         return tail(detail or f"exit code {self.exit_code}", 1_000)
+
+
+def recorded_attempt(meta: Mapping[str, Any]) -> int:
+    """The attempt number the job store records for a call: this run's ``attempt`` after earlier runs' ones
+    (a resumed job's attempt numbers continue; the JobManager puts ``EARLIER_ATTEMPTS`` in the meta)."""
+    earlier = meta.get(EARLIER_ATTEMPTS) or {}
+    return int(earlier.get(meta.get("chunk_id"), 0)) + int(meta.get("attempt", 1))
 
 
 def announce_call(job: WorkerJob) -> None:

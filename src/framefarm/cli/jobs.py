@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -20,10 +19,11 @@ from framefarm.errors import JobSpecError, JobStateError, id_list
 from framefarm.executor import ExecutionOptions
 from framefarm.manager import RUNNABLE, JobManager
 from framefarm.spec import JobSpec, load_job_file
-from framefarm.status import ChunkState, JobState, JobStatus, is_cut
+from framefarm.status import ChunkState, JobState, JobStatus
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.storage.base import DEFAULT_SHARE_SECONDS, MAX_SHARE_SECONDS
-from framefarm.storage.keys import chunk_key, is_output_key, job_prefix, log_key, output_key
+from framefarm.storage.keys import chunk_key, is_output_key, job_prefix, output_key
+from framefarm.storage.logs import full_log
 
 FINAL_EXIT = {JobState.COMPLETED: EXIT_OK, JobState.STITCHING: EXIT_OK, JobState.FAILED: EXIT_FAILED,
               JobState.PAUSED: EXIT_PAUSED, JobState.CANCELLED: EXIT_CANCELLED}
@@ -266,10 +266,8 @@ def cmd_logs(args: argparse.Namespace, context: Context) -> int:
             raise JobSpecError(f"--chunk: job {job.id} has no chunk {args.chunk} (0-{job.total_chunks - 1})")
     for record in records:
         context.out.rule(f"chunk {record.chunk_id} · {record.state.value} · attempt {record.attempts}")
-        for stream, text in (("stdout", record.stdout_tail), ("stderr", record.stderr_tail)):
-            if is_cut(text):  # the manager kept the whole log in storage
-                with contextlib.suppress(FileNotFoundError):
-                    text = storage.get_text(log_key(job.id, record.chunk_id, record.attempts, stream))
+        for stream, tail_text in (("stdout", record.stdout_tail), ("stderr", record.stderr_tail)):
+            text = full_log(storage, job.id, record.chunk_id, record.attempts, stream, tail_text)
             if text:
                 context.out.print(f"[dim]{stream}:[/]")
                 context.out.out(text.rstrip("\n"), highlight=False)

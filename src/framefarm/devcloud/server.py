@@ -10,6 +10,9 @@ boto3 client and the real ``LambdaWorkerAdapter`` talk HTTP to it (``AWS_ENDPOIN
                                 Memory Size, Max Memory Used and, on a function's first call, Init Duration
       an exception -> 200 with X-Amz-Function-Error: Unhandled and {errorMessage, errorType, stackTrace}
       past the function's timeout -> "Task timed out after N seconds", billed at the timeout
+      a request over 6 MiB (256 KiB for Event) -> 413 RequestEntityTooLargeException, nothing runs
+      a reply over 6 MiB -> 200 with X-Amz-Function-Error: Unhandled and errorType
+                            Function.ResponseSizeTooLarge (the handler ran and is billed; its reply is lost)
 
 Switches for fault injection, each for the next ``times`` calls (optionally only calls whose event
 ``match`` accepts): ``throttle`` answers 429 TooManyRequestsException, ``crash`` makes the handler
@@ -294,6 +297,12 @@ class DevCloud:
                     "stackTrace": [line.rstrip() for line in outcome["trace"]][-10:]}
         else:
             body = outcome.get("value")
+        payload = json.dumps(body, default=str).encode()
+        if kind == "RequestResponse" and len(payload) > LAMBDA_PAYLOAD_LIMIT:  # Lambda's 6 MB response limit
+            function_error = "Unhandled"
+            payload = json.dumps({"errorMessage": "Response payload size exceeded maximum allowed payload size "
+                                                  f"({LAMBDA_PAYLOAD_LIMIT} bytes).",
+                                  "errorType": "Function.ResponseSizeTooLarge"}).encode()
         billed = max(1, math.ceil(duration_ms))
         peak_mb = min(function.memory_mb, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
         log = (f"START RequestId: {request_id} Version: $LATEST\nEND RequestId: {request_id}\n"
@@ -306,7 +315,7 @@ class DevCloud:
             headers["X-Amz-Function-Error"] = function_error
         with self._lock:
             self.invocations.append(Invocation(function.name, request_id, kind, event, 200, function_error, billed))
-        return 200, headers, json.dumps(body, default=str).encode()
+        return 200, headers, payload
 
     def _call_in_thread(self, function: DevFunction, handler: Handler, event: Any, context: LambdaContext,
                         crash: bool, outcome: dict[str, Any]) -> bool:

@@ -2,8 +2,10 @@
 
 Works with any store behind the storage interface (S3, GCS, a local directory). Before anything is
 downloaded it checks that every chunk of the spec is in the store and refuses, naming the missing
-ones. Downloads run in parallel; each file is checked against the listed size (and MD5 where the
-store reports one). Audio, if the job has any, is rendered here in one pass and muxed in.
+ones. Downloads run in parallel; each file is checked by the store's own checksum as it comes
+down (S3: SHA256, see ``storage.s3``), against the listed size, and against the listed MD5 where
+the store reports a real one (GCS). Audio, if the job has any, is rendered here in one pass and
+muxed in.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from framefarm.adapters.base import WorkerAdapter, WorkerJob
 from framefarm.adapters.local import LocalWorkerAdapter
-from framefarm.errors import StitchError, id_list
+from framefarm.errors import StitchError, StorageError, id_list
 from framefarm.spec import Chunk, JobSpec
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.storage.base import Storage, StoredObject
@@ -53,7 +55,10 @@ class S3MergeAdapter:
     def _download(self, job_id: str, chunk: Chunk, listed: dict[str, StoredObject], base: Path) -> Path:
         key = chunk_key(job_id, chunk.id, chunk.output_file)
         target = base / "chunks" / Path(key).name
-        self.storage.get_file(key, target)
+        try:
+            self.storage.get_file(key, target)
+        except StorageError as exc:
+            raise StitchError(f"chunk {chunk.id}: {exc}") from None
         expected = listed[key]
         size = target.stat().st_size
         if size != expected.size:

@@ -1,11 +1,15 @@
 """Run one chunk on a worker: the code the Lambda render-chunk handler and the Cloud Run server share.
 
-    request {job_id, chunk_id, spec_url}
+    request {job_id, chunk_id, spec_url, attempt}
       -> fetch the spec (and the asset bundle, if any) into a fresh temporary directory
       -> run the chunk's command there (no shell; ``{ffmpeg}`` is this worker's ffmpeg)
       -> upload the output to jobs/<job>/chunks/<00042>.<ext> in the spec's store (same key on re-runs)
       (the job's cancel marker is checked between these stages and while the command runs)
-      -> reply {exit_code, stdout, stderr, output_key, duration_ms, error}
+      -> keep stdout/stderr longer than a record's tail whole in the store (``storage.logs``)
+      -> reply {exit_code, stdout, stderr, output_key, duration_ms, error}, stdout/stderr as tails
+
+The reply carries tails (``status.TAIL_CHARS`` each), so it stays far below Lambda's 6 MB response
+limit (Cloud Run's is 32 MB; one rule for both) however much a command prints.
 
 A chunk that exits 0 but wrote no output is reported as failed: nothing would be there to stitch.
 Bad requests get a reply with ``error`` set and exit code 2, never an exception.
@@ -25,16 +29,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from framefarm.adapters.base import CANCELLED, WorkerAdapter, WorkerJob, WorkerResult
+from framefarm.adapters.base import CANCELLED, WorkerAdapter, WorkerJob, WorkerResult, recorded_attempt
 from framefarm.adapters.local import LocalWorkerAdapter
 from framefarm.cancel import CancelToken
 from framefarm.config import ENV_CANCEL_POLL
 from framefarm.errors import JobSpecError
 from framefarm.redaction import chunk_environment, redact_result, secret_values
 from framefarm.spec import JOB_ID_PATTERN, JobSpec
+from framefarm.status import tail
 from framefarm.storage import storage_for_url
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import CHUNK_TAG, cancel_key, chunk_key, job_prefix, spec_key
+from framefarm.storage.logs import keep_full_logs
 from framefarm.worker.assets import unpack_assets
 
 EXIT_BAD_REQUEST = 2
@@ -51,6 +57,7 @@ class ChunkRequest(BaseModel):
     job_id: str = Field(pattern=JOB_ID_PATTERN)
     chunk_id: int = Field(ge=0)
     spec_url: str = Field(min_length=1, max_length=2048)
+    attempt: int = Field(default=1, ge=1, le=1_000_000)  # as the job store numbers it: names the full logs
 
 
 class ChunkResponse(BaseModel):
@@ -75,9 +82,10 @@ class ChunkResponse(BaseModel):
 
 
 def chunk_request(job: WorkerJob, storage: Storage) -> dict[str, Any]:
-    """What a remote worker is sent for ``job``: the chunk, and where its job's spec is."""
+    """What a remote worker is sent for ``job``: the chunk, where its job's spec is, and which attempt."""
     job_id = job.meta["job_id"]
-    return {"job_id": job_id, "chunk_id": job.meta["chunk_id"], "spec_url": storage.url(spec_key(job_id))}
+    return {"job_id": job_id, "chunk_id": job.meta["chunk_id"], "spec_url": storage.url(spec_key(job_id)),
+            "attempt": recorded_attempt(job.meta)}
 
 
 def read_reply(payload: Any) -> ChunkResponse | None:
@@ -161,21 +169,23 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
                 command=chunk.command, cwd=workdir, timeout=timeout, cancel=token,
                 meta={"job_id": spec.id, "chunk_id": chunk.id, "output_file": chunk.output_file}))
         result = redact_result(result, secret_values())
+        keep_full_logs(storage, request.job_id, request.chunk_id, request.attempt, stdout=result.stdout,
+                       stderr=result.stderr)
+        stdout, stderr = tail(result.stdout), tail(result.stderr)
         if result.error == CANCELLED or (result.ok and marker.present()):
-            return cancelled(elapsed(), result)
+            return cancelled(elapsed(), stdout=stdout, stderr=stderr)
         if not result.ok:  # the adapter also fails a chunk that exited 0 without writing its output
-            return ChunkResponse(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr,
-                                 error=result.error, transient=result.transient, duration_ms=elapsed())
+            return ChunkResponse(exit_code=result.exit_code, stdout=stdout, stderr=stderr, error=result.error,
+                                 transient=result.transient, duration_ms=elapsed())
         key = chunk_key(spec.id, chunk.id, chunk.output_file)
         storage.put_file(key, output, tags=CHUNK_TAG)
-        return ChunkResponse(exit_code=0, stdout=result.stdout, stderr=result.stderr, output_key=key,
-                             duration_ms=elapsed())
+        return ChunkResponse(exit_code=0, stdout=stdout, stderr=stderr, output_key=key, duration_ms=elapsed())
 
 
-def cancelled(duration_ms: float, result: WorkerResult | None = None) -> ChunkResponse:
+def cancelled(duration_ms: float, *, stdout: str = "", stderr: str = "") -> ChunkResponse:
     """The reply of a chunk stopped by its job's cancel marker (recorded as a cancelled attempt)."""
-    return ChunkResponse(exit_code=EXIT_CANCELLED, error=CANCELLED, duration_ms=duration_ms,
-                         stdout=result.stdout if result else "", stderr=result.stderr if result else "")
+    return ChunkResponse(exit_code=EXIT_CANCELLED, error=CANCELLED, duration_ms=duration_ms, stdout=stdout,
+                         stderr=stderr)
 
 
 class CancelMarker:

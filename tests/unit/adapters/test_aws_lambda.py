@@ -33,11 +33,15 @@ def slow_worker(event, context):
     return {"exit_code": 0}
 
 
+def chatty_worker(event, context):
+    return {"exit_code": 0, "stdout": "x" * (7 * 2**20)}  # a reply over Lambda's 6 MB
+
+
 @pytest.fixture
 def cloud(aws_credentials, monkeypatch):
     functions = [DevFunction("worker", echo_worker, memory_mb=2048, timeout=30),
                  DevFunction("failing", failing_worker, memory_mb=512),
-                 DevFunction("slow", slow_worker, timeout=0.5)]
+                 DevFunction("slow", slow_worker, timeout=0.5), DevFunction("chatty", chatty_worker)]
     with DevCloud(functions) as devcloud:
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", devcloud.endpoint)
         yield devcloud
@@ -58,8 +62,9 @@ def test_payload_output_and_billing(cloud, storage):
     streamed = []
     adapter = LambdaWorkerAdapter("worker", storage)
     result = adapter.execute(job(on_stdout=streamed.append, on_stderr=streamed.append))
-    # THEN the worker got exactly {job_id, chunk_id, spec_url}
-    assert seen_events == [{"job_id": "job-1", "chunk_id": 3, "spec_url": storage.url("jobs/job-1/spec.json")}]
+    # THEN the worker got exactly {job_id, chunk_id, spec_url, attempt}
+    assert seen_events == [{"job_id": "job-1", "chunk_id": 3, "spec_url": storage.url("jobs/job-1/spec.json"),
+                            "attempt": 1}]
     # AND the output came back buffered; streaming callbacks were never called
     assert (result.exit_code, result.stdout, result.output_location) == (0, "chunk 3 done\n", "jobs/job-1/chunks/00003.mp4")
     assert streamed == []
@@ -135,8 +140,32 @@ def test_async_invoke_runs_in_the_background(cloud):
     assert [call.kind for call in cloud.calls("worker")] == ["Event"] and len(seen_events) == 1
 
 
-def test_unknown_function_is_an_error(cloud, storage):
+def test_unknown_function_is_a_deterministic_failed_attempt_naming_the_error(cloud, storage):
+    result = LambdaWorkerAdapter("nope", storage).execute(job())
+    assert (result.exit_code, result.transient) == (EXIT_FUNCTION_ERROR, False)
+    assert result.error == "Lambda ResourceNotFoundException: Function not found: nope"
+
+
+def test_a_reply_over_6_mb_is_lambdas_response_size_error_and_deterministic(cloud, storage):
+    # GIVEN a function whose reply is 7 MiB
+    # WHEN a chunk runs on it
+    result = LambdaWorkerAdapter("chatty", storage).execute(job())
+    # THEN devcloud answers as Lambda does: a function error, billed, that no retry can fix
+    assert result.error == ("Lambda Unhandled error: Function.ResponseSizeTooLarge: Response payload size exceeded "
+                            "maximum allowed payload size (6291456 bytes).")
+    assert not result.transient and result.billed_duration_ms >= 1
+    assert cloud.calls("chatty")[-1].function_error == "Unhandled"
+
+
+def test_a_request_over_6_mb_is_refused_with_413_as_a_deterministic_error(cloud):
     from botocore.exceptions import ClientError
 
-    with pytest.raises(ClientError, match="Function not found: nope"):
-        LambdaWorkerAdapter("nope", storage).execute(job())
+    from framefarm.adapters.aws_lambda import Disposition, disposition
+
+    # GIVEN a synchronous call whose request body is over 6 MiB
+    with pytest.raises(ClientError) as refused:
+        lambda_client().invoke(FunctionName="worker", Payload=b'"' + b"x" * (6 * 2**20) + b'"')
+    # THEN devcloud refuses it as Lambda does, without running anything, and the table calls it deterministic
+    error, status = refused.value.response["Error"], refused.value.response["ResponseMetadata"]["HTTPStatusCode"]
+    assert (error["Code"], status) == ("RequestEntityTooLargeException", 413) and cloud.calls("worker") == []
+    assert disposition(error["Code"], status=status) is Disposition.DETERMINISTIC

@@ -10,7 +10,9 @@ import zipfile
 import pytest
 
 from framefarm import LocalStorage, plan_job
-from framefarm.storage.keys import spec_key
+from framefarm.status import is_cut
+from framefarm.storage.keys import log_key, spec_key
+from framefarm.storage.logs import full_log
 from framefarm.worker.runtime import ChunkRequest, ChunkResponse, parse_request, run_chunk
 
 WRITE_OUTPUT = [sys.executable, "-c", "import sys; open(sys.argv[1], 'w').write(open(sys.argv[2]).read())",
@@ -129,3 +131,41 @@ def test_bundles_are_deterministic_and_round_trip(tmp_path):
     assert (tmp_path / "out" / "fonts" / "a.ttf").read_bytes() == b"font"
     with pytest.raises(ValueError, match="is not a directory"):
         bundle_directory(tmp_path / "missing", tmp_path / "x.zip")
+
+
+CHATTY = [sys.executable, "-c", "import sys; [print('line %07d' % i) for i in range(800_000)]; "
+          "sys.stderr.write('warning\\n'); open(sys.argv[1], 'w').write('video')", "{output}"]
+
+
+def test_a_chunk_printing_8_mb_replies_with_tails_and_keeps_its_whole_log_in_the_store(storage):
+    # GIVEN a chunk whose command prints about 9.6 MB to stdout and a line to stderr
+    url = put_spec(storage, CHATTY)
+    # WHEN it runs as the store's attempt 2
+    response = run_chunk(ChunkRequest(job_id="job-1", chunk_id=0, spec_url=url, attempt=2))
+    # THEN the reply is small (Lambda refuses one over 6 MB), with the end of stdout and all of stderr
+    assert response.exit_code == 0 and response.output_key == "jobs/job-1/chunks/00000.mp4"
+    assert len(response.model_dump_json()) < 20_000
+    assert is_cut(response.stdout) and response.stdout.endswith("line 0799999\n") and response.stderr == "warning\n"
+    # AND the whole stdout is in the store under the attempt's log key; stderr, being whole already, is not
+    whole = storage.get_text(log_key("job-1", 0, 2, "stdout"))
+    assert len(whole) == 800_000 * 13 and whole.startswith("line 0000000\n")
+    assert full_log(storage, "job-1", 0, 2, "stdout", response.stdout) == whole
+    assert [obj.key for obj in storage.list("jobs/job-1/logs/")] == [log_key("job-1", 0, 2, "stdout")]
+
+
+def test_a_store_that_cannot_take_the_log_does_not_cost_the_chunk(tmp_path, caplog):
+    # GIVEN a store that refuses log writes
+    class NoLogs(LocalStorage):
+        def put_bytes(self, key, data):
+            if "/logs/" in key:
+                raise PermissionError(f"no writes to {key}")
+            super().put_bytes(key, data)
+
+    storage = NoLogs(tmp_path / "store")
+    url = put_spec(storage, CHATTY)
+    # WHEN a chatty chunk runs
+    response = run_chunk(ChunkRequest(job_id="job-1", chunk_id=0, spec_url=url),
+                         storage_for=lambda spec_url: (storage, spec_key("job-1")))
+    # THEN its output is uploaded and its reply carries the tails; a warning says the whole log was lost
+    assert response.exit_code == 0 and storage.exists("jobs/job-1/chunks/00000.mp4") and is_cut(response.stdout)
+    assert "job job-1 chunk 0: could not store its full logs" in caplog.text

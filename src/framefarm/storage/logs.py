@@ -1,0 +1,43 @@
+"""Full chunk logs: a chunk record keeps bounded tails (``status.tail``); a longer log is kept whole
+in the job's store under ``keys.log_key(job, chunk, attempt, stream)``.
+
+Whoever holds the whole text writes it: the worker runtime on remote workers (their reply carries
+only tails, since Lambda refuses a reply over 6 MB), the JobManager for local adapters. Readers
+(``framefarm logs``) go back to the store only for a tail that was cut.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from framefarm.status import TAIL_CHARS, is_cut
+from framefarm.storage.base import Storage
+from framefarm.storage.keys import log_key
+
+logger = logging.getLogger(__name__)
+
+
+def keep_full_logs(storage: Storage, job_id: str, chunk_id: int, attempt: int, *, stdout: str, stderr: str) -> None:
+    """Store each log longer than a record's tail; shorter ones are whole in the record already.
+
+    A log that cannot be stored (a full disk, a refused write) loses only itself: it is logged and
+    skipped, never raised, since the record's tail still says how the chunk ended."""
+    for stream, text in (("stdout", stdout), ("stderr", stderr)):
+        if len(text) <= TAIL_CHARS:
+            continue
+        try:
+            storage.put_text(log_key(job_id, chunk_id, attempt, stream), text)
+        except Exception:
+            logger.warning("job %s chunk %d attempt %d: could not keep the full %s", job_id, chunk_id, attempt,
+                           stream, exc_info=True)
+
+
+def full_log(storage: Storage, job_id: str, chunk_id: int, attempt: int, stream: str, tail_text: str) -> str:
+    """The whole log behind a record's tail: from the store when the tail was cut, else the tail itself
+    (also when the store has no copy, e.g. a worker that could not write it)."""
+    if not is_cut(tail_text):
+        return tail_text
+    try:
+        return storage.get_text(log_key(job_id, chunk_id, attempt, stream))
+    except FileNotFoundError:
+        return tail_text
