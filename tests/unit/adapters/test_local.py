@@ -107,7 +107,8 @@ def test_cancel_kills_a_running_command():
     started = threading.Event()
     results = []
     thread = threading.Thread(target=lambda: results.append(LocalWorkerAdapter().execute(python(
-        "import time; print('go', flush=True); time.sleep(60)", cancel=token, on_stdout=lambda t: started.set()))))
+        "import time; print('go', flush=True); time.sleep(60)", cancel=token,
+        on_stdout=lambda t: t.endswith("\n") and started.set()))))
     thread.start()
     assert started.wait(30)
     token.cancel()
