@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
 import socket
 import socketserver
 import struct
@@ -219,3 +220,16 @@ def eventually(probe: Callable[[], object], *, timeout: float = 60.0, interval: 
             return value
         time.sleep(interval)
     raise AssertionError(f"{what} not reached in {timeout} s")
+
+
+def process_alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a zombie, killed and waiting to be reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +18,7 @@ import yaml
 from framefarm import JobState, SqliteJobRepository
 from framefarm.status import TAIL_CHARS, ChunkState
 from framefarm.stitch.probe import decoded_audio_samples, packets, probe
+from tests.helpers import eventually, process_alive
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "testsrc.yaml"
 
@@ -167,6 +170,40 @@ def test_cancel_from_another_terminal_stops_the_render(tmp_path):
     assert cancel.returncode == 0 and "asked the process running slow to cancel" in cancel.stderr
     assert render.wait(30) == 130
     assert store().require("slow").state is JobState.CANCELLED
+
+
+@pytest.fixture
+def chunk_pids(tmp_path):
+    """Where the chunks of ``minute_long_render`` write their pids; those still running afterwards are killed."""
+    directory = tmp_path / "pids"
+    directory.mkdir()
+    yield directory
+    for path in directory.glob("*.pid"):
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(path.read_text()), signal.SIGKILL)
+
+
+def minute_long_render(tmp_path: Path, chunk_pids: Path, job_id: str, **popen) -> tuple[subprocess.Popen, list[int]]:
+    """A `framefarm render` of two chunks that run for a minute; returns it and its chunks' pids once they run."""
+    job = python_job(tmp_path, f"import os, sys, time; path = {str(chunk_pids)!r} + '/' + sys.argv[1]; "
+                               "open(path + '.tmp', 'w').write(str(os.getpid())); os.rename(path + '.tmp', path + '.pid'); "
+                               "time.sleep(60)")
+    render = subprocess.Popen([sys.executable, "-m", "framefarm", "render", str(job), "--job-id", job_id], **popen)
+    wait_for_state(job_id, JobState.RUNNING)
+    files = eventually(lambda: len(found := sorted(chunk_pids.glob("*.pid"))) == 2 and found,
+                       timeout=30, what="both chunks running")
+    return render, [int(path.read_text()) for path in files]
+
+
+def test_the_chunks_of_a_render_killed_with_sigkill_die_with_it(tmp_path, chunk_pids):
+    # GIVEN a render whose two chunks run for a minute
+    render, chunks = minute_long_render(tmp_path, chunk_pids, "sigkilled", stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+    # WHEN it is killed with SIGKILL, which it cannot handle
+    render.kill()
+    render.wait(30)
+    # THEN its chunk processes die with it
+    eventually(lambda: not any(process_alive(pid) for pid in chunks), timeout=10, what="every chunk process gone")
 
 
 def test_pause_from_another_terminal_then_resume_finishes(tmp_path):

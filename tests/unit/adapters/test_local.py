@@ -7,6 +7,8 @@ import sys
 import threading
 
 from framefarm import CancelToken, LocalWorkerAdapter, WorkerAdapter, WorkerJob
+from framefarm.adapters import local
+from tests.helpers import process_alive
 
 PY = sys.executable
 
@@ -99,7 +101,7 @@ def test_timeout_kills_the_process_group_and_keeps_output_so_far(tmp_path):
     # THEN it reports a timeout, keeps the output, and the child process is gone too
     assert (result.exit_code, result.error, result.stdout) == (124, "timed out after 1 s", "started\n")
     child = int(pid_file.read_text())
-    assert not _alive(child)
+    assert not process_alive(child)
 
 
 def test_cancel_kills_a_running_command():
@@ -123,14 +125,14 @@ def test_already_cancelled_token_kills_at_once():
     assert result.error == "cancelled"
 
 
-def _alive(pid: int) -> bool:
+def test_where_there_is_no_prctl_commands_run_without_a_parent_death_signal(monkeypatch):
+    # GIVEN a platform without prctl
+    monkeypatch.setattr(local.sys, "platform", "darwin")
+    local._prctl.cache_clear()
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A killed child of an exited parent may linger as a zombie until reaped by init.
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
+        # WHEN a command runs, THEN it runs as before, with nothing to run before exec
+        assert local._die_with(os.getpid()) is None
+        result = LocalWorkerAdapter().execute(python("print('ok')"))
+        assert (result.exit_code, result.stdout) == (0, "ok\n")
+    finally:
+        local._prctl.cache_clear()
