@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
 import socket
 import socketserver
 import struct
@@ -233,3 +234,16 @@ def corrupt_s3_object(bucket: str, key: str) -> None:
     data = bytearray(stored.value)
     data[len(data) // 2] ^= 0xFF
     stored.value = bytes(data)
+
+
+def process_alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a zombie, killed and waiting to be reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

@@ -25,7 +25,6 @@ import logging
 import posixpath
 import queue
 import random
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -261,7 +260,7 @@ class _Dispatch:
         token = self.run_token.child() if self.watchdog.limit is not None else self.run_token
         live = LiveAttempt(chunk, attempt, token)
         self.live[key] = live
-        self.pool.submit(lambda: self._attempt(key, live, delay))
+        self.pool.submit(lambda: self._attempt(key, live, delay), live)
 
     def _next_outcome(self) -> _Outcome:
         """The next attempt's outcome; when an attempt outlives the watchdog's limit, a timed-out one for it."""
@@ -276,11 +275,11 @@ class _Dispatch:
                 for key, live in list(self.live.items()):
                     result = self.watchdog.verdict(live)
                     if result is not None:
+                        if not self.pool.retire(live):
+                            continue  # it answered as the watchdog looked: its outcome is queued, take that
                         del self.live[key]
                         live.token.cancel("stuck")  # kills local work; a remote call ends at its own timeout
                         self.run_token.release(live.token)
-                        if live.thread is not None:
-                            self.pool.retire(live.thread)
                         logger.warning("job %s chunk %d attempt %d: %s", self.spec.id, live.chunk.id, live.attempt,
                                        result.error)
                         return _Outcome(live.chunk, live.attempt, result, live.started_at, self.options.clock())
@@ -302,7 +301,6 @@ class _Dispatch:
             if options.on_chunk_start:
                 options.on_chunk_start(chunk.id, attempt)
             live.started_at = options.clock()
-            live.thread = threading.current_thread()
             live.called()
             try:
                 result = self.adapter.execute(self._worker_job(chunk, attempt, live))

@@ -9,6 +9,10 @@ end). If the process dies, at most the unflushed events are lost, and those chun
 Events and flush markers travel through one queue, so a flush is ordered after everything put
 before it without any shared counters. A failing store is retried with backoff; after the last try
 ``on_error`` is told, ``error`` holds the reason, and later events are dropped.
+
+Every flush ends: the writer sets ``_stopped`` before it leaves and then answers every marker still
+queued, and a flush looks at ``_stopped`` only after its marker is in, so a marker is either seen by
+that last sweep or its flush sees the writer gone. A flush also has a time limit, for a store that hangs.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 1_000
+FLUSH_TIMEOUT = 60.0  # seconds; beyond the writer's own retries (5 tries, 1.5 s of backoff) something hangs
 
 
 class _Marker:
@@ -40,15 +45,18 @@ class _Marker:
 class StoreWriter:
     def __init__(self, repository: JobRepository, job_id: str, *,
                  on_error: Callable[[Exception], None] = lambda exc: None,
-                 tries: int = 5, backoff: float = 0.1, sleep: Callable[[float], None] = time.sleep) -> None:
+                 tries: int = 5, backoff: float = 0.1, sleep: Callable[[float], None] = time.sleep,
+                 flush_timeout: float = FLUSH_TIMEOUT) -> None:
         self._repository = repository
         self._job_id = job_id
         self._on_error = on_error
         self._tries = tries
         self._backoff = Backoff(backoff, math.inf, no_jitter)
         self._sleep = sleep
+        self._flush_timeout = flush_timeout
         self._queue: queue.SimpleQueue[ChunkEvent | _Marker] = queue.SimpleQueue()
         self.error: Exception | None = None
+        self._stopped = threading.Event()  # set by the writer thread as it leaves
         self._thread = threading.Thread(target=self._loop, name=f"framefarm-writer-{job_id}", daemon=True)
         self._thread.start()
 
@@ -56,12 +64,18 @@ class StoreWriter:
         self._queue.put(event)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every event put so far is stored (or dropped after a failure); False on timeout."""
-        if not self._thread.is_alive():
+        """Wait until every event put so far is stored (or dropped after a failure); False after
+        ``timeout`` s (default: ``flush_timeout``). After close, or racing it, it returns as soon as
+        the writer has left (see the module docstring)."""
+        timeout = self._flush_timeout if timeout is None else timeout
+        if self._stopped.is_set():
             return True
         marker = _Marker()
         self._queue.put(marker)
-        return marker.reached.wait(timeout)
+        if self._stopped.is_set() or marker.reached.wait(timeout):
+            return True
+        logger.warning("job %s: the job store writer is still behind after %g s", self._job_id, timeout)
+        return False
 
     def close(self) -> None:
         """Write what is queued, then stop the thread. Safe to call twice."""
@@ -70,6 +84,19 @@ class StoreWriter:
             self._thread.join()
 
     def _loop(self) -> None:
+        try:
+            self._write_until_closed()
+        finally:
+            self._stopped.set()
+            while True:  # answer the flushes queued behind the close marker
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    return
+                if isinstance(item, _Marker):
+                    item.reached.set()
+
+    def _write_until_closed(self) -> None:
         while True:
             batch = [self._queue.get()]
             while len(batch) < MAX_BATCH:
@@ -82,11 +109,11 @@ class StoreWriter:
                 self.error = self._write(_coalesce(events))
                 if self.error is not None:
                     self._on_error(self.error)
-            for item in batch:
-                if isinstance(item, _Marker):
-                    item.reached.set()
-                    if item.close:
-                        return
+            markers = [item for item in batch if isinstance(item, _Marker)]
+            for marker in markers:  # all of them: a flush may have come in behind the close marker
+                marker.reached.set()
+            if any(marker.close for marker in markers):
+                return
 
     def _write(self, events: list[ChunkEvent]) -> Exception | None:
         for attempt in range(1, self._tries + 1):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,7 +30,6 @@ class LiveAttempt:
     chunk: Chunk
     attempt: int
     token: CancelToken
-    thread: threading.Thread | None = None
     started_at: float = 0.0
     silent_since: float | None = None  # time.monotonic() of the last call; None until the attempt starts
 
@@ -86,19 +85,26 @@ class Watchdog:
 class AttemptThreads:
     """Up to ``size`` live worker threads, started as work arrives (as ThreadPoolExecutor does, so the
     first chunks go out while later threads start). A thread stuck in a call the watchdog gave up on
-    is replaced at once, and exits when (if ever) that call returns, so stuck calls never starve the job."""
+    is replaced at once, and exits when (if ever) that call returns, so stuck calls never starve the job.
+
+    The pool knows which attempt each thread runs (from before its task starts until after it ends),
+    so ``retire`` gives up on an attempt, never on a thread that has since answered and moved on to
+    other work or to waiting for it: such a thread would take a stop meant for another at shutdown.
+    """
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._tasks: queue.SimpleQueue[tuple[Hashable | None, Callable[[], None]] | None] = queue.SimpleQueue()
+        self._running: dict[Hashable, threading.Thread] = {}  # attempt -> the thread running it
         self._retired: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._live = 0  # threads started and not retired
         self._idle = 0  # live threads waiting for a task and not yet promised one
 
-    def submit(self, task: Callable[[], None]) -> None:
-        self._tasks.put(task)
+    def submit(self, task: Callable[[], None], attempt: Hashable | None = None) -> None:
+        """Run ``task`` on a pool thread; ``attempt`` names it for ``retire``."""
+        self._tasks.put((attempt, task))
         with self._lock:
             if self._idle > 0:
                 self._idle -= 1  # a waiting thread takes it
@@ -108,12 +114,17 @@ class AttemptThreads:
             self._live += 1
         self._spawn()
 
-    def retire(self, thread: threading.Thread) -> None:
+    def retire(self, attempt: Hashable) -> bool:
+        """Give up on ``attempt``: the thread running it leaves when (if ever) its task returns, and a
+        new thread takes its place. False, changing nothing, when no thread runs it any more (its
+        task has returned, so whatever it reports is already out)."""
         with self._lock:
-            if thread in self._retired:
-                return
+            thread = self._running.pop(attempt, None)
+            if thread is None:
+                return False
             self._retired.add(thread)
         self._spawn()  # takes the retired thread's place in ``_live``
+        return True
 
     def shutdown(self) -> None:
         with self._lock:
@@ -132,11 +143,17 @@ class AttemptThreads:
     def _work(self) -> None:
         me = threading.current_thread()
         while True:
-            task = self._tasks.get()
-            if task is None:
+            item = self._tasks.get()
+            if item is None:
                 return
+            attempt, task = item
+            if attempt is not None:
+                with self._lock:
+                    self._running[attempt] = me
             task()
             with self._lock:
+                if attempt is not None:
+                    self._running.pop(attempt, None)  # unless retire() took it already
                 if me in self._retired:
                     return
                 self._idle += 1

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
+import pty
+import select
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +21,7 @@ import yaml
 from framefarm import JobState, SqliteJobRepository
 from framefarm.status import TAIL_CHARS, ChunkState
 from framefarm.stitch.probe import decoded_audio_samples, packets, probe
-from tests.helpers import FAULTY_CHUNK, eventually
+from tests.helpers import FAULTY_CHUNK, eventually, process_alive
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "testsrc.yaml"
 
@@ -168,6 +173,120 @@ def test_cancel_from_another_terminal_stops_the_render(tmp_path):
     assert cancel.returncode == 0 and "asked the process running slow to cancel" in cancel.stderr
     assert render.wait(30) == 130
     assert store().require("slow").state is JobState.CANCELLED
+
+
+@pytest.fixture
+def chunk_pids(tmp_path):
+    """Where the chunks of ``minute_long_render`` write their pids; those still running afterwards are killed."""
+    directory = tmp_path / "pids"
+    directory.mkdir()
+    yield directory
+    for path in directory.glob("*.pid"):
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(path.read_text()), signal.SIGKILL)
+
+
+def minute_long_render(tmp_path: Path, chunk_pids: Path, job_id: str, **popen) -> tuple[subprocess.Popen, list[int]]:
+    """A `framefarm render` of two chunks that run for a minute; returns it and its chunks' pids once they run."""
+    job = python_job(tmp_path, f"import os, sys, time; path = {str(chunk_pids)!r} + '/' + sys.argv[1]; "
+                               "open(path + '.tmp', 'w').write(str(os.getpid())); os.rename(path + '.tmp', path + '.pid'); "
+                               "time.sleep(60)")
+    render = subprocess.Popen([sys.executable, "-m", "framefarm", "render", str(job), "--job-id", job_id], **popen)
+    wait_for_state(job_id, JobState.RUNNING)
+    files = eventually(lambda: len(found := sorted(chunk_pids.glob("*.pid"))) == 2 and found,
+                       timeout=30, what="both chunks running")
+    return render, [int(path.read_text()) for path in files]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_render_sent_sigterm_or_sighup_cancels_its_job_and_kills_its_chunks(tmp_path, chunk_pids, signum):
+    # GIVEN a render whose two chunks run for a minute
+    render, chunks = minute_long_render(tmp_path, chunk_pids, "killed", stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+    # WHEN it is sent SIGTERM (`kill`, a CI timeout) or SIGHUP
+    render.send_signal(signum)
+    # THEN it exits 130 like a Ctrl-C, saying so, with the job cancelled and no chunk process left
+    _, err = render.communicate(timeout=30)
+    assert render.returncode == 130, err
+    assert "killed cancelled: Job cancelled" in err
+    assert store().require("killed").state is JobState.CANCELLED
+    assert [pid for pid in chunks if process_alive(pid)] == []
+
+
+def test_closing_the_terminal_of_a_render_cancels_its_job_and_kills_its_chunks(tmp_path, chunk_pids):
+    # GIVEN a render on a terminal of its own (a pseudo-terminal, read all along like a terminal window)
+    window, terminal = pty.openpty()
+    render, chunks = minute_long_render(tmp_path, chunk_pids, "hung-up", stdin=terminal, stdout=terminal,
+                                        stderr=terminal, preexec_fn=lambda: os.login_tty(terminal))
+    os.close(terminal)
+    closing = threading.Event()
+
+    def read_the_terminal() -> None:
+        while not closing.is_set():
+            if select.select([window], [], [], 0.05)[0]:
+                try:
+                    os.read(window, 65536)
+                except OSError:
+                    return
+
+    reader = threading.Thread(target=read_the_terminal, daemon=True)
+    reader.start()
+    # WHEN the terminal is closed (the kernel hangs it up and sends the render SIGHUP)
+    closing.set()
+    reader.join(10)
+    os.close(window)
+    # THEN it exits 130, not crashing on the dead terminal, with the job cancelled and no chunk process left
+    assert render.wait(30) == 130
+    assert store().require("hung-up").state is JobState.CANCELLED
+    assert [pid for pid in chunks if process_alive(pid)] == []
+
+
+def test_a_signal_landing_while_the_main_thread_holds_the_cancel_token_still_cancels():
+    # GIVEN a process whose main thread holds its cancel token's lock when Ctrl-C lands
+    code = ("import signal\n"
+            "from framefarm.cancel import CancelToken\n"
+            "from framefarm.cli.jobs import cancel_on_interrupt\n"
+            "token = CancelToken()\n"
+            "with cancel_on_interrupt(token):\n"
+            "    with token._lock:\n"
+            "        signal.raise_signal(signal.SIGINT)\n"
+            "    print('cancelled' if token.wait(10) else 'not cancelled')\n")
+    # WHEN the handler runs there, THEN the token is cancelled (cancelling inside the handler deadlocked)
+    try:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the signal handler deadlocked on the token's lock")
+    assert (result.returncode, result.stdout) == (0, "cancelled\n"), result.stderr
+
+
+def test_the_chunks_of_a_render_killed_with_sigkill_die_with_it(tmp_path, chunk_pids):
+    # GIVEN a render whose two chunks run for a minute
+    render, chunks = minute_long_render(tmp_path, chunk_pids, "sigkilled", stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+    # WHEN it is killed with SIGKILL, which it cannot handle
+    render.kill()
+    render.wait(30)
+    # THEN its chunk processes die with it
+    eventually(lambda: not any(process_alive(pid) for pid in chunks), timeout=10, what="every chunk process gone")
+
+
+def test_a_render_started_ignoring_hangups_renders_through_one(tmp_path):
+    # GIVEN a render started under nohup (SIGHUP ignored), whose two chunks finish once a file appears
+    go = tmp_path / "go"
+    job = python_job(tmp_path, f"import os, sys, time; deadline = time.time() + 60\n"
+                               f"while not os.path.exists({str(go)!r}) and time.time() < deadline: time.sleep(0.05)\n"
+                               f"open(sys.argv[2], 'w').write('x')")
+    render = subprocess.Popen([sys.executable, "-m", "framefarm", "render", str(job), "--job-id", "nohup",
+                               "--no-stitch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    wait_for_state("nohup", JobState.RUNNING)
+    # WHEN it gets a SIGHUP, and then its chunks finish
+    render.send_signal(signal.SIGHUP)
+    go.touch()
+    # THEN it rendered every chunk as if nothing happened
+    _, err = render.communicate(timeout=60)
+    assert render.returncode == 0, err
+    assert store().require("nohup").completed_chunks == 2
 
 
 def test_pause_from_another_terminal_then_resume_finishes(tmp_path):

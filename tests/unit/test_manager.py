@@ -438,3 +438,25 @@ def test_a_run_that_leaves_its_chunks_for_stitching_releases_the_job(store, tmp_
     # THEN nothing holds the job: another process may resume or stitch it at once
     assert final.state is JobState.STITCHING and final.lease_owner is None
     assert manager_for(ScriptedWorker(), store, tmp_path).is_stale(final)
+
+
+def test_polling_get_job_while_jobs_finish_never_hangs(store, tmp_path):
+    # GIVEN a manager that runs 60 small jobs, one after another, in the background
+    manager = manager_for(ScriptedWorker(), store, tmp_path)
+    finished: list[JobState] = []
+
+    def submit_and_poll() -> None:
+        for n in range(60):
+            job_id = manager.submit_job(make_spec(2, job_id=f"job-{n}"), ExecutionOptions(
+                stitcher=RecordingStitcher(), output_file=tmp_path / f"{n}.mp4"))
+            # WHEN a caller polls each one as fast as it can while it finishes
+            while (job := manager.get_job(job_id)).state is not JobState.COMPLETED:
+                assert job.state in (JobState.PENDING, JobState.RUNNING, JobState.STITCHING), job.error
+            finished.append(job.state)
+
+    poller = threading.Thread(target=submit_and_poll, daemon=True)
+    poller.start()
+    poller.join(120)
+    # THEN every poll returned (get_job used to hang on a writer closing under it) and every job completed
+    assert not poller.is_alive(), f"get_job hung after {len(finished)} jobs had finished"
+    assert finished == [JobState.COMPLETED] * 60

@@ -8,9 +8,10 @@ from collections import defaultdict
 
 import pytest
 
+import framefarm.executor
 from framefarm import CallableWorkerAdapter, ChunkFailedError, ExecutionOptions, JobExecutor, WorkerResult
 from framefarm.cancel import CancelToken
-from framefarm.watchdog import EXIT_STUCK, AttemptThreads
+from framefarm.watchdog import EXIT_STUCK, AttemptThreads, Watchdog
 from tests.helpers import eventually, make_spec
 
 
@@ -164,6 +165,76 @@ def test_attempt_threads_start_as_work_arrives_and_reuse_idle_ones():
     # THEN one thread served the sequential tasks, and only as many more started as ran at once
     assert started_for_sequential == 1
     assert len(pool._threads) == 3
+
+
+def test_an_answer_racing_the_watchdog_wins_and_every_pool_thread_ends(tmp_path, monkeypatch):
+    # GIVEN a call that answers just as the watchdog gives up on it, its thread already waiting for
+    # more work by the time the verdict is acted on
+    pools: list[AttemptThreads] = []
+
+    class SeenPool(AttemptThreads):
+        def __init__(self, size: int) -> None:
+            super().__init__(size)
+            pools.append(self)
+
+    answer = threading.Event()
+
+    def verdict_as_it_answers(watchdog, live):
+        if live.silent_since is None or answer.is_set():
+            return None
+        answer.set()
+        eventually(lambda: pools[0]._idle == 1, interval=0.001, what="the attempt's thread waiting for work")
+        return WorkerResult(exit_code=EXIT_STUCK, transient=True, error="timed out (injected)")
+
+    monkeypatch.setattr(framefarm.executor, "AttemptThreads", SeenPool)
+    monkeypatch.setattr(Watchdog, "verdict", verdict_as_it_answers)
+    attempts = Attempts()
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(JobExecutor(CallableWorkerAdapter(lambda job: (answer.wait(30), 0)[1])).execute(
+                make_spec(1), attempts.options(tmp_path, timeout=0.05, watchdog_margin=0, transient_retries=0)))
+        except Exception as exc:
+            outcome.append(exc)
+
+    # WHEN the job runs
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(30)
+    # THEN execute returned and no pool thread is left waiting for work (the answered thread used to be
+    # retired while idle; shutdown sent one stop for the replacement, and whichever of the two took it,
+    # the other waited for ever: in shutdown's join, or as a leaked thread)
+    assert not runner.is_alive(), "execute() hung in the pool's shutdown"
+    eventually(lambda: not any(thread.is_alive() for thread in pools[0]._threads), timeout=10,
+               what="every pool thread gone")
+    # AND the answer counted: the attempt was not given up on
+    assert not isinstance(outcome[0], Exception), outcome[0]
+    assert [(n, r.ok) for n, r in attempts.by_chunk[0]] == [(1, True)]
+
+
+def test_retiring_an_attempt_replaces_only_the_thread_still_running_it():
+    # GIVEN a one-thread pool whose first task blocks until released
+    pool = AttemptThreads(1)
+    release, started = threading.Event(), threading.Event()
+    stuck, done = object(), object()
+    pool.submit(lambda: (started.set(), release.wait(30)), stuck)
+    assert started.wait(10)
+    # WHEN the running attempt is retired, THEN a new thread runs the next task while it is stuck
+    assert pool.retire(stuck) is True
+    ran = threading.Event()
+    pool.submit(ran.set, done)
+    assert ran.wait(10)
+    eventually(lambda: pool._idle == 1, interval=0.001, what="the new thread waiting again")
+    # AND retiring an attempt that has already answered changes nothing
+    assert pool.retire(done) is False and len(pool._threads) == 2
+    # AND shutdown stops the live thread without waiting for the stuck one, which leaves once released
+    shut = threading.Thread(target=pool.shutdown, daemon=True)
+    shut.start()
+    shut.join(10)
+    assert not shut.is_alive(), "shutdown() waited for the retired thread"
+    release.set()
+    eventually(lambda: not any(thread.is_alive() for thread in pool._threads), timeout=10, what="every thread gone")
 
 
 def test_a_run_keeps_no_attempt_tokens_once_their_attempts_end(tmp_path):

@@ -6,16 +6,28 @@ is, and text reaches ``on_stdout``/``on_stderr`` as it arrives. A timeout or a c
 whole process group (ffmpeg's children included); the output read so far stays in the result.
 A chunk (``meta`` names its ``output_file``) writes a file of the attempt's own, put in place only
 when it succeeded: see ``chunk_output``.
+
+A command dies with the process that runs it, even one killed by SIGKILL: on Linux each command gets
+SIGKILL as its parent-death signal (elsewhere it outlives a killed runner). The kernel sends it when
+the *thread* that started the command exits, which never comes early here: ``execute`` waits for
+its command on the thread that started it, and the executor's pool threads leave only between tasks
+(a retired one once its stuck call returns, which the watchdog's cancel ends by killing the command).
+What a command starts itself dies with its group on a timeout or a cancel, but outlives a SIGKILL of
+the runner: the parent-death signal reaches direct children only.
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
+import ctypes
+import functools
+import logging
 import os
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import IO
@@ -25,6 +37,9 @@ from framefarm.adapters.chunk_output import ChunkOutput
 from framefarm.config import ffmpeg_path
 from framefarm.spec import split_command
 
+logger = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 EXIT_TIMEOUT = 124  # the convention of coreutils' timeout(1)
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
@@ -62,7 +77,7 @@ class LocalWorkerAdapter:
         try:
             process = subprocess.Popen(argv, cwd=job.cwd, env=env, stdin=subprocess.DEVNULL,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       start_new_session=True)
+                                       start_new_session=True, preexec_fn=_die_with(os.getpid()))
         except FileNotFoundError:
             return self._not_started(EXIT_NOT_FOUND, f"command not found: {argv[0]}", started)
         except PermissionError:
@@ -117,6 +132,35 @@ def _chunk_output(job: WorkerJob, argv: list[str]) -> ChunkOutput | None:
     if not output_file or job.cwd is None:
         return None  # not a chunk (a merge or audio step), or nothing to check against
     return ChunkOutput(job.cwd, output_file, argv)
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """What the child runs before exec so that it gets SIGKILL when its parent goes; None where the
+    platform has no such thing (the command then outlives a killed runner)."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+
+    def in_child() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the runner died before the signal was armed
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return in_child
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError) as exc:
+        logger.warning("no prctl (%s): commands will outlive a runner that is killed", exc)
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

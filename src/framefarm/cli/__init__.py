@@ -1,7 +1,7 @@
 """The ``framefarm`` command.
 
 Exit codes: 0 success; 1 the job failed; 2 bad input or usage (one line, no traceback); 3 the job
-was paused; 130 cancelled (Ctrl-C or ``framefarm cancel``).
+was paused; 130 cancelled (Ctrl-C, SIGTERM, SIGHUP or ``framefarm cancel``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import queue
 import signal
+import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +30,7 @@ from framefarm.storage.base import DEFAULT_SHARE_SECONDS, MAX_SHARE_SECONDS
 from framefarm.storage.keys import chunk_key, is_output_key, job_prefix, output_key
 from framefarm.storage.logs import full_log
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 FINAL_EXIT = {JobState.COMPLETED: EXIT_OK, JobState.STITCHING: EXIT_OK, JobState.FAILED: EXIT_FAILED,
               JobState.PAUSED: EXIT_PAUSED, JobState.CANCELLED: EXIT_CANCELLED}
 
@@ -375,18 +381,49 @@ def run_with_progress(manager: JobManager, job_id: str, args: argparse.Namespace
 
 @contextmanager
 def cancel_on_interrupt(token: CancelToken) -> Iterator[None]:
-    """First Ctrl-C cancels the job cleanly (killing its subprocesses); a second one interrupts."""
-    previous = signal.getsignal(signal.SIGINT)
+    """Ctrl-C, ``kill`` (SIGTERM) and a closed terminal (SIGHUP) cancel the job cleanly, killing its
+    subprocesses; the same signal again acts as it would have without this (Ctrl-C interrupts). A
+    signal this process was started ignoring (``nohup`` ignores SIGHUP) stays ignored."""
+    previous = {signum: before for signum in STOP_SIGNALS
+                if (before := signal.getsignal(signum)) not in (signal.SIG_IGN, None)}
+    # The handler runs on the main thread wherever it is, maybe inside the token's own lock, so it
+    # only posts (SimpleQueue.put is safe in a signal handler) and another thread cancels.
+    requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGINT, previous)
-        token.cancel("cancelled")
+        signal.signal(signum, previous[signum])
+        if signum == getattr(signal, "SIGHUP", None):
+            _detach_from_terminal()
+        requests.put(True)
 
-    signal.signal(signal.SIGINT, handler)
+    def cancel_on_request() -> None:
+        if requests.get():
+            token.cancel("cancelled")
+
+    canceller = threading.Thread(target=cancel_on_request, name="framefarm-signals", daemon=True)
+    canceller.start()
+    for signum in previous:
+        signal.signal(signum, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+        requests.put(False)  # ends the canceller if no signal came
+
+
+def _detach_from_terminal() -> None:
+    """Point stdout and stderr at /dev/null where they are a terminal: after a hang-up, writing to it
+    fails (EIO), and a progress line must not turn a clean cancel into a crash. Pipes and files keep
+    what they get (``kill -HUP`` of a render whose output is logged)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):  # a closed descriptor: nothing to detach
+                if stat.S_ISCHR(os.fstat(fd).st_mode):
+                    os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def report_control(context: Context, status: JobStatus, action: str) -> int:

@@ -7,7 +7,8 @@ import sys
 import threading
 
 from framefarm import CancelToken, LocalWorkerAdapter, WorkerAdapter, WorkerJob
-from tests.helpers import eventually
+from framefarm.adapters import local
+from tests.helpers import eventually, process_alive
 
 PY = sys.executable
 
@@ -99,8 +100,8 @@ def test_timeout_kills_the_process_group_and_keeps_output_so_far(tmp_path):
     result = LocalWorkerAdapter().execute(python(code, timeout=1.0))
     # THEN it reports a timeout, keeps the output, and the child process is gone too
     assert (result.exit_code, result.error, result.stdout) == (124, "timed out after 1 s", "started\n")
-    child = int(pid_file.read_text())
-    eventually(lambda: not _alive(child), timeout=10, what="the killed child to be gone")  # SIGKILL lands async
+    child = int(pid_file.read_text())  # SIGKILL lands asynchronously, and init reaps the orphan
+    eventually(lambda: not process_alive(child), timeout=10, what="the command's child gone")
 
 
 def test_cancel_kills_a_running_command():
@@ -108,7 +109,8 @@ def test_cancel_kills_a_running_command():
     started = threading.Event()
     results = []
     thread = threading.Thread(target=lambda: results.append(LocalWorkerAdapter().execute(python(
-        "import time; print('go', flush=True); time.sleep(60)", cancel=token, on_stdout=lambda t: started.set()))))
+        "import time; print('go', flush=True); time.sleep(60)", cancel=token,
+        on_stdout=lambda t: t.endswith("\n") and started.set()))))
     thread.start()
     assert started.wait(30)
     token.cancel()
@@ -123,17 +125,17 @@ def test_already_cancelled_token_kills_at_once():
     assert result.error == "cancelled"
 
 
-def _alive(pid: int) -> bool:
+def test_where_there_is_no_prctl_commands_run_without_a_parent_death_signal(monkeypatch):
+    # GIVEN a platform without prctl
+    monkeypatch.setattr(local.sys, "platform", "darwin")
+    local._prctl.cache_clear()
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A killed child of an exited parent may linger as a zombie until reaped by init.
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
+        # WHEN a command runs, THEN it runs as before, with nothing to run before exec
+        assert local._die_with(os.getpid()) is None
+        result = LocalWorkerAdapter().execute(python("print('ok')"))
+        assert (result.exit_code, result.stdout) == (0, "ok\n")
+    finally:
+        local._prctl.cache_clear()
 
 
 def chunk_job(tmp_path, code: str, output_file: str = "chunks/00007.mp4", **kwargs) -> WorkerJob:

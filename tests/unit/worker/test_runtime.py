@@ -168,4 +168,4 @@ def test_a_store_that_cannot_take_the_log_does_not_cost_the_chunk(tmp_path, capl
                          storage_for=lambda spec_url: (storage, spec_key("job-1")))
     # THEN its output is uploaded and its reply carries the tails; a warning says the whole log was lost
     assert response.exit_code == 0 and storage.exists("jobs/job-1/chunks/00000.mp4") and is_cut(response.stdout)
-    assert "job job-1 chunk 0: could not store its full logs" in caplog.text
+    assert "job job-1 chunk 0 attempt 1: could not keep the full stdout" in caplog.text
