@@ -7,7 +7,7 @@
     ├── StitchError           chunk outputs cannot be joined (names the offending chunk)
     ├── JobNotFoundError      no job with that id in the store
     ├── JobStateError         the job is not in a state that allows the operation
-    └── ToolNotFoundError     a required program (ffmpeg) is missing
+    └── ToolNotFoundError     a required program or library is missing or too old (ffmpeg, SQLite)
 
 Every message is one line that says what happened and, where it helps, what to do.
 """
@@ -72,7 +72,7 @@ class JobStateError(FramefarmError):
 
 
 class ToolNotFoundError(FramefarmError):
-    """A program framefarm needs (ffmpeg) cannot be found or run."""
+    """A program or library framefarm needs cannot be found or run (ffmpeg), or is too old (SQLite)."""
 
 
 def id_list(ids: Sequence[int], limit: int = 20) -> str:
