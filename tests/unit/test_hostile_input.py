@@ -17,8 +17,10 @@ from framefarm.aws.settings import AwsSettings
 from framefarm.spec import load_job_file, parse_job
 from framefarm.worker.cloud_run_server import create_app
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-FUZZ_AWS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# How many cases, and whether they are the same every run, is the profile's (tests/conftest.py); the
+# handler tests go through moto, so they take half as many.
+FUZZ = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ_AWS = settings(FUZZ, max_examples=max(1, settings.default.max_examples // 2))
 
 HOSTILE_TEXT = st.sampled_from([
     "../../etc/passwd", "/etc/passwd", "a/../../b.mp4", "chunks/\x00.mp4", "C:\\x.mp4", "~/x.mp4", "",
@@ -181,3 +183,28 @@ def test_placeholder_attribute_access_is_refused():
         parse_job({**TEMPLATE, "command": "render {output.__class__.__mro__}"}, source="job")
 
 
+
+
+def drawn_twice(profile: str) -> tuple[list[str], list[str]]:
+    """The job documents one property test draws on two runs under ``profile``."""
+    runs: list[list[str]] = []
+
+    @settings(settings.get_profile(profile), max_examples=25, database=None)
+    @given(document=job_documents())
+    def draw(document):
+        runs[-1].append(repr(document))
+
+    for _ in range(2):
+        runs.append([])
+        draw()
+    return runs[0], runs[1]
+
+
+def test_the_ci_profile_draws_the_same_cases_every_run_and_fuzz_new_ones():
+    # GIVEN the profiles tests/conftest.py registers, WHEN one property test runs twice under each
+    first, second = drawn_twice("ci")
+    # THEN "ci" (what `make test` and CI load) draws the same cases both times
+    assert first == second
+    # AND "fuzz" (`make fuzz`) draws new ones
+    first, second = drawn_twice("fuzz")
+    assert first != second
