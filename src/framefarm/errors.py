@@ -75,6 +75,12 @@ class ToolNotFoundError(FramefarmError):
     """A program or library framefarm needs cannot be found or run (ffmpeg), or is too old (SQLite)."""
 
 
+def shown(text: str) -> str:
+    """``text`` (a key, a name from the input) for a one-line message: as is when printable, else
+    quoted with its line breaks and control characters escaped, as ``repr`` does."""
+    return text if text.isprintable() else repr(text)
+
+
 def id_list(ids: Sequence[int], limit: int = 20) -> str:
     """``ids`` for a one-line message: the first ``limit`` of them, then "…" when there are more."""
     return ", ".join(map(str, ids[:limit])) + (" …" if len(ids) > limit else "")
