@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Reinstall when pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean install synth
+.PHONY: demo test test-old-sqlite fuzz lint bench clean install synth
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ demo: $(STAMP)
 
 test: $(STAMP) $(CDK)
 	$(BIN)/python -m pytest -q
+
+# The hostile-input tests with many more cases, new ones each run (tests/conftest.py's "fuzz" profile).
+# Keep every failing case it finds as an explicit @example or test.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/unit/test_hostile_input.py
+
+# The SQLite store's contract tests on Debian 11's libsqlite3 (3.34.1), fetched with apt-get from
+# deb.debian.org into a scratch directory (Debian or Ubuntu only; needs a C compiler).
+test-old-sqlite: $(STAMP)
+	tests/old_sqlite/run.sh $(BIN)/python
 
 synth: $(STAMP) $(CDK)
 	PATH="$(CURDIR)/$(BIN):$$PATH" CDK_HOME="$(CURDIR)/.cdk-home" JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \

@@ -8,7 +8,7 @@
     ├── JobNotFoundError      no job with that id in the store
     ├── JobStateError         the job is not in a state that allows the operation
     ├── StorageError          the store did not do what was asked, or gave back other bytes (names the key)
-    └── ToolNotFoundError     a required program (ffmpeg) is missing
+    └── ToolNotFoundError     a required program or library is missing or too old (ffmpeg, SQLite)
 
 Every message is one line that says what happened and, where it helps, what to do.
 """
@@ -77,7 +77,13 @@ class StorageError(FramefarmError):
 
 
 class ToolNotFoundError(FramefarmError):
-    """A program framefarm needs (ffmpeg) cannot be found or run."""
+    """A program or library framefarm needs cannot be found or run (ffmpeg), or is too old (SQLite)."""
+
+
+def shown(text: str) -> str:
+    """``text`` (a key, a name from the input) for a one-line message: as is when printable, else
+    quoted with its line breaks and control characters escaped, as ``repr`` does."""
+    return text if text.isprintable() else repr(text)
 
 
 def id_list(ids: Sequence[int], limit: int = 20) -> str:

@@ -31,7 +31,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from framefarm.errors import JobSpecError
+from framefarm.errors import JobSpecError, shown
 
 Command = str | list[str]
 
@@ -289,14 +289,16 @@ def fill_placeholders(command: Command, values: Mapping[str, Any], *, field: str
         raise JobSpecError(f"{field}: {exc}") from None
     filled = []
     for argument in arguments:
-        for _, name, _, _ in string.Formatter().parse(argument):
-            if name is not None and name not in allowed:
-                known = ", ".join("{" + n + "}" for n in sorted(allowed))
-                raise JobSpecError(f"{field}: unknown placeholder {{{name}}}; known: {known}")
-        try:
+        try:  # parsing raises too, on an unbalanced brace
+            for _, name, _, _ in string.Formatter().parse(argument):
+                if name is not None and name not in allowed:
+                    known = ", ".join("{" + n + "}" for n in sorted(allowed))
+                    raise JobSpecError(f"{field}: unknown placeholder {shown('{' + name + '}')}; known: {known}")
             filled.append(argument.format_map({**values, "ffmpeg": FFMPEG_PLACEHOLDER}))
+        except JobSpecError:
+            raise
         except (ValueError, IndexError, KeyError) as exc:
-            raise JobSpecError(f"{field}: cannot fill {argument!r}: {exc}") from None
+            raise JobSpecError(f"{field}: cannot fill {argument!r}: {shown(str(exc))}") from None
     return filled
 
 
@@ -400,7 +402,7 @@ def spec_error_from_validation(exc: ValidationError) -> JobSpecError:
     """Pydantic's error list as one line: ``field.path: what is wrong (got value)``."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    location = _format_location(first.get("loc", ()))
+    location = field_path(first.get("loc", ()))
     message = str(first.get("msg", "invalid"))
     kind = first.get("type", "")
     inner = first.get("ctx", {}).get("error")
@@ -419,7 +421,8 @@ def spec_error_from_validation(exc: ValidationError) -> JobSpecError:
     return JobSpecError(text, field=location, detail=message)
 
 
-def _format_location(loc: tuple[Any, ...]) -> str:
+def field_path(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as one line: ``chunks[1].command``; a key with a line break is quoted."""
     text = ""
     for part in loc:
         if isinstance(part, int):
@@ -427,7 +430,7 @@ def _format_location(loc: tuple[Any, ...]) -> str:
         elif isinstance(part, str) and ("[" in part or part in ("str", "int", "float")):
             continue  # union branch and validator names say nothing to a user
         else:
-            text += f".{part}" if text else str(part)
+            text += f".{shown(str(part))}" if text else shown(str(part))
     return text
 
 

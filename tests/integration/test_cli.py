@@ -118,6 +118,22 @@ def test_missing_ffmpeg_is_one_line_and_writes_nothing(tmp_path):
     assert store().list() == []
 
 
+def test_sqlite_too_old_for_the_store_is_one_line_exit_2(monkeypatch, capsys):
+    # GIVEN a Python linked against SQLite 3.22 (Ubuntu 18.04's)
+    import sqlite3
+
+    from framefarm.cli import main
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 22, 0))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.22.0")
+    # WHEN any command opens the local job store
+    code = main(["jobs"])
+    # THEN it exits 2 with one line naming the version found and the one needed
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: SQLite 3.22.0 is too old for the local job store (it needs 3.31 or newer); ")
+
+
 def test_chunk_that_exits_1_fails_the_job_and_the_store_stays_consistent(tmp_path):
     job = python_job(tmp_path, "import sys; print('bad frame', file=sys.stderr); "
                                "sys.exit(1) if sys.argv[1] == '1' else open(sys.argv[2], 'w').write('x')", chunks=3)

@@ -8,7 +8,7 @@ import json
 
 import boto3
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from framefarm import JobSpec, JobSpecError
@@ -17,8 +17,10 @@ from framefarm.aws.settings import AwsSettings
 from framefarm.spec import load_job_file, parse_job
 from framefarm.worker.cloud_run_server import create_app
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-FUZZ_AWS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# How many cases, and whether they are the same every run, is the profile's (tests/conftest.py); the
+# handler tests go through moto, so they take half as many.
+FUZZ = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ_AWS = settings(FUZZ, max_examples=max(1, settings.default.max_examples // 2))
 
 HOSTILE_TEXT = st.sampled_from([
     "../../etc/passwd", "/etc/passwd", "a/../../b.mp4", "chunks/\x00.mp4", "C:\\x.mp4", "~/x.mp4", "",
@@ -46,12 +48,17 @@ def job_documents(draw) -> object:
     return document
 
 
+def one_line(text: str) -> bool:
+    """Non-empty, with no line break of any kind (\\n, \\r, \\x85, \\u2028...)."""
+    return bool(text) and text.splitlines() == [text]
+
+
 def check_outcome(parse) -> JobSpec | None:
     """Run ``parse``: a JobSpec whose chunks are safe, or a one-line JobSpecError; anything else fails."""
     try:
         spec = parse()
     except JobSpecError as exc:
-        assert str(exc) and "\n" not in str(exc)
+        assert one_line(str(exc)), str(exc)
         return None
     for chunk in spec.chunks:
         assert not chunk.output_file.startswith("/") and ".." not in chunk.output_file.split("/")
@@ -61,6 +68,12 @@ def check_outcome(parse) -> JobSpec | None:
 
 @FUZZ
 @given(document=job_documents())
+# cases the fuzz profile found: a field name or placeholder with a line break, an unbalanced brace
+@example(document={**TEMPLATE, "\n": 1})
+@example(document={**TEMPLATE, "chunk_output": "{"})
+@example(document={**TEMPLATE, "command": "render {start_frame {output}"})
+@example(document={**TEMPLATE, "command": ["render", "{a\rb}", "{output}"]})
+@example(document={**TEMPLATE, "command": ["render", "{output:\u2028}"]})
 def test_job_documents(document):
     check_outcome(lambda: parse_job(document, source="job"))
 
@@ -105,12 +118,15 @@ def is_valid_submission(event) -> bool:
 
 @FUZZ_AWS
 @given(event=submit_events())
+# cases the fuzz profile found: an option key that is a line break
+@example(event={"job": TEMPLATE, "options": {"\n": 1}})
+@example(event={"job": {**TEMPLATE, "width": None}, "options": {"\x1e": None}})
 def test_submit_events(event, table, bucket, dynamodb_client, s3_client):
     assume(not is_valid_submission(event))
     answer = submit(event, None, settings=AwsSettings(table=table, bucket=bucket))
     status = answer["statusCode"]
     error = answer.get("error") or json.loads(answer.get("body", "{}")).get("error", "")
-    assert status == 400 and error and "\n" not in error
+    assert status == 400 and one_line(error), error
     assert dynamodb_client.scan(TableName=table)["Count"] == 0
     assert s3_client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
@@ -126,10 +142,11 @@ WORKER_EVENTS = JSON_VALUE | st.fixed_dictionaries({}, optional={
 
 @FUZZ_AWS
 @given(event=WORKER_EVENTS)
+@example(event={"job_id": "job", "chunk_id": 0, "spec_url": "s3://b/jobs/job/spec.json", "\u2028": 1})  # a key
 def test_render_chunk_events(event, bucket, s3_client):
     # moto's S3 is live (s3:// URLs reach it); nothing may be written to it, or anywhere the event names
     answer = render_chunk(event, None)
-    assert answer["exit_code"] == 2 and answer["error"].startswith("bad request: ") and "\n" not in answer["error"]
+    assert answer["exit_code"] == 2 and answer["error"].startswith("bad request: ") and one_line(answer["error"])
     assert s3_client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
 
@@ -142,10 +159,16 @@ def worker_client():
 @given(body=st.binary(max_size=300) | JSON_VALUE.map(lambda value: json.dumps(value).encode())
        | WORKER_EVENTS.map(lambda value: json.dumps(value).encode()),
        content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded"]))
+@example(body=b'{"job_id": "job", "chunk_id": 0, "spec_url": "s3://b/jobs/job/spec.json", "\\r": 1}',
+         content_type="application/json")
+@example(body=b'{"job_id":"0","chunk_id":0,"spec_url":" "}', content_type="application/json")  # found by fuzz
 def test_cloud_run_request_bodies(worker_client, body, content_type):
     response = worker_client.post("/", data=body, content_type=content_type)
-    assert response.status_code == 400
-    assert response.get_json()["error"].startswith("bad request")
+    reply = response.get_json()
+    # a malformed body is refused at the door (400); a well-formed one naming no usable spec gets the
+    # worker's own bad-request reply (200, exit code 2): either way nothing runs
+    assert response.status_code == 400 or (response.status_code, reply["exit_code"]) == (200, 2)
+    assert reply["error"].startswith("bad request") and one_line(reply["error"])
 
 
 def test_a_spec_over_lambdas_payload_limit_is_refused_before_anything_is_sent(tmp_path, aws_credentials, capsys):
@@ -181,3 +204,28 @@ def test_placeholder_attribute_access_is_refused():
         parse_job({**TEMPLATE, "command": "render {output.__class__.__mro__}"}, source="job")
 
 
+
+
+def drawn_twice(profile: str) -> tuple[list[str], list[str]]:
+    """The job documents one property test draws on two runs under ``profile``."""
+    runs: list[list[str]] = []
+
+    @settings(settings.get_profile(profile), max_examples=25, database=None)
+    @given(document=job_documents())
+    def draw(document):
+        runs[-1].append(repr(document))
+
+    for _ in range(2):
+        runs.append([])
+        draw()
+    return runs[0], runs[1]
+
+
+def test_the_ci_profile_draws_the_same_cases_every_run_and_fuzz_new_ones():
+    # GIVEN the profiles tests/conftest.py registers, WHEN one property test runs twice under each
+    first, second = drawn_twice("ci")
+    # THEN "ci" (what `make test` and CI load) draws the same cases both times
+    assert first == second
+    # AND "fuzz" (`make fuzz`) draws new ones
+    first, second = drawn_twice("fuzz")
+    assert first != second

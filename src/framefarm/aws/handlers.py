@@ -36,7 +36,7 @@ from framefarm.cancel import CancelToken
 from framefarm.errors import JobSpecError, JobStateError
 from framefarm.executor import ExecutionOptions
 from framefarm.manager import HANDOVER, default_client_token
-from framefarm.spec import parse_job
+from framefarm.spec import field_path, parse_job
 from framefarm.status import JobState
 from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
 
@@ -67,7 +67,7 @@ class RunOptions(BaseModel):
             return cls.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
-            where = ".".join(str(part) for part in first.get("loc", ()))
+            where = field_path(first.get("loc", ()))
             raise JobSpecError(f"options.{where}: {first.get('msg')} (got {first.get('input')!r:.80})") from None
 
 

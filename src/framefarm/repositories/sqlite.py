@@ -4,6 +4,10 @@ One row per job (with its counters) and one row per chunk. Recording an attempt 
 a conditional UPDATE of the chunk row (not completed, attempt number not seen) and, only if that
 changed a row, an UPDATE that adds the attempt's amounts to the job's counters. WAL mode lets other
 processes (``framefarm status``) read while a render writes.
+
+The SQL must run on SQLite 3.31 (Ubuntu 20.04's; Debian 11 ships 3.34): no RETURNING, UPDATE ... FROM,
+STRICT tables or JSON arrows (tests/unit/repositories/test_sqlite_portability.py checks every statement).
+An older library is refused when the store opens.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from framefarm.errors import ToolNotFoundError
 from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository, SpecCache
 from framefarm.spec import JobSpec
@@ -31,6 +36,8 @@ from framefarm.status import (
     JobState,
     JobStatus,
 )
+
+MIN_SQLITE_VERSION = (3, 31, 0)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -108,6 +115,7 @@ class SqliteJobRepository(JobRepository):
     """Jobs in one SQLite file; safe across threads (one connection behind a lock) and processes (WAL)."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+        check_sqlite_version()
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -300,6 +308,17 @@ class SqliteJobRepository(JobRepository):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def check_sqlite_version() -> None:
+    """Refuse an SQLite library older than the store's SQL needs, naming the version found."""
+    found = sqlite3.sqlite_version_info
+    if found < MIN_SQLITE_VERSION:
+        needed = ".".join(map(str, MIN_SQLITE_VERSION[:2]))
+        raise ToolNotFoundError(
+            f"SQLite {sqlite3.sqlite_version} is too old for the local job store (it needs {needed} or newer); "
+            "use a Python linked against a newer SQLite (Debian 11, Ubuntu 20.04 or later have one), "
+            "or keep jobs in DynamoDB (--table)")
 
 
 def _untouched(record: ChunkRecord) -> bool:

@@ -35,7 +35,7 @@ from framefarm.cancel import CancelToken
 from framefarm.config import ENV_CANCEL_POLL
 from framefarm.errors import JobSpecError
 from framefarm.redaction import chunk_environment, redact_result, secret_values
-from framefarm.spec import JOB_ID_PATTERN, JobSpec
+from framefarm.spec import JOB_ID_PATTERN, JobSpec, field_path
 from framefarm.status import tail
 from framefarm.storage import storage_for_url
 from framefarm.storage.base import Storage
@@ -104,7 +104,7 @@ def parse_request(event: Any) -> ChunkRequest | ChunkResponse:
         return ChunkRequest.model_validate(dict(event))
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        field = ".".join(str(part) for part in first.get("loc", ())) or "request"
+        field = field_path(first.get("loc", ())) or "request"
         return bad_request(f"{field}: {first.get('msg')}")
 
 
