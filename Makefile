@@ -27,7 +27,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/framefarm render examples/testsrc.yaml
 
+# The SQLite store also runs its contract tests on an older SQLite (Debian 11's) first.
 test: $(STAMP) $(CDK)
+	tests/old_sqlite/run.sh $(BIN)/python
 	$(BIN)/python -m pytest -q
 
 # The hostile-input tests with many more cases, new ones each run (tests/conftest.py's "fuzz" profile).
@@ -36,7 +38,7 @@ fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/unit/test_hostile_input.py
 
 # The SQLite store's contract tests on Debian 11's libsqlite3 (3.34.1), fetched with apt-get from
-# deb.debian.org into a scratch directory (Debian or Ubuntu only; needs a C compiler).
+# the machine's Debian archive into a scratch directory (Debian or Ubuntu only; needs a C compiler).
 test-old-sqlite: $(STAMP)
 	tests/old_sqlite/run.sh $(BIN)/python
 
