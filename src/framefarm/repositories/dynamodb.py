@@ -11,9 +11,11 @@ one PutItem, and every item stays O(1) in size whatever the number of chunks.
 
 Recording an attempt is one TransactWriteItems: the chunk item is updated only if it has not
 completed and has not seen this attempt number, and in the same transaction the job item's counters
-move by ADD. A failed condition means "already recorded". Two transactions on the same job item at
-once conflict (``TransactionConflict``) and are retried with backoff. Every item stays the same size
-whatever the number of chunks: the spec (O(chunks)) lives in storage, not in the job item.
+move by ADD. A cancelled transaction is judged by each item's reason, by position: a failed condition
+on the chunk item means "already recorded", on the job item that the job is gone; conflicts (two
+transactions on one job item at once) and throttles are retried with backoff, a bounded number of
+times; anything else (a ValidationError) is raised at once. Every item stays the same size whatever
+the number of chunks: the spec (O(chunks)) lives in storage, not in the job item.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import hashlib
-import itertools
 import time
 import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -29,7 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from framefarm.backoff import Backoff, no_jitter
-from framefarm.errors import FramefarmError
+from framefarm.errors import FramefarmError, JobNotFoundError
 from framefarm.repositories.base import JobRepository, SpecCache
 from framefarm.spec import JobSpec
 from framefarm.status import (
@@ -53,6 +54,10 @@ RECORD_FIELDS = tuple(name for name in ChunkRecord.model_fields if name != "chun
 ADDED_FIELDS = ("duration_ms", "billed_duration_ms", "cost_usd", "throttles")
 CONFLICT_BACKOFF = Backoff(0.02, 1.0)  # between transactions that conflicted on the job item
 UNPROCESSED_BACKOFF = Backoff(0.05, 2.0, no_jitter)  # before re-sending a batch's unprocessed items
+UNPROCESSED_TRIES = 8  # BatchWriteItem calls per batch of 25 before giving up on its unprocessed items (~5 s)
+RETRIED = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+FINE, ALREADY_DONE = frozenset({"None", None}), "ConditionalCheckFailed"  # cancellation reason codes
+RECORDING_ITEMS = ("chunk item", "job item")  # a recording transaction's items, in order
 COUNTERS = ("completed_chunks", "failed_attempts", "total_duration_ms", "total_billed_duration_ms", "cost_usd")
 
 
@@ -107,8 +112,8 @@ class DynamoDBJobRepository(JobRepository):
         self.client.put_item(TableName=self.table, Item=self._encode(item))
         touched = [record for record in status.chunks
                    if record.attempts or record.state is not ChunkState.PENDING or record.started_at is not None]
-        self._batch_write([{"PutRequest": {"Item": self._encode(self._chunk_item(status.id, record, item))}}
-                           for record in touched])
+        puts = [{"PutRequest": {"Item": self._encode(self._chunk_item(status.id, record, item))}} for record in touched]
+        self._batch_write(status.id, puts)
 
     def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
         if not chunks:
@@ -151,7 +156,7 @@ class DynamoDBJobRepository(JobRepository):
 
     def delete(self, job_id: str, *, keep_storage: bool = False) -> bool:
         keys = [{PK: {"S": item[PK]}, SK: {"S": item[SK]}} for item in self._query(job_id, projection="#PK, #SK")]
-        self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
+        self._batch_write(job_id, [{"DeleteRequest": {"Key": key}} for key in keys])
         if self.storage is not None and not keep_storage:
             from framefarm.storage.keys import job_prefix
 
@@ -225,20 +230,36 @@ class DynamoDBJobRepository(JobRepository):
             "ExpressionAttributeNames": {**{f"#{name}": name for name in COUNTERS}, "#updated_at": "updated_at"},
             "ExpressionAttributeValues": self._encode(counter_values),
         }
-        for attempt_number in range(1, self._conflict_tries + 1):
+        return self._transact_recording(job_id, attempt.chunk_id, [{"Update": chunk_update}, {"Update": job_update}])
+
+    def _transact_recording(self, job_id: str, chunk_id: int, items: builtins.list[dict[str, Any]]) -> bool:
+        """Run a recording transaction (items as in RECORDING_ITEMS); False when it was recorded before."""
+        failed = f"job {job_id}: chunk {chunk_id} not recorded"
+        tries = 0
+        while True:
+            tries += 1
             try:
-                self.client.transact_write_items(TransactItems=[{"Update": chunk_update}, {"Update": job_update}])
+                self.client.transact_write_items(TransactItems=items)
                 return True
             except self.client.exceptions.TransactionCanceledException as exc:
-                codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
-                if "ConditionalCheckFailed" in codes:
-                    return False  # recorded before, or the job is gone
-                if attempt_number == self._conflict_tries:
-                    messages = [reason.get("Message") for reason in exc.response.get("CancellationReasons", [])]
-                    raise FramefarmError(f"job {job_id}: chunk {attempt.chunk_id} not recorded after "
-                                         f"{attempt_number} conflicting transactions ({codes}: {messages})") from exc
-                self._sleep(CONFLICT_BACKOFF.delay(attempt_number))
-        return False
+                reasons = exc.response.get("CancellationReasons", [])
+                # One reason per item, in the items' order: a reason's position says which item failed.
+                codes = {item: reason.get("Code") for item, reason in zip(RECORDING_ITEMS, reasons, strict=False)}
+                refused = [f"{item}: {code}: {' '.join(str(reason.get('Message', '')).split())}"
+                           for (item, code), reason in zip(codes.items(), reasons, strict=False)
+                           if code not in FINE | RETRIED | {ALREADY_DONE}]
+                if refused or len(reasons) != len(RECORDING_ITEMS):
+                    raise FramefarmError(f"{failed}: DynamoDB refused it ({'; '.join(refused) or exc})") from exc
+                if codes["job item"] == ALREADY_DONE:
+                    raise JobNotFoundError(job_id, f"{failed}: job {job_id} is no longer in the table "
+                                                   "(deleted while it ran?)") from exc
+                if codes["chunk item"] == ALREADY_DONE:
+                    return False  # this attempt, or a later one, or the chunk's completion is recorded
+                if tries >= self._conflict_tries:
+                    detail = "; ".join(f"{item}: {code}" for item, code in codes.items() if code in RETRIED)
+                    raise FramefarmError(f"{failed} after {tries} tries, each cancelled ({detail}); "
+                                         "the table is busy or throttled, try again") from exc
+                self._sleep(CONFLICT_BACKOFF.delay(tries))
 
     # -- state and control ------------------------------------------------------------------------
 
@@ -363,14 +384,18 @@ class DynamoDBJobRepository(JobRepository):
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _batch_write(self, requests: builtins.list[dict[str, Any]]) -> None:
+    def _batch_write(self, job_id: str, requests: builtins.list[dict[str, Any]]) -> None:
         for start in range(0, len(requests), 25):  # BatchWriteItem takes at most 25
             pending = {self.table: requests[start:start + 25]}
-            for tries in itertools.count(1):
+            for tries in range(1, UNPROCESSED_TRIES + 1):
                 answer = self.client.batch_write_item(RequestItems=pending)
                 pending = answer.get("UnprocessedItems") or {}
                 if not pending:
                     break
+                if tries == UNPROCESSED_TRIES:
+                    left = sum(map(len, pending.values())) + max(0, len(requests) - start - 25)
+                    raise FramefarmError(f"job {job_id}: {left} of {len(requests)} item writes not done: DynamoDB "
+                                         f"returned them unprocessed {tries} times (throttled); try again")
                 self._sleep(UNPROCESSED_BACKOFF.delay(tries))
 
     def _expires(self) -> int:
