@@ -31,7 +31,7 @@ from framefarm.executor import ExecutionOptions, JobExecutor
 from framefarm.redaction import redact_result, secret_values
 from framefarm.repositories.base import JobRepository
 from framefarm.spec import JobSpec
-from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkStarted, ChunkState, JobState, JobStatus, tail
+from framefarm.status import ChunkAttempt, ChunkStarted, ChunkState, JobState, JobStatus, tail
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import cancel_key, job_prefix, log_key
 from framefarm.store_writer import StoreWriter
@@ -351,7 +351,7 @@ class JobManager:
         if self.storage is None:
             return
         for stream, text in (("stdout", result.stdout), ("stderr", result.stderr)):
-            if len(text) > TAIL_CHARS:  # shorter logs are whole in the record's tail already
+            if len(text) > self.repository.tail_chars:  # shorter logs are whole in the record's tail already
                 self.storage.put_text(log_key(job_id, chunk_id, attempt, stream), text)
 
     def _mark_cancelled(self, job_id: str) -> None:

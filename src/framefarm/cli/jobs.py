@@ -232,7 +232,8 @@ def cmd_cost(args: argparse.Namespace, context: Context) -> int:
 
 def cmd_logs(args: argparse.Namespace, context: Context) -> int:
     storage = context.storage()
-    job = context.repository(storage).require(args.job_id)
+    repository = context.repository(storage)
+    job = repository.require(args.job_id)
     records = job.chunks
     if args.chunk is not None:
         records = [record for record in records if record.chunk_id == args.chunk]
@@ -241,7 +242,7 @@ def cmd_logs(args: argparse.Namespace, context: Context) -> int:
     for record in records:
         context.out.rule(f"chunk {record.chunk_id} · {record.state.value} · attempt {record.attempts}")
         for stream, text in (("stdout", record.stdout_tail), ("stderr", record.stderr_tail)):
-            if is_cut(text):  # the manager kept the whole log in storage
+            if is_cut(text, repository.tail_chars):  # the manager kept the whole log in storage
                 with contextlib.suppress(FileNotFoundError):
                     text = storage.get_text(log_key(job.id, record.chunk_id, record.attempts, stream))
             if text:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from framefarm.errors import JobNotFoundError
 from framefarm.spec import JobSpec
-from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobState, JobStatus
+from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobState, JobStatus
 from framefarm.storage.base import Storage
 
 
@@ -29,6 +29,9 @@ class JobRepository(ABC):
     """
 
     storage: Storage | None = None
+    #: Characters of each log a chunk record keeps (``status.tail``); a longer log is cut, and the
+    #: manager keeps it whole in storage (``keys.log_key``), where ``framefarm logs`` finds it.
+    tail_chars: int = TAIL_CHARS
 
     @abstractmethod
     def save(self, status: JobStatus) -> None:

@@ -2,7 +2,7 @@
 
     PK=JOB#<id>  SK=META          the job: state, counters, a pointer to its spec in storage
                                   (or, with no storage, the spec itself, zlib-compressed)
-    PK=JOB#<id>  SK=CHUNK#00042   one chunk: state, attempts, amounts, bounded log tails
+    PK=JOB#<id>  SK=CHUNK#00042   one chunk: state, attempts, amounts, short log tails (under 2 KB)
     GSI by-created: GSI1PK="JOBS", GSI1SK=created_at   lists jobs newest first
     expires_at                    TTL attribute (epoch seconds) on every item
 
@@ -16,6 +16,11 @@ on the chunk item means "already recorded", on the job item that the job is gone
 transactions on one job item at once) and throttles are retried with backoff, a bounded number of
 times; anything else (a ValidationError) is raised at once. Every item stays the same size whatever
 the number of chunks: the spec (O(chunks)) lives in storage, not in the job item.
+
+Write units: a transaction costs 2 per started KB of each item it writes, so a recorded attempt
+costs 2 (job item, under 1 KB) + 4 (chunk item, under 2 KB: the last ITEM_TAIL_CHARS characters of
+each log, the first ITEM_ERROR_CHARS of the error) + 1 for the listing index. The manager keeps
+every log longer than ``tail_chars`` whole in storage (``framefarm logs`` reads it there).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from framefarm.errors import FramefarmError, JobNotFoundError
 from framefarm.repositories.base import JobRepository, SpecCache
 from framefarm.spec import JobSpec
 from framefarm.status import (
+    TAIL_MARK,
     ChunkAttempt,
     ChunkEvent,
     ChunkRecord,
@@ -42,6 +48,7 @@ from framefarm.status import (
     JobMetrics,
     JobState,
     JobStatus,
+    tail,
 )
 from framefarm.storage.base import Storage
 
@@ -49,6 +56,10 @@ PK, SK, GSI_NAME, GSI_PK, GSI_SK, TTL_ATTRIBUTE = "PK", "SK", "by-created", "GSI
 META = "META"
 CHUNK_PREFIX = "CHUNK#"
 JOBS_PARTITION = "JOBS"
+# ~6 lines of ffmpeg's output: enough to see in `framefarm status` why a chunk failed; with these,
+# a chunk item (keys, numbers, request id, output URL ~100 B) stays under 2 KB for ASCII logs.
+ITEM_TAIL_CHARS = 500
+ITEM_ERROR_CHARS = 300
 INLINE_SPEC_LIMIT = 300_000  # bytes of compressed spec kept in the job item (the item limit is 400 KB)
 RECORD_FIELDS = tuple(name for name in ChunkRecord.model_fields if name != "chunk_id")
 ADDED_FIELDS = ("duration_ms", "billed_duration_ms", "cost_usd", "throttles")
@@ -72,6 +83,8 @@ def chunk_sk(chunk_id: int) -> str:
 class DynamoDBJobRepository(JobRepository):
     """Jobs in one DynamoDB table. ``storage`` holds specs too large for an item, and is where a
     deleted job's objects are removed from; ``ttl_days`` sets ``expires_at`` (None: never)."""
+
+    tail_chars = ITEM_TAIL_CHARS
 
     def __init__(self, table_name: str, *, client: Any = None, storage: Storage | None = None,
                  ttl_days: float | None = 30, clock: Callable[[], float] = time.time,
@@ -209,7 +222,7 @@ class DynamoDBJobRepository(JobRepository):
         for name in replaced:
             names[f"#{name}"] = name
             sets.append(f"#{name} = :{name}")
-            values[f":{name}"] = getattr(attempt, name)
+            values[f":{name}"] = _kept(name, getattr(attempt, name))
         deltas = attempt.counter_deltas()
         counter_values = {f":{name}": deltas[name] for name in COUNTERS}
         counter_values[":updated"] = attempt.finished_at or self._clock()
@@ -358,7 +371,7 @@ class DynamoDBJobRepository(JobRepository):
 
     def _chunk_item(self, job_id: str, record: ChunkRecord, meta: dict[str, Any]) -> dict[str, Any]:
         item = {PK: job_pk(job_id), SK: chunk_sk(record.chunk_id), "type": "chunk", "chunk_id": record.chunk_id,
-                **{name: getattr(record, name) for name in RECORD_FIELDS}}
+                **{name: _kept(name, getattr(record, name)) for name in RECORD_FIELDS}}
         item["state"] = record.state.value
         if TTL_ATTRIBUTE in meta:
             item[TTL_ATTRIBUTE] = meta[TTL_ATTRIBUTE]
@@ -436,6 +449,39 @@ def _dynamo_value(value: Any) -> Any:
     if isinstance(value, (ChunkState, JobState)):
         return value.value
     return value
+
+
+def _kept(name: str, value: Any) -> Any:
+    """A chunk field as its item keeps it: log tails and the error cut, so the item stays under 2 KB."""
+    if name in ("stdout_tail", "stderr_tail"):
+        return tail(value, ITEM_TAIL_CHARS)
+    if name == "error" and value is not None and len(value) > ITEM_ERROR_CHARS:
+        return value[:ITEM_ERROR_CHARS - 1] + TAIL_MARK  # an error's start says what failed
+    return value
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """An item's size by DynamoDB's rules, on which its write units are counted: each attribute's name
+    in UTF-8 bytes plus its value's size (``item`` in the wire format, ``{"name": {"S": "..."}}``)."""
+    return sum(len(name.encode()) + _value_size(typed) for name, typed in item.items())
+
+
+def _value_size(typed: dict[str, Any]) -> int:
+    (kind, value), = typed.items()
+    if kind == "S":
+        return len(value.encode())
+    if kind == "B":
+        return len(value)
+    if kind == "N":  # 1 byte per two significant digits, plus 1
+        digits = Decimal(value).normalize().as_tuple().digits
+        return (len(digits) + 1) // 2 + 1
+    if kind in ("NULL", "BOOL"):
+        return 1
+    if kind == "L":  # 3 bytes, and 1 per element
+        return 3 + sum(1 + _value_size(element) for element in value)
+    if kind == "M":
+        return 3 + sum(1 + len(key.encode()) + _value_size(element) for key, element in value.items())
+    return sum(_value_size({kind[0]: element}) for element in value)  # SS, NS, BS
 
 
 def _stored_spec(meta: dict[str, Any]) -> bytes:

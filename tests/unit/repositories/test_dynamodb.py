@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from botocore.exceptions import ClientError
@@ -10,13 +11,16 @@ from botocore.exceptions import ClientError
 from framefarm import JobStatus
 from framefarm.repositories.dynamodb import (
     INLINE_SPEC_LIMIT,
+    ITEM_ERROR_CHARS,
+    ITEM_TAIL_CHARS,
     TTL_ATTRIBUTE,
     DynamoDBJobRepository,
     chunk_sk,
+    item_size,
     job_pk,
 )
-from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkState
-from framefarm.storage.keys import spec_key
+from framefarm.status import TAIL_CHARS, TAIL_MARK, ChunkAttempt, ChunkState, is_cut, tail
+from framefarm.storage.keys import log_key, spec_key
 from framefarm.storage.s3 import S3Storage
 from tests.helpers import make_spec
 
@@ -53,8 +57,51 @@ def test_item_sizes_stay_flat_whatever_the_number_of_chunks(repo, table, dynamod
     # THEN the job item grew only by its counters' digits, and each chunk item is bounded by its tails
     assert item_bytes(dynamodb_client, table, "big", "META") - meta_before < 100
     sizes = {item_bytes(dynamodb_client, table, "big", chunk_sk(i)) for i in (0, 100, 199)}
-    assert max(sizes) < 2 * TAIL_CHARS + 2_000
+    assert max(sizes) < 2 * ITEM_TAIL_CHARS + 2_000
     assert repo.require("big").completed_chunks == 200
+
+
+def test_a_chunk_item_stays_under_2_kb_so_recording_costs_4_write_units(repo, table, dynamodb_client):
+    # GIVEN a failed attempt with everything at its largest: a 128-character job id, full 8 KB tails
+    # of multi-line logs, a long error, a request id and an S3 output URL
+    job_id = "j" * 128
+    repo.save(JobStatus.new(make_spec(2, job_id=job_id), now=1.0))
+    log = "".join(f"frame={i:5d} fps=24 q=28.0 size=  1024kB time=00:00:{i % 60:02d}.00 bitrate=1234.5kbits/s\n"
+                  for i in range(200))
+    repo.record_attempt(job_id, ChunkAttempt(
+        chunk_id=1, attempt=3, state=ChunkState.FAILED, duration_ms=123456.789, billed_duration_ms=123457,
+        memory_mb=10240, max_memory_used_mb=10240, init_duration_ms=1234.56, request_id=str(uuid.uuid4()),
+        cost_usd=0.0123456789, throttles=12, stdout_tail=tail(log), stderr_tail=tail(log), error="E" * 5000,
+        output=f"s3://framefarm-artifacts-123456789012/jobs/{job_id}/chunks/00001.mp4", started_at=1.7e9 + 0.123,
+        finished_at=1.7e9 + 123.456))
+    # THEN its item, measured by DynamoDB's size rules, is at most 2 KB (2 x 2 write units in a transaction)
+    item = dynamodb_client.get_item(TableName=table, Key={"PK": {"S": job_pk(job_id)}, "SK": {"S": chunk_sk(1)}})
+    assert item_size(item["Item"]) <= 2048
+    # AND the record keeps each log's last lines, marked as cut, and the error's start
+    record = repo.require(job_id).chunk(1)
+    assert record.stdout_tail == tail(log, ITEM_TAIL_CHARS) and is_cut(record.stderr_tail, repo.tail_chars)
+    assert record.error == "E" * (ITEM_ERROR_CHARS - 1) + TAIL_MARK
+
+
+def test_logs_longer_than_a_chunk_items_tail_are_kept_whole_in_storage(repo, storage, table, bucket, capsys):
+    # GIVEN a chunk whose log is longer than a DynamoDB chunk item keeps, but shorter than TAIL_CHARS
+    from framefarm import JobExecutor, JobManager
+    from framefarm.cli import main
+    from tests.helpers import ScriptedWorker
+
+    log = "".join(f"line {i:04d}\n" for i in range(200))
+    assert ITEM_TAIL_CHARS < len(log) < TAIL_CHARS
+    manager = JobManager(repo, JobExecutor(ScriptedWorker(stdout=lambda chunk_id: log).adapter()), storage)
+    manager.create_job(make_spec(1, job_id="chatty"))
+    # WHEN it runs
+    manager.run_job("chatty")
+    # THEN the item keeps the log's end, cut, and storage keeps all of it
+    assert repo.require("chatty").chunk(0).stdout_tail == tail(log, ITEM_TAIL_CHARS)
+    assert storage.get_text(log_key("chatty", 0, 1, "stdout")) == log
+    # AND `framefarm logs` shows it whole
+    assert main(["logs", "chatty", "--table", table, "--bucket", bucket]) == 0
+    shown = capsys.readouterr().out
+    assert "line 0000" in shown and "line 0199" in shown
 
 
 def test_creating_a_job_writes_one_item_however_many_chunks(repo, table, dynamodb_client):
