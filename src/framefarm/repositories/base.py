@@ -39,7 +39,8 @@ class JobRepository(ABC):
 
     @abstractmethod
     def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
-        """The job with all its chunk records (none with ``chunks=False``), or None."""
+        """The job with all its chunk records, or None. With ``chunks=False`` a summary: no chunk
+        records, and the spec read (through this store) only when ``status.spec`` is asked for."""
 
     @abstractmethod
     def chunk_states(self, job_id: str) -> dict[int, tuple[ChunkState, int]]:
@@ -47,7 +48,8 @@ class JobRepository(ABC):
 
     @abstractmethod
     def list(self, limit: int | None = None) -> list[JobStatus]:
-        """Jobs newest first, without chunk records (``chunks`` is empty; counters are filled)."""
+        """Jobs newest first, as summaries (see ``get(chunks=False)``): counters filled, ``chunks``
+        empty, no spec read."""
 
     @abstractmethod
     def delete(self, job_id: str) -> bool:

@@ -51,6 +51,7 @@ from framefarm.status import (
     tail,
 )
 from framefarm.storage.base import Storage
+from framefarm.storage.keys import spec_key
 
 PK, SK, GSI_NAME, GSI_PK, GSI_SK, TTL_ATTRIBUTE = "PK", "SK", "by-created", "GSI1PK", "GSI1SK", "expires_at"
 META = "META"
@@ -144,7 +145,7 @@ class DynamoDBJobRepository(JobRepository):
         spec = self._spec(meta)
         ordered = [records.get(chunk.id) or ChunkRecord(chunk_id=chunk.id)
                    for chunk in sorted(spec.chunks, key=lambda c: c.id)]
-        return self._job(meta, ordered)
+        return self._job(meta, ordered, spec)
 
     def chunk_states(self, job_id: str) -> dict[int, tuple[ChunkState, int]]:
         return {int(item["chunk_id"]): (ChunkState(item["state"]), int(item.get("attempts", 0)))
@@ -347,11 +348,32 @@ class DynamoDBJobRepository(JobRepository):
 
     def _spec(self, meta: dict[str, Any]) -> JobSpec:
         digest = meta.get("spec_sha256", "")
-        return self._specs.get(digest, digest, lambda: JobSpec.model_validate_json(_stored_spec(meta)))
+        return self._specs.get(digest, digest, lambda: JobSpec.model_validate_json(self._stored_spec(meta)))
 
-    def _job(self, meta: dict[str, Any], chunks: builtins.list[ChunkRecord]) -> JobStatus:
+    def _stored_spec(self, meta: dict[str, Any]) -> bytes:
+        """A job item's spec JSON: inline (compressed), or from storage: this store's own when the
+        ``spec_url`` is in it, else the store the URL names (a reader given only the table)."""
+        if "spec" in meta:
+            return zlib.decompress(bytes(meta["spec"]))
+        if "spec_url" not in meta:  # an index entry: the inline spec stays in the table
+            found = self.client.get_item(TableName=self.table, Key=self._key(meta["job_id"], META),
+                                         ProjectionExpression="#spec", ExpressionAttributeNames={"#spec": "spec"})
+            if "spec" not in found.get("Item", {}):
+                raise JobNotFoundError(meta["job_id"])
+            return zlib.decompress(bytes(self._decode(found["Item"])["spec"]))
+        key = spec_key(meta["job_id"])
+        if self.storage is not None and self.storage.url(key) == meta["spec_url"]:
+            return self.storage.get_bytes(key)
+        from framefarm.storage import storage_for_url
+
+        storage, key = storage_for_url(meta["spec_url"])
+        return storage.get_bytes(key)
+
+    def _job(self, meta: dict[str, Any], chunks: builtins.list[ChunkRecord], spec: JobSpec | None = None
+             ) -> JobStatus:
+        """The job an item (or index entry) describes; without ``spec``, its spec is read when asked for."""
         return JobStatus(
-            id=meta["job_id"], spec=self._spec(meta), state=JobState(meta["state"]),
+            id=meta["job_id"], spec=spec or (lambda: self._spec(meta)), state=JobState(meta["state"]),
             total_chunks=int(meta["total_chunks"]), completed_chunks=int(meta.get("completed_chunks", 0)),
             error=meta.get("error"), output=meta.get("output"), requested=meta.get("requested"),
             created_at=float(meta["created_at"]), updated_at=float(meta["updated_at"]),
@@ -482,16 +504,6 @@ def _value_size(typed: dict[str, Any]) -> int:
     if kind == "M":
         return 3 + sum(1 + len(key.encode()) + _value_size(element) for key, element in value.items())
     return sum(_value_size({kind[0]: element}) for element in value)  # SS, NS, BS
-
-
-def _stored_spec(meta: dict[str, Any]) -> bytes:
-    """A job item's spec JSON: inline (compressed) or from the storage its ``spec_url`` names."""
-    if "spec" in meta:
-        return zlib.decompress(bytes(meta["spec"]))
-    from framefarm.storage import storage_for_url
-
-    storage, key = storage_for_url(meta["spec_url"])
-    return storage.get_bytes(key)
 
 
 def _float(value: Any) -> float | None:

@@ -212,3 +212,41 @@ def test_tiny_costs_are_written_in_positional_notation(repo):
     assert repo.record_attempt("tiny", small) is True
     job = repo.require("tiny")
     assert job.metrics.cost_usd == 3e-07 and job.chunk(0).cost_usd == 3e-07
+
+
+@pytest.fixture
+def clients_built(monkeypatch) -> list[str]:
+    """The service of every boto3 client built from here on."""
+    import boto3.session
+
+    built: list[str] = []
+    original = boto3.session.Session.client
+
+    def client(self, service_name, *args, **kwargs):
+        built.append(service_name)
+        return original(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "client", client)
+    return built
+
+
+def test_listing_jobs_reads_no_spec_and_builds_no_client(table, dynamodb_client, storage, s3_client, clients_built):
+    # GIVEN 50 jobs whose specs are in S3, and a store that has not seen them (as a new CLI process)
+    specs = [make_spec(3, job_id=f"job-{i:02d}") for i in range(50)]
+    writer = DynamoDBJobRepository(table, client=dynamodb_client, storage=storage)
+    for i, spec in enumerate(specs):
+        writer.save(JobStatus.new(spec, now=float(i)))
+    s3_calls: list[str] = []
+    s3_client.meta.events.register("before-call.s3.*", lambda model, **_: s3_calls.append(model.name))
+    reader = DynamoDBJobRepository(table, client=dynamodb_client, storage=storage)
+    clients_built.clear()
+    # WHEN the jobs are listed, and one job's summary is read
+    listed = reader.list()
+    summary = reader.get("job-07", chunks=False)
+    # THEN no spec was fetched and no boto3 client was built
+    assert [job.id for job in listed] == [spec.id for spec in reversed(specs)]
+    assert listed[0].completed_chunks == 0 and summary.total_chunks == 3
+    assert s3_calls == [] and clients_built == []
+    # AND a spec asked for is read once, through the store's own storage
+    assert listed[0].spec == specs[-1] and listed[0].spec.id == "job-49"
+    assert s3_calls == ["GetObject"] and clients_built == []
