@@ -7,7 +7,8 @@ writes them to moto. Around every recording transaction the bench reads both ite
 Write units are computed from item sizes by DynamoDB's rules (``item_size``: attribute names plus
 values): a transaction costs 2 per started KB of each item it writes, counted on the larger of the
 item before and after; the listing index costs 1 per started KB of the job's index entry (keys and
-projected attributes) when a projected attribute changes. Every request also asks for
+projected attributes) when a projected attribute changes; the last column says what one heartbeat
+(every 2 s of every running job) writes to the index. Every request also asks for
 ReturnConsumedCapacity=INDEXES; moto answers TransactWriteItems with an empty list, so that column
 reads "-" there (on real DynamoDB it is AWS's own count).
 
@@ -107,7 +108,7 @@ class UnitMeter:
             kind = "job" if key[SK]["S"] == "META" else "chunk"
             self.sizes[kind] = max(self.sizes[kind], size)
             if kind == "job":
-                entry = self._index_entry(after)
+                entry = item_size(self.index_entry(after))
                 self.sizes["index"] = max(self.sizes["index"], entry)
                 index = math.ceil(entry / KB)
         self.units.append(units)
@@ -123,9 +124,9 @@ class UnitMeter:
             return None
         return {PK, SK, GSI_PK, GSI_SK, *projection.get("NonKeyAttributes", [])}
 
-    def _index_entry(self, item: dict[str, Any]) -> int:
-        kept = item if self._projection is None else {k: v for k, v in item.items() if k in self._projection}
-        return item_size(kept)
+    def index_entry(self, item: dict[str, Any]) -> dict[str, Any]:
+        """What the listing index keeps of a job item."""
+        return item if self._projection is None else {k: v for k, v in item.items() if k in self._projection}
 
 
 def measure(chunks: int, attempts: int) -> dict[str, Any]:
@@ -154,11 +155,17 @@ def measure(chunks: int, attempts: int) -> dict[str, Any]:
     assert writer.error is None, writer.error
     assert repo.get(spec.id, chunks=False).completed_chunks == len(recorded)
     assert client.get_item(TableName=table, Key={PK: {"S": job_pk(spec.id)}, SK: {"S": chunk_sk(recorded[-1].id)}})
+    key = {PK: {"S": job_pk(spec.id)}, SK: {"S": "META"}}
+    before = meter.index_entry(client.get_item(TableName=table, Key=key)["Item"])
+    repo.heartbeat(spec.id, time.time())  # every 2 s of a running job: does it write to the index?
+    after = meter.index_entry(client.get_item(TableName=table, Key=key)["Item"])
+    heartbeat_units = 0 if before == after else math.ceil(item_size(after) / KB)
     n = len(meter.units)
     return {"chunks": chunks, "recorded": n, "job": meter.sizes["job"], "chunk": meter.sizes["chunk"],
             "index": meter.sizes["index"], "units": sum(meter.units) / n, "index_units": sum(meter.index_units) / n,
             "consumed": sum(meter.consumed) / n if any(meter.consumed) else None,
-            "requests": sum(meter.requests[name] for name in WRITES) / n}
+            "requests": sum(meter.requests[name] for name in WRITES) / n,
+            "heartbeat_index_units": heartbeat_units}
 
 
 def main() -> None:
@@ -175,14 +182,15 @@ def main() -> None:
 
     fix_moto_number_arithmetic()
     print("write units per recorded attempt (transaction: 2 per started KB of each item; index: 1 per KB)")
-    print(" chunks  recorded  job item  chunk item  index entry  job+chunk  +index  consumed (endpoint)  writes")
+    print(" chunks  recorded  job item  chunk item  index entry  job+chunk  +index  consumed (endpoint)  writes"
+          "  heartbeat→index")
     with mock_aws():
         for size in args.sizes:
             row = measure(size, min(size, args.attempts))
             consumed = "-" if row["consumed"] is None else f"{row['consumed']:.1f}"
             print(f"{row['chunks']:>7,}  {row['recorded']:>8}  {row['job']:>6} B  {row['chunk']:>8,} B  "
                   f"{row['index']:>9} B  {row['units']:>9.1f}  {row['index_units']:>6.1f}  {consumed:>19}  "
-                  f"{row['requests']:>6.2f}")
+                  f"{row['requests']:>6.2f}  {row['heartbeat_index_units']:>15}")
 
 
 if __name__ == "__main__":

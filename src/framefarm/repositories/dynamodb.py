@@ -3,7 +3,7 @@
     PK=JOB#<id>  SK=META          the job: state, counters, a pointer to its spec in storage
                                   (or, with no storage, the spec itself, zlib-compressed)
     PK=JOB#<id>  SK=CHUNK#00042   one chunk: state, attempts, amounts, short log tails (under 2 KB)
-    GSI by-created: GSI1PK="JOBS", GSI1SK=created_at   lists jobs newest first
+    GSI by-created: GSI1PK="JOBS", GSI1SK=created_at   lists jobs newest first (LISTED attributes only)
     expires_at                    TTL attribute (epoch seconds) on every item
 
 A chunk that has never been touched has no item: it is pending. So creating a 10,000-chunk job is
@@ -16,6 +16,14 @@ on the chunk item means "already recorded", on the job item that the job is gone
 transactions on one job item at once) and throttles are retried with backoff, a bounded number of
 times; anything else (a ValidationError) is raised at once. Every item stays the same size whatever
 the number of chunks: the spec (O(chunks)) lives in storage, not in the job item.
+
+The listing index keeps only what a listing shows (LISTED), so a heartbeat (every 2 s of every
+running job) or a lease renewal never writes to it: it changes when a job is created, records an
+attempt or changes state. Its one partition ("JOBS") then takes at most one write per recorded
+attempt, ~400 B (1 unit); DynamoDB serves up to 1,000 write units a second on one partition, i.e.
+1,000 chunks finishing every second across all jobs, twice the 1,000-chunk Lambda fan-out of
+bench/lambda_fanout.py. Sharding it (N partitions, a listing then a merge of N newest-first queries
+with N cursors) is not worth that complexity below such a rate.
 
 Write units: a transaction costs 2 per started KB of each item it writes, so a recorded attempt
 costs 2 (job item, under 1 KB) + 4 (chunk item, under 2 KB: the last ITEM_TAIL_CHARS characters of
@@ -55,6 +63,10 @@ from framefarm.storage.keys import spec_key
 
 PK, SK, GSI_NAME, GSI_PK, GSI_SK, TTL_ATTRIBUTE = "PK", "SK", "by-created", "GSI1PK", "GSI1SK", "expires_at"
 META = "META"
+# What a listing shows, and what a job's summary needs (its spec is read from spec_url when asked for).
+LISTED = ("job_id", "state", "total_chunks", "completed_chunks", "failed_attempts", "total_duration_ms",
+          "total_billed_duration_ms", "cost_usd", "error", "output", "requested", "created_at", "updated_at",
+          "spec_url", "spec_sha256")
 CHUNK_PREFIX = "CHUNK#"
 JOBS_PARTITION = "JOBS"
 # ~6 lines of ffmpeg's output: enough to see in `framefarm status` why a chunk failed; with these,
@@ -447,13 +459,14 @@ class DynamoDBJobRepository(JobRepository):
 
 
 def create_table(client: Any, table_name: str) -> None:
-    """Create the table as the CDK stack does (tests, devcloud). On-demand billing, GSI, TTL."""
+    """Create the table as the CDK stack does (tests, devcloud). On-demand billing, listing GSI, TTL."""
     client.create_table(
         TableName=table_name, BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": PK, "KeyType": "HASH"}, {"AttributeName": SK, "KeyType": "RANGE"}],
         AttributeDefinitions=[{"AttributeName": name, "AttributeType": kind}
                               for name, kind in ((PK, "S"), (SK, "S"), (GSI_PK, "S"), (GSI_SK, "N"))],
-        GlobalSecondaryIndexes=[{"IndexName": GSI_NAME, "Projection": {"ProjectionType": "ALL"},
+        GlobalSecondaryIndexes=[{"IndexName": GSI_NAME,
+                                 "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(LISTED)},
                                  "KeySchema": [{"AttributeName": GSI_PK, "KeyType": "HASH"},
                                                {"AttributeName": GSI_SK, "KeyType": "RANGE"}]}],
     )

@@ -8,11 +8,17 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from framefarm import JobStatus
+from framefarm import JobState, JobStatus
 from framefarm.repositories.dynamodb import (
+    GSI_NAME,
+    GSI_PK,
+    GSI_SK,
     INLINE_SPEC_LIMIT,
     ITEM_ERROR_CHARS,
     ITEM_TAIL_CHARS,
+    LISTED,
+    PK,
+    SK,
     TTL_ATTRIBUTE,
     DynamoDBJobRepository,
     chunk_sk,
@@ -250,3 +256,24 @@ def test_listing_jobs_reads_no_spec_and_builds_no_client(table, dynamodb_client,
     # AND a spec asked for is read once, through the store's own storage
     assert listed[0].spec == specs[-1] and listed[0].spec.id == "job-49"
     assert s3_calls == ["GetObject"] and clients_built == []
+
+
+def test_the_listing_index_keeps_what_a_listing_shows_and_no_heartbeat(table, dynamodb_client):
+    # GIVEN a job kept without storage (its spec inline in the item), running and heartbeating
+    repo = DynamoDBJobRepository(table, client=dynamodb_client)
+    repo.save(JobStatus.new(make_spec(3, job_id="beating"), now=1.0))
+    repo.set_state("beating", JobState.RUNNING, now=2.0)
+    repo.heartbeat("beating", 3.0)
+    # WHEN the listing index is read
+    index = dynamodb_client.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"][0]
+    entry = dynamodb_client.query(TableName=table, IndexName=GSI_NAME, KeyConditionExpression="#pk = :jobs",
+                                  ExpressionAttributeNames={"#pk": GSI_PK},
+                                  ExpressionAttributeValues={":jobs": {"S": "JOBS"}})["Items"][0]
+    # THEN it projects only the listing's attributes: no heartbeat, no spec
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(LISTED)}
+    assert set(entry) <= {PK, SK, GSI_PK, GSI_SK, *LISTED}
+    assert "heartbeat_at" not in entry and "spec" not in entry and entry["state"] == {"S": "running"}
+    # AND a listed job's inline spec is read from the table when asked for
+    listed = DynamoDBJobRepository(table, client=dynamodb_client).list()
+    assert [(job.id, job.heartbeat_at) for job in listed] == [("beating", None)]
+    assert listed[0].spec == make_spec(3, job_id="beating")
