@@ -385,7 +385,8 @@ class DynamoDBJobRepository(JobRepository):
              ) -> JobStatus:
         """The job an item (or index entry) describes; without ``spec``, its spec is read when asked for."""
         return JobStatus(
-            id=meta["job_id"], spec=spec or (lambda: self._spec(meta)), state=JobState(meta["state"]),
+            id=meta["job_id"], spec=(lambda: self._spec(meta)) if spec is None else spec,
+            state=JobState(meta["state"]),
             total_chunks=int(meta["total_chunks"]), completed_chunks=int(meta.get("completed_chunks", 0)),
             error=meta.get("error"), output=meta.get("output"), requested=meta.get("requested"),
             created_at=float(meta["created_at"]), updated_at=float(meta["updated_at"]),
