@@ -6,7 +6,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from framefarm.repositories.dynamodb import GSI_NAME, GSI_PK, GSI_SK, PK, SK, TTL_ATTRIBUTE
+from framefarm.repositories.dynamodb import GSI_NAME, GSI_PK, GSI_SK, LISTED, PK, SK, TTL_ATTRIBUTE
 
 
 class JobTable(Construct):
@@ -27,5 +27,7 @@ class JobTable(Construct):
             index_name=GSI_NAME,
             partition_key=dynamodb.Attribute(name=GSI_PK, type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name=GSI_SK, type=dynamodb.AttributeType.NUMBER),
-            projection_type=dynamodb.ProjectionType.ALL,
+            # Only what a listing shows: heartbeats and lease renewals then never write to the index.
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=list(LISTED),
         )

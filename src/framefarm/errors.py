@@ -60,9 +60,9 @@ class StitchError(FramefarmError):
 class JobNotFoundError(FramefarmError, KeyError):
     """No job with the given id exists in the store."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, message: str | None = None) -> None:
         self.job_id = job_id
-        super().__init__(f"No job {job_id!r} in the job store")
+        super().__init__(message or f"No job {job_id!r} in the job store")
 
     def __str__(self) -> str:  # KeyError would otherwise quote the whole message
         return str(self.args[0])

@@ -467,8 +467,9 @@ class JobManager:
         return local or framefarm_home() / job_prefix(job_id)
 
     def _save_full_logs(self, job_id: str, chunk_id: int, attempt: int, result: WorkerResult) -> None:
-        if self.storage is not None:  # a remote worker's result holds tails only: it kept its full logs itself
-            keep_full_logs(self.storage, job_id, chunk_id, attempt, stdout=result.stdout, stderr=result.stderr)
+        if self.storage is not None:
+            keep_full_logs(self.storage, job_id, chunk_id, attempt, stdout=result.stdout, stderr=result.stderr,
+                           kept_chars=self.repository.tail_chars)
 
     def _mark_cancelled(self, job_id: str) -> None:
         """Leave the cancel marker that workers of remote adapters check between stages."""

@@ -8,10 +8,20 @@ reference the in-memory store uses and the contract tests check the others again
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    computed_field,
+    model_validator,
+)
 
 from framefarm.spec import JobSpec
 
@@ -165,13 +175,19 @@ class JobMetrics(BaseModel):
     failed_attempts: int = 0
 
 
+SpecLoader = Callable[[], JobSpec]
+
+
 class JobStatus(BaseModel):
-    """A job as the store knows it. ``chunks`` is empty in listings (see ``JobRepository.list``)."""
+    """A job as the store knows it. ``chunks`` is empty in listings (see ``JobRepository.list``).
+
+    ``spec`` is given as a JobSpec or as a function that reads it (a store's own loader), so listings
+    and summaries never read a spec nobody looks at: ``status.spec`` reads it on first use, then keeps it.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     id: str
-    spec: JobSpec
     state: JobState = JobState.PENDING
     total_chunks: int
     completed_chunks: int = 0
@@ -186,6 +202,38 @@ class JobStatus(BaseModel):
     client_token: str | None = None
     metrics: JobMetrics = JobMetrics()
     chunks: list[ChunkRecord] = Field(default_factory=list)
+    _spec: JobSpec | SpecLoader = PrivateAttr()
+
+    if TYPE_CHECKING:  # what callers pass; at run time pydantic's __init__ hands ``spec`` to _spec_aside
+        def __init__(self, *, spec: JobSpec | SpecLoader, **fields: Any) -> None: ...
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _spec_aside(cls, data: Any, handler: ModelWrapValidatorHandler[JobStatus]) -> JobStatus:
+        """Keep ``spec`` (a JobSpec, its fields, or a loader) apart from the fields pydantic checks."""
+        if isinstance(data, JobStatus):
+            return data
+        if not isinstance(data, dict) or data.get("spec") is None:
+            raise ValueError("spec: required (a JobSpec, or a function that reads it)")
+        fields = dict(data)
+        spec = fields.pop("spec")
+        status = handler(fields)
+        status._spec = spec if callable(spec) and not isinstance(spec, BaseModel) else JobSpec.model_validate(spec)
+        return status
+
+    @computed_field(repr=False)  # type: ignore[prop-decorator]
+    @property
+    def spec(self) -> JobSpec:
+        """The job's spec; read through the store's loader the first time it is asked for."""
+        spec = self._spec
+        if not isinstance(spec, JobSpec):
+            spec = self._spec = spec()
+        return spec
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, JobStatus):
+            return NotImplemented
+        return self.__dict__ == other.__dict__ and self.spec == other.spec
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -7,7 +7,7 @@ import json
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from framefarm.repositories.dynamodb import GSI_NAME, GSI_PK, GSI_SK, PK, SK, TTL_ATTRIBUTE
+from framefarm.repositories.dynamodb import GSI_NAME, GSI_PK, GSI_SK, LISTED, PK, SK, TTL_ATTRIBUTE
 
 
 def resources(template: Template, kind: str) -> dict:
@@ -58,10 +58,13 @@ def test_job_table_matches_the_repositorys_model(synthesized):
         "BillingMode": "PAY_PER_REQUEST",
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
         "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
-        "GlobalSecondaryIndexes": [{"IndexName": GSI_NAME, "Projection": {"ProjectionType": "ALL"},
+        "GlobalSecondaryIndexes": [{"IndexName": GSI_NAME,
+                                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(LISTED)},
                                     "KeySchema": [{"AttributeName": GSI_PK, "KeyType": "HASH"},
                                                   {"AttributeName": GSI_SK, "KeyType": "RANGE"}]}],
     })
+    # the listing index never copies a heartbeat, a lease or a spec
+    assert not {"heartbeat_at", "lease_owner", "lease_until", "spec"} & set(LISTED)
 
 
 def function(template: Template, suffix: str) -> dict:

@@ -263,6 +263,35 @@ def test_stack_outputs_stand_in_for_each_name(aws, capsys):
     assert capsys.readouterr().err.strip() == "error: --stack Missing: Stack with id Missing does not exist"
 
 
+def test_jobs_table_lists_from_dynamodb_alone(aws, capsys, monkeypatch):
+    # GIVEN jobs in a table whose specs are in S3
+    import boto3.session
+
+    from framefarm import JobStatus, plan_job
+    from framefarm.cli import main
+    from framefarm.repositories.dynamodb import create_table
+
+    create_table(boto3.client("dynamodb"), "listed")
+    boto3.client("s3").create_bucket(Bucket="specs")
+    repository = DynamoDBJobRepository("listed", storage=S3Storage("specs"))
+    for i, job_id in enumerate(("first", "second")):
+        spec = plan_job({**sleepy_job(3, job_id=job_id), "command": "render {output}"})
+        repository.save(JobStatus.new(spec, now=1_700_000_000.0 + i))
+    built: list[str] = []
+    original = boto3.session.Session.client
+    monkeypatch.setattr(boto3.session.Session, "client",
+                        lambda self, name, *a, **k: built.append(name) or original(self, name, *a, **k))
+    # WHEN `framefarm jobs --table` lists them
+    assert main(["jobs", "--table", "listed"]) == 0
+    # THEN both are shown, newest first, and the only client built was DynamoDB's (no spec read from S3)
+    shown = capsys.readouterr().out
+    assert "second" in shown and "first" in shown and shown.index("second") < shown.index("first")
+    assert "0/3" in shown and built == ["dynamodb"]
+    # AND `framefarm status --table` still reads the spec, from the URL in the job item
+    assert main(["status", "first", "--table", "listed"]) == 0
+    assert "frames 3 @ 10 fps" in capsys.readouterr().out
+
+
 def test_share_hands_out_short_lived_presigned_links(stack):
     import requests
 

@@ -231,7 +231,10 @@ def sweep(*, settings: AwsSettings | None = None, client: Any = None) -> dict[st
     settings = settings or AwsSettings.from_env()
     manager = settings.manager()
     recent = manager.list_jobs(limit=SWEEP_LIMIT)
-    abandoned = [job.id for job in recent if job.state is JobState.RUNNING and manager.is_stale(job)]
+    # A listing has no heartbeats (the index leaves them out): a running job's own item says if it is stale.
+    running = [manager.repository.get(job.id, chunks=False) for job in recent if job.state is JobState.RUNNING]
+    abandoned = [job.id for job in running if job is not None and job.state is JobState.RUNNING
+                 and manager.is_stale(job)]
     client = client or lambda_client(concurrency=1)
     for job_id in abandoned:
         invoke_async(client, settings.require("orchestrator_function"), {"job_id": job_id})

@@ -264,7 +264,8 @@ def cmd_cost(args: argparse.Namespace, context: Context) -> int:
 
 def cmd_logs(args: argparse.Namespace, context: Context) -> int:
     storage = context.storage()
-    job = context.repository(storage).require(args.job_id)
+    repository = context.repository(storage)
+    job = repository.require(args.job_id)
     records = job.chunks
     if args.chunk is not None:
         records = [record for record in records if record.chunk_id == args.chunk]
@@ -273,7 +274,8 @@ def cmd_logs(args: argparse.Namespace, context: Context) -> int:
     for record in records:
         context.out.rule(f"chunk {record.chunk_id} · {record.state.value} · attempt {record.attempts}")
         for stream, tail_text in (("stdout", record.stdout_tail), ("stderr", record.stderr_tail)):
-            text = full_log(storage, job.id, record.chunk_id, record.attempts, stream, tail_text)
+            text = full_log(storage, job.id, record.chunk_id, record.attempts, stream, tail_text,
+                            kept_chars=repository.tail_chars)
             if text:
                 context.out.print(f"[dim]{stream}:[/]")
                 context.out.out(text.rstrip("\n"), highlight=False)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Sequence
 from framefarm.errors import JobNotFoundError
 from framefarm.lease import Beat, Lease
 from framefarm.spec import JobSpec
-from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobState, JobStatus
+from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobState, JobStatus
 from framefarm.storage.base import Storage
 
 
@@ -34,6 +34,9 @@ class JobRepository(ABC):
     """
 
     storage: Storage | None = None
+    #: Characters of each log a chunk record keeps (``status.tail``); a longer log is cut, and the
+    #: manager keeps it whole in storage (``keys.log_key``), where ``framefarm logs`` finds it.
+    tail_chars: int = TAIL_CHARS
 
     @abstractmethod
     def save(self, status: JobStatus) -> None:
@@ -46,7 +49,8 @@ class JobRepository(ABC):
 
     @abstractmethod
     def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
-        """The job with all its chunk records (none with ``chunks=False``), or None."""
+        """The job with all its chunk records, or None. With ``chunks=False`` a summary: no chunk
+        records, and the spec read (through this store) only when ``status.spec`` is asked for."""
 
     @abstractmethod
     def chunk_states(self, job_id: str) -> dict[int, tuple[ChunkState, int]]:
@@ -54,7 +58,8 @@ class JobRepository(ABC):
 
     @abstractmethod
     def list(self, limit: int | None = None) -> list[JobStatus]:
-        """Jobs newest first, without chunk records (``chunks`` is empty; counters are filled)."""
+        """Jobs newest first, as summaries (see ``get(chunks=False)``): counters filled, ``chunks``
+        empty, no spec read."""
 
     @abstractmethod
     def delete(self, job_id: str) -> bool:

@@ -2,8 +2,8 @@
 
     PK=JOB#<id>  SK=META          the job: state, counters, a pointer to its spec in storage
                                   (or, with no storage, the spec itself, zlib-compressed)
-    PK=JOB#<id>  SK=CHUNK#00042   one chunk: state, attempts, amounts, bounded log tails
-    GSI by-created: GSI1PK="JOBS", GSI1SK=created_at   lists jobs newest first
+    PK=JOB#<id>  SK=CHUNK#00042   one chunk: state, attempts, amounts, short log tails (under 2 KB)
+    GSI by-created: GSI1PK="JOBS", GSI1SK=created_at   lists jobs newest first (LISTED attributes only)
     expires_at                    TTL attribute (epoch seconds) on every item
 
 A chunk that has never been touched has no item: it is pending. So creating a 10,000-chunk job is
@@ -11,9 +11,24 @@ one PutItem, and every item stays O(1) in size whatever the number of chunks.
 
 Recording an attempt is one TransactWriteItems: the chunk item is updated only if it has not
 completed and has not seen this attempt number, and in the same transaction the job item's counters
-move by ADD. A failed condition means "already recorded". Two transactions on the same job item at
-once conflict (``TransactionConflict``) and are retried with backoff. Every item stays the same size
-whatever the number of chunks: the spec (O(chunks)) lives in storage, not in the job item.
+move by ADD. A cancelled transaction is judged by each item's reason, by position: a failed condition
+on the chunk item means "already recorded", on the job item that the job is gone; conflicts (two
+transactions on one job item at once) and throttles are retried with backoff, a bounded number of
+times; anything else (a ValidationError) is raised at once. Every item stays the same size whatever
+the number of chunks: the spec (O(chunks)) lives in storage, not in the job item.
+
+The listing index keeps only what a listing shows (LISTED), so a heartbeat (every 2 s of every
+running job) or a lease renewal never writes to it: it changes when a job is created, records an
+attempt or changes state. Its one partition ("JOBS") then takes at most one write per recorded
+attempt, ~400 B (1 unit); DynamoDB serves up to 1,000 write units a second on one partition, i.e.
+1,000 chunks finishing every second across all jobs, twice the 1,000-chunk Lambda fan-out of
+bench/lambda_fanout.py. Sharding it (N partitions, a listing then a merge of N newest-first queries
+with N cursors) is not worth that complexity below such a rate.
+
+Write units: a transaction costs 2 per started KB of each item it writes, so a recorded attempt
+costs 2 (job item, under 1 KB) + 4 (chunk item, under 2 KB: the last ITEM_TAIL_CHARS characters of
+each log, the first ITEM_ERROR_CHARS of the error) + 1 for the listing index. The manager keeps
+every log longer than ``tail_chars`` whole in storage (``framefarm logs`` reads it there).
 """
 
 from __future__ import annotations
@@ -21,7 +36,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import hashlib
-import itertools
 import time
 import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -29,11 +43,12 @@ from decimal import Decimal
 from typing import Any
 
 from framefarm.backoff import Backoff, no_jitter
-from framefarm.errors import FramefarmError
+from framefarm.errors import FramefarmError, JobNotFoundError
 from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository, SpecCache
 from framefarm.spec import JobSpec
 from framefarm.status import (
+    TAIL_MARK,
     ChunkAttempt,
     ChunkEvent,
     ChunkRecord,
@@ -42,13 +57,23 @@ from framefarm.status import (
     JobMetrics,
     JobState,
     JobStatus,
+    tail,
 )
 from framefarm.storage.base import Storage
+from framefarm.storage.keys import spec_key
 
 PK, SK, GSI_NAME, GSI_PK, GSI_SK, TTL_ATTRIBUTE = "PK", "SK", "by-created", "GSI1PK", "GSI1SK", "expires_at"
 META = "META"
+# What a listing shows, and what a job's summary needs (its spec is read from spec_url when asked for).
+LISTED = ("job_id", "state", "total_chunks", "completed_chunks", "failed_attempts", "total_duration_ms",
+          "total_billed_duration_ms", "cost_usd", "error", "output", "requested", "created_at", "updated_at",
+          "spec_url", "spec_sha256")
 CHUNK_PREFIX = "CHUNK#"
 JOBS_PARTITION = "JOBS"
+# ~6 lines of ffmpeg's output: enough to see in `framefarm status` why a chunk failed; with these,
+# a chunk item (keys, numbers, request id, output URL ~100 B) stays under 2 KB for ASCII logs.
+ITEM_TAIL_CHARS = 500
+ITEM_ERROR_CHARS = 300
 INLINE_SPEC_LIMIT = 300_000  # bytes of compressed spec kept in the job item (the item limit is 400 KB)
 RECORD_FIELDS = tuple(name for name in ChunkRecord.model_fields if name != "chunk_id")
 ADDED_FIELDS = ("duration_ms", "billed_duration_ms", "cost_usd", "throttles")
@@ -56,6 +81,10 @@ CONFLICT_BACKOFF = Backoff(0.02, 1.0)  # between transactions that conflicted on
 UNPROCESSED_BACKOFF = Backoff(0.05, 2.0, no_jitter)  # before re-sending a batch's unprocessed items
 LEASE_FREE = "(attribute_not_exists(#lease_until) OR #lease_until <= :free_at)"
 MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
+UNPROCESSED_TRIES = 8  # BatchWriteItem calls per batch of 25 before giving up on its unprocessed items (~5 s)
+RETRIED = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+FINE, ALREADY_DONE = frozenset({"None", None}), "ConditionalCheckFailed"  # cancellation reason codes
+RECORDING_ITEMS = ("chunk item", "job item")  # a recording transaction's items, in order
 COUNTERS = ("completed_chunks", "failed_attempts", "total_duration_ms", "total_billed_duration_ms", "cost_usd")
 
 
@@ -70,6 +99,8 @@ def chunk_sk(chunk_id: int) -> str:
 class DynamoDBJobRepository(JobRepository):
     """Jobs in one DynamoDB table. ``storage`` holds specs too large for an item, and is where a
     deleted job's objects are removed from; ``ttl_days`` sets ``expires_at`` (None: never)."""
+
+    tail_chars = ITEM_TAIL_CHARS
 
     def __init__(self, table_name: str, *, client: Any = None, storage: Storage | None = None,
                  ttl_days: float | None = 30, clock: Callable[[], float] = time.time,
@@ -133,8 +164,8 @@ class DynamoDBJobRepository(JobRepository):
     def _put_chunks(self, status: JobStatus, item: dict[str, Any]) -> None:
         touched = [record for record in status.chunks
                    if record.attempts or record.state is not ChunkState.PENDING or record.started_at is not None]
-        self._batch_write([{"PutRequest": {"Item": self._encode(self._chunk_item(status.id, record, item))}}
-                           for record in touched])
+        puts = [{"PutRequest": {"Item": self._encode(self._chunk_item(status.id, record, item))}} for record in touched]
+        self._batch_write(status.id, puts)
 
     def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
         if not chunks:
@@ -152,7 +183,7 @@ class DynamoDBJobRepository(JobRepository):
         spec = self._spec(meta)
         ordered = [records.get(chunk.id) or ChunkRecord(chunk_id=chunk.id)
                    for chunk in sorted(spec.chunks, key=lambda c: c.id)]
-        return self._job(meta, ordered)
+        return self._job(meta, ordered, spec)
 
     def chunk_states(self, job_id: str) -> dict[int, tuple[ChunkState, int]]:
         return {int(item["chunk_id"]): (ChunkState(item["state"]), int(item.get("attempts", 0)))
@@ -177,7 +208,7 @@ class DynamoDBJobRepository(JobRepository):
 
     def delete(self, job_id: str, *, keep_storage: bool = False) -> bool:
         keys = [{PK: {"S": item[PK]}, SK: {"S": item[SK]}} for item in self._query(job_id, projection="#PK, #SK")]
-        self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
+        self._batch_write(job_id, [{"DeleteRequest": {"Key": key}} for key in keys])
         if self.storage is not None and not keep_storage:
             from framefarm.storage.keys import job_prefix
 
@@ -230,7 +261,7 @@ class DynamoDBJobRepository(JobRepository):
         for name in replaced:
             names[f"#{name}"] = name
             sets.append(f"#{name} = :{name}")
-            values[f":{name}"] = getattr(attempt, name)
+            values[f":{name}"] = _kept(name, getattr(attempt, name))
         deltas = attempt.counter_deltas()
         counter_values = {f":{name}": deltas[name] for name in COUNTERS}
         counter_values[":updated"] = attempt.finished_at or self._clock()
@@ -251,20 +282,36 @@ class DynamoDBJobRepository(JobRepository):
             "ExpressionAttributeNames": {**{f"#{name}": name for name in COUNTERS}, "#updated_at": "updated_at"},
             "ExpressionAttributeValues": self._encode(counter_values),
         }
-        for attempt_number in range(1, self._conflict_tries + 1):
+        return self._transact_recording(job_id, attempt.chunk_id, [{"Update": chunk_update}, {"Update": job_update}])
+
+    def _transact_recording(self, job_id: str, chunk_id: int, items: builtins.list[dict[str, Any]]) -> bool:
+        """Run a recording transaction (items as in RECORDING_ITEMS); False when it was recorded before."""
+        failed = f"job {job_id}: chunk {chunk_id} not recorded"
+        tries = 0
+        while True:
+            tries += 1
             try:
-                self.client.transact_write_items(TransactItems=[{"Update": chunk_update}, {"Update": job_update}])
+                self.client.transact_write_items(TransactItems=items)
                 return True
             except self.client.exceptions.TransactionCanceledException as exc:
-                codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
-                if "ConditionalCheckFailed" in codes:
-                    return False  # recorded before, or the job is gone
-                if attempt_number == self._conflict_tries:
-                    messages = [reason.get("Message") for reason in exc.response.get("CancellationReasons", [])]
-                    raise FramefarmError(f"job {job_id}: chunk {attempt.chunk_id} not recorded after "
-                                         f"{attempt_number} conflicting transactions ({codes}: {messages})") from exc
-                self._sleep(CONFLICT_BACKOFF.delay(attempt_number))
-        return False
+                reasons = exc.response.get("CancellationReasons", [])
+                # One reason per item, in the items' order: a reason's position says which item failed.
+                codes = {item: reason.get("Code") for item, reason in zip(RECORDING_ITEMS, reasons, strict=False)}
+                refused = [f"{item}: {code}: {' '.join(str(reason.get('Message', '')).split())}"
+                           for (item, code), reason in zip(codes.items(), reasons, strict=False)
+                           if code not in FINE | RETRIED | {ALREADY_DONE}]
+                if refused or len(reasons) != len(RECORDING_ITEMS):
+                    raise FramefarmError(f"{failed}: DynamoDB refused it ({'; '.join(refused) or exc})") from exc
+                if codes["job item"] == ALREADY_DONE:
+                    raise JobNotFoundError(job_id, f"{failed}: job {job_id} is no longer in the table "
+                                                   "(deleted while it ran?)") from exc
+                if codes["chunk item"] == ALREADY_DONE:
+                    return False  # this attempt, or a later one, or the chunk's completion is recorded
+                if tries >= self._conflict_tries:
+                    detail = "; ".join(f"{item}: {code}" for item, code in codes.items() if code in RETRIED)
+                    raise FramefarmError(f"{failed} after {tries} tries, each cancelled ({detail}); "
+                                         "the table is busy or throttled, try again") from exc
+                self._sleep(CONFLICT_BACKOFF.delay(tries))
 
     # -- state and control ------------------------------------------------------------------------
 
@@ -419,11 +466,33 @@ class DynamoDBJobRepository(JobRepository):
 
     def _spec(self, meta: dict[str, Any]) -> JobSpec:
         digest = meta.get("spec_sha256", "")
-        return self._specs.get(digest, digest, lambda: JobSpec.model_validate_json(_stored_spec(meta)))
+        return self._specs.get(digest, digest, lambda: JobSpec.model_validate_json(self._stored_spec(meta)))
 
-    def _job(self, meta: dict[str, Any], chunks: builtins.list[ChunkRecord]) -> JobStatus:
+    def _stored_spec(self, meta: dict[str, Any]) -> bytes:
+        """A job item's spec JSON: inline (compressed), or from storage: this store's own when the
+        ``spec_url`` is in it, else the store the URL names (a reader given only the table)."""
+        if "spec" in meta:
+            return zlib.decompress(bytes(meta["spec"]))
+        if "spec_url" not in meta:  # an index entry: the inline spec stays in the table
+            found = self.client.get_item(TableName=self.table, Key=self._key(meta["job_id"], META),
+                                         ProjectionExpression="#spec", ExpressionAttributeNames={"#spec": "spec"})
+            if "spec" not in found.get("Item", {}):
+                raise JobNotFoundError(meta["job_id"])
+            return zlib.decompress(bytes(self._decode(found["Item"])["spec"]))
+        key = spec_key(meta["job_id"])
+        if self.storage is not None and self.storage.url(key) == meta["spec_url"]:
+            return self.storage.get_bytes(key)
+        from framefarm.storage import storage_for_url
+
+        storage, key = storage_for_url(meta["spec_url"])
+        return storage.get_bytes(key)
+
+    def _job(self, meta: dict[str, Any], chunks: builtins.list[ChunkRecord], spec: JobSpec | None = None
+             ) -> JobStatus:
+        """The job an item (or index entry) describes; without ``spec``, its spec is read when asked for."""
         return JobStatus(
-            id=meta["job_id"], spec=self._spec(meta), state=JobState(meta["state"]),
+            id=meta["job_id"], spec=(lambda: self._spec(meta)) if spec is None else spec,
+            state=JobState(meta["state"]),
             total_chunks=int(meta["total_chunks"]), completed_chunks=int(meta.get("completed_chunks", 0)),
             error=meta.get("error"), output=meta.get("output"), requested=meta.get("requested"),
             created_at=float(meta["created_at"]), updated_at=float(meta["updated_at"]),
@@ -444,7 +513,7 @@ class DynamoDBJobRepository(JobRepository):
 
     def _chunk_item(self, job_id: str, record: ChunkRecord, meta: dict[str, Any]) -> dict[str, Any]:
         item = {PK: job_pk(job_id), SK: chunk_sk(record.chunk_id), "type": "chunk", "chunk_id": record.chunk_id,
-                **{name: getattr(record, name) for name in RECORD_FIELDS}}
+                **{name: _kept(name, getattr(record, name)) for name in RECORD_FIELDS}}
         item["state"] = record.state.value
         if TTL_ATTRIBUTE in meta:
             item[TTL_ATTRIBUTE] = meta[TTL_ATTRIBUTE]
@@ -470,14 +539,18 @@ class DynamoDBJobRepository(JobRepository):
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _batch_write(self, requests: builtins.list[dict[str, Any]]) -> None:
+    def _batch_write(self, job_id: str, requests: builtins.list[dict[str, Any]]) -> None:
         for start in range(0, len(requests), 25):  # BatchWriteItem takes at most 25
             pending = {self.table: requests[start:start + 25]}
-            for tries in itertools.count(1):
+            for tries in range(1, UNPROCESSED_TRIES + 1):
                 answer = self.client.batch_write_item(RequestItems=pending)
                 pending = answer.get("UnprocessedItems") or {}
                 if not pending:
                     break
+                if tries == UNPROCESSED_TRIES:
+                    left = sum(map(len, pending.values())) + max(0, len(requests) - start - 25)
+                    raise FramefarmError(f"job {job_id}: {left} of {len(requests)} item writes not done: DynamoDB "
+                                         f"returned them unprocessed {tries} times (throttled); try again")
                 self._sleep(UNPROCESSED_BACKOFF.delay(tries))
 
     def _expires(self) -> int:
@@ -494,13 +567,14 @@ class DynamoDBJobRepository(JobRepository):
 
 
 def create_table(client: Any, table_name: str) -> None:
-    """Create the table as the CDK stack does (tests, devcloud). On-demand billing, GSI, TTL."""
+    """Create the table as the CDK stack does (tests, devcloud). On-demand billing, listing GSI, TTL."""
     client.create_table(
         TableName=table_name, BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": PK, "KeyType": "HASH"}, {"AttributeName": SK, "KeyType": "RANGE"}],
         AttributeDefinitions=[{"AttributeName": name, "AttributeType": kind}
                               for name, kind in ((PK, "S"), (SK, "S"), (GSI_PK, "S"), (GSI_SK, "N"))],
-        GlobalSecondaryIndexes=[{"IndexName": GSI_NAME, "Projection": {"ProjectionType": "ALL"},
+        GlobalSecondaryIndexes=[{"IndexName": GSI_NAME,
+                                 "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(LISTED)},
                                  "KeySchema": [{"AttributeName": GSI_PK, "KeyType": "HASH"},
                                                {"AttributeName": GSI_SK, "KeyType": "RANGE"}]}],
     )
@@ -520,14 +594,37 @@ def _dynamo_value(value: Any) -> Any:
     return value
 
 
-def _stored_spec(meta: dict[str, Any]) -> bytes:
-    """A job item's spec JSON: inline (compressed) or from the storage its ``spec_url`` names."""
-    if "spec" in meta:
-        return zlib.decompress(bytes(meta["spec"]))
-    from framefarm.storage import storage_for_url
+def _kept(name: str, value: Any) -> Any:
+    """A chunk field as its item keeps it: log tails and the error cut, so the item stays under 2 KB."""
+    if name in ("stdout_tail", "stderr_tail"):
+        return tail(value, ITEM_TAIL_CHARS)
+    if name == "error" and value is not None and len(value) > ITEM_ERROR_CHARS:
+        return value[:ITEM_ERROR_CHARS - 1] + TAIL_MARK  # an error's start says what failed
+    return value
 
-    storage, key = storage_for_url(meta["spec_url"])
-    return storage.get_bytes(key)
+
+def item_size(item: dict[str, Any]) -> int:
+    """An item's size by DynamoDB's rules, on which its write units are counted: each attribute's name
+    in UTF-8 bytes plus its value's size (``item`` in the wire format, ``{"name": {"S": "..."}}``)."""
+    return sum(len(name.encode()) + _value_size(typed) for name, typed in item.items())
+
+
+def _value_size(typed: dict[str, Any]) -> int:
+    (kind, value), = typed.items()
+    if kind == "S":
+        return len(value.encode())
+    if kind == "B":
+        return len(value)
+    if kind == "N":  # 1 byte per two significant digits, plus 1
+        digits = Decimal(value).normalize().as_tuple().digits
+        return (len(digits) + 1) // 2 + 1
+    if kind in ("NULL", "BOOL"):
+        return 1
+    if kind == "L":  # 3 bytes, and 1 per element
+        return 3 + sum(1 + _value_size(element) for element in value)
+    if kind == "M":
+        return 3 + sum(1 + len(key.encode()) + _value_size(element) for key, element in value.items())
+    return sum(_value_size({kind[0]: element}) for element in value)  # SS, NS, BS
 
 
 def _float(value: Any) -> float | None:

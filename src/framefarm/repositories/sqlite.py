@@ -17,12 +17,13 @@ import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from framefarm.errors import ToolNotFoundError
+from framefarm.errors import JobNotFoundError, ToolNotFoundError
 from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository, SpecCache
 from framefarm.spec import JobSpec
@@ -35,6 +36,7 @@ from framefarm.status import (
     JobMetrics,
     JobState,
     JobStatus,
+    SpecLoader,
 )
 
 MIN_SQLITE_VERSION = (3, 31, 0)
@@ -105,6 +107,7 @@ JOB_COLUMNS = ("id, spec, state, total_chunks, completed_chunks, failed_attempts
 # Columns added since the first release: a jobs.db made before them gets them on open.
 ADDED_JOB_COLUMNS = {"lease_owner": "TEXT", "lease_until": "REAL", "client_token": "TEXT"}
 LEASE_FREE = "(lease_until IS NULL OR lease_until <= ?)"
+SUMMARY_COLUMNS = JOB_COLUMNS.replace("spec, ", "", 1)  # listings and summaries read a spec only when asked
 CHUNK_FIELDS = tuple(name for name in ChunkRecord.model_fields if name != "chunk_id")
 assert CHUNK_FIELDS[0] == "state"  # _chunk_values relies on it
 RECORD_FIELDS = ("chunk_id", *CHUNK_FIELDS)
@@ -186,11 +189,12 @@ class SqliteJobRepository(JobRepository):
 
     def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
         with self._lock:
-            row = self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            columns = JOB_COLUMNS if chunks else SUMMARY_COLUMNS
+            row = self._db.execute(f"SELECT {columns} FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 return None
             if not chunks:
-                return _job_from_row(row, self._spec(row), [])
+                return _job_from_row(row, partial(self._spec_of, job_id), [])
             chunk_rows = self._db.execute(
                 f"SELECT chunk_id, {', '.join(CHUNK_FIELDS)} FROM chunks WHERE job_id = ? ORDER BY chunk_id",
                 (job_id,)).fetchall()
@@ -206,9 +210,9 @@ class SqliteJobRepository(JobRepository):
     def list(self, limit: int | None = None) -> list[JobStatus]:
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC LIMIT ?",
+                f"SELECT {SUMMARY_COLUMNS} FROM jobs ORDER BY created_at DESC LIMIT ?",
                 (-1 if limit is None else limit,)).fetchall()
-        return [_job_from_row(row, self._spec(row), []) for row in rows]
+        return [_job_from_row(row, partial(self._spec_of, row["id"]), []) for row in rows]
 
     def delete(self, job_id: str) -> bool:
         with self._transaction() as db:
@@ -305,6 +309,13 @@ class SqliteJobRepository(JobRepository):
     def _spec(self, row: sqlite3.Row) -> JobSpec:
         return self._specs.get(row["id"], row["spec"], lambda: JobSpec.model_validate_json(row["spec"]))
 
+    def _spec_of(self, job_id: str) -> JobSpec:
+        with self._lock:
+            row = self._db.execute("SELECT id, spec FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        return self._spec(row)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -337,7 +348,7 @@ def _chunk_values(record: ChunkRecord) -> tuple[Any, ...]:
     return (fields["state"].value, *(fields[name] for name in CHUNK_FIELDS[1:]))
 
 
-def _job_from_row(row: sqlite3.Row, spec: JobSpec, chunks: list[ChunkRecord]) -> JobStatus:
+def _job_from_row(row: sqlite3.Row, spec: JobSpec | SpecLoader, chunks: list[ChunkRecord]) -> JobStatus:
     return JobStatus(
         id=row["id"], spec=spec, state=JobState(row["state"]),
         total_chunks=row["total_chunks"], completed_chunks=row["completed_chunks"], error=row["error"],

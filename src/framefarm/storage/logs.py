@@ -17,13 +17,16 @@ from framefarm.storage.keys import log_key
 logger = logging.getLogger(__name__)
 
 
-def keep_full_logs(storage: Storage, job_id: str, chunk_id: int, attempt: int, *, stdout: str, stderr: str) -> None:
-    """Store each log longer than a record's tail; shorter ones are whole in the record already.
+def keep_full_logs(storage: Storage, job_id: str, chunk_id: int, attempt: int, *, stdout: str, stderr: str,
+                   kept_chars: int = TAIL_CHARS) -> None:
+    """Store each log longer than ``kept_chars`` (what the chunk record keeps of it); shorter ones are
+    whole in the record already. A log that is itself a cut tail (a remote worker's reply) is skipped:
+    the worker stored it whole.
 
     A log that cannot be stored (a full disk, a refused write) loses only itself: it is logged and
     skipped, never raised, since the record's tail still says how the chunk ended."""
     for stream, text in (("stdout", stdout), ("stderr", stderr)):
-        if len(text) <= TAIL_CHARS:
+        if len(text) <= kept_chars or is_cut(text):
             continue
         try:
             storage.put_text(log_key(job_id, chunk_id, attempt, stream), text)
@@ -32,10 +35,11 @@ def keep_full_logs(storage: Storage, job_id: str, chunk_id: int, attempt: int, *
                            stream, exc_info=True)
 
 
-def full_log(storage: Storage, job_id: str, chunk_id: int, attempt: int, stream: str, tail_text: str) -> str:
-    """The whole log behind a record's tail: from the store when the tail was cut, else the tail itself
-    (also when the store has no copy, e.g. a worker that could not write it)."""
-    if not is_cut(tail_text):
+def full_log(storage: Storage, job_id: str, chunk_id: int, attempt: int, stream: str, tail_text: str, *,
+             kept_chars: int = TAIL_CHARS) -> str:
+    """The whole log behind a record's tail (``kept_chars`` long when cut): from the store when the tail
+    was cut, else the tail itself (also when the store has no copy, e.g. a worker that could not write it)."""
+    if not is_cut(tail_text, kept_chars):
         return tail_text
     try:
         return storage.get_text(log_key(job_id, chunk_id, attempt, stream))

@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from framefarm import InMemoryJobRepository, JobState, JobStatus, SqliteJobRepository
+from framefarm import InMemoryJobRepository, JobSpec, JobState, JobStatus, SqliteJobRepository
+from framefarm.errors import JobNotFoundError
 from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository
 from framefarm.status import ChunkAttempt, ChunkState
@@ -58,6 +59,7 @@ def test_list_is_newest_first_without_chunk_records(repo):
     assert [job.id for job in listed] == ["new", "old"]
     assert all(job.chunks == [] and job.total_chunks == 4 for job in listed)
     assert [job.id for job in repo.list(limit=1)] == ["new"]
+    assert listed[1].spec == make_spec(4, job_id="old")  # read when asked for
 
 
 def test_delete(repo):
@@ -111,8 +113,14 @@ def test_completed_chunk_ignores_later_attempts(repo):
     assert repo.require("job-1").chunk(3).attempts == 1
 
 
-def test_recording_for_a_missing_job_is_a_no_op(repo):
-    assert repo.record_attempt("nobody", done(0)) is False
+def test_recording_for_a_missing_job_records_nothing(repo):
+    if type(repo).__name__ == "DynamoDBJobRepository":
+        # Its job can be deleted by another machine mid-run: the runner hears it rather than render on
+        with pytest.raises(JobNotFoundError, match="chunk 0 not recorded: job nobody is no longer in the table"):
+            repo.record_attempt("nobody", done(0))
+    else:
+        assert repo.record_attempt("nobody", done(0)) is False
+    assert repo.get("nobody") is None and repo.chunk_states("nobody") == {}
 
 
 def test_counters_exact_under_32_threads_recording_1000_chunks_with_replays(repo):
@@ -270,6 +278,24 @@ def test_sqlite_store_is_shared_between_connections(tmp_path):
     assert reader.require("job-1").completed_chunks == 1
 
 
+def test_sqlite_listings_and_summaries_parse_no_spec(tmp_path, monkeypatch):
+    # GIVEN jobs stored by one process, and a store in another that has not read them
+    writer = SqliteJobRepository(tmp_path / "j.db")
+    for i in range(3):
+        new_job(writer, job_id=f"job-{i}", now=float(i))
+    reader = SqliteJobRepository(tmp_path / "j.db")
+    parsed = []
+    original = JobSpec.model_validate_json
+    monkeypatch.setattr(JobSpec, "model_validate_json", lambda text: parsed.append(1) or original(text))
+    # WHEN it lists them and reads a summary THEN no spec is parsed
+    listed = reader.list()
+    summary = reader.get("job-1", chunks=False)
+    assert [job.id for job in listed] == ["job-2", "job-1", "job-0"] and summary.total_chunks == 4
+    assert parsed == []
+    # AND one is parsed when asked for
+    assert listed[0].spec.id == "job-2" and parsed == [1]
+
+
 def test_chunk_states_and_get_without_chunks(repo):
     new_job(repo, 3)
     repo.record_attempt("job-1", done(1, 2))
@@ -280,6 +306,7 @@ def test_chunk_states_and_get_without_chunks(repo):
     assert (states[1], states[2]) == ((ChunkState.COMPLETED, 2), (ChunkState.FAILED, 1))
     summary = repo.get("job-1", chunks=False)
     assert summary.chunks == [] and summary.completed_chunks == 1
+    assert summary.spec == make_spec(3, job_id="job-1")
     assert repo.chunk_states("nobody") == {}
 
 

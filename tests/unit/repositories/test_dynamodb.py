@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
 from framefarm import FramefarmError, JobState, JobStatus
+from framefarm.lease import Lease
 from framefarm.repositories.dynamodb import (
+    GSI_NAME,
+    GSI_PK,
+    GSI_SK,
     INLINE_SPEC_LIMIT,
+    ITEM_ERROR_CHARS,
+    ITEM_TAIL_CHARS,
+    LISTED,
+    PK,
+    SK,
     TTL_ATTRIBUTE,
     DynamoDBJobRepository,
     chunk_sk,
+    item_size,
     job_pk,
 )
-from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkState
-from framefarm.storage.keys import spec_key
+from framefarm.status import TAIL_CHARS, TAIL_MARK, ChunkAttempt, ChunkState, is_cut, tail
+from framefarm.storage.keys import log_key, spec_key
 from framefarm.storage.s3 import S3Storage
 from tests.helpers import make_spec
 
@@ -53,8 +64,51 @@ def test_item_sizes_stay_flat_whatever_the_number_of_chunks(repo, table, dynamod
     # THEN the job item grew only by its counters' digits, and each chunk item is bounded by its tails
     assert item_bytes(dynamodb_client, table, "big", "META") - meta_before < 100
     sizes = {item_bytes(dynamodb_client, table, "big", chunk_sk(i)) for i in (0, 100, 199)}
-    assert max(sizes) < 2 * TAIL_CHARS + 2_000
+    assert max(sizes) < 2 * ITEM_TAIL_CHARS + 2_000
     assert repo.require("big").completed_chunks == 200
+
+
+def test_a_chunk_item_stays_under_2_kb_so_recording_costs_4_write_units(repo, table, dynamodb_client):
+    # GIVEN a failed attempt with everything at its largest: a 128-character job id, full 8 KB tails
+    # of multi-line logs, a long error, a request id and an S3 output URL
+    job_id = "j" * 128
+    repo.save(JobStatus.new(make_spec(2, job_id=job_id), now=1.0))
+    log = "".join(f"frame={i:5d} fps=24 q=28.0 size=  1024kB time=00:00:{i % 60:02d}.00 bitrate=1234.5kbits/s\n"
+                  for i in range(200))
+    repo.record_attempt(job_id, ChunkAttempt(
+        chunk_id=1, attempt=3, state=ChunkState.FAILED, duration_ms=123456.789, billed_duration_ms=123457,
+        memory_mb=10240, max_memory_used_mb=10240, init_duration_ms=1234.56, request_id=str(uuid.uuid4()),
+        cost_usd=0.0123456789, throttles=12, stdout_tail=tail(log), stderr_tail=tail(log), error="E" * 5000,
+        output=f"s3://framefarm-artifacts-123456789012/jobs/{job_id}/chunks/00001.mp4", started_at=1.7e9 + 0.123,
+        finished_at=1.7e9 + 123.456))
+    # THEN its item, measured by DynamoDB's size rules, is at most 2 KB (2 x 2 write units in a transaction)
+    item = dynamodb_client.get_item(TableName=table, Key={"PK": {"S": job_pk(job_id)}, "SK": {"S": chunk_sk(1)}})
+    assert item_size(item["Item"]) <= 2048
+    # AND the record keeps each log's last lines, marked as cut, and the error's start
+    record = repo.require(job_id).chunk(1)
+    assert record.stdout_tail == tail(log, ITEM_TAIL_CHARS) and is_cut(record.stderr_tail, repo.tail_chars)
+    assert record.error == "E" * (ITEM_ERROR_CHARS - 1) + TAIL_MARK
+
+
+def test_logs_longer_than_a_chunk_items_tail_are_kept_whole_in_storage(repo, storage, table, bucket, capsys):
+    # GIVEN a chunk whose log is longer than a DynamoDB chunk item keeps, but shorter than TAIL_CHARS
+    from framefarm import JobExecutor, JobManager
+    from framefarm.cli import main
+    from tests.helpers import ScriptedWorker
+
+    log = "".join(f"line {i:04d}\n" for i in range(200))
+    assert ITEM_TAIL_CHARS < len(log) < TAIL_CHARS
+    manager = JobManager(repo, JobExecutor(ScriptedWorker(stdout=lambda chunk_id: log).adapter()), storage)
+    manager.create_job(make_spec(1, job_id="chatty"))
+    # WHEN it runs
+    manager.run_job("chatty")
+    # THEN the item keeps the log's end, cut, and storage keeps all of it
+    assert repo.require("chatty").chunk(0).stdout_tail == tail(log, ITEM_TAIL_CHARS)
+    assert storage.get_text(log_key("chatty", 0, 1, "stdout")) == log
+    # AND `framefarm logs` shows it whole
+    assert main(["logs", "chatty", "--table", table, "--bucket", bucket]) == 0
+    shown = capsys.readouterr().out
+    assert "line 0000" in shown and "line 0199" in shown
 
 
 def test_creating_a_job_writes_one_item_however_many_chunks(repo, table, dynamodb_client):
@@ -183,3 +237,63 @@ def test_tiny_costs_are_written_in_positional_notation(repo):
     assert repo.record_attempt("tiny", small) is True
     job = repo.require("tiny")
     assert job.metrics.cost_usd == 3e-07 and job.chunk(0).cost_usd == 3e-07
+
+
+@pytest.fixture
+def clients_built(monkeypatch) -> list[str]:
+    """The service of every boto3 client built from here on."""
+    import boto3.session
+
+    built: list[str] = []
+    original = boto3.session.Session.client
+
+    def client(self, service_name, *args, **kwargs):
+        built.append(service_name)
+        return original(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "client", client)
+    return built
+
+
+def test_listing_jobs_reads_no_spec_and_builds_no_client(table, dynamodb_client, storage, s3_client, clients_built):
+    # GIVEN 50 jobs whose specs are in S3, and a store that has not seen them (as a new CLI process)
+    specs = [make_spec(3, job_id=f"job-{i:02d}") for i in range(50)]
+    writer = DynamoDBJobRepository(table, client=dynamodb_client, storage=storage)
+    for i, spec in enumerate(specs):
+        writer.save(JobStatus.new(spec, now=float(i)))
+    s3_calls: list[str] = []
+    s3_client.meta.events.register("before-call.s3.*", lambda model, **_: s3_calls.append(model.name))
+    reader = DynamoDBJobRepository(table, client=dynamodb_client, storage=storage)
+    clients_built.clear()
+    # WHEN the jobs are listed, and one job's summary is read
+    listed = reader.list()
+    summary = reader.get("job-07", chunks=False)
+    # THEN no spec was fetched and no boto3 client was built
+    assert [job.id for job in listed] == [spec.id for spec in reversed(specs)]
+    assert listed[0].completed_chunks == 0 and summary.total_chunks == 3
+    assert s3_calls == [] and clients_built == []
+    # AND a spec asked for is read once, through the store's own storage
+    assert listed[0].spec == specs[-1] and listed[0].spec.id == "job-49"
+    assert s3_calls == ["GetObject"] and clients_built == []
+
+
+def test_the_listing_index_keeps_what_a_listing_shows_and_no_heartbeat(table, dynamodb_client):
+    # GIVEN a job kept without storage (its spec inline in the item), running and heartbeating
+    repo = DynamoDBJobRepository(table, client=dynamodb_client)
+    repo.save(JobStatus.new(make_spec(3, job_id="beating"), now=1.0))
+    assert repo.take_lease("beating", Lease("runner", 20.0), now=2.0, expected={JobState.PENDING})
+    assert repo.renew_lease("beating", Lease("runner", 21.0), now=3.0) is not None
+    # WHEN the listing index is read
+    index = dynamodb_client.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"][0]
+    entry = dynamodb_client.query(TableName=table, IndexName=GSI_NAME, KeyConditionExpression="#pk = :jobs",
+                                  ExpressionAttributeNames={"#pk": GSI_PK},
+                                  ExpressionAttributeValues={":jobs": {"S": "JOBS"}})["Items"][0]
+    # THEN it projects only the listing's attributes: no heartbeat, no spec
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(LISTED)}
+    assert set(entry) <= {PK, SK, GSI_PK, GSI_SK, *LISTED}
+    assert "heartbeat_at" not in entry and "spec" not in entry and entry["state"] == {"S": "running"}
+    assert "lease_owner" not in entry and "lease_until" not in entry
+    # AND a listed job's inline spec is read from the table when asked for
+    listed = DynamoDBJobRepository(table, client=dynamodb_client).list()
+    assert [(job.id, job.heartbeat_at) for job in listed] == [("beating", None)]
+    assert listed[0].spec == make_spec(3, job_id="beating")
