@@ -284,6 +284,11 @@ def test_the_chunks_of_a_render_killed_with_sigkill_die_with_it(tmp_path, chunk_
     render.wait(30)
     # THEN its chunk processes die with it
     eventually(lambda: not any(process_alive(pid) for pid in chunks), timeout=10, what="every chunk process gone")
+    # AND a cancel takes effect at once: its runner's process is gone, so nothing waits for its lease to run out
+    assert store().require("sigkilled").state is JobState.RUNNING
+    cancelled = framefarm("cancel", "sigkilled")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert store().require("sigkilled").state is JobState.CANCELLED
 
 
 def test_a_render_started_ignoring_hangups_renders_through_one(tmp_path):

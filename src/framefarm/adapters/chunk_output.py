@@ -7,6 +7,9 @@ ffmpeg picks the same muxer), which is renamed onto ``output_file`` only when th
 and left a non-empty file. A failed, killed or cancelled attempt's file is removed, and a partial
 file never appears under the final name; a stub an earlier attempt left there is never looked at.
 
+An attempt also removes the files of earlier attempts at its chunk that a killed runner could not
+(they are never looked at, but would pile up in the job's directory).
+
 A command that does not name its output (an explicit spec whose script writes it) cannot be
 pointed elsewhere: its ``output_file`` is removed before the attempt instead, so a file left by an
 earlier attempt still cannot pass for this one's.
@@ -15,14 +18,16 @@ earlier attempt still cannot pass for this one's.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import re
 import uuid
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 # A path character next to the name means a different path that merely contains it ("old/x.mp4",
 # "x.mp4.log"); quotes, "=", ":" and spaces do not ("--out=x.mp4", "open('x.mp4', 'w')").
 _PATH_CHARS = r"\w./-"
+_TOKEN = 12  # hex digits that make an attempt's file name its own
 
 
 class ChunkOutput:
@@ -33,7 +38,7 @@ class ChunkOutput:
         self.output_file = output_file
         self.final = os.path.join(cwd, output_file)
         name = PurePosixPath(output_file)
-        own = str(name.with_name(f".{name.stem}.{uuid.uuid4().hex[:12]}{name.suffix}"))
+        own = str(name.with_name(f".{name.stem}.{uuid.uuid4().hex[:_TOKEN]}{name.suffix}"))
         pattern = re.compile(rf"(?<![{_PATH_CHARS}]){re.escape(output_file)}(?![{_PATH_CHARS}])")
         self.argv = [pattern.sub(lambda _: own, argument) for argument in argv]
         redirected = self.argv != argv
@@ -41,6 +46,10 @@ class ChunkOutput:
         self._committed = False
         if not redirected:
             _remove(self.final)
+            return
+        earlier = f".{glob.escape(name.stem)}.{'?' * _TOKEN}{glob.escape(name.suffix)}"
+        for leftover in Path(self.final).parent.glob(earlier):
+            _remove(str(leftover))
 
     def commit(self) -> str | None:
         """Put the attempt's file in place; why the chunk still failed (no file, or an empty one), else None."""

@@ -198,3 +198,16 @@ def test_only_the_output_path_itself_is_redirected(tmp_path):
     out, sidecar, data, old = result.stdout.split()
     assert out.startswith("--out=.a.") and out.endswith(".mp4")
     assert (sidecar, data, old) == ("a.mp4.log", "data.mp4", "old/a.mp4")
+
+
+def test_an_attempt_clears_the_files_earlier_attempts_left_behind(tmp_path):
+    # GIVEN files of earlier attempts at chunk 7 that a killed runner left, and another chunk's
+    chunks = tmp_path / "chunks"
+    chunks.mkdir()
+    for name in (".00007.0123456789ab.mp4", ".00007.ba9876543210.mp4", ".00008.0123456789ab.mp4"):
+        (chunks / name).write_bytes(bytes(48))
+    # WHEN chunk 7 renders again
+    result = LocalWorkerAdapter().execute(chunk_job(tmp_path, "import sys; open(sys.argv[1], 'w').write('frames')"))
+    # THEN only its output and the other chunk's file are there
+    assert result.ok
+    assert sorted(path.name for path in chunks.iterdir()) == [".00008.0123456789ab.mp4", "00007.mp4"]
