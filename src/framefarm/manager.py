@@ -297,16 +297,20 @@ class JobManager:
             if status.state not in ACTIVE and status.state not in (JobState.PENDING, JobState.PAUSED):
                 raise JobStateError(f"job {job_id!r} is already {status.state.value}")
             if status.state in ACTIVE and not self.is_stale(status):
-                self.repository.request(job_id, action)  # the process running it acts within a heartbeat
-                if action == "cancel":
-                    self._mark_cancelled(job_id)  # remote workers need not wait for that heartbeat
-                break
+                # the process running it acts within a heartbeat; refused if its run ended meanwhile
+                if self.repository.request(job_id, action, now=self._clock()):
+                    if action == "cancel":
+                        self._mark_cancelled(job_id)  # remote workers need not wait for that heartbeat
+                    break
+                continue
             # Nothing runs it: take effect now, unless a runner took the lease meanwhile.
             gone = status.lease_owner if owner_is_gone(status.lease_owner) else None
             if self.repository.set_state(job_id, REQUESTS[action], now=self._clock(),
                                          expected=ACTIVE | {JobState.PENDING, JobState.PAUSED},
                                          owner=gone, free_at=None if gone else self._clock()):
                 break
+        else:
+            raise JobStateError(f"job {job_id!r} kept changing hands while it was asked to {action}; try again")
         return self.summary(job_id)
 
     # -- the run itself --------------------------------------------------------------------------
@@ -387,16 +391,16 @@ class JobManager:
             run.token.on_cancel(lambda: self._mark_cancelled(job_id))
         run.writer = StoreWriter(self.repository, job_id, sleep=self._sleep,
                                  on_error=lambda exc: run.token.cancel("stopped: the job store failed"))
-        result = self._execute(status, options, run.token, run.writer)
+        result = self._execute(status, options, run.token, run.writer, run.lease.owner)
         run.writer.close()
         if run.writer.error is not None:
             return JobState.FAILED, f"job store write failed: {run.writer.error}", None
         return result
 
-    def _execute(self, status: JobStatus, options: ExecutionOptions, token: CancelToken, writer: StoreWriter
-                 ) -> tuple[JobState, str | None, str | None]:
+    def _execute(self, status: JobStatus, options: ExecutionOptions, token: CancelToken, writer: StoreWriter,
+                 owner: str) -> tuple[JobState, str | None, str | None]:
         """Run the executor; returns the final (state, error, output)."""
-        wrapped = self._recording_options(status, options, token, writer)
+        wrapped = self._recording_options(status, options, token, writer, owner)
         try:
             report = self.executor.execute(status.spec, wrapped)
         except JobAbortedError as exc:
@@ -418,7 +422,7 @@ class JobManager:
         return JobState.COMPLETED, None, str(report.output) if report.output else None
 
     def _recording_options(self, status: JobStatus, options: ExecutionOptions, token: CancelToken,
-                           writer: StoreWriter) -> ExecutionOptions:
+                           writer: StoreWriter, owner: str) -> ExecutionOptions:
         """The caller's options, with callbacks that write each event to the store first."""
         job_id = status.id
         job_dir = Path(options.job_dir) if options.job_dir else self.job_dir(job_id)
@@ -448,7 +452,9 @@ class JobManager:
 
         def on_merge_start() -> None:
             writer.flush()  # the store shows every chunk done before it shows the job stitching
-            self.repository.set_state(job_id, JobState.STITCHING, now=self._clock(), expected={JobState.RUNNING})
+            if not self.repository.set_state(job_id, JobState.STITCHING, now=self._clock(),
+                                             expected={JobState.RUNNING}, owner=owner):
+                raise JobAbortedError(LEASE_LOST)  # another runner holds the job now: it stitches, not us
             if options.on_merge_start:
                 options.on_merge_start()
 
@@ -481,24 +487,38 @@ class JobManager:
             logger.warning("job %s: could not write the cancel marker", job_id, exc_info=True)
 
     def _heartbeat(self, job_id: str, run: _ActiveRun, stop: threading.Event) -> None:
-        """Renew the run's lease every interval; stop dispatching once it cannot be held."""
-        held_until = run.lease.until
-        while not stop.wait(self._heartbeat_interval):
-            now = self._clock()
-            lease = Lease(run.lease.owner, now + self._stale_after)
+        """Renew the run's lease every interval, and stop dispatching once it may no longer be held.
+
+        The renewal runs on a thread of its own, so a store call that hangs (a busy SQLite file, a
+        DynamoDB call waiting out its read timeout) cannot hold up the fence: when less than one
+        interval of the lease is left by this runner's own clock, it stops, whatever the store says.
+        """
+        held = {"until": run.lease.until, "lost": False}
+        renewing = threading.Lock()
+
+        def renew() -> None:
             try:
+                now = self._clock()
+                lease = Lease(run.lease.owner, now + self._stale_after)
                 beat = self.repository.renew_lease(job_id, lease, now=now)
+                if beat is None:
+                    held["lost"] = True
+                else:
+                    held["until"] = lease.until
+                    _stop_as_requested(run.token, beat.requested)
             except Exception:  # a store hiccup is retried next beat, while the lease still holds
                 logger.warning("job %s: heartbeat failed", job_id, exc_info=True)
-                if now + self._heartbeat_interval < held_until:
-                    continue
-                beat = None
-            if beat is None:
-                logger.warning("job %s: this runner lost its lease; stopping dispatch", job_id)
+            finally:
+                renewing.release()
+
+        while not stop.wait(self._heartbeat_interval):
+            if held["lost"] or self._clock() + self._heartbeat_interval >= held["until"]:
+                logger.warning("job %s: this runner lost its lease (or could not renew it in time); "
+                               "stopping dispatch", job_id)
                 run.token.drain(LEASE_LOST)
                 return
-            held_until = lease.until
-            _stop_as_requested(run.token, beat.requested)
+            if renewing.acquire(blocking=False):  # else the last renewal is still out: the fence above decides
+                threading.Thread(target=renew, name=f"framefarm-renew-{job_id}", daemon=True).start()
 
 
 def _stop_as_requested(token: CancelToken, action: str | None) -> None:

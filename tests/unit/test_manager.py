@@ -12,6 +12,7 @@ import pytest
 
 from framefarm import (
     ExecutionOptions,
+    InMemoryJobRepository,
     JobExecutor,
     JobManager,
     JobState,
@@ -373,7 +374,7 @@ def test_a_request_made_during_a_hand_over_is_honoured_by_the_continuation(store
     token = CancelToken()
     worker.hooks[0] = lambda job: token.drain(HANDOVER)
     manager.run_job("job", ExecutionOptions(cancel=token))
-    store.request("job", "cancel")
+    assert store.request("job", "cancel", now=time.time())
     final = manager.continue_job("job", handed_by=manager.handover_token("job"))
     assert final.state is JobState.CANCELLED and worker.calls == {0: 1}
 
@@ -460,3 +461,52 @@ def test_polling_get_job_while_jobs_finish_never_hangs(store, tmp_path):
     # THEN every poll returned (get_job used to hang on a writer closing under it) and every job completed
     assert not poller.is_alive(), f"get_job hung after {len(finished)} jobs had finished"
     assert finished == [JobState.COMPLETED] * 60
+
+
+def test_a_runner_whose_renewal_hangs_past_its_lease_stops_dispatching():
+    # GIVEN a store whose lease renewal hangs (a busy database file, a call waiting out its timeout)
+    hung, release = threading.Event(), threading.Event()
+
+    class HangingRenewal(InMemoryJobRepository):
+        def renew_lease(self, job_id, lease, *, now):
+            hung.set()
+            release.wait(30)
+            return super().renew_lease(job_id, lease, now=now)
+
+    store, now, worker, gate = HangingRenewal(), [1000.0], ScriptedWorker(), threading.Semaphore(0)
+    for chunk_id in range(1, 20):
+        worker.hooks[chunk_id] = lambda job: gate.acquire(timeout=30)
+    runner = JobManager(store, JobExecutor(worker.adapter()), clock=lambda: now[0], heartbeat_interval=0.05,
+                        stale_after=10.0)
+    token = CancelToken()
+    runner.submit_job(make_spec(20, job_id="job"), ExecutionOptions(cancel=token))
+    assert hung.wait(10)
+    # WHEN its lease runs out by its own clock and another runner takes the job
+    now[0] = 2000.0
+    assert store.take_lease("job", Lease("elsewhere:1:next", 2015.0), now=2000.0, expected={JobState.RUNNING})
+    # THEN it stops dispatching though its renewal never answered, and writes nothing over the new owner
+    eventually(lambda: token.stopping, timeout=10, what="the runner to stop dispatching")
+    gate.release(20)
+    final = runner.wait("job", timeout=30)
+    release.set()
+    assert sum(worker.calls.values()) <= 2, worker.order
+    assert final.lease_owner == "elsewhere:1:next" and final.state is JobState.RUNNING
+
+
+def test_a_cancel_that_lands_after_the_job_failed_does_not_cancel_its_next_resume(tmp_path):
+    # GIVEN a job that failed, and a `framefarm cancel` that looked while it was still running
+    store = SqliteJobRepository(tmp_path / "jobs.db")
+    worker, seen = ScriptedWorker(fail={2: 1}), {}
+    runner = JobManager(store, JobExecutor(worker.adapter()))
+    worker.hooks[1] = lambda job: seen.update(running=store.get("job", chunks=False))
+    runner.create_job(make_spec(3, job_id="job"))
+    assert runner.run_job("job").state is JobState.FAILED
+    canceller = JobManager(store, JobExecutor(worker.adapter()))
+    looks = iter([seen["running"]])
+    canceller.summary = lambda job_id: next(looks, None) or store.get(job_id, chunks=False)
+    # WHEN its cancel lands after the run ended, THEN it is refused, naming the state
+    with pytest.raises(JobStateError, match="already failed"):
+        canceller.cancel_job("job")
+    # AND the next resume runs the job
+    final = runner.resume_job("job", background=False)
+    assert final.state is JobState.COMPLETED, (final.state, final.error)

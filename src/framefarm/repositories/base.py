@@ -118,8 +118,10 @@ class JobRepository(ABC):
         missing, in another state or held, and then nothing changed."""
 
     @abstractmethod
-    def request(self, job_id: str, action: str | None) -> None:
-        """Ask the process running a job to ``cancel`` or ``pause`` it (None clears the request)."""
+    def request(self, job_id: str, action: str, *, now: float) -> bool:
+        """Ask the runner holding a job to ``cancel`` or ``pause`` it, in one conditional write: only
+        while a lease on the job runs past ``now`` (a request left on a job nobody runs would stop
+        its next run). False when nobody holds it: then act on the job directly."""
 
     def require(self, job_id: str) -> JobStatus:
         """The job, or JobNotFoundError."""

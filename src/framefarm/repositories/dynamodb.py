@@ -441,13 +441,10 @@ class DynamoDBJobRepository(JobRepository):
                 self._sleep(CONFLICT_BACKOFF.delay(tries))
         return None
 
-    def request(self, job_id: str, action: str | None) -> None:
-        expression = "REMOVE #requested" if action is None else "SET #requested = :action"
-        extra = {} if action is None else {"ExpressionAttributeValues": self._encode({":action": action})}
-        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):  # no such job
-            self.client.update_item(TableName=self.table, Key=self._key(job_id, META), UpdateExpression=expression,
-                                    ConditionExpression=f"attribute_exists({PK})",
-                                    ExpressionAttributeNames={"#requested": "requested"}, **extra)
+    def request(self, job_id: str, action: str, *, now: float) -> bool:
+        return self._conditional_update(job_id, "SET #requested = :action", "#lease_until > :now",
+                                        {"#requested": "requested", "#lease_until": "lease_until"},
+                                        {":action": action, ":now": now})
 
     # -- helpers ----------------------------------------------------------------------------------
 

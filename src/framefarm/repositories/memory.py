@@ -176,8 +176,10 @@ class InMemoryJobRepository(JobRepository):
                 "requested": None, "updated_at": now, "lease_owner": None, "lease_until": None})
             return reopened
 
-    def request(self, job_id: str, action: str | None) -> None:
+    def request(self, job_id: str, action: str, *, now: float) -> bool:
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is not None:
-                self._jobs[job_id] = job.model_copy(update={"requested": action})
+            if job is None or job.lease_free(now):
+                return False
+            self._jobs[job_id] = job.model_copy(update={"requested": action})
+            return True

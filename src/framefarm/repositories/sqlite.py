@@ -302,9 +302,10 @@ class SqliteJobRepository(JobRepository):
                        (len(reopened), state.value, now, job_id))
         return reopened
 
-    def request(self, job_id: str, action: str | None) -> None:
+    def request(self, job_id: str, action: str, *, now: float) -> bool:
         with self._lock:
-            self._db.execute("UPDATE jobs SET requested = ? WHERE id = ?", (action, job_id))
+            return self._db.execute(f"UPDATE jobs SET requested = ? WHERE id = ? AND NOT {LEASE_FREE}",
+                                    (action, job_id, now)).rowcount > 0
 
     def _spec(self, row: sqlite3.Row) -> JobSpec:
         return self._specs.get(row["id"], row["spec"], lambda: JobSpec.model_validate_json(row["spec"]))

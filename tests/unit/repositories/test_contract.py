@@ -188,7 +188,7 @@ def test_requests_reach_the_lease_holder_and_a_transition_clears_them(repo):
     lease = Lease("runner-a", 20.0)
     assert repo.take_lease("job-1", lease, now=5.0, expected={JobState.PENDING})
     assert repo.renew_lease("job-1", Lease("runner-a", 21.0), now=5.0) == Beat(None)
-    repo.request("job-1", "cancel")
+    assert repo.request("job-1", "cancel", now=5.5)
     assert repo.renew_lease("job-1", Lease("runner-a", 22.0), now=6.0) == Beat("cancel")
     job = repo.require("job-1")
     assert (job.heartbeat_at, job.lease_owner, job.lease_until) == (6.0, "runner-a", 22.0)
@@ -196,6 +196,10 @@ def test_requests_reach_the_lease_holder_and_a_transition_clears_them(repo):
     job = repo.require("job-1")
     assert job.requested is None
     assert (job.lease_owner, job.lease_until) == (None, None)  # a state that is not active releases the lease
+    # a request needs a runner to hear it: refused once nobody holds the job, so none is left for its next run
+    assert not repo.request("job-1", "cancel", now=8.0)
+    assert repo.require("job-1").requested is None
+    assert not repo.request("nobody", "cancel", now=1.0)
     assert repo.renew_lease("nobody", lease, now=1.0) is None
 
 
