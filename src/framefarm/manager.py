@@ -42,7 +42,7 @@ from framefarm.repositories.base import JobRepository
 from framefarm.spec import JobSpec
 from framefarm.status import ChunkAttempt, ChunkStarted, ChunkState, JobState, JobStatus, tail
 from framefarm.storage.base import Storage
-from framefarm.storage.keys import cancel_key, job_prefix
+from framefarm.storage.keys import cancel_key, chunk_key, job_prefix
 from framefarm.storage.logs import keep_full_logs
 from framefarm.store_writer import StoreWriter
 
@@ -200,6 +200,9 @@ class JobManager:
                                                  expected={status.state})
         if reopened is None:
             raise JobStateError(f"job {job_id!r} changed state while its chunks were reopened; try again")
+        if self.storage is not None:  # an earlier attempt's upload must not be stitched in their place
+            for chunk_id in reopened:
+                self.storage.delete_prefix(chunk_key(job_id, chunk_id, status.spec.chunk(chunk_id).output_file))
         logger.info("job %s: chunks %s reopened to render again", job_id, id_list(reopened))
         return reopened
 

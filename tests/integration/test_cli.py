@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from framefarm import JobState, SqliteJobRepository
+from framefarm.lease import Lease
 from framefarm.status import TAIL_CHARS, ChunkState
 from framefarm.stitch.probe import decoded_audio_samples, packets, probe
 from tests.helpers import FAULTY_CHUNK, eventually, process_alive
@@ -475,3 +476,15 @@ def test_render_on_a_cloud_run_worker_server(tmp_path):
         assert all(c.billed_duration_ms % 100 == 0 and c.cost_usd > 0 for c in status.chunks)
     finally:
         server.close()
+
+
+def test_stitch_refuses_a_job_a_runner_holds(tmp_path):
+    # GIVEN a job whose chunks are rendered, then taken by a runner (a retry or resume started elsewhere)
+    job = python_job(tmp_path, "import sys; open(sys.argv[2], 'w').write('x')")
+    assert framefarm("render", str(job), "--job-id", "held", "--no-stitch").returncode == 0
+    now = time.time()
+    assert store().take_lease("held", Lease("elsewhere:1:runner", now + 3600), now=now, expected={JobState.STITCHING})
+    # WHEN it is stitched, THEN it is refused in one line, and the job is left to its runner
+    stitched = framefarm("stitch", "held")
+    assert stitched.returncode == 2 and "a runner holds it" in stitched.stderr, stitched.stderr
+    assert store().require("held").state is JobState.RUNNING

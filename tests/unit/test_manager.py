@@ -24,7 +24,7 @@ from framefarm.errors import JobNotFoundError, JobStateError
 from framefarm.lease import Lease
 from framefarm.manager import HANDOVER
 from framefarm.status import TAIL_CHARS, ChunkState
-from framefarm.storage.keys import log_key
+from framefarm.storage.keys import chunk_key, log_key
 from tests.helpers import RecordingStitcher, ScriptedWorker, eventually, make_spec
 
 
@@ -510,3 +510,19 @@ def test_a_cancel_that_lands_after_the_job_failed_does_not_cancel_its_next_resum
     # AND the next resume runs the job
     final = runner.resume_job("job", background=False)
     assert final.state is JobState.COMPLETED, (final.state, final.error)
+
+
+def test_reopening_a_chunk_removes_its_earlier_upload(store, tmp_path):
+    # GIVEN a job rendered on remote workers, its chunk outputs uploaded to storage
+    storage = LocalStorage(tmp_path / "artifacts")
+    manager = JobManager(store, JobExecutor(ScriptedWorker().adapter()), storage)
+    spec = make_spec(3, job_id="job")
+    manager.create_job(spec)
+    manager.run_job("job", ExecutionOptions(skip_merge=True))
+    keys = [chunk_key("job", chunk.id, chunk.output_file) for chunk in spec.chunks]
+    for key in keys:
+        storage.put_text(key, "frames of the first run")
+    # WHEN chunk 1 is reopened to render again
+    assert manager.reopen_chunks("job", [1]) == [1]
+    # THEN its old upload is gone, so nothing can stitch it in the new render's place; the others stay
+    assert [storage.exists(key) for key in keys] == [True, False, True]

@@ -297,18 +297,40 @@ def cmd_stitch(args: argparse.Namespace, context: Context) -> int:
     if context.remote_storage:
         return cmd_stitch_from_storage(args, context)
     manager = context.manager()
-    job = manager.repository.require(args.job_id)
-    missing = [record.chunk_id for record in job.chunks if record.state is not ChunkState.COMPLETED]
-    if missing:
-        raise JobStateError(f"job {job.id}: chunks {id_list(missing)} are not completed; "
-                            f"run `framefarm resume {job.id}`")
+    job = require_ready_to_stitch(manager, args.job_id)
     output = output_path(args.output, job.output, job.id)
     options = ExecutionOptions(job_dir=manager.job_dir(job.id), stitcher=FfmpegStitcher(), output_file=output,
                                completed_chunk_ids=[chunk.id for chunk in job.spec.chunks])
     report = manager.executor.execute(job.spec, options)
-    manager.repository.set_state(job.id, JobState.COMPLETED, now=time.time(), output=str(report.output))
+    assert report.output is not None
+    mark_stitched(manager, job.id, report.output, context)
     context.err.print(f"stitched {len(job.spec.chunks)} chunks → [bold]{report.output}[/]")
     return EXIT_OK
+
+
+STITCHABLE = frozenset({JobState.STITCHING, JobState.COMPLETED, JobState.PAUSED, JobState.FAILED,
+                        JobState.CANCELLED})  # states at rest in which every chunk may be done
+
+
+def require_ready_to_stitch(manager: JobManager, job_id: str) -> JobStatus:
+    """The job with its chunk records, or JobStateError: a runner holds it, or a chunk is not done
+    (then its output in storage, if any, may be an earlier attempt's)."""
+    job = manager.repository.require(job_id)
+    if job.state not in STITCHABLE or not manager.is_stale(job):
+        raise JobStateError(f"job {job.id} is {job.state.value} and a runner holds it; stitch it once it is done")
+    missing = [record.chunk_id for record in job.chunks if record.state is not ChunkState.COMPLETED]
+    if missing:
+        raise JobStateError(f"job {job.id}: chunks {id_list(missing)} are not completed; "
+                            f"run `framefarm resume {job.id}`")
+    return job
+
+
+def mark_stitched(manager: JobManager, job_id: str, output: Path, context: Context) -> None:
+    """Mark the job completed with its video, only while no runner holds it (one conditional write)."""
+    if not manager.repository.set_state(job_id, JobState.COMPLETED, now=time.time(), output=str(output),
+                                        expected=STITCHABLE, free_at=time.time()):
+        context.err.print(f"[yellow]note:[/] job {job_id} was not marked completed: a runner took it meanwhile "
+                          "(or the job store does not know it)")
 
 
 def cmd_stitch_from_storage(args: argparse.Namespace, context: Context) -> int:
@@ -317,7 +339,7 @@ def cmd_stitch_from_storage(args: argparse.Namespace, context: Context) -> int:
     storage = context.storage()
     manager = context.manager()
     if context.table:
-        job = manager.summary(args.job_id)
+        job = require_ready_to_stitch(manager, args.job_id)
         spec, saved_output = job.spec, job.output
     else:
         try:
@@ -337,8 +359,8 @@ def stitch_from_storage(manager: JobManager, spec: JobSpec, output: Path, contex
     started = time.monotonic()
     upload_key = output_key(spec.id, output.name) if upload else None
     result = S3MergeAdapter(manager.storage).merge(spec, output, upload_key=upload_key)
-    # completed in whichever store knows the job (a stitch from storage alone may have none)
-    manager.repository.set_state(spec.id, JobState.COMPLETED, now=time.time(), output=str(result))
+    if manager.repository.get(spec.id, chunks=False) is not None:  # a stitch from storage alone may have none
+        mark_stitched(manager, spec.id, result, context)
     context.err.print(f"stitched {len(spec.chunks)} chunks from {manager.storage.url(job_prefix(spec.id))} in "
                       f"{time.monotonic() - started:.1f} s → [bold]{result}[/]")
     return EXIT_OK
