@@ -98,8 +98,10 @@ class S3Storage(Storage):
             logger.warning("%s has no %s checksum in S3: not verified", url, CHECKSUM)
             return
         expected, _, suffix = str(stored).partition("-")
-        parts = int(suffix or _multipart_parts(head) or 1)
-        if head.get("ChecksumType") == "FULL_OBJECT" or parts == 1:
+        # A multipart upload's checksum is of its parts' checksums ("...-N"), even of one part: a file
+        # of exactly the multipart threshold goes up as a single part.
+        composite = bool(suffix) or head.get("ChecksumType") == "COMPOSITE" or (_multipart_parts(head) or 1) > 1
+        if head.get("ChecksumType") == "FULL_OBJECT" or not composite:
             actual = sha256_checksum(path)
         else:
             first = self.client.head_object(Bucket=self.bucket, Key=self._key(key), PartNumber=1)

@@ -92,6 +92,17 @@ def test_a_multipart_file_is_checked_part_by_part_against_its_composite_sha256(b
     assert (tmp_path / "down.mp4").read_bytes() == source.read_bytes()
 
 
+def test_a_file_of_exactly_the_multipart_threshold_goes_up_as_one_part_and_downloads(bucket, s3_client, chunk_file,
+                                                                                     tmp_path):
+    # GIVEN a chunk of exactly the multipart threshold: a multipart upload of a single part
+    storage = S3Storage(bucket, client=s3_client, multipart_mb=5)
+    source = chunk_file(5 * MB)
+    storage.put_file("jobs/j/chunks/00009.mp4", source)
+    # WHEN it is downloaded, THEN its composite checksum of one part is checked as such, and passes
+    storage.get_file("jobs/j/chunks/00009.mp4", tmp_path / "down.mp4")
+    assert (tmp_path / "down.mp4").read_bytes() == source.read_bytes()
+
+
 @pytest.mark.parametrize("size", [3 * MB, 11 * MB], ids=["one-part", "multipart"])
 def test_a_download_that_does_not_match_s3s_checksum_is_refused(bucket, s3_client, chunk_file, tmp_path, size):
     # GIVEN a stored chunk whose bytes went bad after S3 took its checksum
