@@ -100,7 +100,7 @@ class S3Storage(Storage):
         expected, _, suffix = str(stored).partition("-")
         # A multipart upload's checksum is of its parts' checksums ("...-N"), even of one part: a file
         # of exactly the multipart threshold goes up as a single part.
-        composite = bool(suffix) or head.get("ChecksumType") == "COMPOSITE" or (_multipart_parts(head) or 1) > 1
+        composite = bool(suffix) or head.get("ChecksumType") == "COMPOSITE" or _multipart_parts(head) is not None
         if head.get("ChecksumType") == "FULL_OBJECT" or not composite:
             actual = sha256_checksum(path)
         else:
