@@ -7,8 +7,11 @@ the run before (a hand-over leaves the lease to a one-off successor token that t
 carries). Only the owner renews it, each heartbeat; a runner that cannot renew before its lease runs
 out stops dispatching, because by then another runner may own the job.
 
-Run ids name where the runner lives (``host:pid:random``), so a process on the same host can tell at
-once that a runner is gone (its process no longer exists) instead of waiting for the lease to run out.
+Run ids name where the runner lives (``host:pid:namespace.start:random``: the host, the process, its
+pid namespace and its start time), so a process on the same host and in the same pid namespace can
+tell at once that a runner is gone (no such process, or another one that reused its pid) instead of
+waiting for the lease to run out. Containers that share a host name but not a pid namespace never
+judge each other's runners.
 """
 
 from __future__ import annotations
@@ -37,8 +40,10 @@ class Beat:
 
 
 def new_run_id() -> str:
-    """A run id no other runner has: this host, this process, and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    """A run id no other runner has: this host, this process (with its pid namespace and start time),
+    and a random part."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_pid_namespace()}.{_started(pid)}:{uuid.uuid4().hex[:12]}"
 
 
 def new_handover_token() -> str:
@@ -47,16 +52,17 @@ def new_handover_token() -> str:
 
 
 def owner_is_gone(owner: str | None) -> bool:
-    """True when ``owner`` is a runner on this host whose process no longer exists.
+    """True when ``owner`` is a runner on this host, in this pid namespace, whose process is gone.
 
-    Only a definite answer counts: another host's runner, a hand-over token, or a process id that
-    exists (perhaps reused) all count as alive, and then the lease has to run out.
+    Only a definite answer counts: another host's or namespace's runner, a hand-over token, or a
+    process that exists with the runner's start time all count as alive, and then the lease has to
+    run out.
     """
     if owner is None:
         return False
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    host, pid_text, where, *_ = [*owner.split(":"), "", ""]
+    namespace, _, started = where.partition(".")
+    if host != socket.gethostname() or not pid_text.isdigit() or namespace != _pid_namespace():
         return False
     pid = int(pid_text)
     if pid == os.getpid():
@@ -66,5 +72,22 @@ def owner_is_gone(owner: str | None) -> bool:
     except ProcessLookupError:
         return True
     except PermissionError:  # exists, owned by someone else
-        return False
-    return False
+        pass
+    return started not in ("", "0") and _started(pid) not in (started, "0")  # "0": cannot tell
+
+
+def _pid_namespace() -> str:
+    """This process's pid namespace (its inode on Linux; "0" where there is none to read)."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "0"
+
+
+def _started(pid: int) -> str:
+    """When process ``pid`` started, in clock ticks since boot (Linux); "0" where that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[19]  # field 22; the name before ")" may hold spaces
+    except (OSError, IndexError):
+        return "0"

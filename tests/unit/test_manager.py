@@ -21,7 +21,7 @@ from framefarm import (
 )
 from framefarm.cancel import CancelToken
 from framefarm.errors import JobNotFoundError, JobStateError
-from framefarm.lease import Lease
+from framefarm.lease import Lease, _pid_namespace
 from framefarm.manager import HANDOVER
 from framefarm.status import TAIL_CHARS, ChunkState
 from framefarm.storage.keys import chunk_key, log_key
@@ -413,7 +413,7 @@ def test_cancel_of_a_job_whose_runner_process_is_gone_takes_effect_at_once(store
     dead.wait()
     manager = manager_for(ScriptedWorker(), store, tmp_path, clock=lambda: 1000.0)
     manager.create_job(make_spec(2, job_id="job"))
-    owner = f"{socket.gethostname()}:{dead.pid}:x"
+    owner = f"{socket.gethostname()}:{dead.pid}:{_pid_namespace()}.0:x"
     store.take_lease("job", Lease(owner, 4600.0), now=1000.0, expected={JobState.PENDING})
     # WHEN it is cancelled, THEN it is cancelled now, not after the lease runs out
     assert manager.cancel_job("job").state is JobState.CANCELLED
