@@ -276,13 +276,20 @@ class JobManager:
         """Stop dispatching; work in flight finishes and is kept; the job ends ``paused``."""
         return self._control(job_id, "pause")
 
-    def delete_job(self, job_id: str) -> bool:
-        """Remove the job, its records and its stored artifacts (cancelling it first if it runs here)."""
+    def delete_job(self, job_id: str, *, timeout: float = 60.0) -> bool:
+        """Remove the job, its records and its stored artifacts (cancelling it first if it runs here,
+        waiting up to ``timeout`` s for that). JobStateError if a runner elsewhere holds it: cancel it
+        first, or its runner would go on rendering a job that is gone."""
         with self._lock:
             run = self._active.get(job_id)
         if run is not None:
             run.token.cancel("cancelled")
-            run.done.wait()
+            if not run.done.wait(timeout):
+                raise JobStateError(f"job {job_id!r} did not stop within {timeout:g} s of its cancel; not deleted")
+        else:
+            status = self.repository.get(job_id, chunks=False)
+            if status is not None and not self.is_stale(status):
+                raise JobStateError(f"job {job_id!r} is {status.state.value} and a runner holds it; cancel it first")
         deleted = self.repository.delete(job_id)
         if self.storage is not None and self.storage is not self.repository.storage:  # else already cleared
             self.storage.delete_prefix(job_prefix(job_id))

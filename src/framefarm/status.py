@@ -24,9 +24,7 @@ from pydantic import (
 )
 
 from framefarm.spec import JobSpec
-
-TAIL_CHARS = 8_192  # bounded log tails on records; full logs go to storage
-TAIL_MARK = "…"  # starts a tail that was cut
+from framefarm.tails import TAIL_CHARS, TAIL_MARK, is_cut, tail  # noqa: F401 - the records' tails, re-exported
 
 
 class JobState(str, Enum):
@@ -259,15 +257,3 @@ class JobStatus(BaseModel):
         return cls(id=spec.id, spec=spec, total_chunks=len(spec.chunks), output=output or spec.output,
                    created_at=now, updated_at=now, client_token=client_token,
                    chunks=[ChunkRecord(chunk_id=chunk.id) for chunk in spec.chunks])
-
-
-def tail(text: str, limit: int = TAIL_CHARS) -> str:
-    """The last ``limit`` characters of ``text``, marked when cut."""
-    if len(text) <= limit:
-        return text
-    return TAIL_MARK + text[-(limit - 1):]
-
-
-def is_cut(text: str, limit: int = TAIL_CHARS) -> bool:
-    """True when ``text`` looks like a tail ``tail`` cut: only then was the full text kept elsewhere."""
-    return len(text) == limit and text.startswith(TAIL_MARK)

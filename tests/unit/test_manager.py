@@ -526,3 +526,13 @@ def test_reopening_a_chunk_removes_its_earlier_upload(store, tmp_path):
     assert manager.reopen_chunks("job", [1]) == [1]
     # THEN its old upload is gone, so nothing can stitch it in the new render's place; the others stay
     assert [storage.exists(key) for key in keys] == [True, False, True]
+
+
+def test_a_job_a_runner_elsewhere_holds_is_not_deleted(store, tmp_path):
+    manager = manager_for(ScriptedWorker(), store, tmp_path)
+    manager.create_job(make_spec(2, job_id="job"))
+    store.take_lease("job", Lease("elsewhere:1:runner", time.time() + 3600), now=time.time(),
+                     expected={JobState.PENDING})
+    with pytest.raises(JobStateError, match="a runner holds it; cancel it first"):
+        manager.delete_job("job")
+    assert store.get("job") is not None

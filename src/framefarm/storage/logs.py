@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from framefarm.status import TAIL_CHARS, is_cut
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import log_key
+from framefarm.tails import TAIL_CHARS, is_cut
 
 logger = logging.getLogger(__name__)
 
