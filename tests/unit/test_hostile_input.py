@@ -5,6 +5,7 @@ exception, and nothing written."""
 from __future__ import annotations
 
 import json
+import os
 
 import boto3
 import pytest
@@ -206,26 +207,12 @@ def test_placeholder_attribute_access_is_refused():
 
 
 
-def drawn_twice(profile: str) -> tuple[list[str], list[str]]:
-    """The job documents one property test draws on two runs under ``profile``."""
-    runs: list[list[str]] = []
-
-    @settings(settings.get_profile(profile), max_examples=25, database=None)
-    @given(document=job_documents())
-    def draw(document):
-        runs[-1].append(repr(document))
-
-    for _ in range(2):
-        runs.append([])
-        draw()
-    return runs[0], runs[1]
-
-
-def test_the_ci_profile_draws_the_same_cases_every_run_and_fuzz_new_ones():
-    # GIVEN the profiles tests/conftest.py registers, WHEN one property test runs twice under each
-    first, second = drawn_twice("ci")
-    # THEN "ci" (what `make test` and CI load) draws the same cases both times
-    assert first == second
-    # AND "fuzz" (`make fuzz`) draws new ones
-    first, second = drawn_twice("fuzz")
-    assert first != second
+def test_the_ci_profile_is_derandomized_and_fuzz_draws_new_cases():
+    # GIVEN the profiles tests/conftest.py registers
+    ci, fuzz = settings.get_profile("ci"), settings.get_profile("fuzz")
+    # THEN "ci" (what `make test` and CI load by default) draws from a fixed seed with no example
+    # database, so a clean run never meets a case nobody saw; "fuzz" (`make fuzz`) searches anew and longer.
+    # (Comparing two runs' draws in one process is not stable under load: hypothesis's engine adapts.)
+    assert (ci.derandomize, ci.database) == (True, None)
+    assert not fuzz.derandomize and fuzz.max_examples > 10 * ci.max_examples
+    assert settings.default.derandomize is (os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci")
