@@ -126,7 +126,9 @@ class DynamoDBJobRepository(JobRepository):
     def save(self, status: JobStatus) -> None:
         if self.get(status.id, chunks=False) is not None:
             self.delete(status.id, keep_storage=True)
-        item = self._job_item(status)
+        text = status.spec.model_dump_json().encode()
+        item = self._job_item(status, text)
+        self._put_spec(status.spec, text)
         self.client.put_item(TableName=self.table, Item=self._encode(item))
         self._put_chunks(status, item)
 
@@ -134,16 +136,20 @@ class DynamoDBJobRepository(JobRepository):
         existing = self.get(status.id, chunks=False)
         if existing is not None:  # checked first, so its spec in storage is never overwritten
             return existing
-        item = self._job_item(status)
+        text = status.spec.model_dump_json().encode()
+        item = self._job_item(status, text)
         try:
             self.client.put_item(TableName=self.table, Item=self._encode(item),
                                  ConditionExpression=f"attribute_not_exists({PK})")
         except self.client.exceptions.ConditionalCheckFailedException:
             return self.get(status.id, chunks=False)  # created by a racing call in between
+        # Only the call that created the item writes the spec: a racing create of the same id with
+        # another spec can never replace the one this job's item describes.
+        self._put_spec(status.spec, text)
         self._put_chunks(status, item)
         return None
 
-    def _job_item(self, status: JobStatus) -> dict[str, Any]:
+    def _job_item(self, status: JobStatus, spec_json: bytes) -> dict[str, Any]:
         item: dict[str, Any] = {
             PK: job_pk(status.id), SK: META, "type": "job", GSI_PK: JOBS_PARTITION, GSI_SK: status.created_at,
             "job_id": status.id, "state": status.state.value, "total_chunks": status.total_chunks,
@@ -154,7 +160,7 @@ class DynamoDBJobRepository(JobRepository):
             "requested": status.requested, "created_at": status.created_at, "updated_at": status.updated_at,
             "heartbeat_at": status.heartbeat_at, "lease_owner": status.lease_owner,
             "lease_until": status.lease_until, "client_token": status.client_token,
-            **self._spec_attributes(status.id, status.spec),
+            **self._spec_attributes(status.id, status.spec, spec_json),
         }
         if self._ttl is not None:
             item[TTL_ATTRIBUTE] = int(status.created_at + self._ttl)
@@ -448,18 +454,22 @@ class DynamoDBJobRepository(JobRepository):
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _spec_attributes(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
-        text = spec.model_dump_json().encode()
+    def _spec_attributes(self, job_id: str, spec: JobSpec, text: bytes) -> dict[str, Any]:
+        """Where the job item finds its spec: in storage (``_put_spec`` writes it there), else inline."""
         digest = hashlib.sha256(text).hexdigest()
         self._specs.remember(digest, digest, spec)
         if self.storage is not None:  # keeps the job item the same size whatever the number of chunks
             # A full URL, so a reader given only the table (framefarm status --table) finds it.
-            return {"spec_url": self.storage.put_spec(spec, text), "spec_sha256": digest}
+            return {"spec_url": self.storage.url(spec_key(job_id)), "spec_sha256": digest}
         packed = zlib.compress(text, 6)
         if len(packed) > INLINE_SPEC_LIMIT:
             raise FramefarmError(f"job {job_id}: spec is {len(packed):,} bytes compressed, too large for a "
                                  "DynamoDB item; give the repository a storage to keep it in")
         return {"spec": packed, "spec_sha256": digest}
+
+    def _put_spec(self, spec: JobSpec, text: bytes) -> None:
+        if self.storage is not None:
+            self.storage.put_spec(spec, text)
 
     def _spec(self, meta: dict[str, Any]) -> JobSpec:
         digest = meta.get("spec_sha256", "")

@@ -297,3 +297,17 @@ def test_the_listing_index_keeps_what_a_listing_shows_and_no_heartbeat(table, dy
     listed = DynamoDBJobRepository(table, client=dynamodb_client).list()
     assert [(job.id, job.heartbeat_at) for job in listed] == [("beating", None)]
     assert listed[0].spec == make_spec(3, job_id="beating")
+
+
+def test_a_create_that_loses_a_race_for_its_id_leaves_the_winners_spec(repo, storage, table, dynamodb_client):
+    # GIVEN a job created with one spec, and a second create of the same id that looked before it existed
+    winner = make_spec(2, job_id="raced")
+    assert repo.create(JobStatus.new(winner, now=1.0)) is None
+    late = DynamoDBJobRepository(table, client=dynamodb_client, storage=storage)
+    looks = iter([None])
+    late.get = lambda job_id, chunks=True: next(looks, "missing") and repo.get(job_id, chunks=chunks)
+    # WHEN it reaches the table with another spec
+    existing = late.create(JobStatus.new(make_spec(5, job_id="raced"), now=2.0))
+    # THEN it gets the first job back, and the spec workers read is still the first job's
+    assert existing is not None and existing.total_chunks == 2
+    assert json.loads(storage.get_bytes(spec_key("raced")))["chunks"] == json.loads(winner.model_dump_json())["chunks"]
