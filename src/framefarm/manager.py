@@ -196,8 +196,9 @@ class JobManager:
                                 "cancel or pause it before retrying chunks")
         if status.state is JobState.PENDING:
             raise JobStateError(f"job {job_id!r} is pending: no chunk has run yet; resume it instead")
+        gone = status.lease_owner if owner_is_gone(status.lease_owner) else None
         reopened = self.repository.reopen_chunks(job_id, wanted, state=JobState.PAUSED, now=self._clock(),
-                                                 expected={status.state})
+                                                 expected={status.state}, gone_owner=gone)
         if reopened is None:
             raise JobStateError(f"job {job_id!r} changed state while its chunks were reopened; try again")
         if self.storage is not None:  # an earlier attempt's upload must not be stitched in their place

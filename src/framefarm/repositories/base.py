@@ -109,13 +109,14 @@ class JobRepository(ABC):
 
     @abstractmethod
     def reopen_chunks(self, job_id: str, chunk_ids: Collection[int], *, state: JobState, now: float,
-                      expected: Collection[JobState]) -> builtins.list[int] | None:
+                      expected: Collection[JobState], gone_owner: str | None = None) -> builtins.list[int] | None:
         """Ready ``chunk_ids`` to render again, in one conditional write, only while the job is in an
         ``expected`` state: those that completed go back to pending (their attempt counts and amounts
         billed stay: they were paid), the job's completed counter moves down by as many, and the job
         moves to ``state`` (error, request and any lease cleared). Only while no runner holds the job
-        (its lease free at ``now``). Returns the chunk ids reopened, sorted; None when the job is
-        missing, in another state or held, and then nothing changed."""
+        (its lease free at ``now``, or held by ``gone_owner``, a runner known to be gone). Returns the
+        chunk ids reopened, sorted; None when the job is missing, in another state or held, and then
+        nothing changed."""
 
     @abstractmethod
     def request(self, job_id: str, action: str, *, now: float) -> bool:

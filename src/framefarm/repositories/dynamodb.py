@@ -404,7 +404,7 @@ class DynamoDBJobRepository(JobRepository):
             return False
 
     def reopen_chunks(self, job_id: str, chunk_ids: Collection[int], *, state: JobState, now: float,
-                      expected: Collection[JobState]) -> builtins.list[int] | None:
+                      expected: Collection[JobState], gone_owner: str | None = None) -> builtins.list[int] | None:
         """One TransactWriteItems: each completed chunk item back to pending, the job item's state
         and counter, every item conditional; a chunk that changed meanwhile means read and try again."""
         wanted = set(chunk_ids)
@@ -419,11 +419,13 @@ class DynamoDBJobRepository(JobRepository):
                 "TableName": self.table, "Key": self._key(job_id, META),
                 "UpdateExpression": "SET #state = :state, #updated_at = :now ADD #completed_chunks :reopened "
                                     "REMOVE #error, #requested, #lease_owner, #lease_until",
-                "ConditionExpression": f"attribute_exists({PK}) AND #state IN ({', '.join(allowed)}) AND {LEASE_FREE}",
+                "ConditionExpression": f"attribute_exists({PK}) AND #state IN ({', '.join(allowed)}) "
+                                       f"AND ({LEASE_FREE} OR #lease_owner = :gone)",
                 "ExpressionAttributeNames": {"#state": "state", "#updated_at": "updated_at", "#error": "error",
                                              "#requested": "requested", "#completed_chunks": "completed_chunks",
                                              "#lease_owner": "lease_owner", "#lease_until": "lease_until"},
                 "ExpressionAttributeValues": self._encode({":state": state.value, ":now": now, ":free_at": now,
+                                                           ":gone": gone_owner or "-",
                                                            ":reopened": -len(reopened), **allowed}),
             }
             chunk_updates = [{

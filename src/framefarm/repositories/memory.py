@@ -161,10 +161,11 @@ class InMemoryJobRepository(JobRepository):
             return True
 
     def reopen_chunks(self, job_id: str, chunk_ids: Collection[int], *, state: JobState, now: float,
-                      expected: Collection[JobState]) -> builtins.list[int] | None:
+                      expected: Collection[JobState], gone_owner: str | None = None) -> builtins.list[int] | None:
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or job.state not in expected or not job.lease_free(now):
+            held = not job.lease_free(now) and job.lease_owner != gone_owner if job is not None else True
+            if job is None or job.state not in expected or held:
                 return None
             records = self._chunks[job_id]
             reopened = sorted(cid for cid in set(chunk_ids)

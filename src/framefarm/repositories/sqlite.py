@@ -288,11 +288,12 @@ class SqliteJobRepository(JobRepository):
                                     (successor.owner, successor.until, job_id, owner)).rowcount > 0
 
     def reopen_chunks(self, job_id: str, chunk_ids: Collection[int], *, state: JobState, now: float,
-                      expected: Collection[JobState]) -> builtins.list[int] | None:
+                      expected: Collection[JobState], gone_owner: str | None = None) -> builtins.list[int] | None:
         states = [s.value for s in expected]
         with self._transaction() as db:
-            row = db.execute("SELECT state, lease_until FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None or row["state"] not in states or (row["lease_until"] or 0) > now:
+            row = db.execute("SELECT state, lease_owner, lease_until FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            held = row is not None and (row["lease_until"] or 0) > now and row["lease_owner"] != gone_owner
+            if row is None or row["state"] not in states or held:
                 return None
             reopened = sorted(cid for cid in set(chunk_ids) if db.execute(
                 "UPDATE chunks SET state = 'pending', output = NULL "

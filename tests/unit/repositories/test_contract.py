@@ -377,3 +377,18 @@ def test_only_one_of_many_racing_reopens_counts(repo):
     # THEN one did, and the counter went down once
     assert (outcomes.count([0]), outcomes.count(None)) == (1, 7)
     assert repo.require("job-1").completed_chunks == 1
+
+
+def test_reopening_needs_the_job_free_or_its_runner_known_gone(repo):
+    # GIVEN a failed run whose (dead) runner still holds the lease by its expiry time
+    new_job(repo, 2)
+    repo.record_attempt("job-1", done(0))
+    repo.take_lease("job-1", Lease("dead-runner", 500.0), now=100.0, expected={JobState.PENDING})
+    # WHEN chunks are reopened while the lease runs, THEN it is refused, unless that runner is known gone
+    assert repo.reopen_chunks("job-1", [0], state=JobState.PAUSED, now=200.0, expected={JobState.RUNNING}) is None
+    assert repo.reopen_chunks("job-1", [0], state=JobState.PAUSED, now=200.0, expected={JobState.RUNNING},
+                              gone_owner="someone-else") is None
+    assert repo.reopen_chunks("job-1", [0], state=JobState.PAUSED, now=200.0, expected={JobState.RUNNING},
+                              gone_owner="dead-runner") == [0]
+    job = repo.require("job-1")
+    assert (job.state, job.lease_owner, job.completed_chunks) == (JobState.PAUSED, None, 0)
