@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -247,3 +248,16 @@ def process_alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+@contextlib.contextmanager
+def stubbed_client(service: str):
+    """A real boto3 client for ``service`` whose answers a botocore Stubber scripts (for errors moto never
+    produces); yields (client, stubber) and checks on exit that every scripted answer was used."""
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client(service, region_name="us-east-1")
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()

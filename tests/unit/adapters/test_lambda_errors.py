@@ -10,7 +10,7 @@ import pytest
 
 from framefarm import ExecutionOptions, JobExecutor, LocalStorage, WorkerJob
 from framefarm.adapters.aws_lambda import EXIT_FUNCTION_ERROR, INVOKE_ERRORS, LambdaWorkerAdapter
-from tests.helpers import make_spec
+from tests.helpers import make_spec, stubbed_client
 
 # What each row of the table must mean, restated here so a changed row is a failing test.
 THROTTLES = {"TooManyRequestsException", "ThrottlingException"}
@@ -41,19 +41,19 @@ REPLY = {"exit_code": 0, "stdout": "done\n", "output_key": "jobs/job-1/chunks/00
 
 
 @pytest.fixture
-def client(aws_credentials):
-    import boto3
-
-    return boto3.client("lambda", region_name="us-east-1")
+def stubbed(aws_credentials):
+    with stubbed_client("lambda") as pair:
+        yield pair
 
 
 @pytest.fixture
-def stub(client):
-    from botocore.stub import Stubber
+def client(stubbed):
+    return stubbed[0]
 
-    with Stubber(client) as stubber:
-        yield stubber
-        stubber.assert_no_pending_responses()
+
+@pytest.fixture
+def stub(stubbed):
+    return stubbed[1]
 
 
 @pytest.fixture

@@ -15,17 +15,13 @@ from framefarm.repositories.dynamodb import (
     DynamoDBJobRepository,
 )
 from framefarm.status import ChunkAttempt, ChunkRecord, ChunkState, JobStatus
-from tests.helpers import make_spec
+from tests.helpers import make_spec, stubbed_client
 
 
 @pytest.fixture
 def stubbed(aws_credentials):
-    import boto3
-
-    client = boto3.client("dynamodb", region_name="us-east-1")
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
+    with stubbed_client("dynamodb") as pair:
+        yield pair
 
 
 @pytest.fixture

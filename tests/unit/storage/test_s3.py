@@ -12,20 +12,15 @@ import pytest
 
 from framefarm.errors import StorageError
 from framefarm.storage.s3 import S3Storage, sha256_checksum
-from tests.helpers import corrupt_s3_object
+from tests.helpers import corrupt_s3_object, stubbed_client
 
 MB = 2**20
 
 
 @pytest.fixture
 def stubbed(aws_credentials):
-    import boto3
-    from botocore.stub import Stubber
-
-    client = boto3.client("s3", region_name="us-east-1")
-    with Stubber(client) as stub:
-        yield client, stub
-        stub.assert_no_pending_responses()
+    with stubbed_client("s3") as pair:
+        yield pair
 
 
 def listing(*keys: str) -> dict:
