@@ -280,6 +280,27 @@ def _accepts(port: int) -> bool:
     return True
 
 
+DEVCLOUD_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3",
+                  "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_LAMBDA", "FRAMEFARM_TABLE", "FRAMEFARM_BUCKET")
+
+
+def read_devcloud_exports(stdout) -> tuple[dict[str, str], list[str]]:
+    """Read ``framefarm devcloud``'s output up to its exports: (the exported names and values, the lines
+    before them). Every line after the first export must be an export: they come last."""
+    env: dict[str, str] = {}
+    before: list[str] = []
+    while not set(DEVCLOUD_NAMES) <= env.keys():
+        line = stdout.readline()
+        assert line, f"devcloud stopped before printing its exports; it printed: {before}"
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].strip().partition("=")
+            env[name] = value
+        else:
+            assert not env, f"{line!r} after the export lines"
+            before.append(line)
+    return env, before
+
+
 def corrupt_s3_object(bucket: str, key: str) -> None:
     """Flip one byte of a stored object in moto's backend, keeping its size, ETag and stored checksum."""
     from moto.core import DEFAULT_ACCOUNT_ID
