@@ -128,8 +128,13 @@ class WorkerProcess:
             with self.log.open("ab") as log:
                 self.process = subprocess.Popen(self.command, env={**env, "PORT": str(self.port)},
                                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-            if eventually(lambda: self.process.poll() is not None or _accepts(self.port), timeout=30,
-                          what="the Cloud Run worker listening") and self.process.poll() is None:
+            try:
+                eventually(lambda: self.process.poll() is not None or _accepts(self.port), timeout=30,
+                           what="the Cloud Run worker listening")
+            except AssertionError:
+                self.close()
+                raise
+            if self.process.poll() is None:
                 return
         raise AssertionError(f"the Cloud Run worker did not start:\n{self.log.read_text()}")
 
