@@ -1,15 +1,19 @@
-"""Test doubles that are real implementations (a scripted in-process worker), and spec builders."""
+"""Test doubles that are real implementations (a scripted in-process worker, the Cloud Run worker in its own
+process behind a fault-injecting proxy), and spec builders."""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
-import io
 import json
 import os
+import shlex
 import socket
 import socketserver
 import struct
+import subprocess
+import sys
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -19,6 +23,7 @@ from pathlib import Path
 from framefarm import CallableWorkerAdapter, JobSpec, WorkerJob, WorkerResult, plan_job
 
 FAULTY_CHUNK = Path(__file__).parent / "faulty_chunk.py"  # a chunk command that misbehaves on cue
+CLOUD_RUN_DOCKERFILE = Path(__file__).resolve().parents[1] / "infra" / "cloudrun" / "Dockerfile"
 
 
 def make_spec(chunks: int = 5, *, frames_per_chunk: int = 10, job_id: str | None = None,
@@ -90,45 +95,83 @@ class RecordingStitcher:
         return output
 
 
-class WorkerServer:
-    """The Cloud Run worker app under waitress on 127.0.0.1, recording each request's Authorization."""
+def image_command(dockerfile: Path = CLOUD_RUN_DOCKERFILE) -> tuple[list[str], dict[str, str]]:
+    """The command and environment the Cloud Run image starts its worker with (its CMD and ENV lines),
+    ``python`` being this interpreter."""
+    command: list[str] = []
+    env: dict[str, str] = {}
+    for line in dockerfile.read_text().splitlines():
+        if line.startswith("CMD "):
+            command = json.loads(line[len("CMD "):])
+        elif line.startswith("ENV "):
+            env.update(item.split("=", 1) for item in shlex.split(line[len("ENV "):]))
+    return [sys.executable if part == "python" else part for part in command], env
 
-    def __init__(self, timeout: float | None = None, faults: PlatformFaults | None = None) -> None:
-        from framefarm.worker.cloud_run_server import create_app, serve
 
-        app = create_app(timeout=timeout)
-        if faults is not None:
-            app = faults.middleware(app)
-        self.authorizations: list[str | None] = []
+class WorkerProcess:
+    """The Cloud Run worker started the way its image starts it (``image_command``: ``python -m
+    framefarm.worker.cloud_run_server``) in its own process, on 127.0.0.1 at the ``PORT`` it is given.
 
-        def recording(environ, start_response):
-            self.authorizations.append(environ.get("HTTP_AUTHORIZATION"))
-            return app(environ, start_response)
+    ``timeout`` reaches it as ``FRAMEFARM_CHUNK_TIMEOUT``; the image's ``ENV`` and then this process's
+    environment at start make the rest. Its log goes to a file, read back when it fails to start.
+    """
 
-        self.server = serve(recording, host="127.0.0.1", port=0)
-        self.port = self.server.effective_port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.closing = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+    def __init__(self, timeout: float | None = None, *, attempts: int = 3) -> None:
+        from framefarm.config import ENV_CHUNK_TIMEOUT
 
-    def _serve(self) -> None:
-        try:
-            self.server.run()
-        except OSError:  # close() pulls the sockets from under waitress's select loop: EBADF is the way out
-            if not self.closing:
+        self.command, image_env = image_command()
+        self.log = Path(tempfile.mkstemp(prefix="cloud-run-worker-", suffix=".log")[1])
+        env = {**image_env, **os.environ, "HOST": "127.0.0.1"}
+        if timeout is not None:
+            env[ENV_CHUNK_TIMEOUT] = str(timeout)
+        for _ in range(attempts):  # a free port can be taken between choosing it and the worker binding it
+            self.port = free_port()
+            with self.log.open("ab") as log:
+                self.process = subprocess.Popen(self.command, env={**env, "PORT": str(self.port)},
+                                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                eventually(lambda: self.process.poll() is not None or _accepts(self.port), timeout=30,
+                           what="the Cloud Run worker listening")
+            except AssertionError:
+                self.close()
                 raise
+            if self.process.poll() is None:
+                return
+        raise AssertionError(f"the Cloud Run worker did not start:\n{self.log.read_text()}")
 
     def close(self) -> None:
-        self.closing = True
-        self.server.close()
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.log.unlink(missing_ok=True)
+
+
+class WorkerServer:
+    """A Cloud Run worker process (``WorkerProcess``, shared when given) behind a ``PlatformProxy``:
+    ``url`` is the proxy's, which records each request's Authorization and injects ``faults``."""
+
+    def __init__(self, timeout: float | None = None, faults: PlatformFaults | None = None,
+                 process: WorkerProcess | None = None) -> None:
+        self._owned = process is None
+        self.process = process or WorkerProcess(timeout)
+        self.proxy = PlatformProxy(self.process.port, faults or PlatformFaults())
+        self.url = self.proxy.url
+        self.authorizations = self.proxy.authorizations
+
+    def close(self) -> None:
+        self.proxy.close()
+        if self._owned:
+            self.process.close()
 
 
 class PlatformFaults:
     """Faults injected in front of a Cloud Run worker, each for the next ``times`` requests of one chunk.
 
     ``throttle`` answers 429 and ``crash`` answers 500 (the instance died handling it) without running
-    the chunk; ``reset`` (through ResettingProxy) runs it and then drops the connection.
+    the chunk; ``reset`` runs it and then drops the connection. ``PlatformProxy`` applies them.
     """
 
     def __init__(self) -> None:
@@ -151,22 +194,12 @@ class PlatformFaults:
                     return True
         return False
 
-    def middleware(self, app):
-        def faulty(environ, start_response):
-            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-            environ["wsgi.input"] = io.BytesIO(body)
-            for kind, status in (("throttle", "429 Too Many Requests"), ("crash", "500 Internal Server Error")):
-                if self.take(kind, body):
-                    start_response(status, [("Content-Type", "text/plain")])
-                    return [f"injected {kind}".encode()]
-            return app(environ, start_response)
 
-        return faulty
-
-
-class ResettingProxy:
-    """An HTTP relay on 127.0.0.1 that resets the connection (TCP RST) instead of relaying the answer
-    for requests ``faults`` picks: the worker ran, the caller never hears back."""
+class PlatformProxy:
+    """An HTTP relay on 127.0.0.1 in front of a worker process, standing in for Cloud Run's front end:
+    it records each request's Authorization header, answers 429 (``throttle``) or 500 (``crash``)
+    without relaying for requests ``faults`` picks, and for ``reset`` relays the request and then
+    resets the connection (TCP RST) instead of answering: the worker ran, the caller never hears back."""
 
     def __init__(self, upstream_port: int, faults: PlatformFaults) -> None:
         proxy = self
@@ -177,10 +210,12 @@ class ResettingProxy:
                     pass
 
         self.upstream_port, self.faults = upstream_port, faults
+        self.authorizations: list[str | None] = []
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Relay)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # a short poll: close() waits up to one poll interval for the loop to see the shutdown
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
 
     def relay_one(self, connection, rfile) -> bool:
         request_line = rfile.readline()
@@ -192,6 +227,12 @@ class ResettingProxy:
             name, _, value = line.decode().partition(":")
             headers[name.strip()] = value.strip()
         body = rfile.read(int(headers.get("Content-Length", 0)))
+        self.authorizations.append(next((value for name, value in headers.items()
+                                         if name.lower() == "authorization"), None))
+        for kind, status, reason in (("throttle", 429, "Too Many Requests"), ("crash", 500, "Internal Server Error")):
+            if self.faults.take(kind, body):
+                self._answer(connection, status, reason, [("Content-Type", "text/plain")], f"injected {kind}".encode())
+                return True
         upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=120)
         upstream.request(method, path, body, headers)
         response = upstream.getresponse()
@@ -201,12 +242,16 @@ class ResettingProxy:
             connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             connection.close()
             return False
-        head = [f"HTTP/1.1 {response.status} {response.reason}"]
-        head += [f"{name}: {value}" for name, value in response.getheaders()
+        self._answer(connection, response.status, response.reason, response.getheaders(), payload)
+        return True
+
+    @staticmethod
+    def _answer(connection, status: int, reason: str, headers, payload: bytes) -> None:
+        head = [f"HTTP/1.1 {status} {reason}"]
+        head += [f"{name}: {value}" for name, value in headers
                  if name.lower() not in ("content-length", "transfer-encoding", "connection")]
         head.append(f"Content-Length: {len(payload)}")
         connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
-        return True
 
     def close(self) -> None:
         self.server.shutdown()
@@ -224,6 +269,42 @@ def eventually(probe: Callable[[], object], *, timeout: float = 60.0, interval: 
             return value
         time.sleep(interval)
     raise AssertionError(f"{what} not reached in {timeout} s")
+
+
+def free_port() -> int:
+    """A port nothing listens on now (another process may take it before the caller binds it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+DEVCLOUD_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3",
+                  "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_LAMBDA", "FRAMEFARM_TABLE", "FRAMEFARM_BUCKET")
+
+
+def read_devcloud_exports(stdout) -> tuple[dict[str, str], list[str]]:
+    """Read ``framefarm devcloud``'s output up to its exports: (the exported names and values, the lines
+    before them). Every line after the first export must be an export: they come last."""
+    env: dict[str, str] = {}
+    before: list[str] = []
+    while not set(DEVCLOUD_NAMES) <= env.keys():
+        line = stdout.readline()
+        assert line, f"devcloud stopped before printing its exports; it printed: {before}"
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].strip().partition("=")
+            env[name] = value
+        else:
+            assert not env, f"{line!r} after the export lines"
+            before.append(line)
+    return env, before
 
 
 def corrupt_s3_object(bucket: str, key: str) -> None:

@@ -17,6 +17,7 @@ from framefarm.repositories.dynamodb import DynamoDBJobRepository
 from framefarm.status import ChunkState, JobState, is_cut
 from framefarm.stitch.probe import decoded_audio_samples, packets
 from framefarm.storage.s3 import S3Storage
+from tests.helpers import read_devcloud_exports
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "testsrc.yaml"
 SLEEPY_CHUNK = [sys.executable, "-c",
@@ -213,13 +214,7 @@ def test_framefarm_devcloud_prints_a_working_environment(tmp_path):
     server = subprocess.Popen([sys.executable, "-m", "framefarm", "devcloud"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
-        env = {}
-        for line in server.stdout:
-            if line.startswith("export "):
-                name, _, value = line[len("export "):].strip().partition("=")
-                env[name] = value
-            if line.startswith("# framefarm stitch"):
-                break
+        env, _ = read_devcloud_exports(server.stdout)
         # WHEN a job is submitted with the environment it printed
         jobfile = tmp_path / "job.yaml"
         jobfile.write_text(yaml.safe_dump(sleepy_job(2, job_id="from-shell")))
@@ -234,7 +229,11 @@ def test_framefarm_devcloud_prints_a_working_environment(tmp_path):
         assert status.returncode == 0 and "from-shell" in status.stdout
     finally:
         server.terminate()
-        server.wait(30)
+        rest, stderr = server.communicate(timeout=30)
+    # AND the export lines came last, and moto's access log went to its file, not the terminal
+    assert all(line.startswith("export ") for line in rest.splitlines()), rest
+    log = Path(os.environ["FRAMEFARM_HOME"]) / "devcloud.log"
+    assert "POST / HTTP/1.1" in log.read_text() and "HTTP/1.1" not in stderr
 
 
 def test_stack_outputs_stand_in_for_each_name(aws, capsys):

@@ -1,7 +1,8 @@
 """Faults by backends: each fault injected into chunk 1 of a 3-chunk job, on each backend that can have it.
 
 Backends: local subprocesses; the AWS flow (submit → orchestrator → render-chunk on devcloud, moto's
-server for S3 and DynamoDB); a real Cloud Run worker server (waitress) behind a resetting relay.
+server for S3 and DynamoDB); the Cloud Run worker in its own process, started as its image starts it,
+behind a relay that injects the platform's faults (429, 500, a reset connection).
 For every cell: the job ends in the expected state, chunk 1 took the expected attempts (deterministic
 failures within ``retries``, transient ones within ``transient_retries``), the job's counters equal
 the sums of its chunk records, and the stitcher gets every chunk exactly once — or, for a failed job,
@@ -36,7 +37,7 @@ from framefarm.repositories.dynamodb import DynamoDBJobRepository
 from framefarm.spec import JobSpec
 from framefarm.status import ChunkState, JobState, JobStatus
 from framefarm.storage.s3 import S3Storage
-from tests.helpers import FAULTY_CHUNK, PlatformFaults, RecordingStitcher, ResettingProxy, WorkerServer
+from tests.helpers import FAULTY_CHUNK, PlatformFaults, RecordingStitcher, WorkerProcess, WorkerServer
 
 RETRIES, TRANSIENT_RETRIES = 1, 2
 WORKER = "framefarm-render-chunk"
@@ -131,15 +132,14 @@ class LambdaBackend:
 class CloudRunBackend:
     name = "cloudrun"
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
+    def __init__(self, worker: WorkerProcess, tmp_path: Path) -> None:
+        self.worker, self.tmp_path = worker, tmp_path
 
     def run(self, job_id: str, plan_dir: Path, fault: Fault) -> tuple[JobStatus, RecordingStitcher]:
         faults = PlatformFaults()
         if fault.platform:
             faults.add(fault.platform, fault.times, chunk_id=1)
-        server = WorkerServer(timeout=1.0, faults=faults)
-        relay = ResettingProxy(server.port, faults)
+        relay = WorkerServer(faults=faults, process=self.worker)
         try:
             storage = LocalStorage(self.tmp_path / "store")
             spec = plan_job(job_document(job_id, plan_dir))
@@ -153,7 +153,6 @@ class CloudRunBackend:
             status = manager.get_job(job_id)
         finally:
             relay.close()
-            server.close()
         return status, merge(storage, spec, self.tmp_path)
 
 
@@ -177,6 +176,13 @@ def aws_stack():
             yield stack
 
 
+@pytest.fixture(scope="module")
+def cloud_run_worker():
+    worker = WorkerProcess(timeout=1.0)
+    yield worker
+    worker.close()
+
+
 CELLS = [pytest.param(backend, fault, id=f"{backend}-{fault.name}")
          for fault in FAULTS for backend in ("local", "lambda", "cloudrun")
          if not (backend == "local" and fault.platform in NOT_LOCAL)]
@@ -187,7 +193,7 @@ def test_fault_matrix(backend_name, fault, tmp_path, request):
     # GIVEN a 3-chunk job whose chunk 1 meets the fault
     backend = {"local": lambda: LocalBackend(tmp_path),
                "lambda": lambda: LambdaBackend(request.getfixturevalue("aws_stack"), tmp_path),
-               "cloudrun": lambda: CloudRunBackend(tmp_path)}[backend_name]()
+               "cloudrun": lambda: CloudRunBackend(request.getfixturevalue("cloud_run_worker"), tmp_path)}[backend_name]()
     steps = LOCAL_CRASH.get(fault.platform or "", fault.steps) if backend_name == "local" else fault.steps
     if backend_name == "local" and fault.platform == "crash":
         fault = Fault(fault.name, steps=steps, attempts=fault.attempts)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,10 @@ def register(commands: Any) -> None:
     devcloud = commands.add_parser("devcloud", help="run the AWS flow on this machine (moto + local Lambda)")
     devcloud.add_argument("--port", type=int, default=0, help="Lambda endpoint port (default: any free)")
     devcloud.add_argument("--moto-port", type=int, default=0, help="S3/DynamoDB endpoint port (default: any free)")
+    devcloud.add_argument("--state", type=Path, metavar="DIR",
+                          help="keep the table, the bucket and their names in DIR across restarts")
+    devcloud.add_argument("--log", type=Path, metavar="FILE",
+                          help="moto's access log (default: devcloud.log in --state DIR, else in --home)")
     devcloud.set_defaults(handler=cmd_devcloud)
 
 
@@ -76,22 +82,52 @@ def cmd_submit(args: argparse.Namespace, context: Context) -> int:
 
 
 def cmd_devcloud(args: argparse.Namespace, context: Context) -> int:
+    import boto3
+
     from framefarm.devcloud import LocalAwsStack
     from framefarm.devcloud.server import SUBMIT_FUNCTION
+    from framefarm.devcloud.state import load_snapshot, resource_names, save_snapshot
 
-    with LocalAwsStack(port=args.port, moto_port=args.moto_port) as stack:
-        context.out.print("# devcloud is running: S3 and DynamoDB (moto) and Lambda (this repository's handlers)")
-        context.out.print("# in another shell:")
-        for name, value in stack.env.items():
-            context.out.print(f"export {name}={value}", highlight=False)
-        context.out.print(f"# framefarm submit examples/testsrc.yaml --function {SUBMIT_FUNCTION}\n"
+    state: Path | None = args.state
+    table, bucket = resource_names(state) if state is not None else (None, None)
+    log_file = args.log or (state if state is not None else context.home) / "devcloud.log"
+    _log_requests_to(log_file)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as Ctrl-C does: state saved
+    with LocalAwsStack(port=args.port, moto_port=args.moto_port, table=table, bucket=bucket) as stack:
+        clients = {"dynamodb": boto3.client("dynamodb"), "s3": boto3.client("s3")}
+        kept = "(not kept: give --state DIR to keep them)"
+        if state is not None:
+            items, objects = load_snapshot(state, table=stack.table, bucket=stack.bucket, **clients)
+            kept = f"(kept in {state}: {items} items and {objects} objects loaded)"
+        context.out.print("# devcloud is running: S3 and DynamoDB (moto) and Lambda (framefarm's handlers)\n"
+                          f"# table {stack.table}, bucket {stack.bucket} {kept}\n"
+                          f"# moto's access log: {log_file}; Ctrl-C stops it\n"
+                          f"# framefarm submit examples/testsrc.yaml --function {SUBMIT_FUNCTION}\n"
                           f"# framefarm status JOB_ID --table {stack.table}\n"
-                          f"# framefarm stitch JOB_ID --table {stack.table} --bucket {stack.bucket} -o out.mp4",
-                          highlight=False)
-        context.err.print("Ctrl-C stops it")
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+                          f"# framefarm stitch JOB_ID --table {stack.table} --bucket {stack.bucket} -o out.mp4\n"
+                          "# in another shell:", highlight=False, soft_wrap=True)
+        context.out.print("\n".join(f"export {name}={value}" for name, value in stack.env.items()),
+                          highlight=False, soft_wrap=True)
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+        finally:
+            if state is not None:
+                items, objects = save_snapshot(state, table=stack.table, bucket=stack.bucket, **clients)
+                context.err.print(f"saved {items} items and {objects} objects to {state}", highlight=False,
+                                  soft_wrap=True)
     return EXIT_OK
+
+
+def _log_requests_to(log_file: Path) -> None:
+    """moto's server logs each request through werkzeug's logger: to ``log_file``, not the terminal."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(message)s"))  # werkzeug's lines carry their own time
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.addHandler(handler)
+    werkzeug.setLevel(logging.INFO)
+    werkzeug.propagate = False
 
 
 def lambda_manager(args: argparse.Namespace, context: Context) -> JobManager:

@@ -1,10 +1,13 @@
-"""CloudRunWorkerAdapter driving the real worker server (waitress) on 127.0.0.1."""
+"""CloudRunWorkerAdapter driving the real worker server (waitress) on 127.0.0.1, in its own process started
+as the image starts it, behind a relay that records what reaches it."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -31,16 +34,24 @@ from framefarm.adapters.cloud_run import (
 from framefarm.billing import CLOUD_RUN_PRICES
 from framefarm.stitch.probe import packets
 from framefarm.storage.keys import spec_key
+from tests.helpers import WorkerProcess
 from tests.helpers import WorkerServer as Server
 
 PY = sys.executable
 
 
-@pytest.fixture
-def server():
-    running = Server(timeout=20)
+@pytest.fixture(scope="module")
+def worker_process():
+    running = WorkerProcess(timeout=20)
     yield running
     running.close()
+
+
+@pytest.fixture
+def server(worker_process):
+    relay = Server(process=worker_process)
+    yield relay
+    relay.close()
 
 
 @pytest.fixture
@@ -79,6 +90,19 @@ def adapter(server, storage, **kwargs):
 
 def job(chunk_id=0, job_id="job-1", **kwargs):
     return WorkerJob(command="ignored", meta={"job_id": job_id, "chunk_id": chunk_id, "attempt": 1}, **kwargs)
+
+
+def test_the_worker_is_its_own_process_started_as_its_image_starts_it(server):
+    # GIVEN the worker the adapter tests talk to
+    pid = server.process.process.pid
+    # THEN it is another process, running the image's CMD, listening on the PORT it was given
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    environ = dict(item.split(b"=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if item)
+    assert pid != os.getpid()
+    assert [part.decode() for part in argv] == [PY, "-m", "framefarm.worker.cloud_run_server"]
+    assert environ[b"PORT"] == str(server.process.port).encode()
+    # AND requests through the relay reach it
+    assert requests.get(server.url + "/").status_code == 405
 
 
 def test_success_returns_buffered_output_billing_and_sends_the_token(server, storage):
