@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -236,6 +237,10 @@ class _RuntimeServer(ThreadingHTTPServer):
     daemon_threads = True
     instance: Instance
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a killed runtime drops its connection: expected
+            super().handle_error(request, client_address)
+
 
 class _RuntimeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -248,9 +253,9 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
         if self.path != NEXT_PATH:
             return self._send(404, {"errorType": "NotFound", "errorMessage": self.path})
         call = self.server.instance.next_call()
-        if call is None:
+        if call is None:  # closing: the runtime is being killed, so nobody reads an answer
             self.close_connection = True
-            return self._send(503, {"errorType": "ShuttingDown", "errorMessage": "the instance is closing"})
+            return
         self.send_response(200)
         for name, value in {"Content-Type": "application/json", "Content-Length": str(len(call.payload)),
                             "Lambda-Runtime-Aws-Request-Id": call.request_id,
