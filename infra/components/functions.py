@@ -27,6 +27,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.aws_dynamodb import ITable
 from constructs import Construct
 
+from framefarm.aws.functions import HANDLERS
 from framefarm.config import (
     ENV_BUCKET,
     ENV_CONCURRENCY,
@@ -45,8 +46,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEC_KEYS, ASSET_KEYS, CANCEL_KEYS = spec_key("*"), assets_key("*"), cancel_key("*")
 CHUNK_KEYS, LOG_KEYS = chunks_prefix("*") + "*", logs_prefix("*") + "*"
 LISTED_KEYS = {"StringLike": {"s3:prefix": [job_prefix("*").rstrip("/")]}}  # ListBucket under jobs/* only
-HANDLERS = {"submit": "lambda_handlers.submit.handler", "orchestrate": "lambda_handlers.orchestrate.handler",
-            "render-chunk": "lambda_handlers.render_chunk.handler"}
 
 
 class WorkerFunctions(Construct):

@@ -101,12 +101,14 @@ def parse_report(log_tail: str) -> LambdaReport | None:
 
 
 def format_report(*, request_id: str, duration_ms: float, billed_duration_ms: int, memory_mb: int,
-                  max_memory_used_mb: int, init_duration_ms: float | None = None) -> str:
-    """A REPORT line in Lambda's own format (devcloud writes these)."""
+                  max_memory_used_mb: int, init_duration_ms: float | None = None, status: str | None = None) -> str:
+    """A REPORT line in Lambda's own format (devcloud writes these); ``status`` as in ``Status: timeout``."""
     line = (f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tBilled Duration: "
             f"{billed_duration_ms} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: {max_memory_used_mb} MB\t")
     if init_duration_ms is not None:
         line += f"Init Duration: {init_duration_ms:.2f} ms\t"
+    if status is not None:
+        line += f"Status: {status}\t"
     return line
 
 

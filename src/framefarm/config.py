@@ -28,6 +28,7 @@ ENV_CHUNK_TIMEOUT = "FRAMEFARM_CHUNK_TIMEOUT"  # seconds a chunk may run on a Cl
 # How a running job shows it is alive, and how long a silent one is left before it counts as abandoned.
 ENV_HEARTBEAT_INTERVAL = "FRAMEFARM_HEARTBEAT_INTERVAL"
 ENV_STALE_AFTER = "FRAMEFARM_STALE_AFTER"
+ENV_DEVCLOUD_CACHE = "FRAMEFARM_DEVCLOUD_CACHE"  # where devcloud keeps built Lambda task roots
 DEFAULT_HEARTBEAT_INTERVAL = 2.0
 DEFAULT_STALE_AFTER = 15.0
 

@@ -97,7 +97,7 @@ def test_lambda_orchestrator_killed_at_random_points_is_taken_over_with_each_chu
     for name, value in FAST_HEARTBEAT.items():
         monkeypatch.setenv(name, value)
     rng = random.Random(7)
-    with LocalAwsStack(worker_timeout=30, orchestrator_timeout=120, isolate_orchestrator=True,
+    with LocalAwsStack(worker_timeout=30, orchestrator_timeout=120,
                        event_retry_delays=(0.1, 0.1)) as stack:
         storage = S3Storage(stack.bucket)
         repository = DynamoDBJobRepository(stack.table, storage=storage)

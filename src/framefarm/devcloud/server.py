@@ -1,58 +1,67 @@
-"""devcloud: the Lambda Invoke API on 127.0.0.1, running this repository's real handlers in-process.
+"""devcloud: the Lambda Invoke API on 127.0.0.1; each function instance is its own process running AWS's
+runtime interface client (``python -m awslambdaric <handler>``) against a Lambda Runtime API (``instance``).
 
 moto runs no Lambda code without Docker, so end-to-end tests and demos use this instead: the real
 boto3 client and the real ``LambdaWorkerAdapter`` talk HTTP to it (``AWS_ENDPOINT_URL_LAMBDA``).
 
     POST /2015-03-31/functions/{name}/invocations
-      X-Amz-Invocation-Type: RequestResponse (default) | Event (202, runs in the background)
-      X-Amz-Log-Type: Tail  ->  X-Amz-Log-Result: base64 of START / END / REPORT lines, where REPORT
-                                carries the measured Duration, Billed Duration (rounded up to 1 ms),
-                                Memory Size, Max Memory Used and, on a function's first call, Init Duration
+      X-Amz-Invocation-Type: RequestResponse (default) | Event (202; queued, run when an instance is free,
+                             retried twice on a function error after ``event_retry_delays``)
+      X-Amz-Log-Type: Tail  ->  X-Amz-Log-Result: base64 of START, the function's output, END, REPORT, where
+                                REPORT carries the measured Duration, Billed Duration (rounded up to 1 ms),
+                                Memory Size, Max Memory Used (the instance process's peak RSS), Init
+                                Duration on an instance's first call (process start + init) and Status:
+                                timeout for a call killed at its timeout
       an exception -> 200 with X-Amz-Function-Error: Unhandled and {errorMessage, errorType, stackTrace}
-      past the function's timeout -> "Task timed out after N seconds", billed at the timeout
+      past the function's timeout -> "Task timed out after N seconds" (Sandbox.Timedout), billed at the
+                                timeout; the instance is killed and the next call starts a new one
+      more calls than the reserved concurrency -> 429 TooManyRequestsException (synchronous calls)
       a request over 6 MiB (256 KiB for Event) -> 413 RequestEntityTooLargeException, nothing runs
       a reply over 6 MiB -> 200 with X-Amz-Function-Error: Unhandled and errorType
                             Function.ResponseSizeTooLarge (the handler ran and is billed; its reply is lost)
 
+Instances are kept warm for reuse and reaped after ``idle_timeout`` seconds idle. Each gets Lambda's
+environment (AWS_LAMBDA_FUNCTION_NAME, AWS_LAMBDA_FUNCTION_MEMORY_SIZE, AWS_LAMBDA_RUNTIME_API,
+LAMBDA_TASK_ROOT, _HANDLER, AWS_REGION, credentials) over devcloud's own (the endpoints it serves), a
+TMPDIR of its own, and runs from a ``TaskRoot``: the current environment (fast) or the image's layout.
+
 Switches for fault injection, each for the next ``times`` calls (optionally only calls whose event
-``match`` accepts): ``throttle`` answers 429 TooManyRequestsException, ``crash`` makes the handler
-raise, ``reset`` runs the handler and then drops the connection (RST) instead of answering; and
-``reserved_concurrency`` throttles calls beyond a limit, as Lambda does. Honest limits: handlers share this process (one
-``Max Memory Used`` for all: the process's peak RSS), and a timed-out handler's thread cannot be
-killed, only abandoned.
+``match`` accepts): ``throttle`` answers 429 TooManyRequestsException, ``crash`` answers as if the
+handler raised (no instance runs), ``reset`` runs the handler and then drops the connection (RST)
+instead of answering, ``duplicate`` delivers an Event twice; ``kill`` SIGKILLs an instance mid-call.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import math
-import resource
+import os
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from framefarm.adapters.aws_lambda import LAMBDA_PAYLOAD_LIMIT
+from framefarm.aws.functions import HANDLERS, ORCHESTRATE, RENDER_CHUNK, SUBMIT
 from framefarm.billing import format_report
+from framefarm.devcloud.instance import Call, Instance, Result
+from framefarm.devcloud.pool import Pool
+from framefarm.devcloud.task_root import TaskRoot
 
-ROOT = Path(__file__).resolve().parents[3]  # the checkout: lambda_handlers/ lives here
 INVOKE_PATH = "/2015-03-31/functions/"
 LOG_TAIL_BYTES = 4096
 ASYNC_PAYLOAD_LIMIT = 256 * 1024  # Lambda's limit for an Event invocation's payload
+ACCOUNT = "000000000000"
+SLOT_POLL = 1.0  # seconds: a queued Event call re-checks for a free instance (and for stop) this often
 
-Handler = Callable[[Any, Any], Any]
 EventMatch = Callable[[Any], bool]
 FAULTS = ("throttle", "crash", "reset", "duplicate")
 # The names standard_functions serves the three handlers under.
@@ -75,37 +84,22 @@ class _Kill:
     target: str
     watched: str
     calls: int
-    process: subprocess.Popen[bytes] | None = None
+    request_id: str | None = None  # the target call it is armed on
+    instance: Instance | None = None
     done: bool = False
 
 
 @dataclass
 class DevFunction:
-    """A function devcloud serves: a handler (``"module:attribute"`` or a callable) and its limits."""
+    """A function devcloud serves: its handler string (``module.attribute``, as the image's CMD), limits and
+    environment variables."""
 
     name: str
-    handler: str | Handler
+    handler: str
     memory_mb: int = 1024
     timeout: float = 900.0
     reserved_concurrency: int | None = None
-    isolated: bool = False  # each call in its own process (``devcloud.isolated``), so ``kill`` can stop it
-    _resolved: Handler | None = field(default=None, repr=False)
-    _init_ms: float | None = field(default=None, repr=False)
-
-    def resolve(self) -> tuple[Handler, float | None]:
-        """The handler, and the init duration to report (first call only)."""
-        if self._resolved is not None:
-            return self._resolved, None
-        started = time.perf_counter()
-        if callable(self.handler):
-            self._resolved = self.handler
-        else:
-            if str(ROOT) not in sys.path:
-                sys.path.insert(0, str(ROOT))
-            module_name, _, attribute = self.handler.partition(":")
-            self._resolved = getattr(importlib.import_module(module_name), attribute or "handler")
-        self._init_ms = (time.perf_counter() - started) * 1000.0
-        return self._resolved, self._init_ms
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,35 +115,33 @@ class Invocation:
     billed_duration_ms: int
 
 
-class LambdaContext:
-    """The context object Lambda passes to handlers (the attributes framefarm and most code use)."""
-
-    def __init__(self, function: DevFunction, request_id: str, deadline: float) -> None:
-        self.function_name = function.name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = function.memory_mb
-        self.aws_request_id = request_id
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function.name}"
-        self.log_group_name = f"/aws/lambda/{function.name}"
-        self._deadline = deadline
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 class DevCloud:
-    """Serve functions on 127.0.0.1. ``with DevCloud([...]) as cloud: cloud.endpoint``."""
+    """Serve functions on 127.0.0.1. ``with DevCloud([...]) as cloud: cloud.endpoint``.
+
+    ``task_root`` is where instances run from (default: ``TaskRoot.current()``, the fast mode);
+    ``idle_timeout`` is how long an idle instance is kept warm.
+    """
 
     def __init__(self, functions: list[DevFunction] | tuple[DevFunction, ...] = (), *, port: int = 0,
-                 event_retry_delays: tuple[float, ...] = (60.0, 120.0)) -> None:
+                 event_retry_delays: tuple[float, ...] = (60.0, 120.0), task_root: TaskRoot | None = None,
+                 idle_timeout: float = 300.0) -> None:
         self.functions = {function.name: function for function in functions}
         self.event_retry_delays = event_retry_delays  # Lambda retries a failed Event call twice, ~1 and ~2 min on
+        self.task_root = task_root or TaskRoot.current()
+        self.idle_timeout = idle_timeout
         self._kills: list[_Kill] = []
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
+        self._slots = threading.Condition(self._lock)  # notified when a call ends and frees an instance
         self._faults: dict[str, list[_Fault]] = {}
         self._running: dict[str, int] = {}
+        self._pools: dict[str, Pool] = {}
         self._background: set[threading.Thread] = set()
+        self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", port), _RequestHandler)
         self._server.cloud = self
         self._thread: threading.Thread | None = None
@@ -162,12 +154,18 @@ class DevCloud:
     def start(self) -> DevCloud:
         self._thread = threading.Thread(target=self._server.serve_forever, name="devcloud", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._reap_idle, name="devcloud-reaper", daemon=True).start()
         return self
 
     def stop(self) -> None:
         self.wait_idle(timeout=30)
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            pools = list(self._pools.values())
+        for pool in pools:
+            pool.close()
 
     def __enter__(self) -> DevCloud:
         return self.start()
@@ -177,6 +175,10 @@ class DevCloud:
 
     def add(self, function: DevFunction) -> None:
         self.functions[function.name] = function
+
+    def instances(self, name: str) -> list[Instance]:
+        """The live instances of function ``name`` (busy or warm)."""
+        return self._pool(self.functions[name]).instances()
 
     def inject(self, name: str, kind: str, times: int = 1, match: EventMatch | None = None) -> None:
         """Make the next ``times`` calls to ``name`` (those ``match`` accepts) fail with ``kind`` (see FAULTS)."""
@@ -190,7 +192,7 @@ class DevCloud:
         self.inject(name, "throttle", times, match)
 
     def crash(self, name: str, times: int, match: EventMatch | None = None) -> None:
-        """Make the next ``times`` calls to ``name`` raise inside the function (FunctionError Unhandled)."""
+        """Make the next ``times`` calls to ``name`` fail as a raising handler does (FunctionError Unhandled)."""
         self.inject(name, "crash", times, match)
 
     def reset(self, name: str, times: int, match: EventMatch | None = None) -> None:
@@ -198,10 +200,10 @@ class DevCloud:
         self.inject(name, "reset", times, match)
 
     def kill(self, name: str, *, after_calls_to: str, calls: int) -> None:
-        """SIGKILL the next call to ``name`` (an isolated function) when, after it began, the ``calls``-th
+        """SIGKILL the instance running the next call to ``name`` when, after it began, the ``calls``-th
         call to ``after_calls_to`` arrives: a sandbox dying mid-run, with that many of its calls in flight."""
-        if not self.functions[name].isolated:
-            raise ValueError(f"{name} is not isolated; only a function run in its own process can be killed")
+        if name not in self.functions:
+            raise ValueError(f"no function {name!r}; known: {', '.join(self.functions)}")
         with self._lock:
             self._kills.append(_Kill(name, after_calls_to, calls))
 
@@ -214,13 +216,27 @@ class DevCloud:
         with self._lock:
             due = []
             for kill in self._kills:
-                if kill.watched == name and kill.process is not None and not kill.done:
+                if kill.watched == name and kill.instance is not None and not kill.done:
                     kill.calls -= 1
                     if kill.calls <= 0:
                         kill.done = True
-                        due.append(kill.process)
-        for process in due:
-            process.kill()
+                        due.append(kill.instance)
+        for instance in due:
+            instance.kill()
+
+    def _arm_kills(self, name: str, instance: Instance, request_id: str) -> None:
+        with self._lock:
+            for kill in self._kills:
+                if kill.target == name and kill.instance is None and not kill.done:
+                    kill.instance, kill.request_id = instance, request_id
+                    break
+
+    def _disarm_kills(self, request_id: str) -> None:
+        """A call that ended before its kill point frees its kill for the next call to the target."""
+        with self._lock:
+            for kill in self._kills:
+                if kill.request_id == request_id and not kill.done:
+                    kill.instance, kill.request_id = None, None
 
     def _take_fault(self, name: str, kind: str, event: Any) -> bool:
         """Use up one injected ``kind`` fault that applies to this call, if there is one."""
@@ -252,62 +268,94 @@ class DevCloud:
     # -- serving ----------------------------------------------------------------------------------
 
     def _admit(self, function: DevFunction, synchronous: bool, event: Any) -> bool:
-        """Count the call in; False when it must be throttled."""
-        if synchronous and self._take_fault(function.name, "throttle", event):
-            return False
-        with self._lock:
-            running = self._running.get(function.name, 0)
-            if synchronous and function.reserved_concurrency is not None and running >= function.reserved_concurrency:
-                return False
-            self._running[function.name] = running + 1
+        """Count a synchronous call in; False when it must be throttled. Event calls queue instead."""
+        if not synchronous:
             return True
+        if self._take_fault(function.name, "throttle", event):
+            return False
+        return self._take_slot(function, wait=False)
+
+    def _take_slot(self, function: DevFunction, *, wait: bool) -> bool:
+        """Count a call in under the reserved concurrency; with ``wait``, queue for a slot until stopped."""
+        with self._slots:
+            while True:
+                running = self._running.get(function.name, 0)
+                if function.reserved_concurrency is None or running < function.reserved_concurrency:
+                    self._running[function.name] = running + 1
+                    return True
+                if not wait or self._stopping.is_set():
+                    return False
+                self._slots.wait(SLOT_POLL)
+
+    def _pool(self, function: DevFunction) -> Pool:
+        with self._lock:
+            pool = self._pools.get(function.name)
+            if pool is None:
+                pool = self._pools[function.name] = Pool(
+                    lambda: Instance(function.handler, self._environment(function), self.task_root),
+                    self.idle_timeout)
+            return pool
+
+    def _environment(self, function: DevFunction) -> dict[str, str]:
+        """What Lambda sets in a sandbox, over devcloud's own environment (its endpoints and credentials)."""
+        region = _region()
+        env = {**os.environ, **function.environment}
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            env.setdefault(name, "devcloud")
+        env.update({
+            "AWS_LAMBDA_FUNCTION_NAME": function.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"devcloud/[$LATEST]{uuid.uuid4().hex}",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
+            "LAMBDA_TASK_ROOT": str(self.task_root.directory), "_HANDLER": function.handler,
+            "AWS_REGION": region, "AWS_DEFAULT_REGION": region, "TZ": ":UTC",
+            "PYTHONPATH": os.pathsep.join(self.task_root.python_path),
+        })
+        return env
+
+    def _reap_idle(self) -> None:
+        while not self._stopping.wait(min(1.0, self.idle_timeout / 2)):
+            with self._lock:
+                pools = list(self._pools.values())
+            for pool in pools:
+                pool.reap()
 
     def _invoke(self, function: DevFunction, event: Any, kind: str) -> tuple[int, dict[str, str], bytes]:
+        """Run one admitted call (its slot is taken) on an instance and answer as Lambda does."""
         request_id = str(uuid.uuid4())
-        crash = self._take_fault(function.name, "crash", event)
-        outcome: dict[str, Any] = {}
-        body: Any
-
-        started = time.perf_counter()
         self._count_call_for_kills(function.name)
-        init_ms = None
-        if function.isolated and not crash:
-            alive = self._call_isolated(function, event, request_id, outcome)
-        else:
-            handler, init_ms = function.resolve()
-            context = LambdaContext(function, request_id, time.monotonic() + function.timeout)
-            alive = self._call_in_thread(function, handler, event, context, crash, outcome)
-        duration_ms = (time.perf_counter() - started) * 1000.0
-        with self._lock:
-            self._running[function.name] -= 1
-        function_error = None
-        if "killed" in outcome:
-            function_error = "Unhandled"
-            body = {"errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
-                    "errorType": "Runtime.ExitError"}
-        elif alive:
-            duration_ms = function.timeout * 1000.0
-            function_error = "Unhandled"
-            body = {"errorMessage": f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {request_id} Task timed out after "
-                                    f"{function.timeout:.2f} seconds", "errorType": "Sandbox.Timedout"}
-        elif "error" in outcome:
-            function_error = "Unhandled"
-            exc = outcome["error"]
-            body = {"errorMessage": str(exc), "errorType": outcome.get("error_type", type(exc).__name__),
-                    "stackTrace": [line.rstrip() for line in outcome["trace"]][-10:]}
-        else:
-            body = outcome.get("value")
-        payload = json.dumps(body, default=str).encode()
-        if kind == "RequestResponse" and len(payload) > LAMBDA_PAYLOAD_LIMIT:  # Lambda's 6 MB response limit
-            function_error = "Unhandled"
+        try:
+            if self._take_fault(function.name, "crash", event):
+                crash = {"errorMessage": "injected crash (devcloud)", "errorType": "RuntimeError", "stackTrace": []}
+                result, init_ms = Result("error", json.dumps(crash).encode(), "RuntimeError", 0, ""), None
+                duration_ms = 0.0
+            else:
+                result, init_ms, duration_ms = self._run(function, event, kind, request_id)
+        finally:
+            with self._slots:
+                self._running[function.name] -= 1
+                self._slots.notify_all()
+        function_error = None if result.status == "response" else "Unhandled"
+        status = None
+        if result.status in ("response", "error", "init_error"):
+            payload = result.body
+        elif result.status == "too_large":
             payload = json.dumps({"errorMessage": "Response payload size exceeded maximum allowed payload size "
                                                   f"({LAMBDA_PAYLOAD_LIMIT} bytes).",
                                   "errorType": "Function.ResponseSizeTooLarge"}).encode()
+        elif result.status == "timeout":
+            duration_ms, status = function.timeout * 1000.0, "timeout"
+            payload = json.dumps({"errorMessage": f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {request_id} Task timed "
+                                                  f"out after {function.timeout:.2f} seconds",
+                                  "errorType": "Sandbox.Timedout"}).encode()
+        else:
+            payload = json.dumps({"errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
+                                                  f"{result.body.decode()}", "errorType": "Runtime.ExitError"}).encode()
         billed = max(1, math.ceil(duration_ms))
-        peak_mb = min(function.memory_mb, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
-        log = (f"START RequestId: {request_id} Version: $LATEST\nEND RequestId: {request_id}\n"
+        log = (f"START RequestId: {request_id} Version: $LATEST\n{result.log}END RequestId: {request_id}\n"
                + format_report(request_id=request_id, duration_ms=duration_ms, billed_duration_ms=billed,
-                               memory_mb=function.memory_mb, max_memory_used_mb=peak_mb, init_duration_ms=init_ms)
+                               memory_mb=function.memory_mb, max_memory_used_mb=min(function.memory_mb, result.peak_mb),
+                               init_duration_ms=init_ms, status=status)
                + "\n")
         headers = {"X-Amz-Executed-Version": "$LATEST", "X-Amzn-RequestId": request_id,
                    "X-Amz-Log-Result": base64.b64encode(log.encode()[-LOG_TAIL_BYTES:]).decode()}
@@ -317,73 +365,49 @@ class DevCloud:
             self.invocations.append(Invocation(function.name, request_id, kind, event, 200, function_error, billed))
         return 200, headers, payload
 
-    def _call_in_thread(self, function: DevFunction, handler: Handler, event: Any, context: LambdaContext,
-                        crash: bool, outcome: dict[str, Any]) -> bool:
-        """Run the handler on a thread of this process; True if it is still running at the timeout."""
-        def call() -> None:
-            try:
-                if crash:
-                    raise RuntimeError("injected crash (devcloud)")
-                outcome["value"] = handler(event, context)
-            except Exception as exc:
-                outcome["error"] = exc
-                outcome["trace"] = traceback.format_exception(exc)
-
-        worker = threading.Thread(target=call, name=f"devcloud-{function.name}", daemon=True)
-        worker.start()
-        worker.join(function.timeout)
-        return worker.is_alive()
-
-    def _call_isolated(self, function: DevFunction, event: Any, request_id: str, outcome: dict[str, Any]) -> bool:
-        """Run the handler in its own process (``devcloud.isolated``); True if it outlived the timeout."""
-        request = {"handler": function.handler, "name": function.name, "memory_mb": function.memory_mb,
-                   "request_id": request_id, "seconds": function.timeout, "event": event}
-        process = subprocess.Popen([sys.executable, "-m", "framefarm.devcloud.isolated"], cwd=ROOT,
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None)
-        with self._lock:
-            for kill in self._kills:
-                if kill.target == function.name and kill.process is None:
-                    kill.process = process
-                    break
+    def _run(self, function: DevFunction, event: Any, kind: str, request_id: str) -> tuple[Result, float | None, float]:
+        """The call on a warm instance, or on a new one once its init is over: (result, init ms, duration ms)."""
+        pool = self._pool(function)
+        instance, cold = pool.acquire()
         try:
-            stdout, _ = process.communicate(json.dumps(request, default=str).encode(),
-                                            timeout=function.timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            return True
-        if process.returncode < 0:
-            outcome["killed"] = True
-            return False
-        answer = json.loads(stdout or b"{}")
-        if "error" in answer:
-            outcome["error"] = RuntimeError(answer["error"])
-            outcome["error_type"] = answer["type"]
-            outcome["trace"] = answer["trace"]
-        else:
-            outcome["value"] = answer.get("value")
-        return False
+            failed = instance.initialized(function.timeout) if cold else None
+            if failed is not None:
+                if failed.status == "exited":
+                    failed = Result("exited", instance.exit_reason().encode(), None, failed.peak_mb, failed.log)
+                return failed, None, 0.0
+            init_ms = instance.take_init_ms()
+            self._arm_kills(function.name, instance, request_id)
+            call = Call(request_id, json.dumps(event).encode(), int((time.time() + function.timeout) * 1000),
+                        f"arn:aws:lambda:{_region()}:{ACCOUNT}:function:{function.name}",
+                        LAMBDA_PAYLOAD_LIMIT if kind == "RequestResponse" else None)
+            started = time.perf_counter()
+            result = instance.run(call, function.timeout)
+            duration_ms = (time.perf_counter() - started) * 1000.0
+            if result.status == "exited":
+                result = Result("exited", instance.exit_reason().encode(), None, result.peak_mb, result.log)
+            return result, init_ms, duration_ms
+        finally:
+            self._disarm_kills(request_id)
+            pool.release(instance)
 
     def _deliver(self, function: DevFunction, event: Any) -> None:
-        """Run an Event call in the background; an injected ``duplicate`` delivers it twice at once, as
-        Lambda's at-least-once delivery of asynchronous events may."""
+        """Queue an Event call; an injected ``duplicate`` delivers it twice at once, as Lambda's at-least-once
+        delivery of asynchronous events may."""
         self._start_background(function, event)
         if self._take_fault(function.name, "duplicate", event):
-            with self._lock:
-                self._running[function.name] = self._running.get(function.name, 0) + 1
             self._start_background(function, event)
 
     def _start_background(self, function: DevFunction, event: Any) -> None:
         def run() -> None:
             try:
-                _, headers, _ = self._invoke(function, event, "Event")
-                for delay in self.event_retry_delays:  # Lambda retries failed asynchronous calls
+                for delay in (0.0, *self.event_retry_delays):  # Lambda retries failed asynchronous calls twice
+                    if delay:
+                        time.sleep(delay)
+                    if not self._take_slot(function, wait=True):
+                        return
+                    _, headers, _ = self._invoke(function, event, "Event")
                     if "X-Amz-Function-Error" not in headers:
                         break
-                    time.sleep(delay)
-                    with self._lock:
-                        self._running[function.name] = self._running.get(function.name, 0) + 1
-                    _, headers, _ = self._invoke(function, event, "Event")
             finally:
                 with self._lock:
                     self._background.discard(threading.current_thread())
@@ -428,7 +452,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if not cloud._admit(function, synchronous=kind == "RequestResponse", event=event):
             return self._error(429, "TooManyRequestsException", "Rate Exceeded.",
                                extra={"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"})
-        if kind == "Event":  # counted in by _admit, counted out when the background call ends
+        if kind == "Event":  # queued: the background call takes its slot when an instance may run it
             cloud._deliver(function, event)
             return self._send(202, {"X-Amzn-RequestId": str(uuid.uuid4())}, b"")
         status, headers, payload = cloud._invoke(function, event, kind)
@@ -455,13 +479,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 
 def standard_functions(*, worker_memory_mb: int = 2048, worker_timeout: float = 300.0,
-                       orchestrator_timeout: float = 900.0, isolate_orchestrator: bool = False) -> list[DevFunction]:
-    """The three functions the CDK stack deploys, with their real handlers (the orchestrator in its own
-    process per call when ``isolate_orchestrator``, so tests can kill it)."""
+                       orchestrator_timeout: float = 900.0) -> list[DevFunction]:
+    """The three functions the CDK stack deploys, with the handler strings its image runs."""
     return [
-        DevFunction(SUBMIT_FUNCTION, "lambda_handlers.submit:handler", memory_mb=512, timeout=30),
-        DevFunction(ORCHESTRATOR_FUNCTION, "lambda_handlers.orchestrate:handler", memory_mb=1024,
-                    timeout=orchestrator_timeout, isolated=isolate_orchestrator),
-        DevFunction(WORKER_FUNCTION, "lambda_handlers.render_chunk:handler", memory_mb=worker_memory_mb,
-                    timeout=worker_timeout),
+        DevFunction(SUBMIT_FUNCTION, HANDLERS[SUBMIT], memory_mb=512, timeout=30),
+        DevFunction(ORCHESTRATOR_FUNCTION, HANDLERS[ORCHESTRATE], memory_mb=1024, timeout=orchestrator_timeout),
+        DevFunction(WORKER_FUNCTION, HANDLERS[RENDER_CHUNK], memory_mb=worker_memory_mb, timeout=worker_timeout),
     ]

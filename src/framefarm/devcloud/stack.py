@@ -16,6 +16,7 @@ from framefarm.devcloud.server import (
     DevFunction,
     standard_functions,
 )
+from framefarm.devcloud.task_root import TaskRoot
 
 
 def fix_moto_number_arithmetic() -> None:
@@ -53,22 +54,23 @@ class LocalAwsStack:
     and a bucket, with the environment the CDK stack would give the functions.
 
     While it runs, ``os.environ`` carries the endpoints, fake credentials and ``FRAMEFARM_*`` names,
-    so the in-process handlers and any boto3 client made here reach the local services; ``env``
+    so the function instances (which start from it) and any boto3 client made here reach the local
+    services; ``env``
     holds the same for other processes (the CLI).
     """
 
     def __init__(self, *, functions: list[DevFunction] | None = None, table: str | None = None,
                  bucket: str | None = None, port: int = 0, moto_port: int = 0, worker_timeout: float = 300.0,
-                 orchestrator_timeout: float = 900.0, isolate_orchestrator: bool = False,
-                 event_retry_delays: tuple[float, ...] = (60.0, 120.0)) -> None:
+                 orchestrator_timeout: float = 900.0, event_retry_delays: tuple[float, ...] = (60.0, 120.0),
+                 task_root: TaskRoot | None = None) -> None:
         suffix = uuid.uuid4().hex[:8]
         self.table = table or f"framefarm-jobs-{suffix}"
         self.bucket = bucket or f"framefarm-artifacts-{suffix}"
         self.worker_timeout = worker_timeout
         self._functions = functions or standard_functions(worker_timeout=worker_timeout,
-                                                          orchestrator_timeout=orchestrator_timeout,
-                                                          isolate_orchestrator=isolate_orchestrator)
+                                                          orchestrator_timeout=orchestrator_timeout)
         self._event_retry_delays = event_retry_delays
+        self._task_root = task_root
         self._port, self._moto_port = port, moto_port
         self._saved_env: dict[str, str | None] = {}
         self.env: dict[str, str] = {}
@@ -82,7 +84,8 @@ class LocalAwsStack:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self._moto_port, verbose=False)
         self._moto.start()
         moto_endpoint = f"http://127.0.0.1:{self._moto.get_host_and_port()[1]}"
-        self.cloud = DevCloud(self._functions, port=self._port, event_retry_delays=self._event_retry_delays).start()
+        self.cloud = DevCloud(self._functions, port=self._port, event_retry_delays=self._event_retry_delays,
+                              task_root=self._task_root).start()
         names = {function.name for function in self._functions}
         self.env = {
             "AWS_ACCESS_KEY_ID": "devcloud", "AWS_SECRET_ACCESS_KEY": "devcloud", "AWS_DEFAULT_REGION": "us-east-1",

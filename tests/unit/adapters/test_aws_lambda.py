@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import threading
-import time
 
 import pytest
 
@@ -14,34 +14,29 @@ from framefarm.cancel import CancelToken
 from framefarm.devcloud import DevCloud, DevFunction
 from tests.helpers import make_spec
 
-seen_events: list[dict] = []
+HANDLERS = "tests.lambda_functions"
 
 
-def echo_worker(event, context):
-    seen_events.append(event)
-    time.sleep(0.02)
-    return {"exit_code": 0, "stdout": f"chunk {event['chunk_id']} done\n", "stderr": "",
-            "output_key": f"jobs/{event['job_id']}/chunks/{event['chunk_id']:05d}.mp4"}
-
-
-def failing_worker(event, context):
-    raise ValueError("ffmpeg exploded")
-
-
-def slow_worker(event, context):
-    time.sleep(3)
-    return {"exit_code": 0}
-
-
-def chatty_worker(event, context):
-    return {"exit_code": 0, "stdout": "x" * (7 * 2**20)}  # a reply over Lambda's 6 MB
+def seen_events(directory):
+    """The events echo_worker was given, in the order they came."""
+    files = sorted(directory.glob("*.json"), key=lambda path: path.stat().st_mtime_ns)
+    return [json.loads(path.read_text()) for path in files]
 
 
 @pytest.fixture
-def cloud(aws_credentials, monkeypatch):
-    functions = [DevFunction("worker", echo_worker, memory_mb=2048, timeout=30),
-                 DevFunction("failing", failing_worker, memory_mb=512),
-                 DevFunction("slow", slow_worker, timeout=0.5), DevFunction("chatty", chatty_worker)]
+def seen(tmp_path):
+    directory = tmp_path / "seen"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def cloud(aws_credentials, monkeypatch, seen):
+    functions = [DevFunction("worker", f"{HANDLERS}.echo_worker", memory_mb=2048, timeout=30,
+                             environment={"SEEN_DIR": str(seen)}),
+                 DevFunction("failing", f"{HANDLERS}.failing_worker", memory_mb=512),
+                 DevFunction("slow", f"{HANDLERS}.slow_worker", timeout=0.5),
+                 DevFunction("chatty", f"{HANDLERS}.chatty_worker")]
     with DevCloud(functions) as devcloud:
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", devcloud.endpoint)
         yield devcloud
@@ -57,13 +52,12 @@ def job(chunk_id=3, cancel=None, on_stdout=None, on_stderr=None):
                      cancel=cancel, on_stdout=on_stdout, on_stderr=on_stderr)
 
 
-def test_payload_output_and_billing(cloud, storage):
-    seen_events.clear()
+def test_payload_output_and_billing(cloud, storage, seen):
     streamed = []
     adapter = LambdaWorkerAdapter("worker", storage)
     result = adapter.execute(job(on_stdout=streamed.append, on_stderr=streamed.append))
     # THEN the worker got exactly {job_id, chunk_id, spec_url, attempt}
-    assert seen_events == [{"job_id": "job-1", "chunk_id": 3, "spec_url": storage.url("jobs/job-1/spec.json"),
+    assert seen_events(seen) == [{"job_id": "job-1", "chunk_id": 3, "spec_url": storage.url("jobs/job-1/spec.json"),
                             "attempt": 1}]
     # AND the output came back buffered; streaming callbacks were never called
     assert (result.exit_code, result.stdout, result.output_location) == (0, "chunk 3 done\n", "jobs/job-1/chunks/00003.mp4")
@@ -133,11 +127,10 @@ def test_the_client_never_retries_an_invoke_by_itself():
     assert config.read_timeout > 300 and config.max_pool_connections == 1000
 
 
-def test_async_invoke_runs_in_the_background(cloud):
-    seen_events.clear()
+def test_async_invoke_runs_in_the_background(cloud, seen):
     invoke_async(lambda_client(), "worker", {"job_id": "j", "chunk_id": 0, "spec_url": "file:///x/jobs/j/spec.json"})
     assert cloud.wait_idle(timeout=30)
-    assert [call.kind for call in cloud.calls("worker")] == ["Event"] and len(seen_events) == 1
+    assert [call.kind for call in cloud.calls("worker")] == ["Event"] and len(seen_events(seen)) == 1
 
 
 def test_unknown_function_is_a_deterministic_failed_attempt_naming_the_error(cloud, storage):

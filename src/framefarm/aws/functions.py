@@ -1,0 +1,15 @@
+"""The three Lambda functions the stack deploys and the handler string each one's image runs.
+
+The CDK stack (``infra/components/functions.py``) passes these as the image's CMD and devcloud starts
+``python -m awslambdaric <handler>`` with the same strings, so both run what one place names.
+Handler strings are ``module.attribute``, as the runtime interface client reads them.
+"""
+
+from __future__ import annotations
+
+SUBMIT, ORCHESTRATE, RENDER_CHUNK = "submit", "orchestrate", "render-chunk"
+HANDLERS: dict[str, str] = {
+    SUBMIT: "lambda_handlers.submit.handler",
+    ORCHESTRATE: "lambda_handlers.orchestrate.handler",
+    RENDER_CHUNK: "lambda_handlers.render_chunk.handler",
+}
