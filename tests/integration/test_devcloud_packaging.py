@@ -21,7 +21,7 @@ QUICK_CHUNK = [sys.executable, "-c", "import sys; open(sys.argv[1], 'wb').write(
 @pytest.mark.slow
 def test_the_image_layout_built_from_the_wheel_serves_all_three_handlers_of_the_stack(aws_credentials, tmp_path):
     # GIVEN a task root built from this checkout's wheel (cached by content hash)
-    task_root = build_task_root()
+    task_root = build_task_root(cache_dir=tmp_path / "cache")  # built afresh: a stale cache hides nothing
     assert (task_root.directory / "framefarm" / "__init__.py").is_file()
     assert (task_root.directory / "lambda_handlers" / "render_chunk.py").is_file()
     assert not (task_root.directory / "src").exists() and task_root.isolated  # python -S: nothing from here

@@ -11,6 +11,7 @@ out the image: the framefarm wheel installed with ``pip install --target`` plus 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -39,8 +40,15 @@ class TaskRoot:
 
     @classmethod
     def current(cls) -> TaskRoot:
-        """The fast mode: the current environment, with the checkout's ``src/`` and root first on the path."""
-        return cls(ROOT, (str(ROOT / "src"), str(ROOT)), isolated=False)
+        """The fast mode: the current environment. In a checkout, its ``src/`` and root go first on the
+        path; from an install, the handlers are where the wheel put them (site-packages)."""
+        if (ROOT / "lambda_handlers").is_dir() and (ROOT / "src" / "framefarm").is_dir():
+            return cls(ROOT, (str(ROOT / "src"), str(ROOT)), isolated=False)
+        found = importlib.util.find_spec("lambda_handlers")
+        if found is None or not found.submodule_search_locations:
+            raise RuntimeError("devcloud finds no lambda_handlers: install framefarm[aws,devcloud], "
+                               "or run it from a checkout")
+        return cls(Path(next(iter(found.submodule_search_locations))).parent, (), isolated=False)
 
     def command(self, handler: str) -> list[str]:
         """How an instance starts: the base image's entry point with the function's handler string."""
@@ -97,8 +105,8 @@ def _build(source: Path, staging: Path) -> None:
     _run([*pip, "wheel", "--no-deps", "--wheel-dir", str(wheels), str(source)])
     wheel = next(wheels.glob("framefarm-*.whl"))
     _run([*pip, "install", "--no-compile", "--target", str(root), f"{wheel}[aws]", RUNTIME_CLIENT])
-    shutil.copytree(source / "lambda_handlers", root / "lambda_handlers",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if not (root / "lambda_handlers").is_dir():  # the wheel ships them, as the image's task root has them
+        raise RuntimeError(f"building the devcloud task root failed: {wheel.name} carries no lambda_handlers/")
 
 
 def _run(command: list[str]) -> None:
