@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +45,15 @@ def allocate(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for offset in range(0, len(block), 4096):
         block[offset] = 1
     del block
+    return {"pid": os.getpid()}
+
+
+def allocate_in_child(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Run a child process that touches ``mb`` megabytes and holds them ``hold`` s, as a chunk's ffmpeg would."""
+    code = ("import sys, time; block = bytearray(int(sys.argv[1]) * 2**20)\n"
+            "for offset in range(0, len(block), 4096): block[offset] = 1\n"
+            "time.sleep(float(sys.argv[2]))")
+    subprocess.run([sys.executable, "-c", code, str(event.get("mb", 0)), str(event.get("hold", 0.5))], check=True)
     return {"pid": os.getpid()}
 
 

@@ -12,6 +12,10 @@ runtime finds at ``AWS_LAMBDA_RUNTIME_API`` as it does in a sandbox:
 
 Init ends at the runtime's first GET /next: its time since the process started is the Init Duration.
 An instance serves one call at a time; a call past its timeout kills the whole process group.
+
+Max Memory Used is the sandbox's, as on Lambda: the runtime process and everything it started (a
+chunk's ffmpeg). While a call runs, the instance's process tree is sampled every ``MEMORY_SAMPLE``
+seconds and the peak of its summed resident memory kept, beside the runtime's own high-water mark.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ NEXT_PATH = f"{RUNTIME}/invocation/next"
 POLL = 1.0  # seconds: each wait inside /next re-checks whether the instance is closing
 EXIT_WAIT = 10.0  # seconds to wait for a killed process to be reaped
 LOG_LINES = 200  # function output lines kept per instance (the log tail is 4 KB anyway)
+MEMORY_SAMPLE = 0.02  # seconds between samples of the instance's process tree while a call runs
 
 
 @dataclass
@@ -78,6 +83,7 @@ class Instance:
         self._init_error: tuple[bytes, str | None] | None = None
         self._exit: int | None = None
         self._peak_kb = 0
+        self._tree_peak_kb = 0
         self._closing = False
         self._log: deque[str] = deque(maxlen=LOG_LINES)
         self._logged = 0
@@ -123,12 +129,16 @@ class Instance:
 
     def run(self, call: Call, timeout: float) -> Result:
         """Hand ``call`` to the runtime and wait for its answer, the process's death, or the timeout."""
+        sampling = threading.Event()
+        threading.Thread(target=self._sample_memory, args=(sampling,), name="devcloud-instance-memory",
+                         daemon=True).start()
         with self._cond:
             mark = self._logged
             self._call = call
             self._cond.notify_all()
             self._cond.wait_for(lambda: call.outcome is not None or self._exit is not None, timeout)
             self._call = None
+            sampling.set()
             if call.outcome is not None:
                 return self._result(call.outcome, call.body, call.error_type, self.peak_mb(), mark)
             exited = self._exit is not None
@@ -146,16 +156,17 @@ class Instance:
         return f"exit status {code}"
 
     def peak_mb(self) -> int:
-        """This process's own peak RSS: VmHWM while it lives, wait4's ru_maxrss once it is gone."""
-        try:
-            with open(f"/proc/{self.process.pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) // 1024
-        except (OSError, ValueError):
-            pass
+        """The sandbox's peak memory: the most its process tree held at once while calls ran, or the
+        runtime's own high-water mark (VmHWM while it lives, wait4's ru_maxrss once it is gone)."""
+        own = _status_kb(self.process.pid, "VmHWM")
         with self._cond:
-            return self._peak_kb // 1024
+            return max(own if own is not None else self._peak_kb, self._tree_peak_kb) // 1024
+
+    def _sample_memory(self, stop: threading.Event) -> None:
+        while not stop.wait(MEMORY_SAMPLE):
+            total = sum(_status_kb(pid, "VmRSS") or 0 for pid in _process_tree(self.process.pid))
+            with self._cond:
+                self._tree_peak_kb = max(self._tree_peak_kb, total)
 
     def kill(self) -> None:
         """SIGKILL the process group (the handler's children die with the sandbox) and wait for the exit."""
@@ -292,3 +303,28 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux's /proc/<pid>/task/<tid>/children); those gone are skipped."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                with contextlib.suppress(OSError), open(f"/proc/{current}/task/{task}/children") as children:
+                    todo.extend(int(child) for child in children.read().split())
+    return found
+
+
+def _status_kb(pid: int, field: str) -> int | None:
+    """A ``kB`` field of /proc/<pid>/status (VmRSS, VmHWM); None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None

@@ -27,6 +27,7 @@ def cloud(aws_credentials, monkeypatch):
                  DevFunction("failing", f"{HANDLERS}.failing_worker"),
                  DevFunction("heavy", f"{HANDLERS}.allocate", memory_mb=1024),
                  DevFunction("light", f"{HANDLERS}.allocate", memory_mb=1024),
+                 DevFunction("renders", f"{HANDLERS}.allocate_in_child", memory_mb=1024),
                  DevFunction("sandbox", f"{HANDLERS}.sandbox", memory_mb=768, timeout=20),
                  DevFunction("missing", "tests.no_such_module.handler")]
     with DevCloud(functions, event_retry_delays=(0.01, 0.01), idle_timeout=300) as devcloud:
@@ -95,6 +96,14 @@ def test_max_memory_used_is_each_instance_processs_own_peak(cloud):
     heavy, light = parse_report(heavy_log), parse_report(light_log)
     assert heavy.max_memory_used_mb >= 300
     assert 10 < light.max_memory_used_mb < 200
+
+
+def test_max_memory_used_counts_what_the_handler_started_as_lambdas_sandbox_does(cloud):
+    # GIVEN a function whose handler runs a child process (a chunk's ffmpeg) that holds 300 MB
+    # WHEN it runs once
+    _, log, error = invoke("renders", {"mb": 300, "hold": 0.5})
+    # THEN the instance reports the child's memory too
+    assert error is None and parse_report(log).max_memory_used_mb >= 300
 
 
 def test_a_timeout_kills_the_instance_and_the_next_call_starts_cold(cloud):
