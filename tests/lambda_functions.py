@@ -65,3 +65,10 @@ def sandbox(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "pid": os.getpid(), "remaining_ms": context.get_remaining_time_in_millis(),
             "function_name": context.function_name, "memory_limit_in_mb": context.memory_limit_in_mb,
             "arn": context.invoked_function_arn, "request_id": context.aws_request_id}
+
+
+def exit_leaving_child(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Start a long child (its pid to ``pid_file``), then end the runtime process itself, as a crash would."""
+    child = subprocess.Popen(["sleep", "60"])
+    Path(event["pid_file"]).write_text(str(child.pid))
+    os._exit(1)

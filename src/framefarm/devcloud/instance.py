@@ -202,8 +202,13 @@ class Instance:
                 self._logged += 1
 
     def _watch(self) -> None:
+        pid = self.process.pid
+        if hasattr(os, "waitid"):  # Linux: see it exit without reaping it, while its pid still names the group
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)  # what the runtime started dies with it, as with a sandbox
         # wait4 rather than Popen.wait: it also gives the process's peak RSS, which /proc loses at exit
-        _, status, usage = os.wait4(self.process.pid, 0)
+        _, status, usage = os.wait4(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         self.process.returncode = code
         with self._cond:

@@ -61,6 +61,7 @@ LOG_TAIL_BYTES = 4096
 ASYNC_PAYLOAD_LIMIT = 256 * 1024  # Lambda's limit for an Event invocation's payload
 ACCOUNT = "000000000000"
 SLOT_POLL = 1.0  # seconds: a queued Event call re-checks for a free instance (and for stop) this often
+INIT_TIMEOUT = 10.0  # seconds Lambda allows a function's init
 
 EventMatch = Callable[[Any], bool]
 FAULTS = ("throttle", "crash", "reset", "duplicate")
@@ -158,8 +159,10 @@ class DevCloud:
         return self
 
     def stop(self) -> None:
-        self.wait_idle(timeout=30)
+        """Let the calls under way finish (30 s at most), start no more (pending Event retries are
+        dropped), then close every instance."""
         self._stopping.set()
+        self.wait_idle(timeout=30)
         self._server.shutdown()
         self._server.server_close()
         with self._lock:
@@ -279,11 +282,13 @@ class DevCloud:
         """Count a call in under the reserved concurrency; with ``wait``, queue for a slot until stopped."""
         with self._slots:
             while True:
+                if self._stopping.is_set():
+                    return False
                 running = self._running.get(function.name, 0)
                 if function.reserved_concurrency is None or running < function.reserved_concurrency:
                     self._running[function.name] = running + 1
                     return True
-                if not wait or self._stopping.is_set():
+                if not wait:
                     return False
                 self._slots.wait(SLOT_POLL)
 
@@ -294,6 +299,8 @@ class DevCloud:
                 pool = self._pools[function.name] = Pool(
                     lambda: Instance(function.handler, self._environment(function), self.task_root),
                     self.idle_timeout)
+                if self._stopping.is_set():  # stop() may have closed the pools it saw: this one too
+                    pool.close()
             return pool
 
     def _environment(self, function: DevFunction) -> dict[str, str]:
@@ -370,7 +377,9 @@ class DevCloud:
         pool = self._pool(function)
         instance, cold = pool.acquire()
         try:
-            failed = instance.initialized(function.timeout) if cold else None
+            # Lambda gives init 10 s of its own; never less than the function's timeout here, where a
+            # loaded 2-core machine can take seconds to start many interpreters at once.
+            failed = instance.initialized(max(INIT_TIMEOUT, function.timeout)) if cold else None
             if failed is not None:
                 if failed.status == "exited":
                     failed = Result("exited", instance.exit_reason().encode(), None, failed.peak_mb, failed.log)
@@ -401,8 +410,8 @@ class DevCloud:
         def run() -> None:
             try:
                 for delay in (0.0, *self.event_retry_delays):  # Lambda retries failed asynchronous calls twice
-                    if delay:
-                        time.sleep(delay)
+                    if delay and self._stopping.wait(delay):
+                        return
                     if not self._take_slot(function, wait=True):
                         return
                     _, headers, _ = self._invoke(function, event, "Event")

@@ -28,6 +28,7 @@ def cloud(aws_credentials, monkeypatch):
                  DevFunction("heavy", f"{HANDLERS}.allocate", memory_mb=1024),
                  DevFunction("light", f"{HANDLERS}.allocate", memory_mb=1024),
                  DevFunction("renders", f"{HANDLERS}.allocate_in_child", memory_mb=1024),
+                 DevFunction("crashing", f"{HANDLERS}.exit_leaving_child"),
                  DevFunction("sandbox", f"{HANDLERS}.sandbox", memory_mb=768, timeout=20),
                  DevFunction("missing", "tests.no_such_module.handler")]
     with DevCloud(functions, event_retry_delays=(0.01, 0.01), idle_timeout=300) as devcloud:
@@ -175,3 +176,28 @@ def test_a_killed_instance_is_a_runtime_exit_error(cloud):
     assert error == "Unhandled" and reply["errorType"] == "Runtime.ExitError"
     assert reply["errorMessage"].endswith("Runtime exited with error: signal: killed")
     assert not process_alive(pid) and cloud.kills_done == 1
+
+
+def test_what_a_runtime_started_dies_with_it_when_it_exits_on_its_own(cloud, tmp_path):
+    # GIVEN a handler that starts a long child process, then ends its runtime process (a crash)
+    pid_file = tmp_path / "child.pid"
+    _, _, error = invoke("crashing", {"pid_file": str(pid_file)})
+    # THEN the call failed as an exited runtime does, and the child went with the sandbox
+    assert error == "Unhandled"
+    eventually(lambda: not process_alive(int(pid_file.read_text())), timeout=10, what="the child gone")
+
+
+def test_stop_drops_a_pending_event_retry_instead_of_waiting_for_it(aws_credentials, monkeypatch):
+    # GIVEN an Event call that fails, with Lambda's retry due a minute later
+    with DevCloud([DevFunction("failing", f"{HANDLERS}.failing_worker")], event_retry_delays=(60.0, 60.0)) as cloud:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", cloud.endpoint)
+        lambda_client().invoke(FunctionName="failing", InvocationType="Event", Payload=b"{}")
+        eventually(lambda: cloud.calls("failing"), what="the first call")
+        # WHEN devcloud stops
+        stopping = threading.Thread(target=cloud.stop)
+        stopping.start()
+        stopping.join(timeout=20)
+        # THEN it did not wait for the retry, and the retry never ran
+        assert not stopping.is_alive()
+        assert len(cloud.calls("failing")) == 1
+        assert cloud.wait_idle(timeout=10)
