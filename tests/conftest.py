@@ -13,7 +13,8 @@ from framefarm.config import ffmpeg_path
 # on a case nobody has seen: "ci" (the default, so also `make test`) is derandomized and keeps no
 # example database; `make fuzz` selects "fuzz": many more cases, new ones every run, failures replayed.
 settings.register_profile("ci", derandomize=True, max_examples=300, database=None, deadline=None)
-settings.register_profile("fuzz", max_examples=10_000, deadline=None, print_blob=True)
+# derandomize=False explicitly: under CI=true hypothesis's own defaults are derandomized.
+settings.register_profile("fuzz", max_examples=10_000, deadline=None, print_blob=True, derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "ci")
 
 

@@ -36,7 +36,10 @@ KILL_POINTS = 20
 SHORT_CHUNK = [sys.executable, "-c",
                "import sys, time; time.sleep(float(sys.argv[2])); open(sys.argv[1], 'w').write(sys.argv[3])",
                "{output}", "0.25", "chunk {chunk_id}"]
-FAST_HEARTBEAT = {"FRAMEFARM_HEARTBEAT_INTERVAL": "0.2", "FRAMEFARM_STALE_AFTER": "0.6"}
+# A lease of 1.5 s renewed every 0.2 s: short, so take-overs come quickly, yet long enough that a
+# renewal slowed by a loaded machine (a moto call can take most of a second) does not trip the fence.
+FAST_HEARTBEAT = {"FRAMEFARM_HEARTBEAT_INTERVAL": "0.2", "FRAMEFARM_STALE_AFTER": "1.5"}
+LEASE_RUNS_OUT = float(FAST_HEARTBEAT["FRAMEFARM_STALE_AFTER"]) + 0.2
 
 
 def short_job(job_id: str, chunks: int) -> dict:
@@ -116,7 +119,7 @@ def test_lambda_orchestrator_killed_at_random_points_is_taken_over_with_each_chu
             assert stack.cloud.wait_idle(timeout=300)
             # WHEN Lambda's retries died too, the operator resumes it from the CLI
             while repository.require(job_id).state is JobState.RUNNING:
-                time.sleep(0.7)
+                time.sleep(LEASE_RUNS_OUT)  # the dead orchestrator's lease runs out
                 resumed = subprocess.run(
                     [sys.executable, "-m", "framefarm", "resume", job_id, "--table", stack.table, "--bucket",
                      stack.bucket, "--function", "framefarm-orchestrate", "--concurrency", "3"],
