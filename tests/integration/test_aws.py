@@ -312,3 +312,26 @@ def test_share_hands_out_short_lived_presigned_links(stack):
     # AND a link may not outlive an hour
     long = framefarm(stack, "share", "shared", "--bucket", stack.bucket, "--table", stack.table, "--expires", "7200")
     assert long.returncode != 0 and "links last 1 to 3600 seconds (got 7200)" in long.stderr
+
+
+def test_devcloud_state_is_saved_after_the_calls_under_way_finish(tmp_path):
+    # GIVEN `framefarm devcloud --state` with a job of two 2-second chunks running on it
+    state = tmp_path / "state"
+    server = subprocess.Popen([sys.executable, "-m", "framefarm", "devcloud", "--state", str(state)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        env, _ = read_devcloud_exports(server.stdout)
+        jobfile = tmp_path / "job.yaml"
+        jobfile.write_text(yaml.safe_dump(sleepy_job(2, 2.0, job_id="under-way")))
+        submitted = subprocess.run([sys.executable, "-m", "framefarm", "submit", str(jobfile), "--function",
+                                    "framefarm-submit", "--concurrency", "2"], capture_output=True, text=True,
+                                   timeout=120, env={**os.environ, **env})
+        assert submitted.returncode == 0, submitted.stderr
+    finally:
+        # WHEN it is stopped while the chunks run
+        server.terminate()
+        server.communicate(timeout=120)
+    # THEN the snapshot holds the job as its run left it: the calls under way finished before the save
+    items = [json.loads(line) for line in (state / "snapshot" / "items.jsonl").read_text().splitlines()]
+    meta = next(item for item in items if item["PK"]["S"] == "JOB#under-way" and item["SK"]["S"] == "META")
+    assert meta["state"]["S"] == "stitching" and meta["completed_chunks"]["N"] == "2", meta.get("error")

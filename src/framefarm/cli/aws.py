@@ -112,6 +112,7 @@ def cmd_devcloud(args: argparse.Namespace, context: Context) -> int:
             with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait()
         finally:
+            stack.stop_lambda()  # calls under way finish and write what they write before the save
             if state is not None:
                 items, objects = save_snapshot(state, table=stack.table, bucket=stack.bucket, **clients)
                 context.err.print(f"saved {items} items and {objects} objects to {state}", highlight=False,

@@ -143,6 +143,7 @@ class DevCloud:
         self._pools: dict[str, Pool] = {}
         self._background: set[threading.Thread] = set()
         self._stopping = threading.Event()
+        self._closed = False  # stop() closed the pools: any made later starts closed
         self._server = _Server(("127.0.0.1", port), _RequestHandler)
         self._server.cloud = self
         self._thread: threading.Thread | None = None
@@ -166,6 +167,7 @@ class DevCloud:
         self._server.shutdown()
         self._server.server_close()
         with self._lock:
+            self._closed = True
             pools = list(self._pools.values())
         for pool in pools:
             pool.close()
@@ -282,8 +284,8 @@ class DevCloud:
         """Count a call in under the reserved concurrency; with ``wait``, queue for a slot until stopped."""
         with self._slots:
             while True:
-                if self._stopping.is_set():
-                    return False
+                if wait and self._stopping.is_set():  # no new Event call or retry once stopping; the
+                    return False                      # synchronous calls of functions still running go on
                 running = self._running.get(function.name, 0)
                 if function.reserved_concurrency is None or running < function.reserved_concurrency:
                     self._running[function.name] = running + 1
@@ -299,7 +301,7 @@ class DevCloud:
                 pool = self._pools[function.name] = Pool(
                     lambda: Instance(function.handler, self._environment(function), self.task_root),
                     self.idle_timeout)
-                if self._stopping.is_set():  # stop() may have closed the pools it saw: this one too
+                if self._closed:  # stop() closed the pools it saw: this late one too, so nothing outlives it
                     pool.close()
             return pool
 

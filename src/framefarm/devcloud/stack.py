@@ -75,6 +75,7 @@ class LocalAwsStack:
         self._saved_env: dict[str, str | None] = {}
         self.env: dict[str, str] = {}
         self.cloud: DevCloud | None = None
+        self._lambda_stopped = False
         self._moto: Any = None
 
     def __enter__(self) -> LocalAwsStack:
@@ -109,9 +110,15 @@ class LocalAwsStack:
         create_table(boto3.client("dynamodb"), self.table)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self.cloud is not None:
+    def stop_lambda(self) -> None:
+        """Stop devcloud's functions (calls under way finish first), leaving S3 and DynamoDB up: what
+        they hold is then final, e.g. to save it."""
+        if self.cloud is not None and not self._lambda_stopped:
+            self._lambda_stopped = True
             self.cloud.stop()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_lambda()
         if self._moto is not None:
             self._moto.stop()
         for name, value in self._saved_env.items():

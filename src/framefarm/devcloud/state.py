@@ -8,7 +8,9 @@ their contents, kept across restarts.
 
 moto keeps everything in memory, so devcloud saves a snapshot when it stops and loads it when it starts.
 A snapshot is written beside the last one and swapped in only when complete: a crash while saving
-keeps the previous snapshot. Objects keep their bytes, not their metadata (framefarm sets none).
+keeps the previous snapshot. Objects keep their bytes and tags (chunk outputs carry one, for their
+expiry); on load each goes back up with a SHA256 checksum, as framefarm uploads them, so downloads
+stay verified.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import shutil
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 NAMES_FILE = "names.json"
 SNAPSHOT_DIR = "snapshot"
@@ -55,7 +58,8 @@ def save_snapshot(state_dir: Path, *, table: str, bucket: str, dynamodb: Any, s3
             for entry in page.get("Contents", []):
                 data_file = f"objects/{objects}"
                 (fresh / data_file).write_bytes(s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read())
-                out.write(json.dumps({"key": entry["Key"], "file": data_file}) + "\n")
+                tags = s3.get_object_tagging(Bucket=bucket, Key=entry["Key"]).get("TagSet", [])
+                out.write(json.dumps({"key": entry["Key"], "file": data_file, "tags": tags}) + "\n")
                 objects += 1
     current, old = state_dir / SNAPSHOT_DIR, state_dir / f"{SNAPSHOT_DIR}.old"
     shutil.rmtree(old, ignore_errors=True)
@@ -79,7 +83,9 @@ def load_snapshot(state_dir: Path, *, table: str, bucket: str, dynamodb: Any, s3
         items += 1
     for line in (snapshot / "objects.jsonl").read_text().splitlines():
         entry = json.loads(line)
-        s3.put_object(Bucket=bucket, Key=entry["key"], Body=(snapshot / entry["file"]).read_bytes())
+        tagging = urlencode({tag["Key"]: tag["Value"] for tag in entry.get("tags", [])})
+        s3.put_object(Bucket=bucket, Key=entry["key"], Body=(snapshot / entry["file"]).read_bytes(),
+                      ChecksumAlgorithm="SHA256", **({"Tagging": tagging} if tagging else {}))
         objects += 1
     return items, objects
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import boto3
 
 from framefarm.devcloud.state import SNAPSHOT_DIR, load_snapshot, resource_names, save_snapshot
@@ -31,7 +34,8 @@ def test_items_and_objects_survive_a_save_and_a_load_into_fresh_stores(aws, tmp_
     item = {"PK": {"S": "JOB#a"}, "SK": {"S": "META"}, "cost": {"N": "0.0000003"}, "tail": {"B": b"\x00\xff"}}
     clients["dynamodb"].put_item(TableName="jobs", Item=item)
     clients["s3"].put_object(Bucket="artifacts", Key="jobs/a/spec.json", Body=b"{}")
-    clients["s3"].put_object(Bucket="artifacts", Key="jobs/a/chunks/00000.mp4", Body=bytes(range(256)) * 10)
+    clients["s3"].put_object(Bucket="artifacts", Key="jobs/a/chunks/00000.mp4", Body=bytes(range(256)) * 10,
+                             Tagging="framefarm-kind=chunk")
     # WHEN they are saved, and loaded into an empty table and bucket (as after a restart)
     assert save_snapshot(tmp_path, table="jobs", bucket="artifacts", **clients) == (1, 2)
     restarted = fresh_stores("jobs-again", "artifacts-again")
@@ -40,6 +44,11 @@ def test_items_and_objects_survive_a_save_and_a_load_into_fresh_stores(aws, tmp_
     assert restarted["dynamodb"].scan(TableName="jobs-again")["Items"] == [item]
     chunk = restarted["s3"].get_object(Bucket="artifacts-again", Key="jobs/a/chunks/00000.mp4")["Body"].read()
     assert chunk == bytes(range(256)) * 10
+    # AND a chunk keeps its tag (its expiry rule) and comes back with a SHA256 that downloads are checked against
+    tags = restarted["s3"].get_object_tagging(Bucket="artifacts-again", Key="jobs/a/chunks/00000.mp4")["TagSet"]
+    assert tags == [{"Key": "framefarm-kind", "Value": "chunk"}]
+    head = restarted["s3"].head_object(Bucket="artifacts-again", Key="jobs/a/chunks/00000.mp4", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(chunk).digest()).decode()
 
 
 def test_a_save_interrupted_before_its_swap_keeps_the_previous_snapshot(aws, tmp_path):
