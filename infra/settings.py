@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from framefarm.aws.functions import FIXED_LIMITS, ORCHESTRATE
 from framefarm.aws.handlers import HANDOVER_SPARE
 
-ORCHESTRATOR_TIMEOUT = 900  # seconds: Lambda's maximum
+ORCHESTRATOR_TIMEOUT = FIXED_LIMITS[ORCHESTRATE][1]  # seconds: Lambda's maximum
 MIN_DISPATCH_WINDOW = 60  # seconds each orchestrator run must have for dispatching, at least
 
 

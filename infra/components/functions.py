@@ -27,7 +27,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.aws_dynamodb import ITable
 from constructs import Construct
 
-from framefarm.aws.functions import HANDLERS
+from framefarm.aws.functions import FIXED_LIMITS, HANDLERS
 from framefarm.config import (
     ENV_BUCKET,
     ENV_CONCURRENCY,
@@ -39,7 +39,7 @@ from framefarm.config import (
 )
 from framefarm.repositories.dynamodb import GSI_NAME
 from framefarm.storage.keys import assets_key, cancel_key, chunks_prefix, job_prefix, logs_prefix, spec_key
-from infra.settings import ORCHESTRATOR_TIMEOUT, InfraSettings
+from infra.settings import InfraSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 # The key layout's own functions with a wildcard job id, so the policies follow it (jobs/*/spec.json, ...).
@@ -61,8 +61,7 @@ class WorkerFunctions(Construct):
             ENV_WORKER_TIMEOUT: str(settings.worker_timeout), ENV_WORKER_ARCHITECTURE: settings.worker_architecture,
             ENV_CONCURRENCY: str(settings.max_concurrency),
         }
-        limits = {"submit": (512, 30), "orchestrate": (1024, ORCHESTRATOR_TIMEOUT),
-                  "render-chunk": (settings.worker_memory_mb, settings.worker_timeout)}
+        limits = {**FIXED_LIMITS, "render-chunk": (settings.worker_memory_mb, settings.worker_timeout)}
         self.functions: dict[str, lambda_.Function] = {}
         self.roles: dict[str, iam.Role] = {}
         for kind, handler in HANDLERS.items():

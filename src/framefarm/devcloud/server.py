@@ -50,7 +50,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from framefarm.adapters.aws_lambda import LAMBDA_PAYLOAD_LIMIT
-from framefarm.aws.functions import HANDLERS, ORCHESTRATE, RENDER_CHUNK, SUBMIT
+from framefarm.aws.functions import FIXED_LIMITS, HANDLERS, ORCHESTRATE, RENDER_CHUNK, SUBMIT
 from framefarm.billing import format_report
 from framefarm.devcloud.instance import Call, Instance, Result
 from framefarm.devcloud.pool import Pool
@@ -492,8 +492,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
 def standard_functions(*, worker_memory_mb: int = 2048, worker_timeout: float = 300.0,
                        orchestrator_timeout: float = 900.0) -> list[DevFunction]:
     """The three functions the CDK stack deploys, with the handler strings its image runs."""
+    (submit_mb, submit_s), (orchestrator_mb, _) = FIXED_LIMITS[SUBMIT], FIXED_LIMITS[ORCHESTRATE]
     return [
-        DevFunction(SUBMIT_FUNCTION, HANDLERS[SUBMIT], memory_mb=512, timeout=30),
-        DevFunction(ORCHESTRATOR_FUNCTION, HANDLERS[ORCHESTRATE], memory_mb=1024, timeout=orchestrator_timeout),
+        DevFunction(SUBMIT_FUNCTION, HANDLERS[SUBMIT], memory_mb=submit_mb, timeout=submit_s),
+        DevFunction(ORCHESTRATOR_FUNCTION, HANDLERS[ORCHESTRATE], memory_mb=orchestrator_mb,
+                    timeout=orchestrator_timeout),
         DevFunction(WORKER_FUNCTION, HANDLERS[RENDER_CHUNK], memory_mb=worker_memory_mb, timeout=worker_timeout),
     ]
