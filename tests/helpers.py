@@ -120,7 +120,9 @@ class WorkerProcess:
         from framefarm.config import ENV_CHUNK_TIMEOUT
 
         self.command, image_env = image_command()
-        self.log = Path(tempfile.mkstemp(prefix="cloud-run-worker-", suffix=".log")[1])
+        descriptor, log_path = tempfile.mkstemp(prefix="cloud-run-worker-", suffix=".log")
+        os.close(descriptor)
+        self.log = Path(log_path)
         env = {**image_env, **os.environ, "HOST": "127.0.0.1"}
         if timeout is not None:
             env[ENV_CHUNK_TIMEOUT] = str(timeout)
@@ -137,6 +139,7 @@ class WorkerProcess:
                 raise
             if self.process.poll() is None:
                 return
+            self.process.wait()  # it exited (the port was taken): reaped before the next try
         raise AssertionError(f"the Cloud Run worker did not start:\n{self.log.read_text()}")
 
     def close(self) -> None:
