@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from framefarm.adapters.base import WorkerAdapter, WorkerJob, WorkerResult
+from framefarm.adapters.base import CANCELLED, WorkerAdapter, WorkerJob, WorkerResult
 from framefarm.backoff import Backoff
 from framefarm.cancel import CancelToken
 from framefarm.errors import ChunkFailedError, FramefarmError, JobAbortedError, JobSpecError, StitchError
@@ -226,6 +226,9 @@ class _Dispatch:
                         options.on_progress(completed, total)
                 elif run.stopping:
                     continue  # stopped (cancel, pause or an earlier failure): no retries
+                elif result.error == CANCELLED:  # a remote worker saw the job's cancel marker before we did
+                    run.cancel("cancelled")
+                    continue
                 elif self._may_retry(chunk, result):
                     delay = options.backoff(self.failures[chunk.id][result.transient])
                     if options.on_chunk_retry:

@@ -385,3 +385,19 @@ def test_a_rerun_renders_over_a_stub_an_earlier_run_left(tmp_path):
 def test_invalid_options_are_rejected(bad):
     with pytest.raises(JobSpecError):
         ExecutionOptions(**bad)
+
+
+def test_a_worker_that_saw_the_jobs_cancel_stops_the_run_instead_of_being_retried(tmp_path):
+    # GIVEN a remote worker that answers "cancelled" (it found the job's cancel marker before this runner
+    # heard of the cancel), with retries to spare
+    def adapter(job):
+        if job.meta["chunk_id"] == 0:
+            return WorkerResult(exit_code=130, error="cancelled")
+        return WorkerResult(exit_code=0)
+
+    # WHEN the job runs
+    with pytest.raises(JobAbortedError) as stopped:
+        JobExecutor(CallableWorkerAdapter(adapter)).execute(make_spec(4), ExecutionOptions(
+            job_dir=tmp_path, retries=3, retry_delay=0))
+    # THEN the run stops as cancelled, not failed after retrying the chunk
+    assert stopped.value.reason == "cancelled"
