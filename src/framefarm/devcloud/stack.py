@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -79,12 +80,9 @@ class LocalAwsStack:
         self._moto: Any = None
 
     def __enter__(self) -> LocalAwsStack:
-        from moto.server import ThreadedMotoServer
-
         fix_moto_number_arithmetic()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self._moto_port, verbose=False)
-        self._moto.start()
-        moto_endpoint = f"http://127.0.0.1:{self._moto.get_host_and_port()[1]}"
+        self._moto = SerializedMotoServer(port=self._moto_port).start()
+        moto_endpoint = f"http://127.0.0.1:{self._moto.port}"
         self.cloud = DevCloud(self._functions, port=self._port, event_retry_delays=self._event_retry_delays,
                               task_root=self._task_root).start()
         names = {function.name for function in self._functions}
@@ -126,3 +124,37 @@ class LocalAwsStack:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+class SerializedMotoServer:
+    """moto's S3 and DynamoDB on 127.0.0.1, answering one request at a time.
+
+    moto's DynamoDB is not thread-safe: a query running beside an UpdateItem can see the item half
+    built (its keys without its attributes), which real DynamoDB never shows. Function instances,
+    the CLI and tests all reach this server from their own processes, so it serializes requests at
+    its one door, as the in-process tests serialize calls at the moto client.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        moto = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def one_at_a_time(environ: Any, start_response: Any) -> list[bytes]:
+            with lock:  # the body is read inside the lock too: it may be built lazily from the backend
+                return list(moto(environ, start_response))
+
+        self._server = make_server("127.0.0.1", port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="devcloud-moto", daemon=True)
+
+    def start(self) -> SerializedMotoServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=30)
