@@ -217,6 +217,12 @@ class DevCloud:
         with self._lock:
             return sum(kill.done for kill in self._kills)
 
+    @property
+    def kills_armed(self) -> int:
+        """Kills whose target call is under way (its instance's init over), waiting for their kill point."""
+        with self._lock:
+            return sum(kill.instance is not None and not kill.done for kill in self._kills)
+
     def _count_call_for_kills(self, name: str) -> None:
         with self._lock:
             due = []

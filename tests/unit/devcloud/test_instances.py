@@ -166,7 +166,7 @@ def test_a_killed_instance_is_a_runtime_exit_error(cloud):
     # GIVEN a kill armed on the next call to "slow", due when "light" is called once
     cloud.kill("slow", after_calls_to="light", calls=1)
     thread, replies = in_background("slow", {"seconds": 30})
-    eventually(lambda: cloud.instances("slow"), what="an instance")
+    eventually(lambda: cloud.kills_armed == 1, what="the call to kill under way")  # its cold start is over
     pid = cloud.instances("slow")[0].process.pid
     # WHEN "light" is called
     invoke("light", {"mb": 0})
