@@ -125,8 +125,8 @@ def test_recording_for_a_missing_job_records_nothing(repo):
 
 def test_counters_exact_under_32_threads_recording_1000_chunks_with_replays(repo):
     # moto copies the whole table for every transaction (O(n) each; 1,000 chunks took 215 s there),
-    # so the DynamoDB leg uses 200 chunks: the same 32 threads, replays and checks.
-    chunks = 200 if type(repo).__name__ == "DynamoDBJobRepository" else 1000
+    # so the DynamoDB leg uses 100 chunks: the same 32 threads, replays and checks.
+    chunks = 100 if type(repo).__name__ == "DynamoDBJobRepository" else 1000
     # GIVEN a job with that many chunks
     new_job(repo, chunks)
     # WHEN 32 threads record every chunk, each chunk twice (a replayed event)
