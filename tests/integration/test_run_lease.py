@@ -104,15 +104,24 @@ def test_two_resumes_of_an_abandoned_job_at_once_run_each_chunk_once(store, tmp_
     check_counted_once(store.require("abandoned"), CHUNKS)
 
 
-@pytest.mark.slow
-def test_a_duplicated_orchestrator_event_on_aws_runs_each_chunk_once(aws_credentials, monkeypatch, tmp_path):
+@pytest.fixture
+def fast_heartbeat(monkeypatch):
     for name, value in FAST_HEARTBEAT.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def ledger(tmp_path) -> Path:
+    path = tmp_path / "ledger"
+    path.mkdir()
+    return path
+
+
+@pytest.mark.slow
+def test_a_duplicated_orchestrator_event_on_aws_runs_each_chunk_once(aws_credentials, fast_heartbeat, ledger):
     with LocalAwsStack(worker_timeout=30, orchestrator_timeout=120) as stack:
         repository = DynamoDBJobRepository(stack.table, storage=S3Storage(stack.bucket))
         lambda_api = boto3.client("lambda")
-        ledger = tmp_path / "ledger"
-        ledger.mkdir()
         submission = json.dumps({"job": counted_job("twice", ledger), "options": {"concurrency": 4}}).encode()
         # GIVEN a submission retried by its caller, and the orchestrator event Lambda delivers twice
         answers = [json.loads(lambda_api.invoke(FunctionName="framefarm-submit", Payload=submission)["Payload"].read())
@@ -131,17 +140,13 @@ def test_a_duplicated_orchestrator_event_on_aws_runs_each_chunk_once(aws_credent
 
 
 @pytest.mark.slow
-def test_duplicated_continuation_events_on_aws_run_each_chunk_once(aws_credentials, monkeypatch, tmp_path):
-    for name, value in FAST_HEARTBEAT.items():
-        monkeypatch.setenv(name, value)
+def test_duplicated_continuation_events_on_aws_run_each_chunk_once(aws_credentials, fast_heartbeat, ledger):
     # GIVEN orchestrator runs that hand over after about 3 s (timeout 30 s = 12 s worker + 15 s spare + 3 s),
     # and Lambda delivering every continuation event twice at once
     with LocalAwsStack(worker_timeout=12, orchestrator_timeout=30) as stack:
         repository = DynamoDBJobRepository(stack.table, storage=S3Storage(stack.bucket))
         stack.cloud.inject("framefarm-orchestrate", "duplicate", times=100,
                            match=lambda event: bool(event.get("continuation")))
-        ledger = tmp_path / "ledger"
-        ledger.mkdir()
         job = counted_job("handovers", ledger)
         job["command"] = [*job["command"][:2], job["command"][2].replace("0.05", "0.3"), *job["command"][3:]]
         answer = boto3.client("lambda").invoke(FunctionName="framefarm-submit", Payload=json.dumps(
