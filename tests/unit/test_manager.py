@@ -16,6 +16,7 @@ from framefarm import (
     JobExecutor,
     JobManager,
     JobState,
+    JobStatus,
     LocalStorage,
     SqliteJobRepository,
 )
@@ -348,14 +349,20 @@ def test_two_starts_of_one_job_run_it_once(store, tmp_path):
     assert worker.calls == {0: 1, 1: 1, 2: 1}
 
 
-def test_a_handed_over_job_continues_once_per_token(store, tmp_path):
-    # GIVEN a run that hands over after its first chunk (the orchestrator's deadline)
+def handed_over(store, tmp_path, chunks: int) -> tuple[ScriptedWorker, JobManager, JobStatus]:
+    """A job whose run handed over after its first chunk (the orchestrator's deadline): its worker,
+    manager and the run's summary."""
     worker = ScriptedWorker()
     manager = manager_for(worker, store, tmp_path)
-    manager.create_job(make_spec(4, job_id="job"))
+    manager.create_job(make_spec(chunks, job_id="job"))
     token = CancelToken()
     worker.hooks[0] = lambda job: token.drain(HANDOVER)
-    summary = manager.run_job("job", ExecutionOptions(cancel=token))
+    return worker, manager, manager.run_job("job", ExecutionOptions(cancel=token))
+
+
+def test_a_handed_over_job_continues_once_per_token(store, tmp_path):
+    # GIVEN a run that hands over after its first chunk (the orchestrator's deadline)
+    worker, manager, summary = handed_over(store, tmp_path, 4)
     successor = manager.handover_token("job")
     assert summary.state is JobState.RUNNING and successor is not None and successor.startswith("handover:")
     # WHEN its continuation arrives twice
@@ -368,12 +375,7 @@ def test_a_handed_over_job_continues_once_per_token(store, tmp_path):
 
 
 def test_a_request_made_during_a_hand_over_is_honoured_by_the_continuation(store, tmp_path):
-    worker = ScriptedWorker()
-    manager = manager_for(worker, store, tmp_path)
-    manager.create_job(make_spec(3, job_id="job"))
-    token = CancelToken()
-    worker.hooks[0] = lambda job: token.drain(HANDOVER)
-    manager.run_job("job", ExecutionOptions(cancel=token))
+    worker, manager, _ = handed_over(store, tmp_path, 3)
     assert store.request("job", "cancel", now=time.time())
     final = manager.continue_job("job", handed_by=manager.handover_token("job"))
     assert final.state is JobState.CANCELLED and worker.calls == {0: 1}
