@@ -67,7 +67,7 @@ def main() -> None:
                 concurrency=args.concurrency, skip_merge=True,
                 on_chunk_complete=lambda _, result: result.init_duration_ms and inits.append(result.init_duration_ms)))
             times.append(time.perf_counter() - started)
-            assert summary.state is JobState.STITCHING and summary.completed_chunks == args.chunks, summary.error
+            assert summary.state is JobState.RENDERED and summary.completed_chunks == args.chunks, summary.error
             billed = summary.metrics.total_billed_duration_ms
         served, instances = len(cloud.invocations), len(cloud.instances("render"))
     warm = statistics.median(times[1:]) if len(times) > 1 else times[0]

@@ -2,7 +2,10 @@
 
 A job (N frames) is split into chunks; each chunk runs as one call on a worker (a local subprocess,
 an AWS Lambda function or a Google Cloud Run service); a manager tracks every chunk in a job store;
-a stitcher joins the chunk videos. See DESIGN.md for the architecture.
+a stitcher joins the chunk videos. See docs/architecture.md for the architecture.
+
+    import framefarm as ff
+    result = ff.render("examples/testsrc.yaml", output="out/testsrc.mp4", concurrency=2)
 """
 
 from __future__ import annotations
@@ -11,15 +14,30 @@ from typing import Any
 
 from framefarm.adapters.base import CallableWorkerAdapter, WorkerAdapter, WorkerJob, WorkerResult
 from framefarm.adapters.local import LocalWorkerAdapter
+from framefarm.api import Progress, RenderFailed, RenderHandle, RenderResult, attach, load_job, render, submit
+from framefarm.backends import Backend, CloudRun, Lambda, Local
 from framefarm.cancel import CancelToken
-from framefarm.errors import ChunkFailedError, FramefarmError, JobAbortedError, JobSpecError, StitchError
-from framefarm.executor import ExecutionOptions, JobExecutor
+from framefarm.errors import (
+    ChunkFailedError,
+    FramefarmError,
+    JobAbortedError,
+    JobNotFoundError,
+    JobSpecError,
+    JobStateError,
+    StitchError,
+    StorageError,
+    ToolNotFoundError,
+)
+from framefarm.executor import ExecutionReport, JobExecutor
 from framefarm.manager import JobManager
+from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks
+from framefarm.repositories.base import JobRepository
 from framefarm.repositories.memory import InMemoryJobRepository
 from framefarm.repositories.sqlite import SqliteJobRepository
 from framefarm.spec import Chunk, JobSpec, RenderMetadata, load_job_file, plan_job
-from framefarm.status import ChunkRecord, JobState, JobStatus
+from framefarm.status import ChunkRecord, ChunkState, JobMetrics, JobState, JobStatus
 from framefarm.stitch.ffmpeg import FfmpegStitcher
+from framefarm.storage.base import Storage
 from framefarm.storage.local import LocalStorage
 
 # Names whose modules import a cloud SDK: loaded on first use, so the base install stays SDK-free.
@@ -42,14 +60,18 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Backend",
     "CallableWorkerAdapter",
     "CancelToken",
     "Chunk",
     "ChunkFailedError",
     "ChunkRecord",
+    "ChunkState",
+    "CloudRun",
     "CloudRunWorkerAdapter",
     "DynamoDBJobRepository",
     "ExecutionOptions",
+    "ExecutionReport",
     "FfmpegStitcher",
     "FramefarmError",
     "GcsStorage",
@@ -57,22 +79,41 @@ __all__ = [
     "JobAbortedError",
     "JobExecutor",
     "JobManager",
+    "JobMetrics",
+    "JobNotFoundError",
+    "JobRepository",
     "JobSpec",
     "JobSpecError",
     "JobState",
+    "JobStateError",
     "JobStatus",
+    "Lambda",
     "LambdaWorkerAdapter",
+    "Local",
     "LocalStorage",
     "LocalWorkerAdapter",
+    "Progress",
+    "RenderFailed",
+    "RenderHandle",
     "RenderMetadata",
+    "RenderResult",
+    "RetryPolicy",
+    "RunHooks",
     "S3MergeAdapter",
     "S3Storage",
     "SqliteJobRepository",
     "StitchError",
+    "Storage",
+    "StorageError",
+    "ToolNotFoundError",
     "WorkerAdapter",
     "WorkerJob",
     "WorkerResult",
+    "attach",
+    "load_job",
     "load_job_file",
     "plan_job",
+    "render",
+    "submit",
 ]
 __version__ = "0.1.0"

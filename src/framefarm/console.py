@@ -11,17 +11,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from framefarm.adapters.base import WorkerResult
+from framefarm.options import RunHooks
 from framefarm.status import ChunkRecord, JobStatus
 
 STATE_STYLES = {"completed": "green", "failed": "red", "cancelled": "yellow", "paused": "yellow",
-                "running": "cyan", "stitching": "cyan", "pending": "dim"}
+                "running": "cyan", "rendered": "green", "stitching": "cyan", "pending": "dim"}
 
 
-class RenderProgress:
+class RenderProgress(RunHooks):
     """A progress bar: chunks done / total, failed attempts, elapsed and ETA.
 
-    Its methods are ExecutionOptions callbacks; ``on_progress`` and ``on_attempt`` run on the
-    executor's coordinating thread, rich redraws from its own.
+    The run's hooks: ``progress`` and ``attempt_finished`` run on the executor's coordinating thread,
+    rich redraws from its own.
     """
 
     def __init__(self, console: Console, job_id: str, total: int, done: int = 0) -> None:
@@ -42,18 +43,18 @@ class RenderProgress:
                  traceback: TracebackType | None) -> None:
         self._progress.stop()
 
-    def on_progress(self, completed: int, total: int) -> None:
+    def progress(self, completed: int, total: int) -> None:
         self._progress.update(self._task, completed=completed, total=total)
 
-    def on_attempt(self, chunk_id: int, attempt: int, result: WorkerResult, started: float, finished: float
-                   ) -> None:
+    def attempt_finished(self, chunk_id: int, attempt: int, result: WorkerResult, started_at: float,
+                         finished_at: float) -> None:
         if not result.ok:
             with self._lock:
                 self._failures += 1
                 failures = f"[red]{self._failures} failed attempt{'s' if self._failures != 1 else ''}"
             self._progress.update(self._task, failures=failures)
 
-    def on_merge_start(self) -> None:
+    def stitch_started(self) -> None:
         self._progress.update(self._task, description="stitching")
 
 

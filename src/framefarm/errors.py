@@ -48,9 +48,10 @@ class ChunkFailedError(FramefarmError):
 class JobAbortedError(FramefarmError):
     """The job stopped before finishing because it was cancelled or paused."""
 
-    def __init__(self, reason: str = "cancelled") -> None:
+    def __init__(self, reason: str = "cancelled", *, job_id: str | None = None) -> None:
         self.reason = reason
-        super().__init__(f"Job {reason}")
+        self.job_id = job_id
+        super().__init__(f"Job {job_id} {reason}" if job_id else f"Job {reason}")
 
 
 class StitchError(FramefarmError):

@@ -1,19 +1,19 @@
 """JobExecutor: runs a JobSpec's chunks on a WorkerAdapter, then merges them.
 
-Threads: the caller's thread coordinates — it dispatches, and every callback except the live output
-ones (``on_chunk_stdout``/``on_chunk_stderr``/``on_chunk_start``, which fire on worker threads) runs
+Threads: the caller's thread coordinates — it dispatches, and every hook except the live output
+ones (``RunHooks.chunk_stdout``/``chunk_stderr``/``chunk_started``, which fire on worker threads) runs
 on it, in order. Pool threads run one attempt each. A retry goes back to the pool with its backoff
 delay and keeps its slot while it waits, so ``concurrency`` bounds chunks in flight including those
 waiting to retry; the wait ends early when the job is stopped.
 
-Rules (see DESIGN.md): at most ``concurrency`` chunks in flight; failed chunks retried with
-exponential backoff and jitter, up to ``retries`` times for deterministic failures (the render
-command's exit code, a crashed handler) and ``transient_retries`` times for transient ones
+Rules (see docs/architecture.md): at most ``concurrency`` chunks in flight; failed chunks retried
+with exponential backoff and jitter (``RetryPolicy``), up to ``retries`` times for deterministic
+failures (the render command's exit code, a crashed handler) and ``transient_retries`` times for transient ones
 (throttled out, connection lost, timed out; ``WorkerResult.transient``); an attempt silent past
 its time limit plus ``watchdog_margin`` is given up on as timed out (see ``Watchdog``); after a
 chunk's last attempt no new chunk or retry starts, chunks already running finish and are
-reported through ``on_chunk_attempt`` and ``on_chunk_complete`` (their work is kept for a resume)
-but ``on_progress`` stays silent, and ChunkFailedError is raised; cancel kills work in flight and
+reported through ``attempt_finished`` and ``chunk_completed`` (their work is kept for a resume)
+but ``progress`` stays silent, and ChunkFailedError is raised; cancel kills work in flight and
 raises JobAbortedError.
 """
 
@@ -24,18 +24,16 @@ import itertools
 import logging
 import posixpath
 import queue
-import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
 from framefarm.adapters.base import CANCELLED, WorkerAdapter, WorkerJob, WorkerResult
-from framefarm.backoff import Backoff
 from framefarm.cancel import CancelToken
 from framefarm.errors import ChunkFailedError, FramefarmError, JobAbortedError, JobSpecError, StitchError
+from framefarm.options import ExecutionOptions, ResumeState, RetryPolicy, RunHooks, Stitcher  # noqa: F401 - re-exported
 from framefarm.spec import Chunk, Command, JobSpec
 from framefarm.watchdog import AttemptThreads, LiveAttempt, Watchdog
 
@@ -44,71 +42,15 @@ logger = logging.getLogger(__name__)
 ADAPTER_FAILURE_EXIT = -1  # exit code recorded when the adapter itself raised
 
 
-class Stitcher(Protocol):
-    def stitch(self, inputs: Sequence[Path], output: Path, audio: Path | None = None) -> Path: ...
-
-
-@dataclass
-class ExecutionOptions:
-    """How to run a job. Every callback is optional; see the module docstring for their threads.
-
-    ``on_chunk_attempt(chunk_id, attempt, result, started_at, finished_at)`` fires once per attempt,
-    successful or not (what a job store records); ``on_chunk_retry(chunk_id, attempt, delay, result)``
-    fires when a failed attempt will be tried again after ``delay`` seconds.
-    """
-
-    concurrency: int = 1
-    job_dir: str | Path | None = None
-    merge: bool = True
-    skip_merge: bool = False
-    retries: int = 0
-    transient_retries: int = 3
-    retry_delay: float = 1.0
-    max_retry_delay: float = 60.0
-    timeout: float | None = None
-    watchdog_margin: float = 30.0
-    env: Mapping[str, str] | None = None
-    on_progress: Callable[[int, int], None] | None = None
-    on_chunk_complete: Callable[[int, WorkerResult], None] | None = None
-    on_chunk_stdout: Callable[[int, str], None] | None = None
-    on_chunk_stderr: Callable[[int, str], None] | None = None
-    on_chunk_start: Callable[[int, int], None] | None = None
-    on_chunk_attempt: Callable[[int, int, WorkerResult, float, float], None] | None = None
-    on_chunk_retry: Callable[[int, int, float, WorkerResult], None] | None = None
-    on_merge_start: Callable[[], None] | None = None
-    cancel: CancelToken | None = None
-    merge_adapter: WorkerAdapter | None = None
-    stitcher: Stitcher | None = None
-    output_file: str | Path | None = None
-    completed_chunk_ids: Collection[int] = ()
-    meta: Mapping[str, Any] = field(default_factory=dict)
-    jitter: Callable[[], float] = random.random
-    clock: Callable[[], float] = time.time
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise JobSpecError(f"concurrency: must be at least 1 (got {self.concurrency})")
-        if self.retries < 0:
-            raise JobSpecError(f"retries: must be 0 or more (got {self.retries})")
-        if self.transient_retries < 0:
-            raise JobSpecError(f"transient_retries: must be 0 or more (got {self.transient_retries})")
-        if self.watchdog_margin < 0:
-            raise JobSpecError(f"watchdog_margin: must be 0 or more (got {self.watchdog_margin})")
-        if self.retry_delay < 0:
-            raise JobSpecError(f"retry_delay: must be 0 or more (got {self.retry_delay})")
-
-    def backoff(self, attempt: int) -> float:
-        """Delay before attempt ``attempt + 1``: exponential, capped, with equal jitter."""
-        return Backoff(self.retry_delay, self.max_retry_delay, self.jitter).delay(attempt)
-
-
 @dataclass(frozen=True)
 class ExecutionReport:
-    """What ``execute`` did: the chunks that ran now, those skipped as done, and the merged file."""
+    """What ``execute`` did: the chunks that ran now, those skipped as done, whether a merge (the
+    stitcher or the spec's merge command) ran, and the merged file when it is known."""
 
     ran: list[int]
     skipped: list[int]
     output: Path | None
+    merged: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,28 +69,29 @@ class JobExecutor:
     def __init__(self, adapter: WorkerAdapter) -> None:
         self.adapter = adapter
 
-    def execute(self, spec: JobSpec, options: ExecutionOptions | None = None) -> ExecutionReport:
+    def execute(self, spec: JobSpec, options: ExecutionOptions | None = None, *,
+                resume: ResumeState | None = None) -> ExecutionReport:
+        """Run ``spec``'s chunks, then merge them (``options.merge``). ``resume`` is what earlier runs did
+        (the JobManager's business): their completed chunks are skipped, attempt numbers continue."""
         options = options or ExecutionOptions()
+        resume = resume or ResumeState()
         if options.stitcher is not None and options.output_file is None:
             raise JobSpecError("output_file: required when a stitcher is given (where should the video go?)")
         job_dir = Path(options.job_dir or Path.cwd()).resolve()
         _prepare_job_dir(job_dir, spec.chunks)
-        done = {chunk.id for chunk in spec.chunks} & set(options.completed_chunk_ids)
+        done = {chunk.id for chunk in spec.chunks} & resume.completed
         todo = deque(chunk for chunk in spec.chunks if chunk.id not in done)
         run = (options.cancel or CancelToken()).child()
-        ran = _Dispatch(self.adapter, spec, options, job_dir, run).run(todo, already_done=len(done))
-        output = None
-        if options.merge and not options.skip_merge:
+        ran = _Dispatch(self.adapter, spec, options, job_dir, run, resume).run(todo, already_done=len(done))
+        output, merged = None, False
+        if options.merge and (options.stitcher is not None or spec.merge_command is not None):
             if run.stopping:
                 raise JobAbortedError(run.reason or "cancelled")
-            output = self._merge(spec, options, job_dir, run)
-        return ExecutionReport(ran=ran, skipped=sorted(done), output=output)
+            output, merged = self._merge(spec, options, job_dir, run), True
+        return ExecutionReport(ran=ran, skipped=sorted(done), output=output, merged=merged)
 
     def _merge(self, spec: JobSpec, options: ExecutionOptions, job_dir: Path, run: CancelToken) -> Path | None:
-        if options.stitcher is None and spec.merge_command is None:
-            return None
-        if options.on_merge_start:
-            options.on_merge_start()
+        options.hooks.stitch_started()
         adapter = options.merge_adapter or self.adapter
         if options.stitcher is not None:
             assert options.output_file is not None
@@ -188,8 +131,9 @@ class _Dispatch:
     """One run of the dispatch loop; lives only for one ``execute`` call."""
 
     def __init__(self, adapter: WorkerAdapter, spec: JobSpec, options: ExecutionOptions, job_dir: Path,
-                 run: CancelToken) -> None:
+                 run: CancelToken, resume: ResumeState) -> None:
         self.adapter, self.spec, self.options, self.job_dir, self.run_token = adapter, spec, options, job_dir, run
+        self.earlier_attempts = resume.earlier_attempts
         self.results: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
         self.live: dict[int, LiveAttempt] = {}  # attempts on the pool, by sequence number
         self.sequence = itertools.count()
@@ -198,7 +142,7 @@ class _Dispatch:
         self.look_at: float | None = None  # when the watchdog looks again (time.monotonic()); None: work it out
 
     def run(self, todo: deque[Chunk], *, already_done: int) -> list[int]:
-        options, run = self.options, self.run_token
+        options, run, hooks = self.options, self.run_token, self.options.hooks
         total = len(self.spec.chunks)
         completed = already_done
         ran: list[int] = []
@@ -207,7 +151,8 @@ class _Dispatch:
         try:
             while True:
                 while todo and len(self.live) < options.concurrency and not run.stopping:
-                    self._submit(todo.popleft(), 1, 0.0)
+                    chunk = todo.popleft()
+                    self._submit(chunk, self.earlier_attempts.get(chunk.id, 0) + 1, 0.0)
                 if not self.live:
                     break
                 outcome = self._next_outcome()
@@ -215,24 +160,21 @@ class _Dispatch:
                 if result is None:
                     continue
                 chunk, attempt = outcome.chunk, outcome.attempt
-                if options.on_chunk_attempt:
-                    options.on_chunk_attempt(chunk.id, attempt, result, outcome.started_at, outcome.finished_at)
+                hooks.attempt_finished(chunk.id, attempt, result, outcome.started_at, outcome.finished_at)
                 if result.ok:
                     completed += 1
                     ran.append(chunk.id)
-                    if options.on_chunk_complete:
-                        options.on_chunk_complete(chunk.id, result)
-                    if failure is None and options.on_progress:
-                        options.on_progress(completed, total)
+                    hooks.chunk_completed(chunk.id, result)
+                    if failure is None:
+                        hooks.progress(completed, total)
                 elif run.stopping:
                     continue  # stopped (cancel, pause or an earlier failure): no retries
                 elif result.error == CANCELLED:  # a remote worker saw the job's cancel marker before we did
                     run.cancel("cancelled")
                     continue
                 elif self._may_retry(chunk, result):
-                    delay = options.backoff(self.failures[chunk.id][result.transient])
-                    if options.on_chunk_retry:
-                        options.on_chunk_retry(chunk.id, attempt, delay, result)
+                    delay = options.retry.backoff(self.failures[chunk.id][result.transient])
+                    hooks.chunk_retrying(chunk.id, attempt, delay, result)
                     self._submit(chunk, attempt + 1, delay)
                 else:
                     failure = ChunkFailedError(chunk.id, attempt, result.failure_text())
@@ -254,8 +196,7 @@ class _Dispatch:
         """Count the failure; deterministic ones get ``retries`` more tries, transient ones ``transient_retries``."""
         counts = self.failures.setdefault(chunk.id, Counter())
         counts[result.transient] += 1
-        allowed = self.options.transient_retries if result.transient else self.options.retries
-        return counts[result.transient] <= allowed
+        return counts[result.transient] <= self.options.retry.allowed(result.transient)
 
     def _submit(self, chunk: Chunk, attempt: int, delay: float) -> None:
         key = next(self.sequence)
@@ -301,8 +242,7 @@ class _Dispatch:
             if (delay > 0 and self.run_token.wait(delay)) or self.run_token.stopping:
                 self.results.put(_Outcome(chunk, attempt, None, key=key))
                 return
-            if options.on_chunk_start:
-                options.on_chunk_start(chunk.id, attempt)
+            options.hooks.chunk_started(chunk.id, attempt)
             live.started_at = options.clock()
             live.called()
             try:
@@ -315,8 +255,9 @@ class _Dispatch:
                 exit_code=ADAPTER_FAILURE_EXIT, error=f"{type(exc).__name__}: {exc}"), key=key))
 
     def _worker_job(self, chunk: Chunk, attempt: int, live: LiveAttempt) -> WorkerJob:
-        options = self.options
-        on_out, on_err = options.on_chunk_stdout, options.on_chunk_stderr
+        options, hooks = self.options, self.options.hooks
+        on_out = hooks.chunk_stdout if hooks.listens_to("chunk_stdout") else None
+        on_err = hooks.chunk_stderr if hooks.listens_to("chunk_stderr") else None
         return WorkerJob(
             command=chunk.command,
             cwd=self.job_dir,

@@ -1,11 +1,12 @@
 """JobManager: runs jobs through a JobExecutor and keeps their state in a JobRepository.
 
-States: pending → running → stitching → completed, or → failed | cancelled | paused. A paused,
-failed or cancelled job can be resumed: completed chunks are skipped, attempt numbers continue.
+States: pending → running → rendered (every chunk done, not merged) → stitching → completed, or →
+failed | cancelled | paused. A paused, failed, cancelled or rendered job can be resumed: completed
+chunks are skipped, attempt numbers continue (a rendered job resumed with a stitcher is stitched).
 Chosen chunks of a stopped job, finished or not, can be rendered again (``retry_chunks``).
-A run with ``skip_merge`` ends in ``stitching``: its chunks are ready for ``framefarm stitch``
-(the AWS flow, where the merge runs on the operator's machine). A run stopped for a hand-over
-(reason ``handover``) leaves the job ``running`` for ``continue_job``.
+A run without a merge (``merge=False``, or nothing to merge with) ends ``rendered``: its chunks are
+ready for ``framefarm stitch`` (the AWS flow, where the merge runs on the operator's machine). A
+run stopped for a hand-over (reason ``handover``) leaves the job ``running`` for ``continue_job``.
 
 One owner per run: every start, continuation, resume and take-over first takes the job's lease
 (:mod:`framefarm.lease`) in one conditional write, so two runners never run one job, however often
@@ -31,12 +32,13 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from framefarm.adapters.base import CANCELLED, EARLIER_ATTEMPTS, WorkerResult
+from framefarm.adapters.base import CANCELLED, WorkerResult
 from framefarm.cancel import CancelToken
 from framefarm.config import framefarm_home, heartbeat_timing
 from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, JobStateError, id_list
-from framefarm.executor import ExecutionOptions, JobExecutor
+from framefarm.executor import JobExecutor
 from framefarm.lease import Lease, new_handover_token, new_run_id, owner_is_gone
+from framefarm.options import ExecutionOptions, ResumeState, RunHooks
 from framefarm.redaction import redact_result, secret_values
 from framefarm.repositories.base import JobRepository
 from framefarm.spec import JobSpec
@@ -48,7 +50,8 @@ from framefarm.store_writer import StoreWriter
 
 logger = logging.getLogger(__name__)
 
-RUNNABLE = frozenset({JobState.PENDING, JobState.PAUSED, JobState.FAILED, JobState.CANCELLED})
+RUNNABLE = frozenset({JobState.PENDING, JobState.PAUSED, JobState.FAILED, JobState.CANCELLED,
+                      JobState.RENDERED})
 ACTIVE = frozenset({JobState.RUNNING, JobState.STITCHING})
 HANDOVER = "handover"  # a stop reason: another runner continues the job (the orchestrator Lambda's deadline)
 LEASE_LOST = "lease lost"  # a stop reason: another runner holds the job now, or may
@@ -129,8 +132,17 @@ class JobManager:
         """Create the job and run it on a background thread; returns its id at once."""
         output = str(options.output_file) if options is not None and options.output_file else None
         self.create_job(spec, output=output)
-        self._start(spec.id, options, background=True)
+        self.start_job(spec.id, options)
         return spec.id
+
+    def start_job(self, job_id: str, options: ExecutionOptions | None = None) -> JobStatus:
+        """Run a stored pending job on a background thread; returns its summary at once (``wait`` for it)."""
+        return self._start(job_id, options, background=True)
+
+    def running_here(self) -> frozenset[str]:
+        """The jobs this manager is running now."""
+        with self._lock:
+            return frozenset(self._active)
 
     def run_job(self, job_id: str, options: ExecutionOptions | None = None) -> JobStatus:
         """Run (or continue) a stored job on this thread until it ends; returns its final summary."""
@@ -411,9 +423,21 @@ class JobManager:
     def _execute(self, status: JobStatus, options: ExecutionOptions, token: CancelToken, writer: StoreWriter,
                  owner: str) -> tuple[JobState, str | None, str | None]:
         """Run the executor; returns the final (state, error, output)."""
-        wrapped = self._recording_options(status, options, token, writer, owner)
+        job_id = status.id
+        states = self.repository.chunk_states(job_id)
+        # Attempt numbers continue across runs, so a resumed chunk's attempts are never mistaken for
+        # ones already recorded (remote workers get the number in their request).
+        resume = ResumeState(
+            completed=frozenset(chunk_id for chunk_id, (state, _) in states.items() if state is ChunkState.COMPLETED),
+            earlier_attempts={chunk_id: attempts for chunk_id, (_, attempts) in states.items()})
+        job_dir = Path(options.job_dir) if options.job_dir else self.job_dir(job_id)
+        output_file = options.output_file or status.output
+        hooks = _RecordingHooks(self, job_id, options.hooks, writer, owner, job_dir, status.spec)
+        run_options = dataclasses.replace(
+            options, cancel=token, job_dir=job_dir, hooks=hooks,
+            output_file=output_file if options.stitcher is not None or options.output_file else None)
         try:
-            report = self.executor.execute(status.spec, wrapped)
+            report = self.executor.execute(status.spec, run_options, resume=resume)
         except JobAbortedError as exc:
             if exc.reason == "paused":
                 return JobState.PAUSED, None, None
@@ -426,57 +450,11 @@ class JobManager:
         except FramefarmError as exc:
             return JobState.FAILED, str(exc), None
         except Exception as exc:
-            logger.exception("job %s: unexpected error", status.id)
+            logger.exception("job %s: unexpected error", job_id)
             return JobState.FAILED, f"{type(exc).__name__}: {exc}", None
-        if options.skip_merge or not options.merge:
-            return JobState.STITCHING, None, None  # chunks ready; `framefarm stitch` joins them
+        if not report.merged:
+            return JobState.RENDERED, None, None  # chunks ready; `framefarm stitch` joins them
         return JobState.COMPLETED, None, str(report.output) if report.output else None
-
-    def _recording_options(self, status: JobStatus, options: ExecutionOptions, token: CancelToken,
-                           writer: StoreWriter, owner: str) -> ExecutionOptions:
-        """The caller's options, with callbacks that write each event to the store first."""
-        job_id = status.id
-        job_dir = Path(options.job_dir) if options.job_dir else self.job_dir(job_id)
-        states = self.repository.chunk_states(job_id)
-        # Attempt numbers continue across runs so a resumed chunk's attempts are never mistaken
-        # for ones already recorded (remote workers learn theirs through adapters.base.recorded_attempt).
-        previous_attempts = {chunk_id: attempts for chunk_id, (_, attempts) in states.items()}
-        completed = {chunk_id for chunk_id, (state, _) in states.items() if state is ChunkState.COMPLETED}
-        outputs = {chunk.id: chunk.output_file for chunk in status.spec.chunks}
-        base = str(job_dir)
-
-        def on_chunk_start(chunk_id: int, attempt: int) -> None:
-            writer.put(ChunkStarted(chunk_id, previous_attempts.get(chunk_id, 0) + attempt, self._clock()))
-            if options.on_chunk_start:
-                options.on_chunk_start(chunk_id, attempt)
-
-        def on_chunk_attempt(chunk_id: int, attempt: int, result: WorkerResult, started: float,
-                             finished: float) -> None:
-            number = previous_attempts.get(chunk_id, 0) + attempt
-            result = redact_result(result, self._secrets)
-            self._save_full_logs(job_id, chunk_id, number, result)
-            writer.put(_attempt_record(
-                chunk_id, number, result, started, finished,
-                output=result.output_location or f"{base}/{outputs[chunk_id]}"))
-            if options.on_chunk_attempt:
-                options.on_chunk_attempt(chunk_id, attempt, result, started, finished)
-
-        def on_merge_start() -> None:
-            writer.flush()  # the store shows every chunk done before it shows the job stitching
-            if not self.repository.set_state(job_id, JobState.STITCHING, now=self._clock(),
-                                             expected={JobState.RUNNING}, owner=owner):
-                raise JobAbortedError(LEASE_LOST)  # another runner holds the job now: it stitches, not us
-            if options.on_merge_start:
-                options.on_merge_start()
-
-        output_file = options.output_file or status.output
-        return dataclasses.replace(
-            options, cancel=token, job_dir=job_dir,
-            completed_chunk_ids=completed | set(options.completed_chunk_ids),
-            output_file=output_file if options.stitcher is not None or options.output_file else None,
-            on_chunk_start=on_chunk_start, on_chunk_attempt=on_chunk_attempt, on_merge_start=on_merge_start,
-            meta={**options.meta, EARLIER_ATTEMPTS: previous_attempts},
-        )
 
     def job_dir(self, job_id: str) -> Path:
         """Where a job's chunk outputs live on this machine."""
@@ -530,6 +508,42 @@ class JobManager:
                 return
             if renewing.acquire(blocking=False):  # else the last renewal is still out: the fence above decides
                 threading.Thread(target=renew, name=f"framefarm-renew-{job_id}", daemon=True).start()
+
+
+class _RecordingHooks(RunHooks):
+    """Writes each event of a run to the job store first, then tells the caller's hooks."""
+
+    def __init__(self, manager: JobManager, job_id: str, caller: RunHooks, writer: StoreWriter, owner: str,
+                 job_dir: Path, spec: JobSpec) -> None:
+        self._manager, self._job_id, self._caller, self._writer, self._owner = manager, job_id, caller, writer, owner
+        self._base = str(job_dir)
+        self._outputs = {chunk.id: chunk.output_file for chunk in spec.chunks}
+        for name in ("chunk_stdout", "chunk_stderr"):  # streamed only when the caller listens
+            if caller.listens_to(name):
+                setattr(self, name, getattr(caller, name))
+        self.progress, self.chunk_retrying, self.chunk_completed = (  # type: ignore[method-assign]
+            caller.progress, caller.chunk_retrying, caller.chunk_completed)
+
+    def chunk_started(self, chunk_id: int, attempt: int) -> None:
+        self._writer.put(ChunkStarted(chunk_id, attempt, self._manager._clock()))
+        self._caller.chunk_started(chunk_id, attempt)
+
+    def attempt_finished(self, chunk_id: int, attempt: int, result: WorkerResult, started_at: float,
+                         finished_at: float) -> None:
+        manager = self._manager
+        result = redact_result(result, manager._secrets)
+        manager._save_full_logs(self._job_id, chunk_id, attempt, result)
+        self._writer.put(_attempt_record(
+            chunk_id, attempt, result, started_at, finished_at,
+            output=result.output_location or f"{self._base}/{self._outputs[chunk_id]}"))
+        self._caller.attempt_finished(chunk_id, attempt, result, started_at, finished_at)
+
+    def stitch_started(self) -> None:
+        self._writer.flush()  # the store shows every chunk done before it shows the job stitching
+        if not self._manager.repository.set_state(self._job_id, JobState.STITCHING, now=self._manager._clock(),
+                                                  expected={JobState.RUNNING}, owner=self._owner):
+            raise JobAbortedError(LEASE_LOST)  # another runner holds the job now: it stitches, not us
+        self._caller.stitch_started()
 
 
 def _stop_as_requested(token: CancelToken, action: str | None) -> None:

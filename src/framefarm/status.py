@@ -28,8 +28,12 @@ from framefarm.tails import TAIL_CHARS, TAIL_MARK, is_cut, tail  # noqa: F401 - 
 
 
 class JobState(str, Enum):
+    """pending → running → rendered (every chunk done, not stitched) → stitching → completed; or failed,
+    cancelled, paused."""
+
     PENDING = "pending"
     RUNNING = "running"
+    RENDERED = "rendered"
     STITCHING = "stitching"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -43,6 +47,11 @@ class JobState(str, Enum):
     @property
     def is_active(self) -> bool:
         return self in (JobState.RUNNING, JobState.STITCHING)
+
+    @property
+    def is_settled(self) -> bool:
+        """Nothing will change the job until someone acts: a wait for it ends here."""
+        return self not in (JobState.PENDING, JobState.RUNNING, JobState.STITCHING)
 
 
 class ChunkState(str, Enum):

@@ -18,7 +18,7 @@ from framefarm.cancel import CancelToken
 from framefarm.spec import Chunk
 
 if TYPE_CHECKING:
-    from framefarm.executor import ExecutionOptions
+    from framefarm.options import ExecutionOptions
 
 EXIT_STUCK = -4  # exit code recorded when the watchdog gave up on an attempt
 

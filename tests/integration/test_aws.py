@@ -125,7 +125,7 @@ def test_orchestrator_hands_over_before_its_deadline_and_loses_nothing(aws_crede
         assert [run.event.get("continuation", 0) for run in runs] == list(range(len(runs)))
         # AND every chunk ran and was counted exactly once
         job = repository(stack).require("sleepy")
-        assert job.state is JobState.STITCHING and job.completed_chunks == 12
+        assert job.state is JobState.RENDERED and job.completed_chunks == 12
         assert [record.attempts for record in job.chunks] == [1] * 12
         assert len(stack.cloud.calls("framefarm-render-chunk")) == 12
         assert job.metrics.total_billed_duration_ms == sum(r.billed_duration_ms for r in job.chunks)
@@ -146,7 +146,7 @@ def test_end_to_end_testsrc_submit_orchestrate_render_stitch(stack, tmp_path):
     assert stack.cloud.wait_idle(timeout=240)
     # THEN the orchestrator ran every chunk on render-chunk Lambdas and the chunks are in S3
     status = repository(stack).require("e2e")
-    assert status.state is JobState.STITCHING, status.error
+    assert status.state is JobState.RENDERED, status.error
     assert [obj.key for obj in S3Storage(stack.bucket).list("jobs/e2e/chunks/")] == [
         f"jobs/e2e/chunks/{i:05d}.mp4" for i in range(3)]
     # AND DynamoDB has one record per chunk with billed duration, and job totals equal to the sums
@@ -334,4 +334,4 @@ def test_devcloud_state_is_saved_after_the_calls_under_way_finish(tmp_path):
     # THEN the snapshot holds the job as its run left it: the calls under way finished before the save
     items = [json.loads(line) for line in (state / "snapshot" / "items.jsonl").read_text().splitlines()]
     meta = next(item for item in items if item["PK"]["S"] == "JOB#under-way" and item["SK"]["S"] == "META")
-    assert meta["state"]["S"] == "stitching" and meta["completed_chunks"]["N"] == "2", meta.get("error")
+    assert meta["state"]["S"] == "rendered" and meta["completed_chunks"]["N"] == "2", meta.get("error")

@@ -328,7 +328,7 @@ def test_pause_from_another_terminal_then_resume_finishes(tmp_path):
     # THEN it completes with every chunk run exactly once
     assert resumed.returncode == 0, resumed.stderr
     final = store().require("p")
-    assert final.state is JobState.STITCHING and final.completed_chunks == 4  # ready to stitch
+    assert final.state is JobState.RENDERED and final.completed_chunks == 4  # ready to stitch
     assert all(c.attempts == 1 for c in final.chunks)
 
 

@@ -50,7 +50,7 @@ def short_job(job_id: str, chunks: int) -> dict:
 
 
 def check_counted_once(status: JobStatus, chunks: int) -> None:
-    assert status.state is JobState.STITCHING, status.error
+    assert status.state is JobState.RENDERED, status.error
     assert status.completed_chunks == chunks
     assert [record.state for record in status.chunks] == [ChunkState.COMPLETED] * chunks
     assert all(record.attempts >= 1 for record in status.chunks)
@@ -87,7 +87,7 @@ def test_local_orchestrator_killed_at_random_points_resumes_each_chunk_once(tmp_
             kills += 1  # `resume` takes over at once: the runner's process is gone from this host
             command = ["resume", job_id]
         # THEN `framefarm resume` finishes it, with every chunk counted once
-        if store.require(job_id).state is not JobState.STITCHING:
+        if store.require(job_id).state is not JobState.RENDERED:
             final = subprocess.run([sys.executable, "-m", "framefarm", "resume", job_id, "--no-stitch"], env=env,
                                    capture_output=True, text=True, timeout=120)
             assert final.returncode == 0, final.stderr
@@ -202,5 +202,5 @@ def test_retry_of_an_aws_job_reopens_its_chunks_and_hands_it_to_the_orchestrator
         rendered = [call.event["chunk_id"] for call in stack.cloud.calls("framefarm-render-chunk")]
         assert sorted(rendered) == [0, 1, 1, 2]
         status = repository.require("redo")
-        assert status.state is JobState.STITCHING and status.completed_chunks == 3
+        assert status.state is JobState.RENDERED and status.completed_chunks == 3
         assert [record.attempts for record in status.chunks] == [1, 2, 1]

@@ -90,7 +90,7 @@ def test_devcloud_from_an_installed_wheel_keeps_its_state_across_a_restart(insta
                                text=True, timeout=120)
     assert submitted.returncode == 0, submitted.stderr
     jobs = repository(first.exports)
-    eventually(lambda: jobs.require("kept").state is JobState.STITCHING, timeout=120, interval=0.2,
+    eventually(lambda: jobs.require("kept").state is JobState.RENDERED, timeout=120, interval=0.2,
                what="every chunk rendered")
     saved = first.stop(signal.SIGINT)
     # THEN it saved the table and the bucket, and moto's access log is in its file, not on the terminal
@@ -110,7 +110,7 @@ def test_devcloud_from_an_installed_wheel_keeps_its_state_across_a_restart(insta
                                 cwd=work, env={**env, **second.exports}, capture_output=True, text=True, timeout=120)
         assert listed.returncode == 0 and "kept" in listed.stdout, listed.stderr
         status = repository(second.exports).require("kept")
-        assert status.state is JobState.STITCHING and status.completed_chunks == 2
+        assert status.state is JobState.RENDERED and status.completed_chunks == 2
         storage = repository(second.exports).storage
         assert [stored.key for stored in storage.list("jobs/kept/chunks/")] == ["jobs/kept/chunks/00000.mp4",
                                                                               "jobs/kept/chunks/00001.mp4"]

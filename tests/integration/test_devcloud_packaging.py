@@ -35,7 +35,7 @@ def test_the_image_layout_built_from_the_wheel_serves_all_three_handlers_of_the_
         assert stack.cloud.wait_idle(timeout=240)
         # THEN submit, orchestrate and render-chunk all ran from the built task root and rendered it
         status = DynamoDBJobRepository(stack.table, storage=S3Storage(stack.bucket)).require("packaged")
-        assert status.state is JobState.STITCHING and status.completed_chunks == 2, status.error
+        assert status.state is JobState.RENDERED and status.completed_chunks == 2, status.error
         for name in ("framefarm-submit", "framefarm-orchestrate", "framefarm-render-chunk"):
             calls = stack.cloud.calls(name)
             assert calls and all(call.function_error is None for call in calls), name

@@ -203,7 +203,7 @@ def test_fault_matrix(backend_name, fault, tmp_path, request):
     # WHEN it runs
     status, stitcher = backend.run(job_id, plan_dir, fault)
     # THEN it ends as it should
-    done = JobState.COMPLETED if backend_name == "local" else JobState.STITCHING
+    done = JobState.COMPLETED if backend_name == "local" else JobState.RENDERED
     assert status.state is (fault.final or done), status.error
     # AND chunk 1 took exactly the attempts its fault class allows; the others one each
     chunk1 = status.chunk(1)

@@ -21,9 +21,12 @@ from framefarm import (
     JobSpec,
     JobSpecError,
     LocalWorkerAdapter,
+    RetryPolicy,
+    RunHooks,
     StitchError,
     WorkerResult,
 )
+from framefarm.options import ResumeState
 from tests.helpers import FAULTY_CHUNK, RecordingStitcher, ScriptedWorker, make_spec
 
 
@@ -169,9 +172,9 @@ def test_on_chunk_complete_gets_the_full_result(tmp_path):
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter():
-    options = ExecutionOptions(retry_delay=1.0, max_retry_delay=5.0, jitter=lambda: 1.0)
-    assert [options.backoff(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]
-    low = ExecutionOptions(retry_delay=1.0, jitter=lambda: 0.0)
+    policy = RetryPolicy(delay=1.0, max_delay=5.0, jitter=lambda: 1.0)
+    assert [policy.backoff(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]
+    low = RetryPolicy(delay=1.0, jitter=lambda: 0.0)
     assert [low.backoff(n) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
 
 
@@ -235,8 +238,10 @@ def test_drain_lets_in_flight_chunks_finish_then_aborts(tmp_path):
 def test_resume_skips_completed_chunks(tmp_path):
     worker = ScriptedWorker()
     progress = []
-    report = run(worker, make_spec(5), tmp_path, completed_chunk_ids={0, 1, 3},
-                 on_progress=lambda d, t: progress.append((d, t)))
+    hooks = RunHooks()
+    hooks.progress = lambda d, t: progress.append((d, t))  # type: ignore[method-assign]
+    report = JobExecutor(worker.adapter()).execute(make_spec(5), ExecutionOptions(job_dir=tmp_path, hooks=hooks),
+                                                   resume=ResumeState(completed=frozenset({0, 1, 3})))
     assert worker.order == [2, 4]
     assert progress == [(4, 5), (5, 5)]
     assert report.skipped == [0, 1, 3] and report.ran == [2, 4]

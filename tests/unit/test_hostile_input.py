@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from framefarm import JobSpec, JobSpecError
 from framefarm.aws.handlers import render_chunk, submit
-from framefarm.aws.settings import AwsSettings
+from framefarm.backends import Lambda
 from framefarm.spec import load_job_file, parse_job
 from framefarm.worker.cloud_run_server import create_app
 
@@ -124,7 +124,7 @@ def is_valid_submission(event) -> bool:
 @example(event={"job": {**TEMPLATE, "width": None}, "options": {"\x1e": None}})
 def test_submit_events(event, table, bucket, dynamodb_client, s3_client):
     assume(not is_valid_submission(event))
-    answer = submit(event, None, settings=AwsSettings(table=table, bucket=bucket))
+    answer = submit(event, None, backend=Lambda(table=table, bucket=bucket))
     status = answer["statusCode"]
     error = answer.get("error") or json.loads(answer.get("body", "{}")).get("error", "")
     assert status == 400 and one_line(error), error

@@ -93,7 +93,7 @@ def test_resume_after_failure_continues_attempt_numbers_and_skips_completed(stor
     manager.create_job(make_spec(3, job_id="job"))
     assert manager.run_job("job").state is JobState.FAILED
     # WHEN it is resumed
-    assert manager.resume_job("job", ExecutionOptions(), background=False).state is JobState.COMPLETED
+    assert manager.resume_job("job", ExecutionOptions(), background=False).state is JobState.RENDERED
     # THEN only chunks 1 and 2 ran again, chunk 1's record shows both attempts
     final = manager.get_job("job")
     assert worker.calls == {0: 1, 1: 2, 2: 1}
@@ -111,7 +111,7 @@ def test_remote_workers_are_told_the_attempt_number_the_store_records_across_res
     manager.create_job(make_spec(3, job_id="job"))
     assert manager.run_job("job").state is JobState.FAILED
     # WHEN it is resumed (a new run, whose executor counts attempts from 1 again)
-    assert manager.resume_job("job", ExecutionOptions(), background=False).state is JobState.COMPLETED
+    assert manager.resume_job("job", ExecutionOptions(), background=False).state is JobState.RENDERED
     # THEN the second call carried attempt 2, the number its record holds (and its full logs' key uses)
     assert sent == [1, 2] and manager.get_job("job").chunk(1).attempts == 2
 
@@ -131,7 +131,7 @@ def test_pause_then_resume_runs_every_chunk_exactly_once(store, tmp_path):
     manager.resume_job("job")
     final = manager.wait("job", timeout=30)
     # THEN it completed and every chunk ran exactly once
-    assert final.state is JobState.COMPLETED
+    assert final.state is JobState.RENDERED
     assert worker.calls == {i: 1 for i in range(10)}
 
 
@@ -175,7 +175,7 @@ def test_a_job_whose_runner_died_can_be_resumed(store, tmp_path):
     now[0] = 1100.0
     final = manager.resume_job("job", background=False)
     # THEN it completes
-    assert final.state is JobState.COMPLETED and worker.calls == {0: 1, 1: 1, 2: 1}
+    assert final.state is JobState.RENDERED and worker.calls == {0: 1, 1: 1, 2: 1}
 
 
 def test_cancel_of_a_job_whose_runner_died_marks_it_cancelled_directly(store, tmp_path):
@@ -217,7 +217,7 @@ def test_retrying_a_chunk_of_a_failed_job_also_runs_its_unfinished_ones(store, t
     # WHEN its completed chunk 0 is retried
     final = manager.retry_chunks("job", [0], background=False)
     # THEN chunk 0 ran again and chunk 2, never completed, ran too, as a resume would
-    assert final.state is JobState.COMPLETED and final.error is None
+    assert final.state is JobState.RENDERED and final.error is None
     assert worker.calls == {0: 2, 1: 1, 2: 2}
 
 
@@ -238,7 +238,7 @@ def test_retry_refuses_a_running_job_a_pending_one_and_unknown_chunks(store, tmp
     with pytest.raises(JobStateError, match=r"^job 'idle' has no chunks 4, 9 \(its chunk ids run 0-3\)$"):
         manager.retry_chunks("idle", [9, 1, 4])
     release.set()
-    assert manager.wait("busy", timeout=30).state is JobState.COMPLETED
+    assert manager.wait("busy", timeout=30).state is JobState.RENDERED
     assert worker.calls == {0: 1, 1: 1}
 
 
@@ -248,7 +248,11 @@ def test_pending_and_finished_jobs(store, tmp_path):
     assert manager.pause_job("job").state is JobState.PAUSED
     with pytest.raises(JobStateError, match="already exists"):
         manager.create_job(make_spec(2, job_id="job"))
-    manager.resume_job("job", background=False)
+    # a run without a merge ends rendered: its chunks are done, no video claimed
+    assert manager.resume_job("job", background=False).state is JobState.RENDERED
+    with pytest.raises(JobStateError, match="already rendered"):
+        manager.cancel_job("job")
+    store.set_state("job", JobState.COMPLETED, now=time.time(), expected={JobState.RENDERED})  # as `stitch` does
     with pytest.raises(JobStateError, match="completed; nothing to resume"):
         manager.resume_job("job")
     with pytest.raises(JobStateError, match="already completed"):
@@ -345,7 +349,7 @@ def test_two_starts_of_one_job_run_it_once(store, tmp_path):
     with pytest.raises(JobStateError, match="runner is alive"):
         second.resume_job("job")
     release.set()
-    assert first.wait("job", timeout=30).state is JobState.COMPLETED
+    assert first.wait("job", timeout=30).state is JobState.RENDERED
     assert worker.calls == {0: 1, 1: 1, 2: 1}
 
 
@@ -370,7 +374,7 @@ def test_a_handed_over_job_continues_once_per_token(store, tmp_path):
     with pytest.raises(JobStateError):
         manager_for(worker, store, tmp_path).continue_job("job", handed_by=successor)
     # THEN the job ran each chunk once and finished
-    assert final.state is JobState.COMPLETED and final.lease_owner is None
+    assert final.state is JobState.RENDERED and final.lease_owner is None
     assert worker.calls == {0: 1, 1: 1, 2: 1, 3: 1}
 
 
@@ -405,7 +409,7 @@ def test_a_log_that_cannot_be_kept_does_not_fail_the_job(store, tmp_path):
     manager = JobManager(store, JobExecutor(worker.adapter()), NoRoomForLogs(tmp_path / "a"))
     manager.create_job(make_spec(2, job_id="job"))
     final = manager.run_job("job")
-    assert final.state is JobState.COMPLETED
+    assert final.state is JobState.RENDERED
     assert manager.get_job("job").chunk(1).stdout_tail.endswith("x")
 
 
@@ -439,7 +443,7 @@ def test_a_run_that_leaves_its_chunks_for_stitching_releases_the_job(store, tmp_
     manager.create_job(make_spec(2, job_id="job"))
     final = manager.run_job("job", ExecutionOptions(skip_merge=True))
     # THEN nothing holds the job: another process may resume or stitch it at once
-    assert final.state is JobState.STITCHING and final.lease_owner is None
+    assert final.state is JobState.RENDERED and final.lease_owner is None
     assert manager_for(ScriptedWorker(), store, tmp_path).is_stale(final)
 
 
@@ -511,7 +515,7 @@ def test_a_cancel_that_lands_after_the_job_failed_does_not_cancel_its_next_resum
         canceller.cancel_job("job")
     # AND the next resume runs the job
     final = runner.resume_job("job", background=False)
-    assert final.state is JobState.COMPLETED, (final.state, final.error)
+    assert final.state is JobState.RENDERED, (final.state, final.error)
 
 
 def test_reopening_a_chunk_removes_its_earlier_upload(store, tmp_path):

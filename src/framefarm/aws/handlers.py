@@ -30,12 +30,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from framefarm.adapters.aws_lambda import LambdaWorkerAdapter, invoke_async, lambda_client
-from framefarm.aws.settings import AwsSettings
+from framefarm.adapters.aws_lambda import invoke_async
+from framefarm.adapters.base import WorkerResult
+from framefarm.backends import Lambda
 from framefarm.cancel import CancelToken
 from framefarm.errors import JobSpecError, JobStateError
-from framefarm.executor import ExecutionOptions
 from framefarm.manager import HANDOVER, default_client_token
+from framefarm.options import (
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_DELAY,
+    DEFAULT_TRANSIENT_RETRIES,
+    ExecutionOptions,
+    RetryPolicy,
+    RunHooks,
+)
 from framefarm.spec import field_path, parse_job
 from framefarm.status import JobState
 from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
@@ -53,9 +61,9 @@ class RunOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     concurrency: int | None = Field(default=None, ge=1, le=10_000)
-    retries: int = Field(default=2, ge=0, le=20)
-    transient_retries: int = Field(default=3, ge=0, le=50)
-    retry_delay: float = Field(default=1.0, ge=0, le=900)
+    retries: int = Field(default=DEFAULT_RETRIES, ge=0, le=20)
+    transient_retries: int = Field(default=DEFAULT_TRANSIENT_RETRIES, ge=0, le=50)
+    retry_delay: float = Field(default=DEFAULT_RETRY_DELAY, ge=0, le=900)
     timeout: float | None = Field(default=None, gt=0, le=900)
 
     @classmethod
@@ -77,7 +85,7 @@ def log_event(message: str, **fields: Any) -> None:
 
 # -- submit -----------------------------------------------------------------------------------------
 
-def submit(event: Any, context: Any = None, *, settings: AwsSettings | None = None) -> dict[str, Any]:
+def submit(event: Any, context: Any = None, *, backend: Lambda | None = None) -> dict[str, Any]:
     """Accept ``{"job": <job document>, "options": {...}}``, the document itself, or an API Gateway
     proxy event carrying either as its body. Invalid input: a 400 answer, nothing written."""
     api_style = _is_api_event(event)
@@ -87,8 +95,8 @@ def submit(event: Any, context: Any = None, *, settings: AwsSettings | None = No
     except JobSpecError as exc:
         return _answer(api_style, 400, {"error": str(exc)})
     client_token = client_token or default_client_token(spec)
-    settings = settings or AwsSettings.from_env()
-    manager = settings.manager()
+    backend = backend or Lambda()
+    manager = backend.manager(runs_chunks=False)
     try:
         status, created = manager.create_job_once(spec, client_token=client_token)
     except JobStateError as exc:
@@ -100,7 +108,7 @@ def submit(event: Any, context: Any = None, *, settings: AwsSettings | None = No
     try:  # create_job stored the spec in S3 too (the repository keeps it there), where workers read it
         # For a retry that finds the job still pending, this may start a second orchestrator: the
         # run lease lets only one of them run it.
-        invoke_async(lambda_client(), settings.require("orchestrator_function"),
+        invoke_async(backend.lambda_client(), backend.settings.require("orchestrator_function"),
                      {"job_id": spec.id, "options": options})
     except Exception as exc:  # undo, so a job that can never start is not left pending
         if created:
@@ -155,16 +163,16 @@ def _answer(api_style: bool, status: int, body: dict[str, Any]) -> dict[str, Any
 
 # -- orchestrate ------------------------------------------------------------------------------------
 
-def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None,
+def orchestrate(event: Any, context: Any, *, backend: Lambda | None = None,
                 client: Any = None) -> dict[str, Any]:
     """Run a job's chunks on the worker function, recording each in DynamoDB as it completes.
 
     Before this invocation's own deadline (keeping the worker timeout plus a margin in reserve) it
     stops dispatching, lets calls in flight finish and be recorded, and invokes itself to continue.
-    It ends with the job ``stitching`` (chunks ready for ``framefarm stitch``), failed or cancelled.
+    It ends with the job ``rendered`` (chunks ready for ``framefarm stitch``), failed or cancelled.
     """
     if isinstance(event, dict) and event.get("sweep"):
-        return sweep(settings=settings, client=client)
+        return sweep(backend=backend, client=client)
     if not isinstance(event, dict) or not isinstance(event.get("job_id"), str):
         log_event("bad orchestrator event", event=str(event)[:200])
         return {"error": "expected {\"job_id\": ...} or {\"sweep\": true}"}
@@ -172,13 +180,11 @@ def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None
     continuation = int(event.get("continuation", 0))
     options = event.get("options") or {}
     run = RunOptions.parse(options)
-    settings = settings or AwsSettings.from_env()
-    concurrency = run.concurrency or settings.concurrency
-    storage = settings.storage()
-    client = client or lambda_client(concurrency=concurrency, function_timeout=settings.worker_timeout)
-    adapter = LambdaWorkerAdapter(settings.require("worker_function"), storage, client=client,
-                                  function_timeout=settings.worker_timeout, architecture=settings.worker_architecture)
-    manager = settings.manager(adapter, storage)
+    backend = backend or Lambda()
+    settings = backend.settings
+    concurrency = backend.concurrency(run.concurrency)
+    client = client or backend.lambda_client(concurrency=concurrency, function_timeout=settings.worker_timeout)
+    manager = backend.manager(concurrency=concurrency, client=client)
     before = manager.summary(job_id)
     token = CancelToken()
     budget = context.get_remaining_time_in_millis() / 1000.0 - settings.worker_timeout - HANDOVER_SPARE
@@ -186,13 +192,9 @@ def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None
     timer.daemon = True
     timer.start()
     run_options = ExecutionOptions(
-        concurrency=concurrency, retries=run.retries, transient_retries=run.transient_retries,
-        retry_delay=run.retry_delay, timeout=run.timeout,
-        skip_merge=True, cancel=token, job_dir=tempfile.mkdtemp(prefix=f"framefarm-{job_id}-"),
-        on_chunk_attempt=lambda chunk_id, attempt, result, started, finished: log_event(
-            "chunk attempt", job_id=job_id, chunk_id=chunk_id, attempt=attempt, exit_code=result.exit_code,
-            billed_duration_ms=result.billed_duration_ms, cost_usd=result.cost_usd, error=result.error),
-    )
+        concurrency=concurrency, timeout=run.timeout, merge=False, cancel=token, hooks=_LogAttempts(job_id),
+        retry=RetryPolicy(retries=run.retries, transient_retries=run.transient_retries, delay=run.retry_delay),
+        job_dir=tempfile.mkdtemp(prefix=f"framefarm-{job_id}-"))
     try:
         if continuation:
             summary = manager.continue_job(job_id, run_options, handed_by=event.get("run_id"))
@@ -225,19 +227,32 @@ def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None
     return answer
 
 
-def sweep(*, settings: AwsSettings | None = None, client: Any = None) -> dict[str, Any]:
+class _LogAttempts(RunHooks):
+    """One log line per chunk attempt."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+
+    def attempt_finished(self, chunk_id: int, attempt: int, result: WorkerResult, started_at: float,
+                         finished_at: float) -> None:
+        log_event("chunk attempt", job_id=self.job_id, chunk_id=chunk_id, attempt=attempt,
+                  exit_code=result.exit_code, billed_duration_ms=result.billed_duration_ms, cost_usd=result.cost_usd,
+                  error=result.error)
+
+
+def sweep(*, backend: Lambda | None = None, client: Any = None) -> dict[str, Any]:
     """Find recent ``running`` jobs whose orchestrator died unseen (Lambda's retries spent, nobody ran
     ``framefarm resume``) and hand each back to the orchestrator. Runs on a schedule (the stack's rule)."""
-    settings = settings or AwsSettings.from_env()
-    manager = settings.manager()
+    backend = backend or Lambda()
+    manager = backend.manager(runs_chunks=False)
     recent = manager.list_jobs(limit=SWEEP_LIMIT)
     # A listing has no heartbeats (the index leaves them out): a running job's own item says if it is stale.
     running = [manager.repository.get(job.id, chunks=False) for job in recent if job.state is JobState.RUNNING]
     abandoned = [job.id for job in running if job is not None and job.state is JobState.RUNNING
                  and manager.is_stale(job)]
-    client = client or lambda_client(concurrency=1)
+    client = client or backend.lambda_client()
     for job_id in abandoned:
-        invoke_async(client, settings.require("orchestrator_function"), {"job_id": job_id})
+        invoke_async(client, backend.settings.require("orchestrator_function"), {"job_id": job_id})
     log_event("swept", checked=len(recent), resumed=abandoned)
     return {"checked": len(recent), "resumed": abandoned}
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import signal
 import threading
 from pathlib import Path
 from typing import Any
 
-from framefarm.cli.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
+from framefarm.cli.context import EXIT_OK, Context
 from framefarm.errors import JobSpecError
-from framefarm.manager import JobManager
 from framefarm.spec import parse_job, read_job_document
 
 
@@ -41,43 +39,30 @@ def register(commands: Any) -> None:
 
 
 def cmd_submit(args: argparse.Namespace, context: Context) -> int:
-    from framefarm.adapters.aws_lambda import LAMBDA_PAYLOAD_LIMIT, lambda_client
+    from framefarm.api import bundle_assets
+    from framefarm.backends import Lambda, lambda_submission, submit_to_lambda
 
     function = context.function(args.function, "SubmitFunctionName")
     if not function:
         raise JobSpecError("submit: give --function SUBMIT_FN or --stack NAME")
+    backend = Lambda(table=context.table, bucket=context.bucket, submit_function=function)
     document = read_job_document(args.jobfile)
     spec = parse_job(document, source=str(args.jobfile), job_id=args.job_id)  # fail here, not in the Lambda
     options = {name: value for name in ("concurrency", "retries") if (value := getattr(args, name)) is not None}
     job = {**document, "id": spec.id}
-    size = len(json.dumps({"job": job, "options": options, "assets_url": "s3://" + "x" * 1100}).encode())
-    if size > LAMBDA_PAYLOAD_LIMIT:  # checked before anything is uploaded or invoked
-        raise JobSpecError(f"{args.jobfile}: the submission is {size / 2**20:.1f} MiB and a Lambda request carries "
-                           f"at most {LAMBDA_PAYLOAD_LIMIT / 2**20:.0f} MiB; describe the chunks with a template "
-                           "(total_frames, frames_per_chunk, command) instead of listing them")
+    try:  # checked before anything is uploaded or invoked (room kept for an assets URL)
+        lambda_submission({**job, "assets_url": "s3://" + "x" * 1100}, options)
+    except JobSpecError as exc:
+        raise JobSpecError(f"{args.jobfile}: {exc}") from None
     if args.assets is not None:
-        from framefarm.storage.s3 import S3Storage
-        from framefarm.worker.assets import upload_assets
-
         if not context.bucket:  # --bucket, or the stack's BucketName
             raise JobSpecError("--assets: give --bucket (or --stack), the artifact bucket the workers read from")
-        try:
-            job["assets_url"] = upload_assets(args.assets, S3Storage(context.bucket), spec.id)
-        except ValueError as exc:
-            raise JobSpecError(str(exc)) from None
-    payload = {"job": job, "options": options}
-    response = lambda_client(concurrency=1, function_timeout=60).invoke(
-        FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps(payload).encode())
-    answer = json.loads(response["Payload"].read() or b"{}")
-    if response.get("FunctionError"):
-        context.err.print(f"[red]error:[/] the submit function failed: {answer.get('errorMessage', answer)}")
-        return EXIT_FAILED
-    if answer.get("statusCode") != 202:
-        context.err.print(f"[red]error:[/] {answer.get('error', answer)}", soft_wrap=True)
-        return EXIT_USAGE if answer.get("statusCode") in (400, 409) else EXIT_FAILED
+        job["assets_url"] = bundle_assets(spec, args.assets, backend.storage()).assets_url
+    answer = submit_to_lambda(backend, job, options)
+    table = f" --table {context.table}" if context.table else ""
     context.out.print(answer["job_id"])
     context.err.print(f"submitted job [bold]{answer['job_id']}[/] ({answer['chunks']} chunks); watch it with "
-                      f"`framefarm status {answer['job_id']} --table T`")
+                      f"`framefarm status {answer['job_id']}{table}`")
     return EXIT_OK
 
 
@@ -129,20 +114,3 @@ def _log_requests_to(log_file: Path) -> None:
     werkzeug.addHandler(handler)
     werkzeug.setLevel(logging.INFO)
     werkzeug.propagate = False
-
-
-def lambda_manager(args: argparse.Namespace, context: Context) -> JobManager:
-    """A manager that runs chunks on the render-chunk function, with DynamoDB and S3 behind it.
-
-    Creating the job puts its spec in S3 (the DynamoDB store keeps specs there), where workers read it.
-    """
-    from framefarm.adapters.aws_lambda import LambdaWorkerAdapter
-    from framefarm.aws.settings import AwsSettings
-    settings = AwsSettings.from_env(table=context.table, bucket=context.bucket,
-                                    worker_function=context.function(args.function, "WorkerFunctionName"))
-    storage = settings.storage()
-    adapter = LambdaWorkerAdapter(settings.require("worker_function"), storage, concurrency=args.concurrency,
-                                  function_timeout=settings.worker_timeout,
-                                  architecture=settings.worker_architecture)
-    context.table, context.bucket = settings.table, settings.bucket
-    return settings.manager(adapter, storage)

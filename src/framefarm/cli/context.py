@@ -12,16 +12,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from framefarm.adapters.base import WorkerAdapter
-from framefarm.adapters.local import LocalWorkerAdapter
-from framefarm.config import DATABASE_FILENAME, framefarm_home
+from framefarm.backends import Backend, CloudRun, Lambda, Local
+from framefarm.config import framefarm_home
 from framefarm.errors import FramefarmError
-from framefarm.executor import JobExecutor
 from framefarm.manager import JobManager
 from framefarm.repositories.base import JobRepository
-from framefarm.repositories.sqlite import SqliteJobRepository
 from framefarm.storage.base import Storage
-from framefarm.storage.local import LocalStorage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 2, 3, 130
 
@@ -57,28 +53,33 @@ class Context:
     def remote_storage(self) -> bool:
         return bool(self.bucket or self.gcs_bucket)
 
+    def backend(self, kind: str | None = None, *, function: str | None = None, service: str | None = None,
+                run_here: bool = False) -> Backend:
+        """The backend the flags name: ``kind`` (render's ``--backend``), else Lambda with ``--table``
+        (or ``--stack``), Cloud Run's storage with ``--gcs-bucket``, else local."""
+        if kind == "lambda" or (kind is None and self.table):
+            return Lambda(table=self.table, bucket=self.bucket, function=self.function(function, "WorkerFunctionName"),
+                          orchestrator=self.outputs.get("OrchestratorFunctionName"),
+                          submit_function=self.outputs.get("SubmitFunctionName"), run_here=run_here)
+        if kind == "cloudrun" or (kind is None and self.gcs_bucket):
+            return CloudRun(service, bucket=self.gcs_bucket, home=self.home)
+        return Local(self.home)
+
     def storage(self) -> Storage:
+        """Where the flags say files are: ``--gcs-bucket``, ``--bucket``, else local storage under ``--home``."""
         if self.gcs_bucket:
-            from framefarm.storage.gcs import GcsStorage
-
-            return GcsStorage(self.gcs_bucket)
+            return CloudRun(bucket=self.gcs_bucket, home=self.home).storage()
         if self.bucket:
-            from framefarm.storage.s3 import S3Storage
-
-            return S3Storage(self.bucket)
-        return LocalStorage(self.home)
+            return Lambda(bucket=self.bucket).storage()
+        return Local(self.home).storage()
 
     def repository(self, storage: Storage | None = None) -> JobRepository:
-        if self.table:
-            from framefarm.repositories.dynamodb import DynamoDBJobRepository
+        backend = self.backend()
+        return backend.repository(storage or backend.storage())
 
-            return DynamoDBJobRepository(self.table,
-                                         storage=storage or (self.storage() if self.remote_storage else None))
-        return SqliteJobRepository(self.home / DATABASE_FILENAME)
-
-    def manager(self, adapter: WorkerAdapter | None = None, storage: Storage | None = None) -> JobManager:
-        storage = storage or self.storage()
-        return JobManager(self.repository(storage), JobExecutor(adapter or LocalWorkerAdapter()), storage)
+    def manager(self, *, runs_chunks: bool = False) -> JobManager:
+        """A manager over the flags' backend; ``runs_chunks``: it may run chunks (on that backend)."""
+        return self.backend().manager(runs_chunks=runs_chunks)
 
 
 def add_store_flags(parser: argparse.ArgumentParser) -> None:
@@ -90,11 +91,7 @@ def add_store_flags(parser: argparse.ArgumentParser) -> None:
 
 def stack_outputs(stack_name: str) -> dict[str, str]:
     """The outputs of a deployed stack (``infra/stacks/framefarm_stack.py`` names them)."""
-    import boto3
-    from botocore.exceptions import ClientError
-
     try:
-        stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as exc:
-        raise FramefarmError(f"--stack {stack_name}: {exc.response['Error'].get('Message', exc)}") from None
-    return {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", [])}
+        return Lambda(stack=stack_name).outputs
+    except FramefarmError as exc:
+        raise FramefarmError(f"--{exc}") from None

@@ -16,23 +16,22 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from framefarm.cancel import CancelToken
+from framefarm.api import RenderFailed, RenderHandle, run_options, submit
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_PAUSED, Context, add_store_flags
 from framefarm.config import ffmpeg_path
 from framefarm.console import RenderProgress, chunks_table, cost_table, job_summary, jobs_table
-from framefarm.errors import JobSpecError, JobStateError, id_list
-from framefarm.executor import ExecutionOptions
+from framefarm.errors import JobAbortedError, JobNotFoundError, JobSpecError, JobStateError, id_list
 from framefarm.manager import RUNNABLE, JobManager
+from framefarm.options import RetryPolicy
 from framefarm.spec import JobSpec, load_job_file
-from framefarm.status import ChunkState, JobState, JobStatus
-from framefarm.stitch.ffmpeg import FfmpegStitcher
+from framefarm.status import JobState, JobStatus
+from framefarm.stitch.merge import S3MergeAdapter
+from framefarm.stitching import stitch_job
 from framefarm.storage.base import DEFAULT_SHARE_SECONDS, MAX_SHARE_SECONDS
 from framefarm.storage.keys import chunk_key, is_output_key, job_prefix, output_key
 from framefarm.storage.logs import full_log
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-FINAL_EXIT = {JobState.COMPLETED: EXIT_OK, JobState.STITCHING: EXIT_OK, JobState.FAILED: EXIT_FAILED,
-              JobState.PAUSED: EXIT_PAUSED, JobState.CANCELLED: EXIT_CANCELLED}
 
 
 def register(commands: Any) -> None:
@@ -121,68 +120,30 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 def cmd_render(args: argparse.Namespace, context: Context) -> int:
     spec = load_job_file(args.jobfile, job_id=args.job_id)
-    ffmpeg_path()  # fail before anything is written when there is no ffmpeg to stitch with
+    backend = context.backend(args.backend, function=args.function, service=args.service, run_here=True)
     output = output_path(args.output, spec.output, spec.id)
-    remote = args.backend != "local"
-    if args.backend == "lambda":
-        from framefarm.cli.aws import lambda_manager
-
-        manager = lambda_manager(args, context)
-    elif args.backend == "cloudrun":
-        manager = cloudrun_manager(args, context)
-    else:
-        manager = context.manager()
-    manager.require_new(spec.id)  # before its assets or spec are uploaded over an existing job's
-    if args.assets is not None:
-        spec = with_assets(spec, args.assets, manager)
-    manager.create_job(spec, output=str(output))
-    if remote and manager.storage is not None and manager.storage is not manager.repository.storage:
-        manager.storage.put_spec(spec)  # where workers read it (a DynamoDB store keeps it there itself)
-    if spec.assets_url and args.backend == "local":
-        from framefarm.storage import storage_for_url
-        from framefarm.worker.assets import unpack_assets
-
-        unpack_assets(spec.assets_url, manager.job_dir(spec.id), storage_for=storage_for_url)
+    progress = RenderProgress(context.err, spec.id, len(spec.chunks))
+    handle = submit(spec, backend=backend, output=output, concurrency=args.concurrency, retry=retry_policy(args),
+                    timeout=args.timeout, hooks=progress, assets=args.assets, stitch=not args.no_stitch)
     context.err.print(f"job [bold]{spec.id}[/]: {len(spec.chunks)} chunks, "
                       f"{spec.metadata.total_frames} frames → {output}")
-    code = run_with_progress(manager, spec.id, args, context, output, start=manager.run_job, remote=remote)
-    if remote and code == EXIT_OK and not args.no_stitch:
-        return stitch_from_storage(manager, spec, output, context)
-    return code
-
-
-def cloudrun_manager(args: argparse.Namespace, context: Context) -> JobManager:
-    """Chunks on a Cloud Run worker service, reading specs from the manager's storage."""
-    from framefarm.adapters.cloud_run import CloudRunWorkerAdapter
-
-    if not args.service:
-        raise JobSpecError("--backend cloudrun: give --service URL or projects/P/locations/L/services/S")
-    storage = context.storage()
-    return context.manager(CloudRunWorkerAdapter(args.service, storage), storage)
-
-
-def with_assets(spec: JobSpec, directory: Path, manager: JobManager) -> JobSpec:
-    """The spec with ``assets_url`` pointing at ``directory``, bundled into the manager's storage."""
-    from framefarm.worker.assets import upload_assets
-
-    if manager.storage is None:
-        raise JobSpecError("--assets: this backend has no storage to ship assets through")
-    try:
-        url = upload_assets(directory, manager.storage, spec.id)
-    except ValueError as exc:
-        raise JobSpecError(str(exc)) from None
-    return spec.model_copy(update={"assets_url": url})
+    return follow(handle, progress, context, stitch_note=args.no_stitch)
 
 
 def cmd_resume(args: argparse.Namespace, context: Context) -> int:
-    manager = context.manager()
+    backend = context.backend()
+    manager = backend.manager(concurrency=args.concurrency, runs_chunks=not context.on_aws)
     status = manager.summary(args.job_id)
     if context.on_aws:
         return resume_on_aws(args, context, manager, status)
     ffmpeg_path()
-    output = output_path(args.output, status.output, status.id)
-    return run_with_progress(manager, status.id, args, context, output,
-                             start=lambda job_id, options: manager.resume_job(job_id, options, background=False))
+    output = None if args.no_stitch else output_path(args.output, status.output, status.id)
+    progress = RenderProgress(context.err, status.id, status.total_chunks, status.completed_chunks)
+    options = run_options(backend, output=output, concurrency=args.concurrency, retry=retry_policy(args),
+                          timeout=args.timeout, hooks=progress)
+    manager.resume_job(status.id, options)
+    return follow(RenderHandle(status.id, backend, manager, output=output), progress, context,
+                  stitch_note=args.no_stitch)
 
 
 def cmd_retry(args: argparse.Namespace, context: Context) -> int:
@@ -202,7 +163,8 @@ def cmd_retry(args: argparse.Namespace, context: Context) -> int:
 
 def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManager, status: JobStatus) -> int:
     """Hand the job back to its orchestrator function, which takes over a dead run or restarts a stopped one."""
-    from framefarm.adapters.aws_lambda import invoke_async, lambda_client
+    from framefarm.adapters.aws_lambda import invoke_async
+    from framefarm.backends import Lambda
 
     function = context.function(args.function, "OrchestratorFunctionName")
     if function is None:
@@ -213,7 +175,9 @@ def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManage
     options = {"concurrency": args.concurrency, "retries": args.retries, "retry_delay": args.retry_delay}
     if args.timeout is not None:
         options["timeout"] = args.timeout
-    invoke_async(lambda_client(), function, {"job_id": status.id, "options": options})
+    backend = context.backend()
+    assert isinstance(backend, Lambda)  # a job on AWS
+    invoke_async(backend.lambda_client(), function, {"job_id": status.id, "options": options})
     context.out.print(f"job {status.id}: resumed on {function} ({status.completed_chunks}/{status.total_chunks} "
                       f"chunks done); follow it with `framefarm status {status.id}`")
     return EXIT_OK
@@ -294,76 +258,46 @@ def cmd_pause(args: argparse.Namespace, context: Context) -> int:
 
 def cmd_stitch(args: argparse.Namespace, context: Context) -> int:
     ffmpeg_path()
-    if context.remote_storage:
-        return cmd_stitch_from_storage(args, context)
-    manager = context.manager()
-    job = require_ready_to_stitch(manager, args.job_id)
+    backend = context.backend()
+    manager = backend.manager(runs_chunks=not backend.chunks_in_storage)  # a local job may render its audio
+    job = manager.repository.get(args.job_id, chunks=False)
+    if job is None and context.remote_storage:  # chunks in a bucket, no record in this job store
+        return stitch_spec_from_storage(args, context)
+    if job is None:
+        raise JobNotFoundError(args.job_id, f"no job {args.job_id!r} in {backend.describe()}")
     output = output_path(args.output, job.output, job.id)
-    options = ExecutionOptions(job_dir=manager.job_dir(job.id), stitcher=FfmpegStitcher(), output_file=output,
-                               completed_chunk_ids=[chunk.id for chunk in job.spec.chunks])
-    report = manager.executor.execute(job.spec, options)
-    assert report.output is not None
-    mark_stitched(manager, job.id, report.output, context)
-    context.err.print(f"stitched {len(job.spec.chunks)} chunks → [bold]{report.output}[/]")
+    started = time.monotonic()
+    video, marked = stitch_job(manager, job.id, output, chunks_in_storage=backend.chunks_in_storage,
+                               upload=args.upload)
+    source = f" from {manager.storage.url(job_prefix(job.id))}" if backend.chunks_in_storage and manager.storage else ""
+    report_stitched(context, job.id, job.total_chunks, source, video, time.monotonic() - started, marked)
     return EXIT_OK
 
 
-STITCHABLE = frozenset({JobState.STITCHING, JobState.COMPLETED, JobState.PAUSED, JobState.FAILED,
-                        JobState.CANCELLED})  # states at rest in which every chunk may be done
-
-
-def require_ready_to_stitch(manager: JobManager, job_id: str) -> JobStatus:
-    """The job with its chunk records, or JobStateError: a runner holds it, or a chunk is not done
-    (then its output in storage, if any, may be an earlier attempt's)."""
-    job = manager.repository.require(job_id)
-    if job.state not in STITCHABLE or not manager.is_stale(job):
-        raise JobStateError(f"job {job.id} is {job.state.value} and a runner holds it; stitch it once it is done")
-    missing = [record.chunk_id for record in job.chunks if record.state is not ChunkState.COMPLETED]
-    if missing:
-        raise JobStateError(f"job {job.id}: chunks {id_list(missing)} are not completed; "
-                            f"run `framefarm resume {job.id}`")
-    return job
-
-
-def mark_stitched(manager: JobManager, job_id: str, output: Path, context: Context) -> None:
-    """Mark the job completed with its video, only while no runner holds it (one conditional write)."""
-    if not manager.repository.set_state(job_id, JobState.COMPLETED, now=time.time(), output=str(output),
-                                        expected=STITCHABLE, free_at=time.time()):
-        context.err.print(f"[yellow]note:[/] job {job_id} was not marked completed: a runner took it meanwhile "
-                          "(or the job store does not know it)")
-
-
-def cmd_stitch_from_storage(args: argparse.Namespace, context: Context) -> int:
+def stitch_spec_from_storage(args: argparse.Namespace, context: Context) -> int:
+    """Stitch from a bucket alone: the spec and the chunks come from storage; no job record is marked."""
     from framefarm.storage.keys import spec_key
 
     storage = context.storage()
-    manager = context.manager()
-    if context.table:
-        job = require_ready_to_stitch(manager, args.job_id)
-        spec, saved_output = job.spec, job.output
-    else:
-        try:
-            spec = JobSpec.model_validate_json(storage.get_bytes(spec_key(args.job_id)))
-        except FileNotFoundError:
-            raise JobStateError(f"no job {args.job_id!r} in {storage.url(job_prefix(args.job_id))}") from None
-        saved_output = None
-    output = output_path(args.output, saved_output, spec.id)
-    return stitch_from_storage(manager, spec, output, context, upload=args.upload)
-
-
-def stitch_from_storage(manager: JobManager, spec: JobSpec, output: Path, context: Context, *,
-                        upload: bool = False) -> int:
-    from framefarm.stitch.merge import S3MergeAdapter
-
-    assert manager.storage is not None
+    try:
+        spec = JobSpec.model_validate_json(storage.get_bytes(spec_key(args.job_id)))
+    except FileNotFoundError:
+        raise JobStateError(f"no job {args.job_id!r} in {storage.url(job_prefix(args.job_id))}") from None
+    output = output_path(args.output, None, spec.id)
     started = time.monotonic()
-    upload_key = output_key(spec.id, output.name) if upload else None
-    result = S3MergeAdapter(manager.storage).merge(spec, output, upload_key=upload_key)
-    if manager.repository.get(spec.id, chunks=False) is not None:  # a stitch from storage alone may have none
-        mark_stitched(manager, spec.id, result, context)
-    context.err.print(f"stitched {len(spec.chunks)} chunks from {manager.storage.url(job_prefix(spec.id))} in "
-                      f"{time.monotonic() - started:.1f} s → [bold]{result}[/]")
+    video = S3MergeAdapter(storage).merge(spec, output, upload_key=output_key(spec.id, output.name)
+                                          if args.upload else None)
+    report_stitched(context, spec.id, len(spec.chunks), f" from {storage.url(job_prefix(spec.id))}", video,
+                    time.monotonic() - started, marked=True)
     return EXIT_OK
+
+
+def report_stitched(context: Context, job_id: str, chunks: int, source: str, video: Path, seconds: float,
+                    marked: bool) -> None:
+    if not marked:
+        context.err.print(f"[yellow]note:[/] job {job_id} was not marked completed: a runner took it meanwhile "
+                          "(or the job store does not know it)")
+    context.err.print(f"stitched {chunks} chunks{source} in {seconds:.1f} s → [bold]{video}[/]")
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -373,38 +307,38 @@ def output_path(explicit: Path | None, saved: str | None, job_id: str) -> Path:
     return (explicit or Path(saved or Path("out") / f"{job_id}.mp4")).resolve()
 
 
-def run_with_progress(manager: JobManager, job_id: str, args: argparse.Namespace, context: Context,
-                      output: Path, *, start: Callable[[str, ExecutionOptions], JobStatus],
-                      remote: bool = False) -> int:
-    status = manager.summary(job_id)
-    token = CancelToken()
+def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, stitch_note: bool) -> int:
+    """Show a run's progress until it settles (its video stitched, if asked); returns the exit code."""
     started = time.monotonic()
-    with RenderProgress(context.err, job_id, status.total_chunks, status.completed_chunks) as progress, \
-            cancel_on_interrupt(token):
-        options = ExecutionOptions(
-            concurrency=args.concurrency, retries=args.retries, retry_delay=args.retry_delay,
-            timeout=args.timeout, cancel=token, stitcher=None if remote else FfmpegStitcher(),
-            output_file=None if remote else output, skip_merge=args.no_stitch or remote,
-            on_progress=progress.on_progress, on_chunk_attempt=progress.on_attempt,
-            on_merge_start=progress.on_merge_start,
-        )
-        final = start(job_id, options)
+    try:
+        with progress, cancel_on_interrupt(handle.cancel):
+            result = handle.wait()
+    except RenderFailed as exc:
+        context.err.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        return EXIT_FAILED
+    except JobAbortedError as exc:
+        if exc.reason == JobState.PAUSED.value:
+            context.err.print(f"[yellow]paused[/] job {handle.job_id}; "
+                              f"continue with `framefarm resume {handle.job_id}`")
+            return EXIT_PAUSED
+        error = handle.manager.summary(handle.job_id).error
+        context.err.print(f"[red]error:[/] job {handle.job_id} cancelled: {error}", soft_wrap=True)
+        return EXIT_CANCELLED
     elapsed = time.monotonic() - started
-    if final.state is JobState.STITCHING:
-        context.err.print(f"[green]rendered[/] {final.total_chunks} chunks in {elapsed:.1f} s"
-                          + ("" if remote and not args.no_stitch else f"; join them with `framefarm stitch {job_id}`"))
-    elif final.state is JobState.COMPLETED:
-        context.err.print(f"[green]rendered[/] {final.spec.metadata.total_frames} frames in {elapsed:.1f} s "
-                          f"→ [bold]{final.output}[/]")
-    elif final.state is JobState.PAUSED:
-        context.err.print(f"[yellow]paused[/] job {job_id}; continue with `framefarm resume {job_id}`")
+    if result.state is JobState.RENDERED:
+        context.err.print(f"[green]rendered[/] {result.chunks} chunks in {elapsed:.1f} s"
+                          + (f"; join them with `framefarm stitch {handle.job_id}`" if stitch_note else ""))
     else:
-        context.err.print(f"[red]error:[/] job {job_id} {final.state.value}: {final.error}", soft_wrap=True)
-    return FINAL_EXIT.get(final.state, EXIT_FAILED)
+        context.err.print(f"[green]rendered[/] {result.frames} frames in {elapsed:.1f} s → [bold]{result.output}[/]")
+    return EXIT_OK
+
+
+def retry_policy(args: argparse.Namespace) -> RetryPolicy:
+    return RetryPolicy(retries=args.retries, delay=args.retry_delay)
 
 
 @contextmanager
-def cancel_on_interrupt(token: CancelToken) -> Iterator[None]:
+def cancel_on_interrupt(cancel: Callable[[], object]) -> Iterator[None]:
     """Ctrl-C, ``kill`` (SIGTERM) and a closed terminal (SIGHUP) cancel the job cleanly, killing its
     subprocesses; the same signal again acts as it would have without this (Ctrl-C interrupts). A
     signal this process was started ignoring (``nohup`` ignores SIGHUP) stays ignored."""
@@ -422,7 +356,7 @@ def cancel_on_interrupt(token: CancelToken) -> Iterator[None]:
 
     def cancel_on_request() -> None:
         if requests.get():
-            token.cancel("cancelled")
+            cancel()
 
     canceller = threading.Thread(target=cancel_on_request, name="framefarm-signals", daemon=True)
     canceller.start()

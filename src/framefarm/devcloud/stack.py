@@ -9,9 +9,17 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from framefarm.config import ENV_BUCKET, ENV_ORCHESTRATOR_FUNCTION, ENV_TABLE, ENV_WORKER_FUNCTION, ENV_WORKER_TIMEOUT
+from framefarm.config import (
+    ENV_BUCKET,
+    ENV_ORCHESTRATOR_FUNCTION,
+    ENV_SUBMIT_FUNCTION,
+    ENV_TABLE,
+    ENV_WORKER_FUNCTION,
+    ENV_WORKER_TIMEOUT,
+)
 from framefarm.devcloud.server import (
     ORCHESTRATOR_FUNCTION,
+    SUBMIT_FUNCTION,
     WORKER_FUNCTION,
     DevCloud,
     DevFunction,
@@ -92,7 +100,8 @@ class LocalAwsStack:
             "AWS_ENDPOINT_URL_LAMBDA": self.cloud.endpoint,
             ENV_TABLE: self.table, ENV_BUCKET: self.bucket, ENV_WORKER_TIMEOUT: str(self.worker_timeout),
         }
-        served = ((ENV_WORKER_FUNCTION, WORKER_FUNCTION), (ENV_ORCHESTRATOR_FUNCTION, ORCHESTRATOR_FUNCTION))
+        served = ((ENV_WORKER_FUNCTION, WORKER_FUNCTION), (ENV_ORCHESTRATOR_FUNCTION, ORCHESTRATOR_FUNCTION),
+                  (ENV_SUBMIT_FUNCTION, SUBMIT_FUNCTION))
         for env_name, function in served:
             if function in names:
                 self.env[env_name] = function

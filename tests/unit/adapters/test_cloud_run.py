@@ -253,8 +253,8 @@ def test_a_testsrc_job_end_to_end_through_the_server(server, storage, tmp_path):
     manager = JobManager(InMemoryJobRepository(), JobExecutor(adapter(server, storage)), storage)
     manager.create_job(spec)
     # WHEN it runs through the Cloud Run adapter, one chunk at a time per instance
-    summary = manager.run_job(spec.id, ExecutionOptions(concurrency=1, skip_merge=True))
-    assert summary.state is JobState.STITCHING, summary.error
+    summary = manager.run_job(spec.id, ExecutionOptions(concurrency=1, merge=False))
+    assert summary.state is JobState.RENDERED, summary.error
     assert all(record.billed_duration_ms > 0 and record.cost_usd > 0 for record in manager.get_job(spec.id).chunks)
     # THEN the chunks stitched from storage make exactly the planned frames
     from framefarm.stitch.merge import S3MergeAdapter

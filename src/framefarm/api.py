@@ -1,0 +1,269 @@
+"""The library in one call: ``render`` a job and get its video, or ``submit`` it and hold a handle.
+
+    import framefarm as ff
+    result = ff.render("examples/testsrc.yaml", output="out/testsrc.mp4", concurrency=2)
+    handle = ff.submit("job.yaml", backend=ff.Lambda(stack="Framefarm"))
+    handle.progress(); handle.wait(timeout=None); handle.cancel(); handle.pause()
+    handle = ff.attach(job_id, backend=...)
+
+``job`` is a path to a job file, a mapping (a parsed job document) or a ``JobSpec``. With an
+``output`` a render stitches the video (on this machine: a remote backend's chunks are downloaded
+first) and fails rather than report ``completed`` without it; without one it ends ``rendered``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from framefarm.backends import Backend, Lambda, Local, submit_to_lambda
+from framefarm.config import ffmpeg_path
+from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, JobSpecError
+from framefarm.manager import JobManager
+from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks
+from framefarm.spec import JobSpec, load_job_file, parse_job
+from framefarm.status import ChunkState, JobState, JobStatus
+from framefarm.stitch.ffmpeg import FfmpegStitcher
+from framefarm.stitching import stitch_job
+from framefarm.storage.base import Storage
+
+JobInput = str | os.PathLike[str] | Mapping[str, Any] | JobSpec
+POLL_SECONDS = 1.0  # how often a handle on a job run elsewhere reads its state
+
+
+@dataclass(frozen=True)
+class Progress:
+    completed: int
+    total: int
+    state: JobState
+    cost_usd: float
+    failed_attempts: int
+
+    @property
+    def fraction(self) -> float:
+        return self.completed / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """A finished render: ``state`` is ``completed`` (with ``output``) or ``rendered`` (no output asked)."""
+
+    job_id: str
+    state: JobState
+    output: Path | None
+    frames: int
+    duration_s: float
+    cost_usd: float
+    billed_ms: int
+    chunks: int
+
+
+class RenderFailed(FramefarmError):
+    """A job failed. ``chunk_id``, ``attempts``, ``kind`` and ``stderr_tail`` describe the chunk that
+    failed for good (None when the failure was not a chunk's: the stitch, the job store)."""
+
+    def __init__(self, job_id: str, error: str, *, chunk_id: int | None = None, attempts: int = 0,
+                 kind: str | None = None, stderr_tail: str = "") -> None:
+        self.job_id, self.error, self.chunk_id, self.attempts = job_id, error, chunk_id, attempts
+        self.kind, self.stderr_tail = kind, stderr_tail
+        super().__init__(f"job {job_id} failed: {error}")
+
+
+class RenderHandle:
+    """A job in progress on some backend: read its progress, wait for it, stop it."""
+
+    def __init__(self, job_id: str, backend: Backend, manager: JobManager, *, output: Path | None = None) -> None:
+        self.job_id, self.backend, self.manager, self.output = job_id, backend, manager, output
+
+    def __repr__(self) -> str:
+        return f"RenderHandle({self.job_id!r}, backend={self.backend!r})"
+
+    def status(self) -> JobStatus:
+        """The job as stored, with every chunk record."""
+        return self.manager.repository.require(self.job_id)
+
+    def progress(self) -> Progress:
+        status = self.manager.summary(self.job_id)
+        return Progress(status.completed_chunks, status.total_chunks, status.state, status.metrics.cost_usd,
+                        status.metrics.failed_attempts)
+
+    def cancel(self) -> Progress:
+        """Stop the job and kill its work in flight; it ends ``cancelled``."""
+        self.manager.cancel_job(self.job_id)
+        return self.progress()
+
+    def pause(self) -> Progress:
+        """Stop dispatching; work in flight finishes and is kept; the job ends ``paused``."""
+        self.manager.pause_job(self.job_id)
+        return self.progress()
+
+    def wait(self, timeout: float | None = None) -> RenderResult:
+        """Block until the job settles (at most ``timeout`` s: TimeoutError), stitch it when an output
+        was asked and its chunks are rendered elsewhere, and return the result.
+
+        Raises RenderFailed when it failed, JobAbortedError when it was cancelled or paused."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self.job_id in self.manager.running_here():
+            self.manager.wait(self.job_id, timeout)
+        status = self.manager.summary(self.job_id)
+        idle = threading.Event()
+        while not status.state.is_settled:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"job {self.job_id} still {status.state.value} after {timeout} s")
+            idle.wait(POLL_SECONDS if left is None else min(POLL_SECONDS, left))
+            status = self.manager.summary(self.job_id)
+        if status.state is JobState.RENDERED and self.output is not None:
+            stitch_job(self.manager, self.job_id, self.output, chunks_in_storage=self.backend.chunks_in_storage)
+            status = self.manager.summary(self.job_id)
+        return self._result(status)
+
+    def _result(self, status: JobStatus) -> RenderResult:
+        if status.state is JobState.FAILED:
+            raise self._failure(status)
+        if status.state in (JobState.CANCELLED, JobState.PAUSED):
+            raise JobAbortedError(status.state.value, job_id=self.job_id)
+        output = Path(status.output) if status.state is JobState.COMPLETED and status.output else None
+        return RenderResult(job_id=status.id, state=status.state, output=output,
+                            frames=status.spec.metadata.total_frames,
+                            duration_s=max(0.0, status.updated_at - status.created_at),
+                            cost_usd=status.metrics.cost_usd, billed_ms=status.metrics.total_billed_duration_ms,
+                            chunks=status.total_chunks)
+
+    def _failure(self, status: JobStatus) -> RenderFailed:
+        error = status.error or "failed"
+        failed = [record for record in self.status().chunks if record.state is ChunkState.FAILED]
+        if not failed:
+            return RenderFailed(status.id, error)
+        chunk = max(failed, key=lambda record: (record.attempts, -record.chunk_id))  # the one that ran out
+        return RenderFailed(status.id, error, chunk_id=chunk.chunk_id, attempts=chunk.attempts,
+                            kind=getattr(chunk, "kind", None), stderr_tail=chunk.stderr_tail)
+
+
+def load_job(job: JobInput, *, job_id: str | None = None) -> JobSpec:
+    """A job given as a path, a mapping or a JobSpec, as a JobSpec (``job_id`` replaces its id)."""
+    if isinstance(job, JobSpec):
+        return job if job_id is None else job.model_copy(update={"id": job_id})
+    if isinstance(job, Mapping):
+        return parse_job(job, source="job", job_id=job_id)
+    return load_job_file(Path(job), job_id=job_id)
+
+
+def check_output(output: str | os.PathLike[str]) -> Path:
+    """Where a video may be written, resolved; JobSpecError before anything is stored when it cannot."""
+    path = Path(output).expanduser().resolve()
+    if path.is_dir():
+        raise JobSpecError(f"output: {path} is a directory; name the video file (e.g. {path / 'video.mp4'})")
+    if not path.suffix:
+        raise JobSpecError(f"output: {path} has no extension; ffmpeg picks the container by it (e.g. .mp4)")
+    parent = next((folder for folder in (path.parent, *path.parent.parents) if folder.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise JobSpecError(f"output: cannot write to {path.parent}")
+    return path
+
+
+def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.PathLike[str] | None = None,
+           concurrency: int | None = None, retry: RetryPolicy | None = None, timeout: float | None = None,
+           hooks: RunHooks | None = None, job_id: str | None = None, client_token: str | None = None,
+           assets: str | os.PathLike[str] | None = None, stitch: bool = True) -> RenderHandle:
+    """Store the job and start it; returns a handle at once.
+
+    On ``Local`` and ``CloudRun`` (and ``Lambda`` without a submit function) this process runs the
+    job on a background thread; on ``Lambda`` with a submit function the cloud does, and the handle
+    reads its state from DynamoDB. ``output`` (or the job file's own ``output``) is checked here;
+    ``wait`` delivers the video there (``stitch=False``: it is only recorded, for a later
+    ``framefarm stitch``). ``assets``: a directory the commands read, shipped to every chunk.
+    ``retry`` defaults to ``RetryPolicy()`` and concurrency to the backend's default: the same as the
+    CLI's and the Lambda handlers'.
+    """
+    backend = backend or Local()
+    spec = load_job(job, job_id=job_id)
+    target = output if output is not None else spec.output
+    video = check_output(target) if target is not None else None
+    if video is not None and stitch:
+        ffmpeg_path()  # no ffmpeg to stitch with: say so before anything is stored
+    if isinstance(backend, Lambda) and backend.submit_function_name:
+        if assets is not None:
+            spec = bundle_assets(spec, Path(assets), backend.storage())
+        answer = submit_to_lambda(backend, spec.model_dump(mode="json", exclude_none=True),
+                                  _cloud_options(concurrency, retry or RetryPolicy(), timeout),
+                                  client_token=client_token)
+        return RenderHandle(str(answer["job_id"]), backend, backend.manager(runs_chunks=False),
+                            output=video if stitch else None)
+    manager = backend.manager(concurrency=concurrency)
+    manager.require_new(spec.id)  # before assets or a spec are uploaded over an existing job's
+    if assets is not None:
+        assert manager.storage is not None
+        spec = bundle_assets(spec, Path(assets), manager.storage)
+    manager.create_job(spec, output=str(video) if video else None, client_token=client_token)
+    if backend.chunks_in_storage and manager.storage is not None and manager.storage is not manager.repository.storage:
+        manager.storage.put_spec(spec)  # where remote workers read it (a DynamoDB store keeps it there itself)
+    if spec.assets_url and not backend.chunks_in_storage:
+        from framefarm.storage import storage_for_url
+        from framefarm.worker.assets import unpack_assets
+
+        unpack_assets(spec.assets_url, manager.job_dir(spec.id), storage_for=storage_for_url)
+    manager.start_job(spec.id, run_options(backend, output=video if stitch else None, concurrency=concurrency,
+                                           retry=retry, timeout=timeout, hooks=hooks))
+    return RenderHandle(spec.id, backend, manager, output=video if stitch else None)
+
+
+def run_options(backend: Backend, *, output: Path | None, concurrency: int | None = None,
+                retry: RetryPolicy | None = None, timeout: float | None = None, hooks: RunHooks | None = None
+                ) -> ExecutionOptions:
+    """How a run goes on ``backend``: its default concurrency, ``RetryPolicy()``, and a stitch on this
+    machine when an ``output`` is asked and the chunks are rendered here."""
+    stitch_here = output is not None and not backend.chunks_in_storage
+    return ExecutionOptions(concurrency=backend.concurrency(concurrency), retry=retry or RetryPolicy(),
+                            timeout=timeout, hooks=hooks or RunHooks(), merge=stitch_here,
+                            stitcher=FfmpegStitcher() if stitch_here else None,
+                            output_file=output if stitch_here else None)
+
+
+def bundle_assets(spec: JobSpec, directory: Path, storage: Storage) -> JobSpec:
+    """The spec with ``assets_url`` pointing at ``directory``, bundled into ``storage``."""
+    from framefarm.worker.assets import upload_assets
+
+    try:
+        url = upload_assets(directory, storage, spec.id)
+    except ValueError as exc:
+        raise JobSpecError(str(exc)) from None
+    return spec.model_copy(update={"assets_url": url})
+
+
+def render(job: JobInput, *, backend: Backend | None = None, output: str | os.PathLike[str] | None = None,
+           concurrency: int | None = None, retry: RetryPolicy | None = None, timeout: float | None = None,
+           hooks: RunHooks | None = None, job_id: str | None = None, assets: str | os.PathLike[str] | None = None,
+           wait_timeout: float | None = None) -> RenderResult:
+    """Render a job and return its result: ``submit(...).wait()``. Raises RenderFailed when it fails."""
+    handle = submit(job, backend=backend, output=output, concurrency=concurrency, retry=retry, timeout=timeout,
+                    hooks=hooks, job_id=job_id, assets=assets)
+    return handle.wait(wait_timeout)
+
+
+def attach(job_id: str, *, backend: Backend | None = None, output: str | os.PathLike[str] | None = None
+           ) -> RenderHandle:
+    """A handle for a job that already exists (JobNotFoundError naming the store when there is none)."""
+    backend = backend or Local()
+    manager = backend.manager(runs_chunks=False)
+    try:
+        manager.summary(job_id)
+    except JobNotFoundError:
+        raise JobNotFoundError(job_id, f"no job {job_id!r} in {backend.describe()}") from None
+    return RenderHandle(job_id, backend, manager, output=check_output(output) if output is not None else None)
+
+
+def _cloud_options(concurrency: int | None, retry: RetryPolicy, timeout: float | None) -> dict[str, Any]:
+    """Run options for the submit function (see ``aws.handlers.RunOptions``)."""
+    options: dict[str, Any] = {"retries": retry.retries, "transient_retries": retry.transient_retries,
+                               "retry_delay": retry.delay}
+    if concurrency is not None:
+        options["concurrency"] = concurrency
+    if timeout is not None:
+        options["timeout"] = timeout
+    return options
