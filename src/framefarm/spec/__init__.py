@@ -42,7 +42,6 @@ from framefarm.spec.model import (
     RelativePath,
     RenderMetadata,
     check_chunks_tile,
-    field_path,
     new_job_id,
     safe_relative_path,
     spec_error_from_validation,
@@ -58,6 +57,7 @@ from framefarm.spec.planning import (
     frame_ranges,
     plan_job,
 )
+from framefarm.validation import field_path
 
 __all__ = [
     "AUDIO_PLACEHOLDERS",

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from framefarm.errors import JobSpecError, shown
+from framefarm.errors import JobSpecError
+from framefarm.validation import first_problem, one_line, short_repr
 
 Command = str | list[str]
 
@@ -73,7 +74,7 @@ def split_command(command: Command) -> list[str]:
         try:
             argv = shlex.split(command)
         except ValueError as exc:
-            raise ValueError(f"cannot be split into arguments ({exc}): {_short_repr(command)}") from None
+            raise ValueError(f"cannot be split into arguments ({exc}): {short_repr(command)}") from None
     else:
         argv = list(command)
     if not argv or not argv[0]:
@@ -204,43 +205,7 @@ def check_chunks_tile(chunks: list[Chunk], total_frames: int) -> None:
         )
 
 
-
 def spec_error_from_validation(exc: ValidationError) -> JobSpecError:
     """Pydantic's error list as one line: ``field.path: what is wrong (got value)``."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    location = field_path(first.get("loc", ()))
-    message = str(first.get("msg", "invalid"))
-    kind = first.get("type", "")
-    inner = first.get("ctx", {}).get("error")
-    if isinstance(inner, JobSpecError) and inner.field:
-        # A nested model (pydantic calls our __init__ for it) already named its own field.
-        location = f"{location}.{inner.field}" if location else inner.field
-        message = inner.detail
-    elif kind == "extra_forbidden":
-        message = "unknown field"
-    elif message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
-    elif "input" in first and kind != "missing":
-        message = f"{message} (got {_short_repr(first['input'])})"
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    text = f"{location}: {message}{more}" if location else f"{message}{more}"
-    return JobSpecError(text, field=location, detail=message)
-
-
-def field_path(loc: tuple[Any, ...]) -> str:
-    """A pydantic error location as one line: ``chunks[1].command``; a key with a line break is quoted."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif isinstance(part, str) and ("[" in part or part in ("str", "int", "float")):
-            continue  # union branch and validator names say nothing to a user
-        else:
-            text += f".{shown(str(part))}" if text else shown(str(part))
-    return text
-
-
-def _short_repr(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    problem = first_problem(exc)
+    return JobSpecError(one_line(exc), field=problem.field, detail=problem.detail)
