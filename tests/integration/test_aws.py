@@ -85,7 +85,7 @@ def test_render_chunk_uploads_to_the_deterministic_key_and_rejects_bad_events(st
     keys = [obj["Key"] for obj in boto3.client("s3").list_objects_v2(Bucket=stack.bucket)["Contents"]]
     assert keys.count("jobs/keys/chunks/00001.mp4") == 1
     # AND bad events get a clear error payload, not an exception
-    assert invoke("framefarm-render-chunk", {"job_id": "keys"})["error"] == "bad request: chunk_id: Field required"
+    assert invoke("framefarm-render-chunk", {"job_id": "keys"})["error"] == "bad request: chunk_id: Field required (and 1 more problems)"
     outside = invoke("framefarm-render-chunk", {"job_id": "keys", "chunk_id": 0,
                                                 "spec_url": f"s3://{stack.bucket}/jobs/other/spec.json"})
     assert outside["exit_code"] == 2 and "outside job keys's prefix" in outside["error"]

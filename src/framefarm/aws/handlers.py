@@ -44,8 +44,9 @@ from framefarm.options import (
     RetryPolicy,
     RunHooks,
 )
-from framefarm.spec import field_path, parse_job
+from framefarm.spec import parse_job
 from framefarm.status import JobState
+from framefarm.validation import one_line
 from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
 
 logger = logging.getLogger("framefarm.aws")
@@ -74,9 +75,7 @@ class RunOptions(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = field_path(first.get("loc", ()))
-            raise JobSpecError(f"options.{where}: {first.get('msg')} (got {first.get('input')!r:.80})") from None
+            raise JobSpecError(one_line(exc, prefix="options")) from None
 
 
 def log_event(message: str, **fields: Any) -> None:

@@ -35,12 +35,13 @@ from framefarm.cancel import CancelToken
 from framefarm.config import ENV_CANCEL_POLL
 from framefarm.errors import JobSpecError
 from framefarm.redaction import chunk_environment, redact_result, secret_values
-from framefarm.spec import JOB_ID_PATTERN, JobSpec, field_path
+from framefarm.spec import JOB_ID_PATTERN, JobSpec
 from framefarm.status import tail
 from framefarm.storage import storage_for_url
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import CHUNK_TAG, cancel_key, chunk_key, job_prefix, spec_key
 from framefarm.storage.logs import keep_full_logs
+from framefarm.validation import one_line
 from framefarm.worker.assets import unpack_assets
 
 EXIT_BAD_REQUEST = 2
@@ -103,9 +104,7 @@ def parse_request(event: Any) -> ChunkRequest | ChunkResponse:
     try:
         return ChunkRequest.model_validate(dict(event))
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = field_path(first.get("loc", ())) or "request"
-        return bad_request(f"{field}: {first.get('msg')}")
+        return bad_request(one_line(exc))
 
 
 def bad_request(message: str) -> ChunkResponse:

@@ -1,0 +1,211 @@
+"""The job model: what a render job is once planned (JobSpec, Chunk, RenderMetadata, AudioTrack), the
+checks every field passes (safe relative paths, commands split without a shell, chunks that tile the
+video), and the base model that turns pydantic's errors into one-line JobSpecErrors.
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from framefarm.errors import JobSpecError
+from framefarm.validation import first_problem, one_line, short_repr
+
+Command = str | list[str]
+
+MAX_TOTAL_FRAMES = 10_000_000  # ~3.8 days at 30 fps; beyond this a job file is almost surely a typo
+MAX_CHUNKS = 100_000
+MAX_DIMENSION = 16_384
+MAX_FPS = 1_000.0
+DEFAULT_AUDIO_OUTPUT = "audio.m4a"
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+
+class SpecModel(BaseModel):
+    """Frozen, strict-about-unknown-fields models whose validation errors are JobSpecErrors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise spec_error_from_validation(exc) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Any:
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise spec_error_from_validation(exc) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            return super().model_validate_json(json_data, **kwargs)
+        except ValidationError as exc:
+            raise spec_error_from_validation(exc) from None
+
+
+def safe_relative_path(value: str) -> str:
+    """Return ``value`` if it is a relative path that stays inside its base directory.
+
+    Messages leave out the field name: the caller's location names it.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty relative path")
+    if "\x00" in value or "\\" in value:
+        raise ValueError(f"{value!r} contains a NUL byte or a backslash")
+    # Plain string checks: this runs for every chunk of every spec loaded (PurePosixPath is 10x slower).
+    if value.startswith(("/", "~")) or ".." in value.split("/"):
+        raise ValueError(f"{value!r} escapes the job directory; use a path relative to it")
+    if len(value) > 1024:
+        raise ValueError("is longer than 1024 characters")
+    return value
+
+
+def split_command(command: Command) -> list[str]:
+    """A command as an argv list: strings are split with shlex (never run through a shell)."""
+    if isinstance(command, str):
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            raise ValueError(f"cannot be split into arguments ({exc}): {short_repr(command)}") from None
+    else:
+        argv = list(command)
+    if not argv or not argv[0]:
+        raise ValueError("is empty")
+    return argv
+
+
+def _checked_command(command: Command) -> Command:
+    split_command(command)
+    return command
+
+
+RelativePath = Annotated[str, AfterValidator(safe_relative_path)]
+CheckedCommand = Annotated[Command, AfterValidator(_checked_command)]
+
+
+class Chunk(SpecModel):
+    """One contiguous frame range rendered by one worker call.
+
+    ``end_frame`` is exclusive: the chunk covers ``start_frame .. end_frame - 1``.
+    """
+
+    id: int = Field(ge=0)
+    start_frame: int = Field(ge=0)
+    frame_count: int = Field(gt=0)
+    output_file: RelativePath
+    command: CheckedCommand
+
+    @property
+    def end_frame(self) -> int:
+        return self.start_frame + self.frame_count
+
+
+class RenderMetadata(SpecModel):
+    """What the whole video is: frame count, rate and size. ``duration`` defaults to frames / fps."""
+
+    total_frames: int = Field(gt=0, le=MAX_TOTAL_FRAMES)
+    fps: float = Field(gt=0, le=MAX_FPS)
+    width: int = Field(gt=0, le=MAX_DIMENSION)
+    height: int = Field(gt=0, le=MAX_DIMENSION)
+    duration: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _duration_matches_frames(self) -> RenderMetadata:
+        expected = self.total_frames / self.fps
+        if self.duration is None:
+            object.__setattr__(self, "duration", expected)
+        elif abs(self.duration - expected) > 1 / self.fps:
+            raise ValueError(
+                f"metadata.duration: {self.duration} s does not match total_frames / fps = {expected:.3f} s"
+            )
+        return self
+
+
+class AudioTrack(SpecModel):
+    """One audio track rendered in a single pass and muxed in at stitch time."""
+
+    command: CheckedCommand
+    output_file: RelativePath = DEFAULT_AUDIO_OUTPUT
+
+
+def new_job_id(prefix: str = "job") -> str:
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in prefix).strip("-_")[:48] or "job"
+    return f"{stem}-{uuid.uuid4().hex[:8]}"
+
+
+class JobSpec(SpecModel):
+    """A fully planned job: metadata plus explicit chunks that tile ``0 .. total_frames`` exactly."""
+
+    id: str = Field(default_factory=new_job_id, pattern=JOB_ID_PATTERN)
+    metadata: RenderMetadata
+    chunks: list[Chunk] = Field(min_length=1, max_length=MAX_CHUNKS)
+    merge_command: Command | None = None
+    assets_url: str | None = None
+    audio: AudioTrack | None = None
+    output: str | None = None
+
+    @model_validator(mode="after")
+    def _chunks_tile_the_video(self) -> JobSpec:
+        check_chunks_tile(self.chunks, self.metadata.total_frames)
+        outputs = {chunk.output_file for chunk in self.chunks}
+        if self.audio is not None and self.audio.output_file in outputs:
+            raise ValueError(f"audio.output_file: {self.audio.output_file!r} is also a chunk's output_file")
+        return self
+
+    def chunk(self, chunk_id: int) -> Chunk:
+        for chunk in self.chunks:
+            if chunk.id == chunk_id:
+                return chunk
+        raise KeyError(chunk_id)
+
+
+def check_chunks_tile(chunks: list[Chunk], total_frames: int) -> None:
+    """Raise ValueError naming the first chunk that duplicates, overlaps or leaves a gap."""
+    seen_ids: dict[int, int] = {}
+    seen_outputs: dict[str, int] = {}
+    for index, chunk in enumerate(chunks):
+        if chunk.id in seen_ids:
+            raise ValueError(f"chunks[{index}].id: {chunk.id} duplicates chunks[{seen_ids[chunk.id]}].id")
+        seen_ids[chunk.id] = index
+        if chunk.output_file in seen_outputs:
+            raise ValueError(
+                f"chunks[{index}].output_file: {chunk.output_file!r} is also "
+                f"chunks[{seen_outputs[chunk.output_file]}].output_file"
+            )
+        seen_outputs[chunk.output_file] = index
+    order = sorted(range(len(chunks)), key=lambda i: chunks[i].start_frame)
+    expected_start = 0
+    previous: int | None = None
+    for index in order:
+        chunk = chunks[index]
+        if chunk.start_frame > expected_start:
+            raise ValueError(
+                f"chunks[{index}].start_frame: {chunk.start_frame} leaves frames "
+                f"{expected_start}-{chunk.start_frame - 1} uncovered"
+            )
+        if chunk.start_frame < expected_start and previous is not None:
+            other = chunks[previous]
+            raise ValueError(
+                f"chunks[{index}].start_frame: {chunk.start_frame} overlaps chunk {other.id} "
+                f"(frames {other.start_frame}-{other.end_frame - 1})"
+            )
+        expected_start = chunk.end_frame
+        previous = index
+    if expected_start != total_frames:
+        raise ValueError(
+            f"chunks: frame counts sum to {expected_start}, but metadata.total_frames is {total_frames}"
+        )
+
+
+def spec_error_from_validation(exc: ValidationError) -> JobSpecError:
+    """Pydantic's error list as one line: ``field.path: what is wrong (got value)``."""
+    problem = first_problem(exc)
+    return JobSpecError(one_line(exc), field=problem.field, detail=problem.detail)
