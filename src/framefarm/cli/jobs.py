@@ -23,6 +23,7 @@ from framefarm.console import RenderProgress, chunks_table, cost_table, job_summ
 from framefarm.errors import JobSpecError, JobStateError, id_list
 from framefarm.executor import ExecutionOptions
 from framefarm.manager import RUNNABLE, JobManager
+from framefarm.repositories.base import put_spec
 from framefarm.spec import JobSpec, load_job_file
 from framefarm.status import ChunkState, JobState, JobStatus
 from framefarm.stitch.ffmpeg import FfmpegStitcher
@@ -137,7 +138,7 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
         spec = with_assets(spec, args.assets, manager)
     manager.create_job(spec, output=str(output))
     if remote and manager.storage is not None and manager.storage is not manager.repository.storage:
-        manager.storage.put_spec(spec)  # where workers read it (a DynamoDB store keeps it there itself)
+        put_spec(manager.storage, spec)  # where workers read it (a DynamoDB store keeps it there itself)
     if spec.assets_url and args.backend == "local":
         from framefarm.storage import storage_for_url
         from framefarm.worker.assets import unpack_assets

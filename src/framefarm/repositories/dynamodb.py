@@ -45,7 +45,7 @@ from typing import Any
 from framefarm.backoff import Backoff, no_jitter
 from framefarm.errors import FramefarmError, JobNotFoundError
 from framefarm.lease import Beat, Lease
-from framefarm.repositories.base import JobRepository, SpecCache
+from framefarm.repositories.base import JobRepository, SpecCache, put_spec
 from framefarm.spec import JobSpec
 from framefarm.status import (
     TAIL_MARK,
@@ -471,7 +471,7 @@ class DynamoDBJobRepository(JobRepository):
 
     def _put_spec(self, spec: JobSpec, text: bytes) -> None:
         if self.storage is not None:
-            self.storage.put_spec(spec, text)
+            put_spec(self.storage, spec, text)
 
     def _spec(self, meta: dict[str, Any]) -> JobSpec:
         digest = meta.get("spec_sha256", "")
