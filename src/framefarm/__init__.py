@@ -2,7 +2,7 @@
 
 A job (N frames) is split into chunks; each chunk runs as one call on a worker (a local subprocess,
 an AWS Lambda function or a Google Cloud Run service); a manager tracks every chunk in a job store;
-a stitcher joins the chunk videos. See DESIGN.md for the architecture.
+a stitcher joins the chunk videos. See docs/architecture.md for the architecture.
 """
 
 from __future__ import annotations

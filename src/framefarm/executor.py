@@ -6,7 +6,7 @@ on it, in order. Pool threads run one attempt each. A retry goes back to the poo
 delay and keeps its slot while it waits, so ``concurrency`` bounds chunks in flight including those
 waiting to retry; the wait ends early when the job is stopped.
 
-Rules (see DESIGN.md): at most ``concurrency`` chunks in flight; failed chunks retried with
+Rules (each one a test in test_executor.py): at most ``concurrency`` chunks in flight; failed chunks retried with
 exponential backoff and jitter, up to ``retries`` times for deterministic failures (the render
 command's exit code, a crashed handler) and ``transient_retries`` times for transient ones
 (throttled out, connection lost, timed out; ``WorkerResult.transient``); an attempt silent past
