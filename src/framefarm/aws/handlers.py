@@ -33,15 +33,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from framefarm.adapters.aws_lambda import LambdaWorkerAdapter, invoke_async, lambda_client
 from framefarm.aws.settings import AwsSettings
 from framefarm.cancel import CancelToken
+from framefarm.config import (
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_DELAY,
+    DEFAULT_TRANSIENT_RETRIES,
+    HANDOVER,
+    HANDOVER_SPARE,
+)
 from framefarm.errors import JobSpecError, JobStateError
 from framefarm.executor import ExecutionOptions
-from framefarm.manager import HANDOVER, default_client_token
+from framefarm.manager import default_client_token
 from framefarm.spec import field_path, parse_job
 from framefarm.status import JobState
 from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
 
 logger = logging.getLogger("framefarm.aws")
-HANDOVER_SPARE = 15.0  # seconds kept after the slowest in-flight worker may return
 MAX_IDLE_CONTINUATIONS = 3  # continuations in a row without a completed chunk before giving up
 TAKEOVER_PATIENCE = 2.0  # a running job's runner is taken for dead after this many stale periods
 SWEEP_LIMIT = 500  # newest jobs a sweep looks at
@@ -53,9 +59,9 @@ class RunOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     concurrency: int | None = Field(default=None, ge=1, le=10_000)
-    retries: int = Field(default=2, ge=0, le=20)
-    transient_retries: int = Field(default=3, ge=0, le=50)
-    retry_delay: float = Field(default=1.0, ge=0, le=900)
+    retries: int = Field(default=DEFAULT_RETRIES, ge=0, le=20)
+    transient_retries: int = Field(default=DEFAULT_TRANSIENT_RETRIES, ge=0, le=50)
+    retry_delay: float = Field(default=DEFAULT_RETRY_DELAY, ge=0, le=900)
     timeout: float | None = Field(default=None, gt=0, le=900)
 
     @classmethod

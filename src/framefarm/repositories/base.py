@@ -19,10 +19,11 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 
+from framefarm.config import TAIL_CHARS
 from framefarm.errors import JobNotFoundError
 from framefarm.lease import Beat, Lease
 from framefarm.spec import JobSpec
-from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobState, JobStatus
+from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobState, JobStatus
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import spec_key
 
