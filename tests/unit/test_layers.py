@@ -168,13 +168,24 @@ def test_every_low_layer_exists() -> None:
     assert not missing, f"low layers that are no module: {missing}"
 
 
+def extras_loaded_by(statement: str) -> subprocess.CompletedProcess[str]:
+    """Run ``statement`` in a fresh interpreter; it fails listing any moto, boto3, flask or devcloud module loaded."""
+    code = (f"{statement}; import sys; loaded = sorted(m for m in sys.modules "
+            "if m.startswith(('moto', 'boto3', 'flask', 'framefarm.devcloud'))); print(loaded); assert not loaded")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(SRC)})
+
+
 def test_importing_framefarm_loads_no_devcloud_or_cloud_sdk() -> None:
     # GIVEN a fresh interpreter  WHEN it imports framefarm  THEN no moto, boto3, flask or devcloud module is loaded
-    code = ("import framefarm, sys; loaded = sorted(m for m in sys.modules "
-            "if m.startswith(('moto', 'boto3', 'flask', 'framefarm.devcloud'))); print(loaded); assert not loaded")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(SRC)})
+    done = extras_loaded_by("import framefarm")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_import_check_sees_devcloud_when_it_is_loaded() -> None:
+    # GIVEN a fresh interpreter  WHEN it imports devcloud  THEN the same check fails and names it
+    done = extras_loaded_by("import framefarm.devcloud")
+    assert done.returncode != 0 and "framefarm.devcloud" in done.stdout, done.stdout + done.stderr
 
 
 # -- the checker on a fake package: every rule fails when broken -----------------------------------
