@@ -17,6 +17,7 @@ from pathlib import Path
 
 from framefarm import LocalStorage, LocalWorkerAdapter, WorkerJob, plan_job
 from framefarm.adapters.cloud_run import CloudRunWorkerAdapter
+from framefarm.repositories.base import put_spec
 from framefarm.worker.cloud_run_server import create_app, serve
 
 
@@ -32,7 +33,7 @@ def main() -> None:
         spec = plan_job({"id": "overhead", "width": 64, "height": 48, "fps": 30, "total_frames": args.chunks,
                          "frames_per_chunk": 1, "command": command})
         storage = LocalStorage(base / "store")
-        storage.put_spec(spec)
+        put_spec(storage, spec)
 
         server = serve(create_app(), host="127.0.0.1", port=0)
         threading.Thread(target=server.run, daemon=True).start()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framefarm.aws.functions import FIXED_LIMITS, ORCHESTRATE
-from framefarm.aws.handlers import HANDOVER_SPARE
+from framefarm.config import HANDOVER_SPARE
 
 ORCHESTRATOR_TIMEOUT = FIXED_LIMITS[ORCHESTRATE][1]  # seconds: Lambda's maximum
 MIN_DISPATCH_WINDOW = 60  # seconds each orchestrator run must have for dispatching, at least

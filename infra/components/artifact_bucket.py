@@ -6,7 +6,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from framefarm.storage.keys import CHUNK_TAG
+from framefarm.config import CHUNK_TAG
 
 
 class ArtifactBucket(Construct):

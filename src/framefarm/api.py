@@ -26,6 +26,7 @@ from framefarm.config import ffmpeg_path
 from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, JobSpecError
 from framefarm.manager import JobManager
 from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks
+from framefarm.repositories.base import put_spec
 from framefarm.spec import JobSpec, load_job_file, parse_job
 from framefarm.status import ChunkState, JobState, JobStatus
 from framefarm.stitch.ffmpeg import FfmpegStitcher
@@ -202,7 +203,7 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
         spec = bundle_assets(spec, Path(assets), manager.storage)
     manager.create_job(spec, output=str(video) if video else None, client_token=client_token)
     if backend.chunks_in_storage and manager.storage is not None and manager.storage is not manager.repository.storage:
-        manager.storage.put_spec(spec)  # where remote workers read it (a DynamoDB store keeps it there itself)
+        put_spec(manager.storage, spec)  # where remote workers read it (a DynamoDB store keeps it there itself)
     if spec.assets_url and not backend.chunks_in_storage:
         from framefarm.storage import storage_for_url
         from framefarm.worker.assets import unpack_assets

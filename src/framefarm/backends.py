@@ -29,16 +29,20 @@ from typing import Any, ClassVar
 
 from framefarm.adapters.base import WorkerAdapter, WorkerJob, WorkerResult
 from framefarm.aws.settings import AwsSettings
-from framefarm.config import DATABASE_FILENAME, ENV_SUBMIT_FUNCTION, framefarm_home
+from framefarm.config import (
+    DATABASE_FILENAME,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LAMBDA_CONCURRENCY,
+    ENV_SUBMIT_FUNCTION,
+    framefarm_home,
+)
 from framefarm.errors import FramefarmError, JobSpecError, JobStateError
 from framefarm.executor import JobExecutor
 from framefarm.manager import JobManager
 from framefarm.repositories.base import JobRepository
 from framefarm.storage.base import Storage
 
-LOCAL_CONCURRENCY = 2  # chunks in flight on this machine unless told otherwise
-LAMBDA_CONCURRENCY = 100  # chunks in flight on Lambda unless told otherwise (a new account allows 1,000)
-CLOUD_RUN_CONCURRENCY = 10
+CLOUD_RUN_CONCURRENCY = 10  # chunks in flight on Cloud Run unless told otherwise
 
 
 class Backend(ABC):
@@ -87,7 +91,7 @@ class Local(Backend):
 
     home: str | os.PathLike[str] | None = None
     name: ClassVar[str] = "local"
-    default_concurrency: ClassVar[int] = LOCAL_CONCURRENCY
+    default_concurrency: ClassVar[int] = DEFAULT_CONCURRENCY
     chunks_in_storage: ClassVar[bool] = False
 
     @cached_property
@@ -128,7 +132,7 @@ class Lambda(Backend):
     session: Any = field(default=None, repr=False, compare=False)  # a boto3 Session (credentials, region)
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False, compare=False)
     name: ClassVar[str] = "lambda"
-    default_concurrency: ClassVar[int] = LAMBDA_CONCURRENCY
+    default_concurrency: ClassVar[int] = DEFAULT_LAMBDA_CONCURRENCY
     chunks_in_storage: ClassVar[bool] = True
 
     @cached_property

@@ -33,6 +33,21 @@ ENV_DEVCLOUD_CACHE = "FRAMEFARM_DEVCLOUD_CACHE"  # where devcloud keeps built La
 DEFAULT_HEARTBEAT_INTERVAL = 2.0
 DEFAULT_STALE_AFTER = 15.0
 
+# How a job runs, unless told otherwise: the library, the CLI's flags and the Lambda handlers' options.
+DEFAULT_RETRIES = 2  # retries per chunk after a deterministic failure (the command's exit code)
+DEFAULT_TRANSIENT_RETRIES = 3  # retries per chunk after a transient one (throttled, timed out, connection lost)
+DEFAULT_RETRY_DELAY = 1.0  # seconds before the first retry; grows with backoff and jitter
+DEFAULT_CONCURRENCY = 2  # chunks in flight on local workers (this machine's cores)
+DEFAULT_LAMBDA_CONCURRENCY = 100  # chunks in flight on Lambda; FRAMEFARM_CONCURRENCY overrides it
+
+# Shared by layers that must agree on them.
+TAIL_CHARS = 8_192  # bounded log tails on records; full logs go to storage
+# Chunk outputs carry this tag so the bucket's lifecycle rule (infra) can expire what workers upload
+# (a lifecycle prefix cannot say jobs/*/chunks/).
+CHUNK_TAG = {"framefarm-kind": "chunk"}
+HANDOVER = "handover"  # a stop reason: another runner continues the job (the orchestrator Lambda's deadline)
+HANDOVER_SPARE = 15.0  # seconds an orchestrator keeps after the slowest in-flight worker may return
+
 DEFAULT_HOME_DIRNAME = ".framefarm"
 DATABASE_FILENAME = "jobs.db"
 

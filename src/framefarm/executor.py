@@ -6,15 +6,15 @@ on it, in order. Pool threads run one attempt each. A retry goes back to the poo
 delay and keeps its slot while it waits, so ``concurrency`` bounds chunks in flight including those
 waiting to retry; the wait ends early when the job is stopped.
 
-Rules (see docs/architecture.md): at most ``concurrency`` chunks in flight; failed chunks retried
-with exponential backoff and jitter (``RetryPolicy``), up to ``retries`` times for deterministic
-failures (the render command's exit code, a crashed handler) and ``transient_retries`` times for transient ones
-(throttled out, connection lost, timed out; ``WorkerResult.transient``); an attempt silent past
-its time limit plus ``watchdog_margin`` is given up on as timed out (see ``Watchdog``); after a
-chunk's last attempt no new chunk or retry starts, chunks already running finish and are
-reported through ``attempt_finished`` and ``chunk_completed`` (their work is kept for a resume)
-but ``progress`` stays silent, and ChunkFailedError is raised; cancel kills work in flight and
-raises JobAbortedError.
+Rules (each one a test in test_executor.py): at most ``concurrency`` chunks in flight; failed
+chunks retried with exponential backoff and jitter (``RetryPolicy``), up to ``retries`` times for
+deterministic failures (the render command's exit code, a crashed handler) and ``transient_retries``
+times for transient ones (throttled out, connection lost, timed out; ``WorkerResult.transient``);
+an attempt silent past its time limit plus ``watchdog_margin`` is given up on as timed out (see
+``Watchdog``); after a chunk's last attempt no new chunk or retry starts, chunks already running
+finish and are reported through ``attempt_finished`` and ``chunk_completed`` (their work is kept
+for a resume) but ``progress`` stays silent, and ChunkFailedError is raised; cancel kills work in
+flight and raises JobAbortedError.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from framefarm.adapters.base import CANCELLED, WorkerResult
 from framefarm.cancel import CancelToken
-from framefarm.config import framefarm_home, heartbeat_timing
+from framefarm.config import HANDOVER, framefarm_home, heartbeat_timing
 from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, JobStateError, id_list
 from framefarm.executor import JobExecutor
 from framefarm.lease import Lease, new_handover_token, new_run_id, owner_is_gone
@@ -53,7 +53,6 @@ logger = logging.getLogger(__name__)
 RUNNABLE = frozenset({JobState.PENDING, JobState.PAUSED, JobState.FAILED, JobState.CANCELLED,
                       JobState.RENDERED})
 ACTIVE = frozenset({JobState.RUNNING, JobState.STITCHING})
-HANDOVER = "handover"  # a stop reason: another runner continues the job (the orchestrator Lambda's deadline)
 LEASE_LOST = "lease lost"  # a stop reason: another runner holds the job now, or may
 REQUESTS = {"cancel": JobState.CANCELLED, "pause": JobState.PAUSED}  # a control request, and where it ends a job
 

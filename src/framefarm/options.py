@@ -21,14 +21,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from framefarm.backoff import Backoff
 from framefarm.cancel import CancelToken
+from framefarm.config import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TRANSIENT_RETRIES
 from framefarm.errors import JobSpecError
 
 if TYPE_CHECKING:
     from framefarm.adapters.base import WorkerAdapter, WorkerResult
 
-DEFAULT_RETRIES = 2
-DEFAULT_TRANSIENT_RETRIES = 3
-DEFAULT_RETRY_DELAY = 1.0
 DEFAULT_MAX_RETRY_DELAY = 60.0
 
 
@@ -49,7 +47,7 @@ class RetryPolicy:
     transient_retries: int = DEFAULT_TRANSIENT_RETRIES
     delay: float = DEFAULT_RETRY_DELAY
     max_delay: float = DEFAULT_MAX_RETRY_DELAY
-    jitter: Callable[[], float] = random.random
+    jitter: Callable[[], float] = field(default=random.random, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("retries", "transient_retries"):

@@ -17,8 +17,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
-from framefarm.adapters.base import WorkerResult
+from pydantic import BaseModel
+
+# A WorkerResult or a worker's chunk reply: any model with stdout, stderr and error texts. Typed by
+# pydantic, not by those classes, so this low-layer module imports nothing from the adapters.
+Output = TypeVar("Output", bound=BaseModel)
 
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|(^|_)(API_?)?KEY($|_)|ACCESS_KEY|AUTH", re.IGNORECASE)
 MIN_SECRET_LENGTH = 8  # shorter values are too common to blank out of text ("1", "true", "us-east-1")
@@ -49,8 +54,9 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def redact_result(result: WorkerResult, secrets: Iterable[str]) -> WorkerResult:
-    """``result`` with ``secrets`` blanked out of its output and error (the same object when none occur)."""
-    kept = {"stdout": result.stdout, "stderr": result.stderr, "error": result.error}
+def redact_result(result: Output, secrets: Iterable[str]) -> Output:
+    """``result`` with ``secrets`` blanked out of its ``stdout``, ``stderr`` and ``error`` (the same
+    object when none occur)."""
+    kept = {name: getattr(result, name) for name in ("stdout", "stderr", "error")}
     clean = {name: redact(text, secrets) if text else text for name, text in kept.items()}
     return result if clean == kept else result.model_copy(update=clean)

@@ -1,12 +1,13 @@
 """Bounded tails of long text: what a chunk record keeps of a log (the whole log goes to storage).
 
-A leaf module (no framefarm imports), so the records (``status``) and storage (``storage.logs``)
+A low module (it imports only ``config``), so the records (``status``) and storage (``storage.logs``)
 share one rule without storage depending on the job model.
 """
 
 from __future__ import annotations
 
-TAIL_CHARS = 8_192  # bounded log tails on records; full logs go to storage
+from framefarm.config import TAIL_CHARS
+
 TAIL_MARK = "…"  # starts a tail that was cut
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from framefarm import CloudRunWorkerAdapter, ExecutionOptions, JobExecutor, JobManager, LocalStorage, plan_job
 from framefarm.devcloud import LocalAwsStack
+from framefarm.repositories.base import put_spec
 from framefarm.repositories.dynamodb import DynamoDBJobRepository
 from framefarm.repositories.sqlite import SqliteJobRepository
 from framefarm.status import ChunkState, JobState, JobStatus
@@ -72,7 +73,7 @@ def test_cancel_stops_a_cloud_run_worker_and_resume_clears_the_marker(tmp_path, 
         # GIVEN a one-minute chunk running on the Cloud Run worker
         storage = LocalStorage(tmp_path / "store")
         spec = plan_job(minute_job("cr-stop", 1))
-        storage.put_spec(spec)
+        put_spec(storage, spec)
         manager = JobManager(SqliteJobRepository(tmp_path / "jobs.db"),
                              JobExecutor(CloudRunWorkerAdapter(server.url, storage)), storage)
         manager.create_job(spec)

@@ -33,6 +33,7 @@ from framefarm import (
     plan_job,
 )
 from framefarm.devcloud import LocalAwsStack
+from framefarm.repositories.base import put_spec
 from framefarm.repositories.dynamodb import DynamoDBJobRepository
 from framefarm.spec import JobSpec
 from framefarm.status import ChunkState, JobState, JobStatus
@@ -143,7 +144,7 @@ class CloudRunBackend:
         try:
             storage = LocalStorage(self.tmp_path / "store")
             spec = plan_job(job_document(job_id, plan_dir))
-            storage.put_spec(spec)  # as `render --backend cloudrun`
+            put_spec(storage, spec)  # as `render --backend cloudrun`
             adapter = CloudRunWorkerAdapter(relay.url, storage, service_timeout=30, retry_delay=0.01)
             manager = JobManager(SqliteJobRepository(self.tmp_path / "jobs.db"), JobExecutor(adapter), storage)
             manager.create_job(spec)

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from framefarm import plan_job
+from framefarm.repositories.base import put_spec
 from framefarm.stitch.probe import packets
 from framefarm.storage.gcs import GcsStorage
 from framefarm.storage.keys import chunk_key
@@ -20,7 +21,7 @@ def test_stitch_from_gcs(gcs_endpoint, gcs_client, gcs_bucket, encode_chunk, tmp
     spec = plan_job({"id": "gcs-job", "width": 160, "height": 120, "fps": 10, "total_frames": 30,
                      "frames_per_chunk": 10, "command": "render {output}"})
     storage = GcsStorage(gcs_bucket, client=gcs_client)
-    storage.put_spec(spec)
+    put_spec(storage, spec)
     for chunk in spec.chunks:
         local = encode_chunk(tmp_path / f"{chunk.id}.mp4", chunk.start_frame, chunk.frame_count)
         storage.put_file(chunk_key(spec.id, chunk.id, chunk.output_file), local)

@@ -1,4 +1,4 @@
-"""Every JobExecutor rule in DESIGN.md, one test (or more) each."""
+"""Every JobExecutor rule (the executor module's docstring lists them), one test (or more) each."""
 
 from __future__ import annotations
 

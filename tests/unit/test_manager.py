@@ -21,9 +21,9 @@ from framefarm import (
     SqliteJobRepository,
 )
 from framefarm.cancel import CancelToken
+from framefarm.config import HANDOVER
 from framefarm.errors import JobNotFoundError, JobStateError
 from framefarm.lease import Lease, _pid_namespace
-from framefarm.manager import HANDOVER
 from framefarm.status import TAIL_CHARS, ChunkState
 from framefarm.storage.keys import chunk_key, log_key
 from tests.helpers import RecordingStitcher, ScriptedWorker, eventually, make_spec

@@ -1,4 +1,4 @@
-"""The names DESIGN.md promises are importable from `framefarm`, and `__all__` is curated."""
+"""The names the library promises are importable from `framefarm`, and `__all__` is curated."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import framefarm
 
-# Every public name DESIGN.md lists.
+# Every public name of the library's first contract (old names stay importable).
 CONTRACT = {
     "JobSpec", "Chunk", "RenderMetadata", "plan_job",
     "WorkerJob", "WorkerResult", "WorkerAdapter",

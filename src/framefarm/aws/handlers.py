@@ -34,23 +34,22 @@ from framefarm.adapters.aws_lambda import invoke_async
 from framefarm.adapters.base import WorkerResult
 from framefarm.backends import Lambda
 from framefarm.cancel import CancelToken
-from framefarm.errors import JobSpecError, JobStateError
-from framefarm.manager import HANDOVER, default_client_token
-from framefarm.options import (
+from framefarm.config import (
     DEFAULT_RETRIES,
     DEFAULT_RETRY_DELAY,
     DEFAULT_TRANSIENT_RETRIES,
-    ExecutionOptions,
-    RetryPolicy,
-    RunHooks,
+    HANDOVER,
+    HANDOVER_SPARE,
 )
+from framefarm.errors import JobSpecError, JobStateError
+from framefarm.manager import default_client_token
+from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks
 from framefarm.spec import parse_job
 from framefarm.status import JobState
 from framefarm.validation import one_line
 from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
 
 logger = logging.getLogger("framefarm.aws")
-HANDOVER_SPARE = 15.0  # seconds kept after the slowest in-flight worker may return
 MAX_IDLE_CONTINUATIONS = 3  # continuations in a row without a completed chunk before giving up
 TAKEOVER_PATIENCE = 2.0  # a running job's runner is taken for dead after this many stale periods
 SWEEP_LIMIT = 500  # newest jobs a sweep looks at

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framefarm.config import (
+    DEFAULT_LAMBDA_CONCURRENCY,
     ENV_BUCKET,
     ENV_CONCURRENCY,
     ENV_ORCHESTRATOR_FUNCTION,
@@ -29,7 +30,7 @@ class AwsSettings:
     orchestrator_function: str | None = None
     worker_timeout: float = 300.0
     worker_architecture: str = "x86_64"
-    concurrency: int = 100
+    concurrency: int = DEFAULT_LAMBDA_CONCURRENCY
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> AwsSettings:
@@ -40,7 +41,7 @@ class AwsSettings:
             "orchestrator_function": environ.get(ENV_ORCHESTRATOR_FUNCTION),
             "worker_timeout": float(environ.get(ENV_WORKER_TIMEOUT, 300)),
             "worker_architecture": environ.get(ENV_WORKER_ARCHITECTURE, "x86_64"),
-            "concurrency": int(environ.get(ENV_CONCURRENCY, 100)),
+            "concurrency": int(environ.get(ENV_CONCURRENCY, DEFAULT_LAMBDA_CONCURRENCY)),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from framefarm.cli.context import EXIT_OK, Context
+from framefarm.config import DEFAULT_LAMBDA_CONCURRENCY, DEFAULT_RETRIES
 from framefarm.errors import JobSpecError
 from framefarm.spec import parse_job, read_job_document
 
@@ -22,8 +23,9 @@ def register(commands: Any) -> None:
     submit.add_argument("--function", help="the submit function's name (or --stack)")
     submit.add_argument("--stack", help="a deployed framefarm stack: the submit function and bucket from its outputs")
     submit.add_argument("--job-id", help="id for the new job (default: generated)")
-    submit.add_argument("--concurrency", type=int, help="chunks in flight on Lambda")
-    submit.add_argument("--retries", type=int, help="retries per chunk")
+    submit.add_argument("--concurrency", type=int,
+                        help=f"chunks in flight on Lambda (default {DEFAULT_LAMBDA_CONCURRENCY})")
+    submit.add_argument("--retries", type=int, help=f"retries per chunk (default {DEFAULT_RETRIES})")
     submit.add_argument("--assets", type=Path, help="a directory the commands read, shipped to every chunk")
     submit.add_argument("--bucket", help="with --assets: the artifact bucket to upload them to")
     submit.set_defaults(handler=cmd_submit)

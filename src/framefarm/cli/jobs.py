@@ -18,7 +18,12 @@ from typing import Any
 
 from framefarm.api import RenderFailed, RenderHandle, run_options, submit
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_PAUSED, Context, add_store_flags
-from framefarm.config import ffmpeg_path
+from framefarm.config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_DELAY,
+    ffmpeg_path,
+)
 from framefarm.console import RenderProgress, chunks_table, cost_table, job_summary, jobs_table
 from framefarm.errors import JobAbortedError, JobNotFoundError, JobSpecError, JobStateError, id_list
 from framefarm.manager import RUNNABLE, JobManager
@@ -108,9 +113,12 @@ def add_resume_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--concurrency", type=positive_int, default=2, help="chunks in flight (default 2)")
-    parser.add_argument("--retries", type=non_negative_int, default=2, help="retries per chunk (default 2)")
-    parser.add_argument("--retry-delay", type=float, default=1.0, help="first retry delay in seconds")
+    parser.add_argument("--concurrency", type=positive_int, default=DEFAULT_CONCURRENCY,
+                        help=f"chunks in flight (default {DEFAULT_CONCURRENCY})")
+    parser.add_argument("--retries", type=non_negative_int, default=DEFAULT_RETRIES,
+                        help=f"retries per chunk (default {DEFAULT_RETRIES})")
+    parser.add_argument("--retry-delay", type=float, default=DEFAULT_RETRY_DELAY,
+                        help=f"first retry delay in seconds (default {DEFAULT_RETRY_DELAY:g})")
     parser.add_argument("--timeout", type=float, help="seconds per chunk attempt")
     parser.add_argument("--no-stitch", action="store_true",
                         help="render the chunks only; join them later with `framefarm stitch`")

@@ -19,11 +19,21 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 
+from framefarm.config import TAIL_CHARS
 from framefarm.errors import JobNotFoundError
 from framefarm.lease import Beat, Lease
 from framefarm.spec import JobSpec
-from framefarm.status import TAIL_CHARS, ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobState, JobStatus
+from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobState, JobStatus
 from framefarm.storage.base import Storage
+from framefarm.storage.keys import spec_key
+
+
+def put_spec(storage: Storage, spec: JobSpec, data: bytes | None = None) -> str:
+    """Store ``spec`` where workers read it (``keys.spec_key``); ``data`` is its JSON if already made.
+    Returns the URL a worker request carries."""
+    key = spec_key(spec.id)
+    storage.put_bytes(key, data if data is not None else spec.model_dump_json().encode())
+    return storage.url(key)
 
 
 class JobRepository(ABC):

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from framefarm.errors import JobSpecError
+from framefarm.paths import safe_relative_path as safe_relative_path  # re-exported: spec's name for it
 from framefarm.validation import first_problem, one_line, short_repr
 
 Command = str | list[str]
@@ -49,23 +50,6 @@ class SpecModel(BaseModel):
             return super().model_validate_json(json_data, **kwargs)
         except ValidationError as exc:
             raise spec_error_from_validation(exc) from None
-
-
-def safe_relative_path(value: str) -> str:
-    """Return ``value`` if it is a relative path that stays inside its base directory.
-
-    Messages leave out the field name: the caller's location names it.
-    """
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("must be a non-empty relative path")
-    if "\x00" in value or "\\" in value:
-        raise ValueError(f"{value!r} contains a NUL byte or a backslash")
-    # Plain string checks: this runs for every chunk of every spec loaded (PurePosixPath is 10x slower).
-    if value.startswith(("/", "~")) or ".." in value.split("/"):
-        raise ValueError(f"{value!r} escapes the job directory; use a path relative to it")
-    if len(value) > 1024:
-        raise ValueError("is longer than 1024 characters")
-    return value
 
 
 def split_command(command: Command) -> list[str]:

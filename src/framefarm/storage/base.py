@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from framefarm.errors import FramefarmError
-from framefarm.spec import JobSpec, safe_relative_path
-from framefarm.storage.keys import spec_key
+from framefarm.paths import safe_relative_path
 
 DEFAULT_SHARE_SECONDS = 15 * 60
 MAX_SHARE_SECONDS = 60 * 60  # links handed out are short-lived: an hour at most
@@ -69,13 +68,6 @@ class Storage(ABC):
 
     def _signed_url(self, key: str, expires_in: int) -> str:
         raise FramefarmError(f"{type(self).__name__} cannot sign links; the file is at {self.url(key)}")
-
-    def put_spec(self, spec: JobSpec, data: bytes | None = None) -> str:
-        """Store ``spec`` where workers read it (``keys.spec_key``); ``data`` is its JSON if already made.
-        Returns the URL a worker request carries."""
-        key = spec_key(spec.id)
-        self.put_bytes(key, data if data is not None else spec.model_dump_json().encode())
-        return self.url(key)
 
     def put_text(self, key: str, text: str) -> None:
         self.put_bytes(key, text.encode("utf-8"))

@@ -12,10 +12,6 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-# Chunk outputs carry this tag so the bucket's lifecycle rule can expire them (a lifecycle prefix
-# cannot say jobs/*/chunks/).
-CHUNK_TAG = {"framefarm-kind": "chunk"}
-
 
 def job_prefix(job_id: str) -> str:
     return f"jobs/{job_id}/"

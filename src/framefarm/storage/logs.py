@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 
+from framefarm.config import TAIL_CHARS
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import log_key
-from framefarm.tails import TAIL_CHARS, is_cut
+from framefarm.tails import is_cut
 
 logger = logging.getLogger(__name__)
 

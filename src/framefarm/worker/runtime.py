@@ -32,14 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from framefarm.adapters.base import CANCELLED, WorkerAdapter, WorkerJob, WorkerResult, recorded_attempt
 from framefarm.adapters.local import LocalWorkerAdapter
 from framefarm.cancel import CancelToken
-from framefarm.config import ENV_CANCEL_POLL
+from framefarm.config import CHUNK_TAG, ENV_CANCEL_POLL
 from framefarm.errors import JobSpecError
 from framefarm.redaction import chunk_environment, redact_result, secret_values
 from framefarm.spec import JOB_ID_PATTERN, JobSpec
 from framefarm.status import tail
 from framefarm.storage import storage_for_url
 from framefarm.storage.base import Storage
-from framefarm.storage.keys import CHUNK_TAG, cancel_key, chunk_key, job_prefix, spec_key
+from framefarm.storage.keys import cancel_key, chunk_key, job_prefix, spec_key
 from framefarm.storage.logs import keep_full_logs
 from framefarm.validation import one_line
 from framefarm.worker.assets import unpack_assets

@@ -32,6 +32,7 @@ from framefarm.adapters.cloud_run import (
     resolve_service,
 )
 from framefarm.billing import CLOUD_RUN_PRICES
+from framefarm.repositories.base import put_spec
 from framefarm.stitch.probe import packets
 from framefarm.storage.keys import spec_key
 from tests.helpers import WorkerProcess
@@ -62,7 +63,7 @@ def storage(tmp_path):
 def put_job(storage, command, *, chunks=3, job_id="job-1"):
     spec = plan_job({"id": job_id, "width": 64, "height": 48, "fps": 10, "total_frames": chunks,
                      "frames_per_chunk": 1, "command": command})
-    storage.put_spec(spec)
+    put_spec(storage, spec)
     return spec
 
 
@@ -249,7 +250,7 @@ def test_a_testsrc_job_end_to_end_through_the_server(server, storage, tmp_path):
                      "command": "{ffmpeg} -hide_banner -loglevel error -y -f lavfi -i testsrc2=size={width}x{height}:rate={fps} "
                                 "-vf trim=start_frame={start_frame}:end_frame={end_frame},setpts=PTS-STARTPTS "
                                 "-an -c:v libx264 -pix_fmt yuv420p {output}"})
-    storage.put_spec(spec)
+    put_spec(storage, spec)
     manager = JobManager(InMemoryJobRepository(), JobExecutor(adapter(server, storage)), storage)
     manager.create_job(spec)
     # WHEN it runs through the Cloud Run adapter, one chunk at a time per instance

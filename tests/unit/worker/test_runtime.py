@@ -10,6 +10,7 @@ import zipfile
 import pytest
 
 from framefarm import LocalStorage, plan_job
+from framefarm.repositories.base import put_spec as store_spec
 from framefarm.status import is_cut
 from framefarm.storage.keys import log_key, spec_key
 from framefarm.storage.logs import full_log
@@ -27,7 +28,7 @@ def storage(tmp_path):
 def put_spec(storage, command, *, assets_url=None, job_id="job-1"):
     spec = plan_job({"id": job_id, "width": 64, "height": 48, "fps": 10, "total_frames": 2, "chunks": 2,
                      "command": command, "assets_url": assets_url})
-    return storage.put_spec(spec)
+    return store_spec(storage, spec)
 
 
 def zip_bundle(members: dict[str, bytes]) -> bytes:

@@ -1,4 +1,4 @@
-"""DynamoDBJobRepository: the single-table model from DESIGN.md.
+"""DynamoDBJobRepository: every job and its chunks in one table (docs/architecture.md, the store model).
 
     PK=JOB#<id>  SK=META          the job: state, counters, a pointer to its spec in storage
                                   (or, with no storage, the spec itself, zlib-compressed)

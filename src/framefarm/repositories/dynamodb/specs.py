@@ -9,7 +9,7 @@ import zlib
 from typing import Any
 
 from framefarm.errors import FramefarmError, JobNotFoundError
-from framefarm.repositories.base import SpecCache
+from framefarm.repositories.base import SpecCache, put_spec
 from framefarm.repositories.dynamodb.items import ItemCodec
 from framefarm.repositories.dynamodb.table import META, item_key
 from framefarm.spec import JobSpec
@@ -41,7 +41,7 @@ class ItemSpecs:
 
     def put(self, spec: JobSpec, text: bytes) -> None:
         if self._storage is not None:
-            self._storage.put_spec(spec, text)
+            put_spec(self._storage, spec, text)
 
     def get(self, meta: dict[str, Any]) -> JobSpec:
         """The spec of the job item (or index entry) ``meta``."""

@@ -1,0 +1,40 @@
+"""One set of run defaults (config's): the CLI's flags and the Lambda handlers' options read them."""
+
+from __future__ import annotations
+
+from framefarm.aws.handlers import RunOptions
+from framefarm.aws.settings import AwsSettings
+from framefarm.cli import build_parser
+from framefarm.config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LAMBDA_CONCURRENCY,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_DELAY,
+    DEFAULT_TRANSIENT_RETRIES,
+    ENV_BUCKET,
+    ENV_TABLE,
+)
+
+
+def test_cli_run_flags_default_to_config() -> None:
+    # GIVEN the framefarm command  WHEN a render and a resume are parsed without run flags
+    for argv in (["render", "job.yaml"], ["resume", "job-1"]):
+        args = build_parser().parse_args(argv)
+        # THEN concurrency, retries and the retry delay are config's defaults
+        assert (args.concurrency, args.retries, args.retry_delay) == (
+            DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY), argv
+
+
+def test_lambda_run_options_default_to_config() -> None:
+    # GIVEN a submission that sets no run options  WHEN the handler parses them
+    options = RunOptions.parse({})
+    # THEN its retries, transient retries and retry delay are the same defaults as the CLI's
+    assert (options.retries, options.transient_retries, options.retry_delay) == (
+        DEFAULT_RETRIES, DEFAULT_TRANSIENT_RETRIES, DEFAULT_RETRY_DELAY)
+
+
+def test_lambda_concurrency_default_is_named_in_config() -> None:
+    # GIVEN the stack's environment without FRAMEFARM_CONCURRENCY  WHEN the settings are read
+    settings = AwsSettings.from_env({ENV_TABLE: "jobs", ENV_BUCKET: "artifacts"})
+    # THEN chunks in flight on Lambda default to config's per-backend value, from the environment or not
+    assert settings.concurrency == AwsSettings("jobs", "artifacts").concurrency == DEFAULT_LAMBDA_CONCURRENCY
