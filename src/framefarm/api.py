@@ -23,7 +23,7 @@ from typing import Any
 
 from framefarm.backends import Backend, Lambda, Local, submit_to_lambda
 from framefarm.config import ffmpeg_path
-from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, JobSpecError
+from framefarm.errors import FramefarmError, JobAbortedError, JobSpecError
 from framefarm.manager import JobManager
 from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks
 from framefarm.repositories.base import put_spec
@@ -252,10 +252,7 @@ def attach(job_id: str, *, backend: Backend | None = None, output: str | os.Path
     """A handle for a job that already exists (JobNotFoundError naming the store when there is none)."""
     backend = backend or Local()
     manager = backend.manager(runs_chunks=False)
-    try:
-        manager.summary(job_id)
-    except JobNotFoundError:
-        raise JobNotFoundError(job_id, f"no job {job_id!r} in {backend.describe()}") from None
+    manager.summary(job_id)  # JobNotFoundError naming the store
     return RenderHandle(job_id, backend, manager, output=check_output(output) if output is not None else None)
 
 

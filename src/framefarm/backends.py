@@ -61,10 +61,6 @@ class Backend(ABC):
     @abstractmethod
     def adapter(self, storage: Storage, *, concurrency: int) -> WorkerAdapter: ...
 
-    @abstractmethod
-    def describe(self) -> str:
-        """Where this backend keeps jobs, for messages ("no job X in ...")."""
-
     def concurrency(self, asked: int | None = None) -> int:
         """Chunks in flight: as asked, else this backend's default (the same for the library, the CLI
         and the Lambda handlers)."""
@@ -113,8 +109,6 @@ class Local(Backend):
 
         return LocalWorkerAdapter()
 
-    def describe(self) -> str:
-        return f"the local job store {self.root / DATABASE_FILENAME}"
 
 
 @dataclass(frozen=True)
@@ -209,8 +203,6 @@ class Lambda(Backend):
                    if runs_chunks else NoWorker())
         return JobManager(self.repository(storage), JobExecutor(adapter), storage)
 
-    def describe(self) -> str:
-        return f"the DynamoDB table {self.settings.require('table')}"
 
 
 @dataclass(frozen=True)
@@ -249,8 +241,6 @@ class CloudRun(Backend):
         extra = {} if self.token_provider is None else {"token_provider": self.token_provider}
         return CloudRunWorkerAdapter(self.service, storage, **extra)
 
-    def describe(self) -> str:
-        return self.local.describe()
 
 
 def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:

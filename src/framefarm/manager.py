@@ -35,7 +35,7 @@ from pathlib import Path
 from framefarm.adapters.base import CANCELLED, WorkerResult
 from framefarm.cancel import CancelToken
 from framefarm.config import HANDOVER, framefarm_home, heartbeat_timing
-from framefarm.errors import FramefarmError, JobAbortedError, JobNotFoundError, JobStateError, id_list
+from framefarm.errors import FramefarmError, JobAbortedError, JobStateError, id_list
 from framefarm.executor import JobExecutor
 from framefarm.lease import Lease, new_handover_token, new_run_id, owner_is_gone
 from framefarm.options import ExecutionOptions, ResumeState, RunHooks
@@ -260,7 +260,7 @@ class JobManager:
         """The job's state and counters without its chunk records; JobNotFoundError if there is none."""
         status = self.repository.get(job_id, chunks=False)
         if status is None:
-            raise JobNotFoundError(job_id)
+            raise self.repository.not_found(job_id)
         return status
 
     def list_jobs(self, limit: int | None = None) -> list[JobStatus]:

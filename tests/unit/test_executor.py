@@ -406,3 +406,19 @@ def test_a_worker_that_saw_the_jobs_cancel_stops_the_run_instead_of_being_retrie
             job_dir=tmp_path, retries=3, retry_delay=0))
     # THEN the run stops as cancelled, not failed after retrying the chunk
     assert stopped.value.reason == "cancelled"
+
+
+def test_the_options_of_framefarm_0_1_still_mean_what_they_meant(tmp_path):
+    # GIVEN options written for framefarm 0.1: separate callbacks, flat retry fields, skip_merge
+    progress = []
+    with pytest.warns(DeprecationWarning, match="use retry=RetryPolicy"):
+        options = ExecutionOptions(job_dir=tmp_path, retries=2, retry_delay=0, max_retry_delay=3.0,
+                                   on_progress=lambda done, total: progress.append(done), skip_merge=True)
+    # THEN they map onto the new shape
+    assert (options.retry.retries, options.retry.delay, options.retry.max_delay, options.merge) == (2, 0, 3.0, False)
+    # AND a run with them retries and reports as before
+    worker = ScriptedWorker(fail={1: 2})
+    report = JobExecutor(worker.adapter()).execute(make_spec(3), options)
+    assert worker.calls[1] == 3 and progress == [1, 2, 3] and report.merged is False
+    with pytest.raises(TypeError, match="completed_chunk_ids"), pytest.warns(DeprecationWarning):
+        ExecutionOptions(completed_chunk_ids=[0])

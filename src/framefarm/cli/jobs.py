@@ -25,7 +25,7 @@ from framefarm.config import (
     ffmpeg_path,
 )
 from framefarm.console import RenderProgress, chunks_table, cost_table, job_summary, jobs_table
-from framefarm.errors import JobAbortedError, JobNotFoundError, JobSpecError, JobStateError, id_list
+from framefarm.errors import JobAbortedError, JobSpecError, JobStateError, id_list
 from framefarm.manager import RUNNABLE, JobManager
 from framefarm.options import RetryPolicy
 from framefarm.spec import JobSpec, load_job_file
@@ -272,7 +272,7 @@ def cmd_stitch(args: argparse.Namespace, context: Context) -> int:
     if job is None and context.remote_storage:  # chunks in a bucket, no record in this job store
         return stitch_spec_from_storage(args, context)
     if job is None:
-        raise JobNotFoundError(args.job_id, f"no job {args.job_id!r} in {backend.describe()}")
+        raise manager.repository.not_found(args.job_id)
     output = output_path(args.output, job.output, job.id)
     started = time.monotonic()
     video, marked = stitch_job(manager, job.id, output, chunks_in_storage=backend.chunks_in_storage,

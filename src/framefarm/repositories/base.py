@@ -48,6 +48,14 @@ class JobRepository(ABC):
     #: manager keeps it whole in storage (``keys.log_key``), where ``framefarm logs`` finds it.
     tail_chars: int = TAIL_CHARS
 
+    @property
+    def location(self) -> str:
+        """Where this store keeps jobs, for messages: "No job 'x' in <location>"."""
+        return "the job store"
+
+    def not_found(self, job_id: str) -> JobNotFoundError:
+        return JobNotFoundError(job_id, f"No job {job_id!r} in {self.location}")
+
     @abstractmethod
     def save(self, status: JobStatus) -> None:
         """Insert or replace a whole job with its chunk records (at creation; not per event)."""
@@ -138,7 +146,7 @@ class JobRepository(ABC):
         """The job, or JobNotFoundError."""
         status = self.get(job_id)
         if status is None:
-            raise JobNotFoundError(job_id)
+            raise self.not_found(job_id)
         return status
 
     def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing to release

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from framefarm.errors import JobNotFoundError, ToolNotFoundError
+from framefarm.errors import ToolNotFoundError
 from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository, SpecCache
 from framefarm.spec import JobSpec
@@ -308,6 +308,10 @@ class SqliteJobRepository(JobRepository):
             return self._db.execute(f"UPDATE jobs SET requested = ? WHERE id = ? AND NOT {LEASE_FREE}",
                                     (action, job_id, now)).rowcount > 0
 
+    @property
+    def location(self) -> str:
+        return f"the local job store {self.path}"
+
     def _spec(self, row: sqlite3.Row) -> JobSpec:
         return self._specs.get(row["id"], row["spec"], lambda: JobSpec.model_validate_json(row["spec"]))
 
@@ -315,7 +319,7 @@ class SqliteJobRepository(JobRepository):
         with self._lock:
             row = self._db.execute("SELECT id, spec FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
-            raise JobNotFoundError(job_id)
+            raise self.not_found(job_id)
         return self._spec(row)
 
     def close(self) -> None:

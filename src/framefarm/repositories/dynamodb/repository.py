@@ -57,6 +57,10 @@ class DynamoDBJobRepository(JobRepository):
 
     tail_chars = ITEM_TAIL_CHARS
 
+    @property
+    def location(self) -> str:
+        return f"the DynamoDB table {self.table}"
+
     def __init__(self, table_name: str, *, client: Any = None, storage: Storage | None = None,
                  ttl_days: float | None = 30, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep, conflict_tries: int = 8) -> None:
