@@ -32,8 +32,8 @@ from typing import Any
 from framefarm.adapters.base import CANCELLED, WorkerJob, WorkerResult, announce_call
 from framefarm.backoff import Backoff, pause
 from framefarm.billing import LAMBDA_PRICES, LambdaPrices, parse_report
+from framefarm.protocol import chunk_request, read_reply
 from framefarm.storage.base import Storage
-from framefarm.worker.runtime import chunk_request, read_reply
 
 logger = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from framefarm.adapters.base import CANCELLED, WorkerJob, WorkerResult, announce
 from framefarm.backoff import Backoff, pause
 from framefarm.billing import CLOUD_RUN_PRICES, CloudRunPrices
 from framefarm.errors import FramefarmError
+from framefarm.protocol import chunk_request, read_reply
 from framefarm.redaction import redact
 from framefarm.storage.base import Storage
-from framefarm.worker.runtime import chunk_request, read_reply
 
 EXIT_HTTP_ERROR = -3
 RETRIED_STATUSES = (429, 503)

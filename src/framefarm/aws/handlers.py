@@ -11,7 +11,8 @@
   dead run's lease to run out and takes it over (completed chunks are kept, each chunk is counted
   once). ``framefarm resume`` on an AWS job sends the same event, and ``{"sweep": true}`` (the stack's
   schedule) sends it for every abandoned ``running`` job.
-- ``render_chunk(event, context)``: run one chunk (``framefarm.worker.runtime``).
+- ``render_chunk(event, context)``: run one chunk (``framefarm.worker.runtime``; request and reply:
+  ``framefarm.protocol``).
 
 Handlers log one JSON line per event, keyed by ``job_id`` (and ``chunk_id``).
 """
@@ -36,9 +37,10 @@ from framefarm.cancel import CancelToken
 from framefarm.errors import JobSpecError, JobStateError
 from framefarm.executor import ExecutionOptions
 from framefarm.manager import HANDOVER, default_client_token
+from framefarm.protocol import ChunkResponse, parse_request
 from framefarm.spec import field_path, parse_job
 from framefarm.status import JobState
-from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
+from framefarm.worker.runtime import run_chunk
 
 logger = logging.getLogger("framefarm.aws")
 HANDOVER_SPARE = 15.0  # seconds kept after the slowest in-flight worker may return

@@ -23,7 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from framefarm.config import ENV_CHUNK_TIMEOUT
-from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
+from framefarm.protocol import ChunkResponse, parse_request
+from framefarm.worker.runtime import run_chunk
 
 logger = logging.getLogger(__name__)
 

@@ -23,94 +23,27 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from framefarm.adapters.base import CANCELLED, WorkerAdapter, WorkerJob, WorkerResult, recorded_attempt
+from framefarm.adapters.base import CANCELLED, WorkerAdapter, WorkerJob
 from framefarm.adapters.local import LocalWorkerAdapter
 from framefarm.cancel import CancelToken
 from framefarm.config import ENV_CANCEL_POLL
 from framefarm.errors import JobSpecError
+from framefarm.protocol import ChunkRequest, ChunkResponse, bad_request
 from framefarm.redaction import chunk_environment, redact_result, secret_values
-from framefarm.spec import JOB_ID_PATTERN, JobSpec, field_path
+from framefarm.spec import JobSpec
 from framefarm.status import tail
 from framefarm.storage import storage_for_url
 from framefarm.storage.base import Storage
-from framefarm.storage.keys import CHUNK_TAG, cancel_key, chunk_key, job_prefix, spec_key
+from framefarm.storage.keys import CHUNK_TAG, cancel_key, chunk_key, job_prefix
 from framefarm.storage.logs import keep_full_logs
 from framefarm.worker.assets import unpack_assets
 
-EXIT_BAD_REQUEST = 2
 EXIT_CANCELLED = 130  # the shell's convention for a command stopped by the user
 
 logger = logging.getLogger(__name__)
-
-
-class ChunkRequest(BaseModel):
-    """What a worker is asked to do."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    job_id: str = Field(pattern=JOB_ID_PATTERN)
-    chunk_id: int = Field(ge=0)
-    spec_url: str = Field(min_length=1, max_length=2048)
-    attempt: int = Field(default=1, ge=1, le=1_000_000)  # as the job store numbers it: names the full logs
-
-
-class ChunkResponse(BaseModel):
-    """What a worker replies. ``output_key`` is set only when the output was uploaded."""
-
-    model_config = ConfigDict(frozen=True)
-
-    exit_code: int
-    stdout: str = ""
-    stderr: str = ""
-    output_key: str | None = None
-    duration_ms: float = 0.0
-    error: str | None = None
-    transient: bool = False
-
-    def to_result(self, **caller_side: Any) -> WorkerResult:
-        """The WorkerResult an adapter returns; ``caller_side`` adds what the caller measured (billing, time)."""
-        fields: dict[str, Any] = {"exit_code": self.exit_code, "stdout": self.stdout, "stderr": self.stderr,
-                                  "duration_ms": self.duration_ms, "error": self.error,
-                                  "output_location": self.output_key, "transient": self.transient}
-        return WorkerResult(**{**fields, **caller_side})
-
-
-def chunk_request(job: WorkerJob, storage: Storage) -> dict[str, Any]:
-    """What a remote worker is sent for ``job``: the chunk, where its job's spec is, and which attempt."""
-    job_id = job.meta["job_id"]
-    return {"job_id": job_id, "chunk_id": job.meta["chunk_id"], "spec_url": storage.url(spec_key(job_id)),
-            "attempt": recorded_attempt(job.meta)}
-
-
-def read_reply(payload: Any) -> ChunkResponse | None:
-    """A worker's reply as a ChunkResponse; None when it is not one."""
-    try:
-        return ChunkResponse.model_validate(payload)
-    except ValidationError:
-        return None
-
-
-def parse_request(event: Any) -> ChunkRequest | ChunkResponse:
-    """The request in ``event``, or a bad-request response saying what is wrong with it."""
-    if not isinstance(event, Mapping):
-        return bad_request(f"expected a JSON object with job_id, chunk_id, spec_url; got {type(event).__name__}")
-    try:
-        return ChunkRequest.model_validate(dict(event))
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = field_path(first.get("loc", ())) or "request"
-        return bad_request(f"{field}: {first.get('msg')}")
-
-
-def bad_request(message: str) -> ChunkResponse:
-    text = f"bad request: {message}"
-    return ChunkResponse(exit_code=EXIT_BAD_REQUEST, error=text, stderr=text + "\n")
 
 
 def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,

@@ -10,10 +10,11 @@ import zipfile
 import pytest
 
 from framefarm import LocalStorage, plan_job
+from framefarm.protocol import ChunkRequest, ChunkResponse, parse_request
 from framefarm.status import is_cut
 from framefarm.storage.keys import log_key, spec_key
 from framefarm.storage.logs import full_log
-from framefarm.worker.runtime import ChunkRequest, ChunkResponse, parse_request, run_chunk
+from framefarm.worker.runtime import run_chunk
 
 WRITE_OUTPUT = [sys.executable, "-c", "import sys; open(sys.argv[1], 'w').write(open(sys.argv[2]).read())",
                 "{output}", "assets/text.txt"]
