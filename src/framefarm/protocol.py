@@ -1,7 +1,11 @@
 """The wire protocol between a runner and a remote worker: one chunk request, one reply.
 
     request {job_id, chunk_id, spec_url, attempt}
-    reply   {exit_code, stdout, stderr, output_key, duration_ms, error}
+    reply   {exit_code, kind, stdout, stderr, output_key, duration_ms, error}
+
+The reply carries the attempt's ``FailureKind`` (None on success), so what a remote worker saw
+(cancelled, no output, a bad request, its command's exit code or time limit) reaches the runner as
+the same kind a local run gives. ``exit_code`` is the command's, None when no command ran.
 
 The adapters that call remote workers (``adapters.aws_lambda``, ``adapters.cloud_run``) build the
 request and read the reply here; the worker (``worker.runtime`` behind the Lambda handler and the
@@ -13,14 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from framefarm.adapters.base import WorkerJob, WorkerResult, recorded_attempt
+from framefarm.failures import FailureKind, with_settled_kind
 from framefarm.spec import JOB_ID_PATTERN, field_path
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import spec_key
-
-EXIT_BAD_REQUEST = 2
 
 
 class ChunkRequest(BaseModel):
@@ -35,23 +38,31 @@ class ChunkRequest(BaseModel):
 
 
 class ChunkResponse(BaseModel):
-    """What a worker replies. ``output_key`` is set only when the output was uploaded."""
+    """What a worker replies. ``output_key`` is set only when the output was uploaded.
+
+    A reply with neither an exit code nor a kind is not a reply (``read_reply`` gives None).
+    """
 
     model_config = ConfigDict(frozen=True)
 
-    exit_code: int
+    exit_code: int | None = Field(default=None, ge=0)
+    kind: FailureKind | None = None
     stdout: str = ""
     stderr: str = ""
     output_key: str | None = None
     duration_ms: float = 0.0
     error: str | None = None
-    transient: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settle_kind(cls, data: Any) -> Any:
+        return with_settled_kind(data)
 
     def to_result(self, **caller_side: Any) -> WorkerResult:
         """The WorkerResult an adapter returns; ``caller_side`` adds what the caller measured (billing, time)."""
-        fields: dict[str, Any] = {"exit_code": self.exit_code, "stdout": self.stdout, "stderr": self.stderr,
-                                  "duration_ms": self.duration_ms, "error": self.error,
-                                  "output_location": self.output_key, "transient": self.transient}
+        fields: dict[str, Any] = {"exit_code": self.exit_code, "kind": self.kind, "stdout": self.stdout,
+                                  "stderr": self.stderr, "duration_ms": self.duration_ms, "error": self.error,
+                                  "output_location": self.output_key}
         return WorkerResult(**{**fields, **caller_side})
 
 
@@ -84,4 +95,4 @@ def parse_request(event: Any) -> ChunkRequest | ChunkResponse:
 
 def bad_request(message: str) -> ChunkResponse:
     text = f"bad request: {message}"
-    return ChunkResponse(exit_code=EXIT_BAD_REQUEST, error=text, stderr=text + "\n")
+    return ChunkResponse(kind=FailureKind.BAD_REQUEST, error=text, stderr=text + "\n")

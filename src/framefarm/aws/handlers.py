@@ -193,7 +193,8 @@ def orchestrate(event: Any, context: Any, *, settings: AwsSettings | None = None
         skip_merge=True, cancel=token, job_dir=tempfile.mkdtemp(prefix=f"framefarm-{job_id}-"),
         on_chunk_attempt=lambda chunk_id, attempt, result, started, finished: log_event(
             "chunk attempt", job_id=job_id, chunk_id=chunk_id, attempt=attempt, exit_code=result.exit_code,
-            billed_duration_ms=result.billed_duration_ms, cost_usd=result.cost_usd, error=result.error),
+            kind=result.kind, billed_duration_ms=result.billed_duration_ms, cost_usd=result.cost_usd,
+            error=result.error),
     )
     try:
         if continuation:
@@ -257,5 +258,6 @@ def render_chunk(event: Any, context: Any = None) -> dict[str, Any]:
         timeout = max(1.0, context.get_remaining_time_in_millis() / 1000.0 - 10.0)
     response = run_chunk(request, timeout=timeout)
     log_event("chunk done", job_id=request.job_id, chunk_id=request.chunk_id, exit_code=response.exit_code,
-              duration_ms=response.duration_ms, output_key=response.output_key, error=response.error)
+              kind=response.kind, duration_ms=response.duration_ms, output_key=response.output_key,
+              error=response.error)
     return response.model_dump()

@@ -6,13 +6,14 @@
       -> upload the output to jobs/<job>/chunks/<00042>.<ext> in the spec's store (same key on re-runs)
       (the job's cancel marker is checked between these stages and while the command runs)
       -> keep stdout/stderr longer than a record's tail whole in the store (``storage.logs``)
-      -> reply {exit_code, stdout, stderr, output_key, duration_ms, error}, stdout/stderr as tails
+      -> reply {exit_code, kind, stdout, stderr, output_key, duration_ms, error}, stdout/stderr as tails
 
 The reply carries tails (``status.TAIL_CHARS`` each), so it stays far below Lambda's 6 MB response
 limit (Cloud Run's is 32 MB; one rule for both) however much a command prints.
 
-A chunk that exits 0 but wrote no output is reported as failed: nothing would be there to stitch.
-Bad requests get a reply with ``error`` set and exit code 2, never an exception.
+A chunk that exits 0 but wrote no output is reported as failed (``no_output``): nothing would be
+there to stitch. Bad requests get a ``bad_request`` reply with ``error`` set, never an exception.
+The request and reply models are ``framefarm.protocol``'s.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from framefarm.adapters.local import LocalWorkerAdapter
 from framefarm.cancel import CancelToken
 from framefarm.config import ENV_CANCEL_POLL
 from framefarm.errors import JobSpecError
+from framefarm.failures import FailureKind
 from framefarm.protocol import ChunkRequest, ChunkResponse, bad_request
 from framefarm.redaction import chunk_environment, redact_result, secret_values
 from framefarm.spec import JobSpec
@@ -40,8 +42,6 @@ from framefarm.storage.base import Storage
 from framefarm.storage.keys import CHUNK_TAG, cancel_key, chunk_key, job_prefix
 from framefarm.storage.logs import keep_full_logs
 from framefarm.worker.assets import unpack_assets
-
-EXIT_CANCELLED = 130  # the shell's convention for a command stopped by the user
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +90,8 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
             try:
                 unpack_assets(spec.assets_url, workdir, storage_for=storage_for)
             except (ValueError, FileNotFoundError, OSError) as exc:
-                return ChunkResponse(exit_code=1, error=f"assets: {exc}", stderr=f"assets: {exc}\n",
-                                     duration_ms=elapsed())
+                return ChunkResponse(kind=FailureKind.FUNCTION_ERROR, error=f"assets: {exc}",
+                                     stderr=f"assets: {exc}\n", duration_ms=elapsed())
             if marker.present():
                 return cancelled(elapsed())
         output = workdir / chunk.output_file
@@ -105,11 +105,11 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
         keep_full_logs(storage, request.job_id, request.chunk_id, request.attempt, stdout=result.stdout,
                        stderr=result.stderr)
         stdout, stderr = tail(result.stdout), tail(result.stderr)
-        if result.error == CANCELLED or (result.ok and marker.present()):
+        if result.kind is FailureKind.CANCELLED or (result.ok and marker.present()):
             return cancelled(elapsed(), stdout=stdout, stderr=stderr)
         if not result.ok:  # the adapter also fails a chunk that exited 0 without writing its output
-            return ChunkResponse(exit_code=result.exit_code, stdout=stdout, stderr=stderr, error=result.error,
-                                 transient=result.transient, duration_ms=elapsed())
+            return ChunkResponse(exit_code=result.exit_code, kind=result.kind, stdout=stdout, stderr=stderr,
+                                 error=result.error, duration_ms=elapsed())
         key = chunk_key(spec.id, chunk.id, chunk.output_file)
         storage.put_file(key, output, tags=CHUNK_TAG)
         return ChunkResponse(exit_code=0, stdout=stdout, stderr=stderr, output_key=key, duration_ms=elapsed())
@@ -117,7 +117,7 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
 
 def cancelled(duration_ms: float, *, stdout: str = "", stderr: str = "") -> ChunkResponse:
     """The reply of a chunk stopped by its job's cancel marker (recorded as a cancelled attempt)."""
-    return ChunkResponse(exit_code=EXIT_CANCELLED, error=CANCELLED, duration_ms=duration_ms, stdout=stdout,
+    return ChunkResponse(kind=FailureKind.CANCELLED, error=CANCELLED, duration_ms=duration_ms, stdout=stdout,
                          stderr=stderr)
 
 
