@@ -175,3 +175,16 @@ def test_a_store_that_cannot_take_the_log_does_not_cost_the_chunk(tmp_path, capl
     # THEN its output is uploaded and its reply carries the tails; a warning says the whole log was lost
     assert response.exit_code == 0 and storage.exists("jobs/job-1/chunks/00000.mp4") and is_cut(response.stdout)
     assert "job job-1 chunk 0 attempt 1: could not keep the full stdout" in caplog.text
+
+
+def test_a_chunk_of_a_cancelled_job_replies_cancelled_by_kind_without_an_exit_code(storage):
+    # GIVEN a job whose cancel marker is already in the store
+    from framefarm.storage.keys import cancel_key
+
+    url = put_spec(storage, WRITE_OUTPUT)
+    storage.put_bytes(cancel_key("job-1"), b"")
+    # WHEN a worker is asked for one of its chunks
+    response = run_chunk(ChunkRequest(job_id="job-1", chunk_id=0, spec_url=url))
+    # THEN it replies cancelled: the kind says so, and no exit code is made up (130 was the CLI's)
+    assert (response.kind, response.exit_code, response.error) == (FailureKind.CANCELLED, None, "cancelled")
+    assert response.to_result().kind is FailureKind.CANCELLED
