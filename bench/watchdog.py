@@ -18,7 +18,7 @@ import threading
 import time
 
 from framefarm import CallableWorkerAdapter, ExecutionOptions, JobExecutor, WorkerResult, plan_job
-from framefarm.watchdog import EXIT_STUCK
+from framefarm.failures import FailureKind
 
 
 def one_run(limit: float, margin: float) -> float:
@@ -33,7 +33,7 @@ def one_run(limit: float, margin: float) -> float:
         return 0
 
     def on_attempt(chunk_id: int, attempt: int, result: WorkerResult, *_: float) -> None:
-        if result.exit_code == EXIT_STUCK:
+        if result.kind is FailureKind.TIMEOUT:
             acted[chunk_id] = time.monotonic()
 
     spec = plan_job({"width": 64, "height": 48, "fps": 10, "total_frames": 4, "frames_per_chunk": 1,

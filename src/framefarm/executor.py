@@ -9,7 +9,7 @@ waiting to retry; the wait ends early when the job is stopped.
 Rules (each one a test in test_executor.py): at most ``concurrency`` chunks in flight; failed
 chunks retried with exponential backoff and jitter (``RetryPolicy``), up to ``retries`` times for
 deterministic failures (the render command's exit code, a crashed handler) and ``transient_retries``
-times for transient ones (throttled out, connection lost, timed out; ``WorkerResult.transient``);
+times for transient ones (throttled out, connection lost, timed out; ``WorkerResult.kind``);
 an attempt silent past its time limit plus ``watchdog_margin`` is given up on as timed out (see
 ``Watchdog``); after a chunk's last attempt no new chunk or retry starts, chunks already running
 finish and are reported through ``attempt_finished`` and ``chunk_completed`` (their work is kept
@@ -30,16 +30,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from framefarm.adapters.base import CANCELLED, WorkerAdapter, WorkerJob, WorkerResult
+from framefarm.adapters.base import WorkerAdapter, WorkerJob, WorkerResult
 from framefarm.cancel import CancelToken
 from framefarm.errors import ChunkFailedError, FramefarmError, JobAbortedError, JobSpecError, StitchError
+from framefarm.failures import FailureKind
 from framefarm.options import ExecutionOptions, ResumeState, RetryPolicy, RunHooks, Stitcher  # noqa: F401 - re-exported
 from framefarm.spec import Chunk, Command, JobSpec
 from framefarm.watchdog import AttemptThreads, LiveAttempt, Watchdog
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_FAILURE_EXIT = -1  # exit code recorded when the adapter itself raised
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,8 @@ class JobExecutor:
         if run.cancelled:
             raise JobAbortedError(run.reason or "cancelled")
         if not result.ok:
-            raise FramefarmError(f"Merge failed: {step} step exited {result.exit_code}: {result.failure_text()}")
+            how = f"exited {result.exit_code}" if result.kind is FailureKind.EXIT_CODE else "failed"
+            raise FramefarmError(f"Merge failed: {step} step {how}: {result.failure_text()}")
 
 
 class _Dispatch:
@@ -169,7 +170,7 @@ class _Dispatch:
                         hooks.progress(completed, total)
                 elif run.stopping:
                     continue  # stopped (cancel, pause or an earlier failure): no retries
-                elif result.error == CANCELLED:  # a remote worker saw the job's cancel marker before we did
+                elif result.kind is FailureKind.CANCELLED:  # a remote worker saw the job's cancel marker before we did
                     run.cancel("cancelled")
                     continue
                 elif self._may_retry(chunk, result):
@@ -248,11 +249,10 @@ class _Dispatch:
             try:
                 result = self.adapter.execute(self._worker_job(chunk, attempt, live))
             except Exception as exc:
-                result = WorkerResult(exit_code=ADAPTER_FAILURE_EXIT, error=f"{type(exc).__name__}: {exc}")
+                result = _raised(exc)
             self.results.put(_Outcome(chunk, attempt, result, live.started_at, options.clock(), key=key))
         except BaseException as exc:  # a callback raised: report it as this attempt's failure
-            self.results.put(_Outcome(chunk, attempt, WorkerResult(
-                exit_code=ADAPTER_FAILURE_EXIT, error=f"{type(exc).__name__}: {exc}"), key=key))
+            self.results.put(_Outcome(chunk, attempt, _raised(exc), key=key))
 
     def _worker_job(self, chunk: Chunk, attempt: int, live: LiveAttempt) -> WorkerJob:
         options, hooks = self.options, self.options.hooks
@@ -271,6 +271,14 @@ class _Dispatch:
             on_stderr=(lambda text: on_err(chunk.id, text)) if on_err else None,
             on_call=live.called,
         )
+
+
+def _raised(exc: BaseException) -> WorkerResult:
+    """The failed attempt of an adapter (or a callback) that raised instead of returning a result:
+    ``connection_lost`` for a transport error that got past the adapter (Python's ConnectionError:
+    reset, refused, aborted, broken pipe), ``function_error`` for anything else."""
+    kind = FailureKind.CONNECTION_LOST if isinstance(exc, ConnectionError) else FailureKind.FUNCTION_ERROR
+    return WorkerResult(kind=kind, error=f"{type(exc).__name__}: {exc}")
 
 
 def _prepare_job_dir(job_dir: Path, chunks: Sequence[Chunk]) -> None:

@@ -32,11 +32,12 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from framefarm.adapters.base import CANCELLED, WorkerResult
+from framefarm.adapters.base import WorkerResult
 from framefarm.cancel import CancelToken
 from framefarm.config import HANDOVER, framefarm_home, heartbeat_timing
 from framefarm.errors import FramefarmError, JobAbortedError, JobStateError, id_list
 from framefarm.executor import JobExecutor
+from framefarm.failures import FailureKind
 from framefarm.lease import Lease, new_handover_token, new_run_id, owner_is_gone
 from framefarm.options import ExecutionOptions, ResumeState, RunHooks
 from framefarm.redaction import redact_result, secret_values
@@ -557,11 +558,11 @@ def _attempt_record(chunk_id: int, attempt: int, result: WorkerResult, started: 
                     output: str) -> ChunkAttempt:
     if result.ok:
         state = ChunkState.COMPLETED
-    elif result.error == CANCELLED:
+    elif result.kind is FailureKind.CANCELLED:
         state = ChunkState.CANCELLED
     else:
         state = ChunkState.FAILED
-    error = None if result.ok else (result.error or f"exit code {result.exit_code}")
+    error = None if result.ok else result.reason
     return ChunkAttempt(
         chunk_id=chunk_id, attempt=attempt, state=state, duration_ms=result.duration_ms,
         billed_duration_ms=result.billed_duration_ms or 0, memory_mb=result.memory_mb,

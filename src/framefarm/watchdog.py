@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING
 
 from framefarm.adapters.base import WorkerAdapter, WorkerResult
 from framefarm.cancel import CancelToken
+from framefarm.failures import FailureKind
 from framefarm.spec import Chunk
 
 if TYPE_CHECKING:
     from framefarm.options import ExecutionOptions
-
-EXIT_STUCK = -4  # exit code recorded when the watchdog gave up on an attempt
 
 
 @dataclass(eq=False)
@@ -44,8 +43,8 @@ class Watchdog:
     The limit is ``ExecutionOptions.timeout``, else the adapter's ``call_timeout`` (a Lambda
     function's or a Cloud Run service's own timeout); with neither, there is no watchdog. Silence
     is measured from the last time the call went out (``WorkerJob.on_call``), so throttle waits
-    inside an adapter do not count. The attempt given up on is a transient failure, retried or
-    failed like any other, and whatever it answers later is ignored.
+    inside an adapter do not count. The attempt given up on is a ``timeout`` (a transient failure),
+    retried or failed like any other, and whatever it answers later is ignored.
     """
 
     limit: float | None
@@ -77,7 +76,7 @@ class Watchdog:
         silence = time.monotonic() - live.silent_since
         if silence < self.limit + self.margin:
             return None
-        return WorkerResult(exit_code=EXIT_STUCK, transient=True, duration_ms=silence * 1000.0,
+        return WorkerResult(kind=FailureKind.TIMEOUT, duration_ms=silence * 1000.0,
                             error=f"timed out: no result {silence:.1f} s after the call (time limit {self.limit:g} s + "
                                   f"watchdog margin {self.margin:g} s); the watchdog gave up on this attempt")
 

@@ -88,7 +88,7 @@ def test_render_chunk_uploads_to_the_deterministic_key_and_rejects_bad_events(st
     assert invoke("framefarm-render-chunk", {"job_id": "keys"})["error"] == "bad request: chunk_id: Field required (and 1 more problems)"
     outside = invoke("framefarm-render-chunk", {"job_id": "keys", "chunk_id": 0,
                                                 "spec_url": f"s3://{stack.bucket}/jobs/other/spec.json"})
-    assert outside["exit_code"] == 2 and "outside job keys's prefix" in outside["error"]
+    assert outside["kind"] == "bad_request" and "outside job keys's prefix" in outside["error"]
     missing = invoke("framefarm-render-chunk", {"job_id": "keys", "chunk_id": 99, "spec_url": spec_url})
     assert missing["error"] == "bad request: job keys has no chunk 99"
 

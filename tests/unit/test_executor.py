@@ -26,6 +26,7 @@ from framefarm import (
     StitchError,
     WorkerResult,
 )
+from framefarm.failures import FailureKind
 from framefarm.options import ResumeState
 from tests.helpers import FAULTY_CHUNK, RecordingStitcher, ScriptedWorker, make_spec
 
@@ -397,7 +398,7 @@ def test_a_worker_that_saw_the_jobs_cancel_stops_the_run_instead_of_being_retrie
     # heard of the cancel), with retries to spare
     def adapter(job):
         if job.meta["chunk_id"] == 0:
-            return WorkerResult(exit_code=130, error="cancelled")
+            return WorkerResult(kind=FailureKind.CANCELLED, error="cancelled")
         return WorkerResult(exit_code=0)
 
     # WHEN the job runs

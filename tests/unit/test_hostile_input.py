@@ -147,7 +147,8 @@ WORKER_EVENTS = JSON_VALUE | st.fixed_dictionaries({}, optional={
 def test_render_chunk_events(event, bucket, s3_client):
     # moto's S3 is live (s3:// URLs reach it); nothing may be written to it, or anywhere the event names
     answer = render_chunk(event, None)
-    assert answer["exit_code"] == 2 and answer["error"].startswith("bad request: ") and one_line(answer["error"])
+    assert (answer["kind"], answer["exit_code"]) == ("bad_request", None)
+    assert answer["error"].startswith("bad request: ") and one_line(answer["error"])
     assert s3_client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
 
@@ -167,8 +168,8 @@ def test_cloud_run_request_bodies(worker_client, body, content_type):
     response = worker_client.post("/", data=body, content_type=content_type)
     reply = response.get_json()
     # a malformed body is refused at the door (400); a well-formed one naming no usable spec gets the
-    # worker's own bad-request reply (200, exit code 2): either way nothing runs
-    assert response.status_code == 400 or (response.status_code, reply["exit_code"]) == (200, 2)
+    # worker's own bad-request reply (200, kind bad_request): either way nothing runs
+    assert response.status_code == 400 or (response.status_code, reply["kind"]) == (200, "bad_request")
     assert reply["error"].startswith("bad request") and one_line(reply["error"])
 
 

@@ -141,7 +141,6 @@ def test_storage_imports_nothing_about_jobs(imports: list[Import]) -> None:
     check(storage_knows_bytes_not_jobs, imports)
 
 
-@pytest.mark.xfail(strict=True, reason="until protocol.py lands")
 def test_adapters_never_import_the_worker(imports: list[Import]) -> None:
     # GIVEN every import  WHEN the adapters' are checked  THEN none reaches the worker runtime
     check(adapters_never_import_the_worker, imports)

@@ -101,7 +101,7 @@ def test_resume_after_failure_continues_attempt_numbers_and_skips_completed(stor
 
 
 def test_remote_workers_are_told_the_attempt_number_the_store_records_across_resumes(store, tmp_path):
-    from framefarm.worker.runtime import chunk_request
+    from framefarm.protocol import chunk_request
 
     # GIVEN a job whose chunk 1 fails on its first try, and what a remote worker would be sent for it
     storage = LocalStorage(tmp_path / "artifacts")

@@ -11,7 +11,8 @@ import pytest
 import framefarm.executor
 from framefarm import CallableWorkerAdapter, ChunkFailedError, ExecutionOptions, JobExecutor, WorkerResult
 from framefarm.cancel import CancelToken
-from framefarm.watchdog import EXIT_STUCK, AttemptThreads, Watchdog
+from framefarm.failures import FailureKind
+from framefarm.watchdog import AttemptThreads, Watchdog
 from tests.helpers import eventually, make_spec
 
 
@@ -37,7 +38,7 @@ def failing(kind: str, times: int):
         chunk_id = job.meta["chunk_id"]
         calls[chunk_id] += 1
         if chunk_id == 0 and calls[chunk_id] <= times:
-            return WorkerResult(exit_code=-3, error="connection lost", transient=True) if kind == "transient" \
+            return WorkerResult(kind=FailureKind.CONNECTION_LOST, error="connection lost") if kind == "transient" \
                 else WorkerResult(exit_code=1, stderr="render error\n")
         return 0
 
@@ -95,7 +96,7 @@ def test_watchdog_gives_up_on_a_silent_attempt_retries_it_and_ignores_its_late_a
     # THEN the stuck call was given up on (a transient failure), a fresh thread ran the rest,
     # and chunk 0 completed once, by its second attempt
     first, second = attempts.by_chunk[0]
-    assert first[1].exit_code == EXIT_STUCK and first[1].transient and "watchdog gave up" in first[1].error
+    assert first[1].kind is FailureKind.TIMEOUT and first[1].exit_code is None and "watchdog gave up" in first[1].error
     assert second[0] == 2 and second[1].ok
     assert sorted(attempts.completed) == [0, 1, 2]
 
@@ -184,7 +185,7 @@ def test_an_answer_racing_the_watchdog_wins_and_every_pool_thread_ends(tmp_path,
             return None
         answer.set()
         eventually(lambda: pools[0]._idle == 1, interval=0.001, what="the attempt's thread waiting for work")
-        return WorkerResult(exit_code=EXIT_STUCK, transient=True, error="timed out (injected)")
+        return WorkerResult(kind=FailureKind.TIMEOUT, error="timed out (injected)")
 
     monkeypatch.setattr(framefarm.executor, "AttemptThreads", SeenPool)
     monkeypatch.setattr(Watchdog, "verdict", verdict_as_it_answers)

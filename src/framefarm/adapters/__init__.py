@@ -2,5 +2,6 @@
 
 from framefarm.adapters.base import CallableWorkerAdapter, WorkerAdapter, WorkerJob, WorkerResult
 from framefarm.adapters.local import LocalWorkerAdapter
+from framefarm.failures import FailureKind
 
-__all__ = ["CallableWorkerAdapter", "LocalWorkerAdapter", "WorkerAdapter", "WorkerJob", "WorkerResult"]
+__all__ = ["CallableWorkerAdapter", "FailureKind", "LocalWorkerAdapter", "WorkerAdapter", "WorkerJob", "WorkerResult"]

@@ -14,7 +14,8 @@ Every error Lambda answers with goes through one table, ``INVOKE_ERRORS``: a cli
 is a throttle (retried here), transient (a failed attempt under ``transient_retries``) or
 deterministic (a failed attempt under ``retries``). An error the table does not know is treated as
 transient and logged as a warning: it can neither fail the job at once nor use up ``retries``, and
-``transient_retries`` bounds what it costs (see ``disposition``).
+``transient_retries`` bounds what it costs (see ``disposition``). ``failure_kind`` turns the
+disposition into the result's ``FailureKind``; a call that ended without a reply has no exit code.
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ from typing import Any
 from framefarm.adapters.base import CANCELLED, WorkerJob, WorkerResult, announce_call
 from framefarm.backoff import Backoff, pause
 from framefarm.billing import LAMBDA_PRICES, LambdaPrices, parse_report
+from framefarm.failures import FailureKind
+from framefarm.protocol import chunk_request, read_reply
 from framefarm.storage.base import Storage
-from framefarm.worker.runtime import chunk_request, read_reply
 
 logger = logging.getLogger(__name__)
 
 LAMBDA_PAYLOAD_LIMIT = 6 * 2**20  # bytes in a synchronous invocation's request (and its response)
-EXIT_FUNCTION_ERROR = -2  # the function raised or timed out: there is no exit code
 
 
 class Disposition(str, Enum):
@@ -108,6 +109,29 @@ def disposition(name: str, *, function_error: bool = False, status: int | None =
     return Disposition.TRANSIENT
 
 
+def failure_kind(name: str, *, function_error: bool = False, status: int | None = None) -> FailureKind | None:
+    """The FailureKind of a call that met the Lambda error ``name``; None for a throttle (retried here).
+
+    A function error is the function's failure (``FUNCTION_ERROR``), except Lambda's own time limit
+    (``TIMEOUT``) and an oversized reply (``RESPONSE_TOO_LARGE``); a transient one (the sandbox died,
+    or an error not in the table) lost its worker midway (``CONNECTION_LOST``). A client error refused
+    the call before any function ran: deterministic ones as sent (``BAD_REQUEST``), transient ones
+    because the platform could not put it through this time (``CONNECTION_LOST``).
+    """
+    meaning = disposition(name, function_error=function_error, status=status)
+    if meaning is Disposition.THROTTLE:
+        return None
+    if name in _FUNCTION_ERROR_KINDS:
+        return _FUNCTION_ERROR_KINDS[name]
+    if meaning is Disposition.TRANSIENT:
+        return FailureKind.CONNECTION_LOST
+    return FailureKind.FUNCTION_ERROR if function_error else FailureKind.BAD_REQUEST
+
+
+_FUNCTION_ERROR_KINDS = MappingProxyType({"Sandbox.Timedout": FailureKind.TIMEOUT,
+                                          "Function.ResponseSizeTooLarge": FailureKind.RESPONSE_TOO_LARGE})
+
+
 def lambda_client(*, concurrency: int = 100, function_timeout: float = 900.0, region: str | None = None,
                   session: Any = None) -> Any:
     """A Lambda client that cannot invoke anything twice by itself (see the module docstring)."""
@@ -162,29 +186,28 @@ class LambdaWorkerAdapter:
                 break
             except Exception as exc:
                 if _is_connection_failure(exc):  # the function may have run; its output key is the same on a retry
-                    return self._failure(f"connection lost: {type(exc).__name__}: {exc}", throttles, started,
-                                         transient=True)
+                    return self._failure(FailureKind.CONNECTION_LOST, f"connection lost: {type(exc).__name__}: {exc}",
+                                         throttles, started)
                 answer = _error_answer(exc)
                 if answer is None:  # not an answer from Lambda (bad parameters, no credentials): the adapter's own
                     raise
                 code, status, message = answer
-                kind = disposition(code, status=status)
-                if kind is not Disposition.THROTTLE:
-                    return self._failure(f"Lambda {code}: {message}", throttles, started,
-                                         transient=kind is Disposition.TRANSIENT)
+                kind = failure_kind(code, status=status)
+                if kind is not None:
+                    return self._failure(kind, f"Lambda {code}: {message}", throttles, started)
                 throttles += 1
                 if throttles > self._throttle_retries:
-                    return self._failure(f"throttled {throttles} times by Lambda; raise the function's concurrency "
-                                         "limit or lower --concurrency", throttles, started, transient=True)
+                    return self._failure(FailureKind.THROTTLED_OUT,
+                                         f"throttled {throttles} times by Lambda; raise the function's concurrency "
+                                         "limit or lower --concurrency", throttles, started)
                 wait = self._backoff.delay(throttles)
                 logger.info("chunk %s throttled (%d); retrying in %.2f s", job.meta.get("chunk_id"), throttles, wait)
                 if pause(wait, job.cancel, self._sleep):
-                    return self._failure(CANCELLED, throttles, started)
+                    return self._failure(FailureKind.CANCELLED, CANCELLED, throttles, started)
         return self._result(response, throttles, (self._clock() - started) * 1000.0)
 
-    def _failure(self, error: str, throttles: int, started: float, *, transient: bool = False) -> WorkerResult:
-        return WorkerResult(exit_code=EXIT_FUNCTION_ERROR, throttles=throttles, error=error, transient=transient,
-                            duration_ms=(self._clock() - started) * 1000.0)
+    def _failure(self, kind: FailureKind, error: str, throttles: int, started: float) -> WorkerResult:
+        return WorkerResult(kind=kind, throttles=throttles, error=error, duration_ms=(self._clock() - started) * 1000.0)
 
     def _result(self, response: dict[str, Any], throttles: int, wall_ms: float) -> WorkerResult:
         raw = response["Payload"].read()
@@ -207,13 +230,13 @@ class LambdaWorkerAdapter:
             kind = response["FunctionError"]
             message = payload.get("errorMessage", "") if isinstance(payload, dict) else str(payload)
             error_type = payload.get("errorType", "Error") if isinstance(payload, dict) else "Error"
-            return WorkerResult(exit_code=EXIT_FUNCTION_ERROR, stderr=log_tail, throttles=throttles,
-                                error=f"Lambda {kind} error: {error_type}: {message}", duration_ms=wall_ms,
-                                transient=disposition(error_type, function_error=True) is Disposition.TRANSIENT,
-                                **billing)
+            return WorkerResult(kind=failure_kind(error_type, function_error=True) or FailureKind.FUNCTION_ERROR,
+                                stderr=log_tail,
+                                throttles=throttles, error=f"Lambda {kind} error: {error_type}: {message}",
+                                duration_ms=wall_ms, **billing)
         reply = read_reply(payload)
         if reply is None:
-            return WorkerResult(exit_code=EXIT_FUNCTION_ERROR, throttles=throttles, duration_ms=wall_ms,
+            return WorkerResult(kind=FailureKind.FUNCTION_ERROR, throttles=throttles, duration_ms=wall_ms,
                                 error=f"worker replied without an exit code: {str(payload)[:200]}", **billing)
         return reply.to_result(throttles=throttles, duration_ms=wall_ms, **billing)
 

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from framefarm.cancel import CancelToken
+from framefarm.failures import FailureKind, with_settled_kind
 from framefarm.spec import Command
 from framefarm.status import tail
 
 TextCallback = Callable[[str], None]
-CANCELLED = "cancelled"  # WorkerResult.error of an attempt its job's cancel stopped (recorded as cancelled)
-EARLIER_ATTEMPTS = "earlier_attempts"  # in WorkerJob.meta: chunk id -> attempts the job store holds from earlier runs
+CANCELLED = "cancelled"  # the error text of an attempt its job's cancel stopped (kind FailureKind.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -43,15 +43,18 @@ class WorkerJob:
 class WorkerResult(BaseModel):
     """What a worker call produced. Billing fields are filled by adapters that know them.
 
-    ``error`` says why a call failed when the exit code alone does not (timeout, cancelled);
-    ``throttles`` counts calls the platform refused before this one got through (not attempts).
-    ``transient`` marks a failure of the platform rather than of the render command (throttled out,
-    connection lost, timed out): worth retrying, under ``ExecutionOptions.transient_retries``.
+    ``kind`` says why the call failed (None on success), set once by the adapter that made the call;
+    ``error`` is the human text for it. ``exit_code`` is the command's own exit status, as a shell
+    reports it (a signal N is 128 + N); None when no command ran to an end of its own (the platform
+    failed, the call timed out or was refused). A non-zero exit code given without a kind is
+    ``FailureKind.EXIT_CODE``. ``throttles`` counts calls the platform refused before this one got
+    through (not attempts). ``transient`` follows from the kind (throttled out, connection lost, timed
+    out): worth retrying, under ``ExecutionOptions.transient_retries``.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    exit_code: int
+    exit_code: int | None = Field(default=None, ge=0)
     stdout: str = ""
     stderr: str = ""
     duration_ms: float = 0.0
@@ -64,11 +67,27 @@ class WorkerResult(BaseModel):
     throttles: int = 0
     error: str | None = None
     output_location: str | None = None
-    transient: bool = False
+    kind: FailureKind | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settle_kind(cls, data: Any) -> Any:
+        return with_settled_kind(data)
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and self.error is None
+        return self.kind is None
+
+    @property
+    def transient(self) -> bool:
+        return self.kind is not None and self.kind.transient
+
+    @property
+    def reason(self) -> str:
+        """Why the call failed in a few words: the error, else the exit code, else the kind."""
+        if self.error:
+            return self.error
+        return f"exit code {self.exit_code}" if self.exit_code is not None else str(self.kind and self.kind.value)
 
     def failure_text(self) -> str:
         """Why the call failed, in one line-ish: the error and the last lines of stderr, or the exit code."""
@@ -77,14 +96,7 @@ class WorkerResult(BaseModel):
         if stderr:
             last_lines = " | ".join(stderr.splitlines()[-3:])
             detail = f"{detail}: {last_lines}" if detail else last_lines
-        return tail(detail or f"exit code {self.exit_code}", 1_000)
-
-
-def recorded_attempt(meta: Mapping[str, Any]) -> int:
-    """The attempt number the job store records for a call: this run's ``attempt`` after earlier runs' ones
-    (a resumed job's attempt numbers continue; the JobManager puts ``EARLIER_ATTEMPTS`` in the meta)."""
-    earlier = meta.get(EARLIER_ATTEMPTS) or {}
-    return int(earlier.get(meta.get("chunk_id"), 0)) + int(meta.get("attempt", 1))
+        return tail(detail or self.reason, 1_000)
 
 
 def announce_call(job: WorkerJob) -> None:
@@ -103,7 +115,9 @@ class WorkerAdapter(Protocol):
 class CallableWorkerAdapter:
     """Runs a Python function in-process as the worker: ``fn(job) -> WorkerResult | int | None``.
 
-    A real adapter for tests, benchmarks and pure-Python chunk work; ``None`` means exit code 0.
+    A real adapter for tests, benchmarks and pure-Python chunk work; ``None`` means exit code 0, another
+    int is the exit code (``FailureKind.EXIT_CODE`` when not 0), and a WorkerResult is returned as it is.
+    An exception ``fn`` raises propagates: the executor records it (see ``JobExecutor``).
     """
 
     def __init__(self, fn: Callable[[WorkerJob], WorkerResult | int | None],
@@ -116,4 +130,5 @@ class CallableWorkerAdapter:
         outcome = self._fn(job)
         if isinstance(outcome, WorkerResult):
             return outcome
-        return WorkerResult(exit_code=outcome or 0, duration_ms=(self._clock() - started) * 1000.0)
+        return WorkerResult(exit_code=outcome or 0, kind=FailureKind.EXIT_CODE if outcome else None,
+                            duration_ms=(self._clock() - started) * 1000.0)

@@ -8,8 +8,9 @@ provider (default: ``google.oauth2.id_token.fetch_id_token``).
 
 Billed time is the request time rounded up to 100 ms; cost from vCPU-seconds and GiB-seconds
 (``billing.CloudRunPrices``). 429 and 503 are retried with backoff and jitter (not attempts,
-counted in ``throttles``); other 4xx are failed attempts with the body kept. Output comes back
-buffered; ``on_stdout``/``on_stderr`` are accepted and never called.
+counted in ``throttles``; ``throttled_out`` once spent); other 4xx are ``bad_request`` and 5xx
+``function_error`` failed attempts, with the body kept; a lost connection is ``connection_lost``.
+Output comes back buffered; ``on_stdout``/``on_stderr`` are accepted and never called.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from framefarm.adapters.base import CANCELLED, WorkerJob, WorkerResult, announce
 from framefarm.backoff import Backoff, pause
 from framefarm.billing import CLOUD_RUN_PRICES, CloudRunPrices
 from framefarm.errors import FramefarmError
+from framefarm.failures import FailureKind
+from framefarm.protocol import chunk_request, read_reply
 from framefarm.redaction import redact
 from framefarm.storage.base import Storage
-from framefarm.worker.runtime import chunk_request, read_reply
 
-EXIT_HTTP_ERROR = -3
 RETRIED_STATUSES = (429, 503)
 TOKEN_LIFETIME = 50 * 60  # Google ID tokens last an hour; refresh well before
 SERVICE_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/services/[^/]+$")
@@ -145,25 +146,27 @@ class CloudRunWorkerAdapter:
                     self.service.url + "/", data=body, headers=headers,
                     timeout=(10, self.service.timeout + 60))  # read timeout above the service's own
             except OSError as exc:  # requests' ConnectionError and Timeout: reset, refused, read timed out
-                return self._failure(f"connection lost: {type(exc).__name__}: {redact(str(exc), [token])}",
-                                     throttles, started, transient=True)
+                return self._failure(FailureKind.CONNECTION_LOST,
+                                     f"connection lost: {type(exc).__name__}: {redact(str(exc), [token])}",
+                                     throttles, started)
             request_ms = (self._clock() - sent) * 1000.0
             if response.status_code not in RETRIED_STATUSES:
                 break
             throttles += 1
             if throttles > self._retries:
-                return self._failure(f"HTTP {response.status_code} {throttles} times: the service is at its "
-                                     "instance limit; raise maxScale or lower --concurrency", throttles, started,
-                                     transient=True)
+                return self._failure(FailureKind.THROTTLED_OUT,
+                                     f"HTTP {response.status_code} {throttles} times: the service is at its "
+                                     "instance limit; raise maxScale or lower --concurrency", throttles, started)
             if pause(self._backoff.delay(throttles), job.cancel, self._sleep):
-                return self._failure(CANCELLED, throttles, started)
+                return self._failure(FailureKind.CANCELLED, CANCELLED, throttles, started)
         billed = self.prices.billed_ms(request_ms)
         billing: dict[str, Any] = {"billed_duration_ms": billed, "memory_mb": int(self.service.memory_gib * 1024),
                    "cost_usd": self.prices.cost(billed_duration_ms=billed, vcpu=self.service.vcpu,
                                                 memory_gib=self.service.memory_gib)}
         wall_ms = (self._clock() - started) * 1000.0
         if response.status_code != 200:
-            return WorkerResult(exit_code=EXIT_HTTP_ERROR, throttles=throttles, duration_ms=wall_ms,
+            kind = FailureKind.BAD_REQUEST if response.status_code < 500 else FailureKind.FUNCTION_ERROR
+            return WorkerResult(kind=kind, throttles=throttles, duration_ms=wall_ms,
                                 error=f"HTTP {response.status_code}: {redact(response.text[:1000], [token])}",
                                 **billing)
         try:
@@ -171,11 +174,10 @@ class CloudRunWorkerAdapter:
         except ValueError:
             reply = None
         if reply is None:
-            return WorkerResult(exit_code=EXIT_HTTP_ERROR, throttles=throttles, duration_ms=wall_ms,
+            return WorkerResult(kind=FailureKind.FUNCTION_ERROR, throttles=throttles, duration_ms=wall_ms,
                                 error=f"worker replied without an exit code: {response.text[:200]!r}", **billing)
         return reply.to_result(throttles=throttles, duration_ms=wall_ms, **billing)
 
-    def _failure(self, error: str, throttles: int, started: float, *, transient: bool = False) -> WorkerResult:
-        return WorkerResult(exit_code=EXIT_HTTP_ERROR, error=error, throttles=throttles, transient=transient,
-                            duration_ms=(self._clock() - started) * 1000.0)
+    def _failure(self, kind: FailureKind, error: str, throttles: int, started: float) -> WorkerResult:
+        return WorkerResult(kind=kind, error=error, throttles=throttles, duration_ms=(self._clock() - started) * 1000.0)
 

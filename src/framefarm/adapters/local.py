@@ -35,6 +35,7 @@ from typing import IO
 from framefarm.adapters.base import CANCELLED, TextCallback, WorkerJob, WorkerResult
 from framefarm.adapters.chunk_output import ChunkOutput
 from framefarm.config import ffmpeg_path
+from framefarm.failures import FailureKind
 from framefarm.spec import split_command
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 EXIT_TIMEOUT = 124  # the convention of coreutils' timeout(1)
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
-EXIT_NO_OUTPUT = 3  # exited 0 but left no output (or an empty one) for the chunk's output_file
+EXIT_SIGNAL_BASE = 128  # a command killed by signal N exits 128 + N, as a shell reports it
 READ_SIZE = 65_536
 
 
@@ -85,31 +86,33 @@ class LocalWorkerAdapter:
         except NotADirectoryError as exc:
             return self._not_started(EXIT_NOT_FOUND, f"cannot start {argv[0]}: {exc}", started)
 
-        stopped: list[str] = []
+        stopped: list[tuple[FailureKind, str]] = []
 
-        def kill(why: str) -> None:
+        def kill(kind: FailureKind, why: str) -> None:
             if not stopped:
-                stopped.append(why)
+                stopped.append((kind, why))
             _kill_group(process)
 
-        unregister = job.cancel.on_cancel(lambda: kill(CANCELLED)) if job.cancel else (lambda: None)
+        unregister = (job.cancel.on_cancel(lambda: kill(FailureKind.CANCELLED, CANCELLED)) if job.cancel
+                      else (lambda: None))
         try:
             deadline = None if job.timeout is None else started + job.timeout
             stdout, stderr = _pump(process, job.on_stdout, job.on_stderr, deadline, self._clock,
-                                   on_deadline=lambda: kill(f"timed out after {job.timeout:g} s"))
-            exit_code = process.wait()
+                                   on_deadline=lambda: kill(FailureKind.TIMEOUT, f"timed out after {job.timeout:g} s"))
+            exit_code = _shell_status(process.wait())
         finally:
             unregister()
             if process.poll() is None:
                 _kill_group(process)
                 process.wait()
-        error = stopped[0] if stopped else None
-        if exit_code == 0 and error is None and output is not None:
+        kind, error = stopped[0] if stopped else (None, None)
+        if kind is FailureKind.TIMEOUT:
+            exit_code = EXIT_TIMEOUT
+        elif exit_code == 0 and kind is None and output is not None:
             error = output.commit()
-            exit_code = EXIT_NO_OUTPUT if error else 0
-        timed_out = bool(error and error.startswith("timed out"))
-        return WorkerResult(exit_code=EXIT_TIMEOUT if timed_out else exit_code, stdout=stdout, stderr=stderr,
-                            error=error, transient=timed_out, duration_ms=(self._clock() - started) * 1000.0)
+            kind = FailureKind.NO_OUTPUT if error else None
+        return WorkerResult(exit_code=exit_code, stdout=stdout, stderr=stderr, error=error, kind=kind,
+                            duration_ms=(self._clock() - started) * 1000.0)
 
     def _resolve_tools(self, argv: list[str]) -> list[str]:
         resolved = []
@@ -122,8 +125,13 @@ class LocalWorkerAdapter:
         return resolved
 
     def _not_started(self, exit_code: int, message: str, started: float) -> WorkerResult:
-        return WorkerResult(exit_code=exit_code, stderr=message + "\n", error=message,
+        return WorkerResult(exit_code=exit_code, stderr=message + "\n", error=message, kind=FailureKind.EXIT_CODE,
                             duration_ms=(self._clock() - started) * 1000.0)
+
+
+def _shell_status(returncode: int) -> int:
+    """A process's exit status as a shell reports it: Popen's -N for "killed by signal N" is 128 + N."""
+    return EXIT_SIGNAL_BASE - returncode if returncode < 0 else returncode
 
 
 def _chunk_output(job: WorkerJob, argv: list[str]) -> ChunkOutput | None:

@@ -11,7 +11,8 @@
   dead run's lease to run out and takes it over (completed chunks are kept, each chunk is counted
   once). ``framefarm resume`` on an AWS job sends the same event, and ``{"sweep": true}`` (the stack's
   schedule) sends it for every abandoned ``running`` job.
-- ``render_chunk(event, context)``: run one chunk (``framefarm.worker.runtime``).
+- ``render_chunk(event, context)``: run one chunk (``framefarm.worker.runtime``; request and reply:
+  ``framefarm.protocol``).
 
 Handlers log one JSON line per event, keyed by ``job_id`` (and ``chunk_id``).
 """
@@ -44,10 +45,11 @@ from framefarm.config import (
 from framefarm.errors import JobSpecError, JobStateError
 from framefarm.manager import default_client_token
 from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks
+from framefarm.protocol import ChunkResponse, parse_request
 from framefarm.spec import parse_job
 from framefarm.status import JobState
 from framefarm.validation import one_line
-from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
+from framefarm.worker.runtime import run_chunk
 
 logger = logging.getLogger("framefarm.aws")
 MAX_IDLE_CONTINUATIONS = 3  # continuations in a row without a completed chunk before giving up
@@ -234,8 +236,8 @@ class _LogAttempts(RunHooks):
     def attempt_finished(self, chunk_id: int, attempt: int, result: WorkerResult, started_at: float,
                          finished_at: float) -> None:
         log_event("chunk attempt", job_id=self.job_id, chunk_id=chunk_id, attempt=attempt,
-                  exit_code=result.exit_code, billed_duration_ms=result.billed_duration_ms, cost_usd=result.cost_usd,
-                  error=result.error)
+                  exit_code=result.exit_code, kind=result.kind, billed_duration_ms=result.billed_duration_ms,
+                  cost_usd=result.cost_usd, error=result.error)
 
 
 def sweep(*, backend: Lambda | None = None, client: Any = None) -> dict[str, Any]:
@@ -268,5 +270,6 @@ def render_chunk(event: Any, context: Any = None) -> dict[str, Any]:
         timeout = max(1.0, context.get_remaining_time_in_millis() / 1000.0 - 10.0)
     response = run_chunk(request, timeout=timeout)
     log_event("chunk done", job_id=request.job_id, chunk_id=request.chunk_id, exit_code=response.exit_code,
-              duration_ms=response.duration_ms, output_key=response.output_key, error=response.error)
+              kind=response.kind, duration_ms=response.duration_ms, output_key=response.output_key,
+              error=response.error)
     return response.model_dump()

@@ -1,7 +1,7 @@
 """The Cloud Run worker: an HTTP server that runs one chunk per request (``infra/cloudrun/``).
 
     POST /  {job_id, chunk_id, spec_url}
-      200 {exit_code, stdout, stderr, output_key, duration_ms, error}   the chunk ran (exit code inside)
+      200 {exit_code, kind, stdout, stderr, output_key, duration_ms, error}   the worker answered (framefarm.protocol)
       400 {error}   bad JSON or fields
       429 {error}   this instance is already running a chunk (Retry-After: 1)
     anything but POST: 405
@@ -23,7 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from framefarm.config import ENV_CHUNK_TIMEOUT
-from framefarm.worker.runtime import ChunkResponse, parse_request, run_chunk
+from framefarm.protocol import ChunkResponse, parse_request
+from framefarm.worker.runtime import run_chunk
 
 logger = logging.getLogger(__name__)
 

@@ -6,13 +6,14 @@
       -> upload the output to jobs/<job>/chunks/<00042>.<ext> in the spec's store (same key on re-runs)
       (the job's cancel marker is checked between these stages and while the command runs)
       -> keep stdout/stderr longer than a record's tail whole in the store (``storage.logs``)
-      -> reply {exit_code, stdout, stderr, output_key, duration_ms, error}, stdout/stderr as tails
+      -> reply {exit_code, kind, stdout, stderr, output_key, duration_ms, error}, stdout/stderr as tails
 
 The reply carries tails (``status.TAIL_CHARS`` each), so it stays far below Lambda's 6 MB response
 limit (Cloud Run's is 32 MB; one rule for both) however much a command prints.
 
-A chunk that exits 0 but wrote no output is reported as failed: nothing would be there to stitch.
-Bad requests get a reply with ``error`` set and exit code 2, never an exception.
+A chunk that exits 0 but wrote no output is reported as failed (``no_output``): nothing would be
+there to stitch. Bad requests get a ``bad_request`` reply with ``error`` set, never an exception.
+The request and reply models are ``framefarm.protocol``'s.
 """
 
 from __future__ import annotations
@@ -23,93 +24,26 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from framefarm.adapters.base import CANCELLED, WorkerAdapter, WorkerJob, WorkerResult, recorded_attempt
+from framefarm.adapters.base import CANCELLED, WorkerAdapter, WorkerJob
 from framefarm.adapters.local import LocalWorkerAdapter
 from framefarm.cancel import CancelToken
 from framefarm.config import CHUNK_TAG, ENV_CANCEL_POLL
 from framefarm.errors import JobSpecError
+from framefarm.failures import FailureKind
+from framefarm.protocol import ChunkRequest, ChunkResponse, bad_request
 from framefarm.redaction import chunk_environment, redact_result, secret_values
-from framefarm.spec import JOB_ID_PATTERN, JobSpec
+from framefarm.spec import JobSpec
 from framefarm.status import tail
 from framefarm.storage import storage_for_url
 from framefarm.storage.base import Storage
-from framefarm.storage.keys import cancel_key, chunk_key, job_prefix, spec_key
+from framefarm.storage.keys import cancel_key, chunk_key, job_prefix
 from framefarm.storage.logs import keep_full_logs
-from framefarm.validation import one_line
 from framefarm.worker.assets import unpack_assets
 
-EXIT_BAD_REQUEST = 2
-EXIT_CANCELLED = 130  # the shell's convention for a command stopped by the user
-
 logger = logging.getLogger(__name__)
-
-
-class ChunkRequest(BaseModel):
-    """What a worker is asked to do."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    job_id: str = Field(pattern=JOB_ID_PATTERN)
-    chunk_id: int = Field(ge=0)
-    spec_url: str = Field(min_length=1, max_length=2048)
-    attempt: int = Field(default=1, ge=1, le=1_000_000)  # as the job store numbers it: names the full logs
-
-
-class ChunkResponse(BaseModel):
-    """What a worker replies. ``output_key`` is set only when the output was uploaded."""
-
-    model_config = ConfigDict(frozen=True)
-
-    exit_code: int
-    stdout: str = ""
-    stderr: str = ""
-    output_key: str | None = None
-    duration_ms: float = 0.0
-    error: str | None = None
-    transient: bool = False
-
-    def to_result(self, **caller_side: Any) -> WorkerResult:
-        """The WorkerResult an adapter returns; ``caller_side`` adds what the caller measured (billing, time)."""
-        fields: dict[str, Any] = {"exit_code": self.exit_code, "stdout": self.stdout, "stderr": self.stderr,
-                                  "duration_ms": self.duration_ms, "error": self.error,
-                                  "output_location": self.output_key, "transient": self.transient}
-        return WorkerResult(**{**fields, **caller_side})
-
-
-def chunk_request(job: WorkerJob, storage: Storage) -> dict[str, Any]:
-    """What a remote worker is sent for ``job``: the chunk, where its job's spec is, and which attempt."""
-    job_id = job.meta["job_id"]
-    return {"job_id": job_id, "chunk_id": job.meta["chunk_id"], "spec_url": storage.url(spec_key(job_id)),
-            "attempt": recorded_attempt(job.meta)}
-
-
-def read_reply(payload: Any) -> ChunkResponse | None:
-    """A worker's reply as a ChunkResponse; None when it is not one."""
-    try:
-        return ChunkResponse.model_validate(payload)
-    except ValidationError:
-        return None
-
-
-def parse_request(event: Any) -> ChunkRequest | ChunkResponse:
-    """The request in ``event``, or a bad-request response saying what is wrong with it."""
-    if not isinstance(event, Mapping):
-        return bad_request(f"expected a JSON object with job_id, chunk_id, spec_url; got {type(event).__name__}")
-    try:
-        return ChunkRequest.model_validate(dict(event))
-    except ValidationError as exc:
-        return bad_request(one_line(exc))
-
-
-def bad_request(message: str) -> ChunkResponse:
-    text = f"bad request: {message}"
-    return ChunkResponse(exit_code=EXIT_BAD_REQUEST, error=text, stderr=text + "\n")
 
 
 def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
@@ -156,8 +90,8 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
             try:
                 unpack_assets(spec.assets_url, workdir, storage_for=storage_for)
             except (ValueError, FileNotFoundError, OSError) as exc:
-                return ChunkResponse(exit_code=1, error=f"assets: {exc}", stderr=f"assets: {exc}\n",
-                                     duration_ms=elapsed())
+                return ChunkResponse(kind=FailureKind.FUNCTION_ERROR, error=f"assets: {exc}",
+                                     stderr=f"assets: {exc}\n", duration_ms=elapsed())
             if marker.present():
                 return cancelled(elapsed())
         output = workdir / chunk.output_file
@@ -171,11 +105,11 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
         keep_full_logs(storage, request.job_id, request.chunk_id, request.attempt, stdout=result.stdout,
                        stderr=result.stderr)
         stdout, stderr = tail(result.stdout), tail(result.stderr)
-        if result.error == CANCELLED or (result.ok and marker.present()):
+        if result.kind is FailureKind.CANCELLED or (result.ok and marker.present()):
             return cancelled(elapsed(), stdout=stdout, stderr=stderr)
         if not result.ok:  # the adapter also fails a chunk that exited 0 without writing its output
-            return ChunkResponse(exit_code=result.exit_code, stdout=stdout, stderr=stderr, error=result.error,
-                                 transient=result.transient, duration_ms=elapsed())
+            return ChunkResponse(exit_code=result.exit_code, kind=result.kind, stdout=stdout, stderr=stderr,
+                                 error=result.error, duration_ms=elapsed())
         key = chunk_key(spec.id, chunk.id, chunk.output_file)
         storage.put_file(key, output, tags=CHUNK_TAG)
         return ChunkResponse(exit_code=0, stdout=stdout, stderr=stderr, output_key=key, duration_ms=elapsed())
@@ -183,7 +117,7 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
 
 def cancelled(duration_ms: float, *, stdout: str = "", stderr: str = "") -> ChunkResponse:
     """The reply of a chunk stopped by its job's cancel marker (recorded as a cancelled attempt)."""
-    return ChunkResponse(exit_code=EXIT_CANCELLED, error=CANCELLED, duration_ms=duration_ms, stdout=stdout,
+    return ChunkResponse(kind=FailureKind.CANCELLED, error=CANCELLED, duration_ms=duration_ms, stdout=stdout,
                          stderr=stderr)
 
 

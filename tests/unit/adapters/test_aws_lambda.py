@@ -8,10 +8,11 @@ import threading
 import pytest
 
 from framefarm import ExecutionOptions, InMemoryJobRepository, JobExecutor, JobManager, LocalStorage, WorkerJob
-from framefarm.adapters.aws_lambda import EXIT_FUNCTION_ERROR, LambdaWorkerAdapter, invoke_async, lambda_client
+from framefarm.adapters.aws_lambda import LambdaWorkerAdapter, invoke_async, lambda_client
 from framefarm.billing import LAMBDA_PRICES
 from framefarm.cancel import CancelToken
 from framefarm.devcloud import DevCloud, DevFunction
+from framefarm.failures import FailureKind
 from tests.helpers import make_spec
 
 HANDLERS = "tests.lambda_functions"
@@ -74,7 +75,7 @@ def test_payload_output_and_billing(cloud, storage, seen):
 
 def test_function_error_is_a_failed_attempt_with_the_message(cloud, storage):
     result = LambdaWorkerAdapter("failing", storage).execute(job())
-    assert result.exit_code == EXIT_FUNCTION_ERROR and not result.ok
+    assert (result.kind, result.exit_code) == (FailureKind.FUNCTION_ERROR, None) and not result.ok
     assert result.error == "Lambda Unhandled error: ValueError: ffmpeg exploded"
     assert result.billed_duration_ms >= 1 and result.memory_mb == 512
 
@@ -82,6 +83,7 @@ def test_function_error_is_a_failed_attempt_with_the_message(cloud, storage):
 def test_function_timeout_is_reported(cloud, storage):
     result = LambdaWorkerAdapter("slow", storage).execute(job())
     assert "Task timed out after 0.50 seconds" in result.error and result.billed_duration_ms == 500
+    assert result.kind is FailureKind.TIMEOUT and result.transient
 
 
 def test_throttling_is_retried_without_using_an_attempt(cloud, storage):
@@ -99,6 +101,7 @@ def test_throttling_past_the_limit_fails_the_attempt_saying_what_to_do(cloud, st
     cloud.throttle("worker", 10)
     result = LambdaWorkerAdapter("worker", storage, throttle_retries=2, sleep=lambda s: None).execute(job())
     assert not result.ok and result.throttles == 3 and "raise the function's concurrency limit" in result.error
+    assert result.kind is FailureKind.THROTTLED_OUT and result.transient
 
 
 def test_cancel_ends_a_throttle_wait(cloud, storage):
@@ -106,7 +109,7 @@ def test_cancel_ends_a_throttle_wait(cloud, storage):
     token = CancelToken()
     threading.Timer(0.2, token.cancel).start()
     result = LambdaWorkerAdapter("worker", storage, throttle_delay=60).execute(job(cancel=token))
-    assert result.error == "cancelled" and result.throttles == 1
+    assert result.kind is FailureKind.CANCELLED and result.error == "cancelled" and result.throttles == 1
 
 
 def test_through_the_manager_throttles_show_on_the_record_but_attempts_stay_one(cloud, storage):
@@ -135,7 +138,7 @@ def test_async_invoke_runs_in_the_background(cloud, seen):
 
 def test_unknown_function_is_a_deterministic_failed_attempt_naming_the_error(cloud, storage):
     result = LambdaWorkerAdapter("nope", storage).execute(job())
-    assert (result.exit_code, result.transient) == (EXIT_FUNCTION_ERROR, False)
+    assert (result.kind, result.exit_code, result.transient) == (FailureKind.BAD_REQUEST, None, False)
     assert result.error == "Lambda ResourceNotFoundException: Function not found: nope"
 
 
@@ -146,7 +149,7 @@ def test_a_reply_over_6_mb_is_lambdas_response_size_error_and_deterministic(clou
     # THEN devcloud answers as Lambda does: a function error, billed, that no retry can fix
     assert result.error == ("Lambda Unhandled error: Function.ResponseSizeTooLarge: Response payload size exceeded "
                             "maximum allowed payload size (6291456 bytes).")
-    assert not result.transient and result.billed_duration_ms >= 1
+    assert result.kind is FailureKind.RESPONSE_TOO_LARGE and not result.transient and result.billed_duration_ms >= 1
     assert cloud.calls("chatty")[-1].function_error == "Unhandled"
 
 

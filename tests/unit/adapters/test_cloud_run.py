@@ -24,7 +24,6 @@ from framefarm import (
     plan_job,
 )
 from framefarm.adapters.cloud_run import (
-    EXIT_HTTP_ERROR,
     CloudRunService,
     CloudRunWorkerAdapter,
     parse_cpu,
@@ -32,6 +31,7 @@ from framefarm.adapters.cloud_run import (
     resolve_service,
 )
 from framefarm.billing import CLOUD_RUN_PRICES
+from framefarm.failures import FailureKind
 from framefarm.repositories.base import put_spec
 from framefarm.stitch.probe import packets
 from framefarm.storage.keys import spec_key
@@ -130,7 +130,7 @@ def test_token_is_fetched_once_and_reused(server, storage):
 def test_non_zero_exit_is_a_failed_attempt_with_its_output(server, storage):
     put_job(storage, [PY, "-c", "import sys; sys.stderr.write('bad frame'); sys.exit(4)"])
     result = adapter(server, storage).execute(job())
-    assert (result.exit_code, result.stderr, result.output_location) == (4, "bad frame", None)
+    assert (result.exit_code, result.kind, result.stderr, result.output_location) == (4, FailureKind.EXIT_CODE, "bad frame", None)
 
 
 def test_bad_bodies_get_400_with_a_message(server):
@@ -172,7 +172,7 @@ def test_chunk_timeout_on_the_server(storage):
     try:
         put_job(storage, [PY, "-c", "import time; time.sleep(30)"])
         result = adapter(slow, storage).execute(job())
-        assert result.exit_code == 124 and result.error == "timed out after 0.5 s"
+        assert result.exit_code == 124 and result.error == "timed out after 0.5 s" and result.kind is FailureKind.TIMEOUT
     finally:
         slow.close()
 
@@ -191,7 +191,8 @@ def test_client_timeout_is_above_the_service_timeout(server, storage):
     result = worker.execute(job())
     assert seen["timeout"][1] > 30
     # AND a lost connection is a transient failure (retried under transient_retries), not an exception
-    assert result.transient and result.error == "connection lost: ConnectionError: stop here"
+    assert result.kind is FailureKind.CONNECTION_LOST and result.transient
+    assert result.error == "connection lost: ConnectionError: stop here"
 
 
 def test_other_4xx_is_a_failed_attempt_with_the_body(storage):
@@ -205,7 +206,8 @@ def test_other_4xx_is_a_failed_attempt_with_the_body(storage):
     worker = CloudRunWorkerAdapter("https://worker-abc.a.run.app", storage, session=Session(),
                                    token_provider=lambda audience: "t")
     result = worker.execute(job())
-    assert result.exit_code == EXIT_HTTP_ERROR and result.error.startswith("HTTP 403: Your client does not have")
+    assert (result.kind, result.exit_code) == (FailureKind.BAD_REQUEST, None) and not result.transient
+    assert result.error.startswith("HTTP 403: Your client does not have")
 
 
 def test_resolves_url_limits_and_timeout_with_google_cloud_run():

@@ -9,7 +9,8 @@ import logging
 import pytest
 
 from framefarm import ExecutionOptions, JobExecutor, LocalStorage, WorkerJob
-from framefarm.adapters.aws_lambda import EXIT_FUNCTION_ERROR, INVOKE_ERRORS, LambdaWorkerAdapter
+from framefarm.adapters.aws_lambda import INVOKE_ERRORS, LambdaWorkerAdapter
+from framefarm.failures import FailureKind
 from tests.helpers import make_spec, stubbed_client
 
 # What each row of the table must mean, restated here so a changed row is a failing test.
@@ -34,9 +35,13 @@ DETERMINISTIC = {
     "CodeArtifactUserFailedException", "EFSMountFailureException", "S3FilesMountFailureException",
     "SnapStartException",
 }
-TRANSIENT_FUNCTION_ERRORS = {"Sandbox.Timedout", "Runtime.ExitError"}
-DETERMINISTIC_FUNCTION_ERRORS = {"Function.ResponseSizeTooLarge", "Runtime.MarshalError", "Runtime.ImportModuleError",
-                                 "Runtime.HandlerNotFound", "Runtime.UserCodeSyntaxError"}
+# Function errors, with the kind each one gives a failed attempt.
+TRANSIENT_FUNCTION_ERRORS = {"Sandbox.Timedout": FailureKind.TIMEOUT, "Runtime.ExitError": FailureKind.CONNECTION_LOST}
+DETERMINISTIC_FUNCTION_ERRORS = {
+    "Function.ResponseSizeTooLarge": FailureKind.RESPONSE_TOO_LARGE, "Runtime.MarshalError": FailureKind.FUNCTION_ERROR,
+    "Runtime.ImportModuleError": FailureKind.FUNCTION_ERROR, "Runtime.HandlerNotFound": FailureKind.FUNCTION_ERROR,
+    "Runtime.UserCodeSyntaxError": FailureKind.FUNCTION_ERROR,
+}
 REPLY = {"exit_code": 0, "stdout": "done\n", "output_key": "jobs/job-1/chunks/00000.mp4"}
 
 
@@ -83,7 +88,7 @@ def job() -> WorkerJob:
 
 
 def test_every_row_of_the_table_is_tested_here():
-    expected = THROTTLES | TRANSIENT | DETERMINISTIC | TRANSIENT_FUNCTION_ERRORS | DETERMINISTIC_FUNCTION_ERRORS
+    expected = THROTTLES | TRANSIENT | DETERMINISTIC | set(TRANSIENT_FUNCTION_ERRORS) | set(DETERMINISTIC_FUNCTION_ERRORS)
     assert set(INVOKE_ERRORS) == expected
 
 
@@ -92,16 +97,18 @@ def test_every_error_the_invoke_api_documents_is_in_the_table(client):
     assert documented - set(INVOKE_ERRORS) == set()
 
 
-@pytest.mark.parametrize(("code", "transient"), [(code, True) for code in sorted(TRANSIENT)]
-                         + [(code, False) for code in sorted(DETERMINISTIC)])
-def test_client_errors_are_failed_attempts_transient_or_not_as_the_table_says(client, stub, adapter, code, transient):
+@pytest.mark.parametrize(("code", "kind"), [(code, FailureKind.CONNECTION_LOST) for code in sorted(TRANSIENT)]
+                         + [(code, FailureKind.BAD_REQUEST) for code in sorted(DETERMINISTIC)])
+def test_client_errors_are_failed_attempts_transient_or_not_as_the_table_says(client, stub, adapter, code, kind):
     # GIVEN Lambda answers the invoke with this error
     stub.add_client_error("invoke", service_error_code=code, service_message="no luck",
                           http_status_code=documented_status(client, code))
     # WHEN a chunk runs
     result = adapter.execute(job())
-    # THEN it is a failed attempt, transient or deterministic, naming the error, and not a throttle
-    assert (result.exit_code, result.transient, result.throttles) == (EXIT_FUNCTION_ERROR, transient, 0)
+    # THEN it is a failed attempt, transient (the platform could not put the call through: connection_lost) or
+    # deterministic (refused as sent: bad_request), naming the error, with no exit code, and not a throttle
+    assert (result.kind, result.exit_code, result.throttles) == (kind, None, 0)
+    assert result.transient == (code in TRANSIENT)
     assert result.error == f"Lambda {code}: no luck"
 
 
@@ -115,25 +122,25 @@ def test_throttles_are_retried_by_the_adapter_and_are_not_attempts(client, stub,
     assert result.ok and result.throttles == 1
 
 
-@pytest.mark.parametrize("error_type", sorted(TRANSIENT_FUNCTION_ERRORS))
-def test_transient_function_errors(stub, adapter, error_type):
+@pytest.mark.parametrize(("error_type", "kind"), sorted(TRANSIENT_FUNCTION_ERRORS.items()))
+def test_transient_function_errors(stub, adapter, error_type, kind):
     answer(stub, {"errorType": error_type, "errorMessage": "sandbox gone"}, function_error="Unhandled")
     result = adapter.execute(job())
-    assert result.transient and result.error == f"Lambda Unhandled error: {error_type}: sandbox gone"
+    assert result.kind is kind and result.transient and result.error == f"Lambda Unhandled error: {error_type}: sandbox gone"
 
 
-@pytest.mark.parametrize("error_type", sorted(DETERMINISTIC_FUNCTION_ERRORS))
-def test_deterministic_function_errors(stub, adapter, error_type):
+@pytest.mark.parametrize(("error_type", "kind"), sorted(DETERMINISTIC_FUNCTION_ERRORS.items()))
+def test_deterministic_function_errors(stub, adapter, error_type, kind):
     answer(stub, {"errorType": error_type, "errorMessage": "cannot answer"}, function_error="Unhandled")
     result = adapter.execute(job())
-    assert not result.transient and result.error == f"Lambda Unhandled error: {error_type}: cannot answer"
+    assert result.kind is kind and not result.transient and result.error == f"Lambda Unhandled error: {error_type}: cannot answer"
 
 
 def test_a_handlers_own_exception_is_deterministic_and_not_logged_as_unknown(stub, adapter, caplog):
     answer(stub, {"errorType": "KeyError", "errorMessage": "'chunk_id'"}, function_error="Unhandled")
     with caplog.at_level(logging.WARNING, logger="framefarm.adapters.aws_lambda"):
         result = adapter.execute(job())
-    assert not result.transient and result.exit_code == EXIT_FUNCTION_ERROR
+    assert (result.kind, result.exit_code, result.transient) == (FailureKind.FUNCTION_ERROR, None, False)
     assert caplog.records == []
 
 
@@ -149,7 +156,7 @@ def test_an_unknown_error_is_transient_and_logged(stub, adapter, caplog, kind, n
     with caplog.at_level(logging.WARNING, logger="framefarm.adapters.aws_lambda"):
         result = adapter.execute(job())
     # THEN it is a transient failed attempt, and a warning names it
-    assert result.transient and not result.ok and name in result.error
+    assert result.kind is FailureKind.CONNECTION_LOST and result.transient and name in result.error
     assert [record.getMessage() for record in caplog.records] == [
         f"Lambda error {name} is not in framefarm's table (adapters/aws_lambda.py INVOKE_ERRORS); "
         "treated as transient"]

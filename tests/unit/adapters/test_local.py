@@ -8,6 +8,7 @@ import threading
 
 from framefarm import CancelToken, LocalWorkerAdapter, WorkerAdapter, WorkerJob
 from framefarm.adapters import local
+from framefarm.failures import FailureKind
 from tests.helpers import eventually, process_alive
 
 PY = sys.executable
@@ -100,6 +101,7 @@ def test_timeout_kills_the_process_group_and_keeps_output_so_far(tmp_path):
     result = LocalWorkerAdapter().execute(python(code, timeout=1.0))
     # THEN it reports a timeout, keeps the output, and the child process is gone too
     assert (result.exit_code, result.error, result.stdout) == (124, "timed out after 1 s", "started\n")
+    assert result.kind is FailureKind.TIMEOUT and result.transient
     child = int(pid_file.read_text())  # SIGKILL lands asynchronously, and init reaps the orphan
     eventually(lambda: not process_alive(child), timeout=10, what="the command's child gone")
 
@@ -115,14 +117,16 @@ def test_cancel_kills_a_running_command():
     assert started.wait(30)
     token.cancel()
     thread.join(30)
-    assert results[0].error == "cancelled" and results[0].exit_code < 0 and results[0].stdout == "go\n"
+    # THEN it is a cancelled attempt whose exit code is SIGKILL's as a shell reports it, never negative
+    assert (results[0].kind, results[0].error, results[0].exit_code) == (FailureKind.CANCELLED, "cancelled", 137)
+    assert results[0].stdout == "go\n"
 
 
 def test_already_cancelled_token_kills_at_once():
     token = CancelToken()
     token.cancel()
     result = LocalWorkerAdapter().execute(python("import time; time.sleep(60)", cancel=token))
-    assert result.error == "cancelled"
+    assert result.kind is FailureKind.CANCELLED and result.error == "cancelled"
 
 
 def test_where_there_is_no_prctl_commands_run_without_a_parent_death_signal(monkeypatch):
@@ -183,7 +187,8 @@ def test_a_command_that_does_not_name_its_output_cannot_pass_off_an_old_file(tmp
     # WHEN it exits 0 without writing
     result = LocalWorkerAdapter().execute(job)
     # THEN the old file was removed before it ran, and the chunk fails
-    assert (result.exit_code, result.error) == (3, "exit code 0 but no output at chunks/00007.mp4")
+    assert (result.exit_code, result.kind) == (0, FailureKind.NO_OUTPUT)
+    assert result.error == "exit code 0 but no output at chunks/00007.mp4"
     assert not (tmp_path / "chunks" / "00007.mp4").exists()
 
 

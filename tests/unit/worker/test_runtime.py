@@ -10,11 +10,13 @@ import zipfile
 import pytest
 
 from framefarm import LocalStorage, plan_job
+from framefarm.failures import FailureKind
+from framefarm.protocol import ChunkRequest, ChunkResponse, parse_request
 from framefarm.repositories.base import put_spec as store_spec
 from framefarm.status import is_cut
 from framefarm.storage.keys import log_key, spec_key
 from framefarm.storage.logs import full_log
-from framefarm.worker.runtime import ChunkRequest, ChunkResponse, parse_request, run_chunk
+from framefarm.worker.runtime import run_chunk
 
 WRITE_OUTPUT = [sys.executable, "-c", "import sys; open(sys.argv[1], 'w').write(open(sys.argv[2]).read())",
                 "{output}", "assets/text.txt"]
@@ -65,14 +67,16 @@ def test_bundle_members_cannot_escape_the_work_dir(storage, tmp_path, member):
     storage.put_bytes("jobs/job-1/assets.zip", zip_bundle({member: b"x"}))
     url = put_spec(storage, WRITE_OUTPUT, assets_url=storage.url("jobs/job-1/assets.zip"))
     response = run_chunk(ChunkRequest(job_id="job-1", chunk_id=0, spec_url=url), tmp_root=str(tmp_path))
-    assert response.exit_code == 1 and "escapes the job directory" in response.error
+    assert response.kind is FailureKind.FUNCTION_ERROR and "escapes the job directory" in response.error
     assert not (tmp_path / "escape.txt").exists()
 
 
 def test_exit_zero_without_output_is_a_failure(storage):
     url = put_spec(storage, [sys.executable, "-c", "print('forgot to write')"])
     response = run_chunk(ChunkRequest(job_id="job-1", chunk_id=0, spec_url=url))
-    assert response.exit_code == 3 and response.error == "exit code 0 but no output at chunks/00000.mp4"
+    # (the command's exit code is kept: 0; the kind says why the chunk failed)
+    assert (response.exit_code, response.kind) == (0, FailureKind.NO_OUTPUT)
+    assert response.error == "exit code 0 but no output at chunks/00000.mp4"
     assert response.stdout == "forgot to write\n" and not storage.exists("jobs/job-1/chunks/00000.mp4")
 
 
@@ -93,7 +97,8 @@ def test_a_file_already_at_the_output_path_is_never_uploaded_as_the_chunk(storag
 def test_failing_command_keeps_its_output_and_uploads_nothing(storage):
     url = put_spec(storage, [sys.executable, "-c", "import sys; sys.stderr.write('bad frame'); sys.exit(5)"])
     response = run_chunk(ChunkRequest(job_id="job-1", chunk_id=0, spec_url=url))
-    assert (response.exit_code, response.stderr, response.output_key) == (5, "bad frame", None)
+    assert (response.exit_code, response.kind, response.stderr, response.output_key) == (
+        5, FailureKind.EXIT_CODE, "bad frame", None)
 
 
 @pytest.mark.parametrize(("event", "message"), [
@@ -104,7 +109,8 @@ def test_failing_command_keeps_its_output_and_uploads_nothing(storage):
 ])
 def test_bad_requests_are_answered_not_raised(event, message):
     response = parse_request(event)
-    assert isinstance(response, ChunkResponse) and response.exit_code == 2 and response.error.startswith(message)
+    assert isinstance(response, ChunkResponse) and response.error.startswith(message)
+    assert (response.kind, response.exit_code) == (FailureKind.BAD_REQUEST, None)
 
 
 def test_missing_spec_and_wrong_job(storage):
@@ -170,3 +176,16 @@ def test_a_store_that_cannot_take_the_log_does_not_cost_the_chunk(tmp_path, capl
     # THEN its output is uploaded and its reply carries the tails; a warning says the whole log was lost
     assert response.exit_code == 0 and storage.exists("jobs/job-1/chunks/00000.mp4") and is_cut(response.stdout)
     assert "job job-1 chunk 0 attempt 1: could not keep the full stdout" in caplog.text
+
+
+def test_a_chunk_of_a_cancelled_job_replies_cancelled_by_kind_without_an_exit_code(storage):
+    # GIVEN a job whose cancel marker is already in the store
+    from framefarm.storage.keys import cancel_key
+
+    url = put_spec(storage, WRITE_OUTPUT)
+    storage.put_bytes(cancel_key("job-1"), b"")
+    # WHEN a worker is asked for one of its chunks
+    response = run_chunk(ChunkRequest(job_id="job-1", chunk_id=0, spec_url=url))
+    # THEN it replies cancelled: the kind says so, and no exit code is made up (130 was the CLI's)
+    assert (response.kind, response.exit_code, response.error) == (FailureKind.CANCELLED, None, "cancelled")
+    assert response.to_result().kind is FailureKind.CANCELLED
