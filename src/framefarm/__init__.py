@@ -29,6 +29,7 @@ from framefarm.errors import (
     ToolNotFoundError,
 )
 from framefarm.executor import ExecutionReport, JobExecutor
+from framefarm.failures import FailureKind
 from framefarm.manager import JobManager
 from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks
 from framefarm.repositories.base import JobRepository
@@ -72,6 +73,7 @@ __all__ = [
     "DynamoDBJobRepository",
     "ExecutionOptions",
     "ExecutionReport",
+    "FailureKind",
     "FfmpegStitcher",
     "FramefarmError",
     "GcsStorage",
