@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from framefarm.backends import Backend, Lambda, Local, submit_to_lambda
+from framefarm.backends import Backend, Lambda, Local, lambda_submission, submit_to_lambda
+from framefarm.cancel import CancelToken
 from framefarm.config import ffmpeg_path
 from framefarm.errors import FramefarmError, JobAbortedError, JobSpecError
 from framefarm.manager import JobManager
 from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks
 from framefarm.repositories.base import put_spec
-from framefarm.spec import JobSpec, load_job_file, parse_job
+from framefarm.spec import JobSpec, load_job_file, parse_job, read_job_document
 from framefarm.status import ChunkState, JobState, JobStatus
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.stitching import stitch_job
@@ -171,7 +172,8 @@ def check_output(output: str | os.PathLike[str]) -> Path:
 def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.PathLike[str] | None = None,
            concurrency: int | None = None, retry: RetryPolicy | None = None, timeout: float | None = None,
            hooks: RunHooks | None = None, job_id: str | None = None, client_token: str | None = None,
-           assets: str | os.PathLike[str] | None = None, stitch: bool = True) -> RenderHandle:
+           assets: str | os.PathLike[str] | None = None, stitch: bool = True, cancel: CancelToken | None = None
+           ) -> RenderHandle:
     """Store the job and start it; returns a handle at once.
 
     On ``Local`` and ``CloudRun`` (and ``Lambda`` without a submit function) this process runs the
@@ -180,7 +182,8 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
     ``wait`` delivers the video there (``stitch=False``: it is only recorded, for a later
     ``framefarm stitch``). ``assets``: a directory the commands read, shipped to every chunk.
     ``retry`` defaults to ``RetryPolicy()`` and concurrency to the backend's default: the same as the
-    CLI's and the Lambda handlers'.
+    CLI's and the Lambda handlers'. ``hooks`` and ``cancel`` (a token that stops the run, as
+    ``handle.cancel()`` does) act on runs in this process.
     """
     backend = backend or Local()
     spec = load_job(job, job_id=job_id)
@@ -189,11 +192,11 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
     if video is not None and stitch:
         ffmpeg_path()  # no ffmpeg to stitch with: say so before anything is stored
     if isinstance(backend, Lambda) and backend.submit_function_name:
-        if assets is not None:
-            spec = bundle_assets(spec, Path(assets), backend.storage())
-        answer = submit_to_lambda(backend, spec.model_dump(mode="json", exclude_none=True),
-                                  _cloud_options(concurrency, retry or RetryPolicy(), timeout),
-                                  client_token=client_token)
+        document, options = _document(job, spec), _cloud_options(concurrency, retry, timeout)
+        if assets is not None:  # too big for Lambda even with room for its URL: say so before uploading
+            lambda_submission({**document, "assets_url": "s3://" + "x" * 1100}, options, client_token=client_token)
+            document["assets_url"] = bundle_assets(spec, Path(assets), backend.storage()).assets_url
+        answer = submit_to_lambda(backend, document, options, client_token=client_token)
         return RenderHandle(str(answer["job_id"]), backend, backend.manager(runs_chunks=False),
                             output=video if stitch else None)
     manager = backend.manager(concurrency=concurrency)
@@ -210,20 +213,32 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
 
         unpack_assets(spec.assets_url, manager.job_dir(spec.id), storage_for=storage_for_url)
     manager.start_job(spec.id, run_options(backend, output=video if stitch else None, concurrency=concurrency,
-                                           retry=retry, timeout=timeout, hooks=hooks))
+                                           retry=retry, timeout=timeout, hooks=hooks, cancel=cancel))
     return RenderHandle(spec.id, backend, manager, output=video if stitch else None)
 
 
 def run_options(backend: Backend, *, output: Path | None, concurrency: int | None = None,
-                retry: RetryPolicy | None = None, timeout: float | None = None, hooks: RunHooks | None = None
-                ) -> ExecutionOptions:
+                retry: RetryPolicy | None = None, timeout: float | None = None, hooks: RunHooks | None = None,
+                cancel: CancelToken | None = None) -> ExecutionOptions:
     """How a run goes on ``backend``: its default concurrency, ``RetryPolicy()``, and a stitch on this
     machine when an ``output`` is asked and the chunks are rendered here."""
     stitch_here = output is not None and not backend.chunks_in_storage
     return ExecutionOptions(concurrency=backend.concurrency(concurrency), retry=retry or RetryPolicy(),
                             timeout=timeout, hooks=hooks or RunHooks(), merge=stitch_here,
                             stitcher=FfmpegStitcher() if stitch_here else None,
-                            output_file=output if stitch_here else None)
+                            output_file=output if stitch_here else None, cancel=cancel)
+
+
+def _document(job: JobInput, spec: JobSpec) -> dict[str, Any]:
+    """What the submit function is sent: the job as written (a template stays a template: small), with
+    its id and assets; a JobSpec in full."""
+    if isinstance(job, JobSpec):
+        return spec.model_dump(mode="json", exclude_none=True)
+    document = dict(job) if isinstance(job, Mapping) else read_job_document(Path(job))
+    document["id"] = spec.id
+    if spec.assets_url:
+        document["assets_url"] = spec.assets_url
+    return document
 
 
 def bundle_assets(spec: JobSpec, directory: Path, storage: Storage) -> JobSpec:
@@ -256,10 +271,12 @@ def attach(job_id: str, *, backend: Backend | None = None, output: str | os.Path
     return RenderHandle(job_id, backend, manager, output=check_output(output) if output is not None else None)
 
 
-def _cloud_options(concurrency: int | None, retry: RetryPolicy, timeout: float | None) -> dict[str, Any]:
-    """Run options for the submit function (see ``aws.handlers.RunOptions``)."""
-    options: dict[str, Any] = {"retries": retry.retries, "transient_retries": retry.transient_retries,
-                               "retry_delay": retry.delay}
+def _cloud_options(concurrency: int | None, retry: RetryPolicy | None, timeout: float | None) -> dict[str, Any]:
+    """Run options for the submit function (see ``aws.handlers.RunOptions``); what is not given, the
+    deployed functions default (to the same values)."""
+    options: dict[str, Any] = {}
+    if retry is not None:
+        options.update(retries=retry.retries, transient_retries=retry.transient_retries, retry_delay=retry.delay)
     if concurrency is not None:
         options["concurrency"] = concurrency
     if timeout is not None:

@@ -14,7 +14,6 @@ from typing import Any
 from framefarm.cli.context import EXIT_OK, Context
 from framefarm.config import DEFAULT_LAMBDA_CONCURRENCY, DEFAULT_RETRIES
 from framefarm.errors import JobSpecError
-from framefarm.spec import parse_job, read_job_document
 
 
 def register(commands: Any) -> None:
@@ -41,30 +40,23 @@ def register(commands: Any) -> None:
 
 
 def cmd_submit(args: argparse.Namespace, context: Context) -> int:
-    from framefarm.api import bundle_assets
-    from framefarm.backends import Lambda, lambda_submission, submit_to_lambda
+    from framefarm.api import submit
+    from framefarm.backends import Lambda
+    from framefarm.options import RetryPolicy
 
     function = context.function(args.function, "SubmitFunctionName")
     if not function:
         raise JobSpecError("submit: give --function SUBMIT_FN or --stack NAME")
+    if args.assets is not None and not context.bucket:  # --bucket, or the stack's BucketName
+        raise JobSpecError("--assets: give --bucket (or --stack), the artifact bucket the workers read from")
     backend = Lambda(table=context.table, bucket=context.bucket, submit_function=function)
-    document = read_job_document(args.jobfile)
-    spec = parse_job(document, source=str(args.jobfile), job_id=args.job_id)  # fail here, not in the Lambda
-    options = {name: value for name in ("concurrency", "retries") if (value := getattr(args, name)) is not None}
-    job = {**document, "id": spec.id}
-    try:  # checked before anything is uploaded or invoked (room kept for an assets URL)
-        lambda_submission({**job, "assets_url": "s3://" + "x" * 1100}, options)
-    except JobSpecError as exc:
-        raise JobSpecError(f"{args.jobfile}: {exc}") from None
-    if args.assets is not None:
-        if not context.bucket:  # --bucket, or the stack's BucketName
-            raise JobSpecError("--assets: give --bucket (or --stack), the artifact bucket the workers read from")
-        job["assets_url"] = bundle_assets(spec, args.assets, backend.storage()).assets_url
-    answer = submit_to_lambda(backend, job, options)
+    retry = RetryPolicy(retries=args.retries) if args.retries is not None else None
+    handle = submit(args.jobfile, backend=backend, job_id=args.job_id, concurrency=args.concurrency, retry=retry,
+                    assets=args.assets, stitch=False)
     table = f" --table {context.table}" if context.table else ""
-    context.out.print(answer["job_id"])
-    context.err.print(f"submitted job [bold]{answer['job_id']}[/] ({answer['chunks']} chunks); watch it with "
-                      f"`framefarm status {answer['job_id']}{table}`")
+    context.out.print(handle.job_id)
+    context.err.print(f"submitted job [bold]{handle.job_id}[/]; watch it with "
+                      f"`framefarm status {handle.job_id}{table}`")
     return EXIT_OK
 
 

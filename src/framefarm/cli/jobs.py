@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 from framefarm.api import RenderFailed, RenderHandle, run_options, submit
+from framefarm.cancel import CancelToken
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_PAUSED, Context, add_store_flags
 from framefarm.config import (
     DEFAULT_CONCURRENCY,
@@ -131,11 +132,14 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
     backend = context.backend(args.backend, function=args.function, service=args.service, run_here=True)
     output = output_path(args.output, spec.output, spec.id)
     progress = RenderProgress(context.err, spec.id, len(spec.chunks))
-    handle = submit(spec, backend=backend, output=output, concurrency=args.concurrency, retry=retry_policy(args),
-                    timeout=args.timeout, hooks=progress, assets=args.assets, stitch=not args.no_stitch)
-    context.err.print(f"job [bold]{spec.id}[/]: {len(spec.chunks)} chunks, "
-                      f"{spec.metadata.total_frames} frames → {output}")
-    return follow(handle, progress, context, stitch_note=args.no_stitch)
+    token = CancelToken()
+    with cancel_on_interrupt(lambda: token.cancel("cancelled")):
+        handle = submit(spec, backend=backend, output=output, concurrency=args.concurrency, retry=retry_policy(args),
+                        timeout=args.timeout, hooks=progress, assets=args.assets, stitch=not args.no_stitch,
+                        cancel=token)
+        context.err.print(f"job [bold]{spec.id}[/]: {len(spec.chunks)} chunks, "
+                          f"{spec.metadata.total_frames} frames → {output}")
+        return follow(handle, progress, context, stitch_note=args.no_stitch)
 
 
 def cmd_resume(args: argparse.Namespace, context: Context) -> int:
@@ -147,11 +151,13 @@ def cmd_resume(args: argparse.Namespace, context: Context) -> int:
     ffmpeg_path()
     output = None if args.no_stitch else output_path(args.output, status.output, status.id)
     progress = RenderProgress(context.err, status.id, status.total_chunks, status.completed_chunks)
+    token = CancelToken()
     options = run_options(backend, output=output, concurrency=args.concurrency, retry=retry_policy(args),
-                          timeout=args.timeout, hooks=progress)
-    manager.resume_job(status.id, options)
-    return follow(RenderHandle(status.id, backend, manager, output=output), progress, context,
-                  stitch_note=args.no_stitch)
+                          timeout=args.timeout, hooks=progress, cancel=token)
+    with cancel_on_interrupt(lambda: token.cancel("cancelled")):
+        manager.resume_job(status.id, options)
+        return follow(RenderHandle(status.id, backend, manager, output=output), progress, context,
+                      stitch_note=args.no_stitch)
 
 
 def cmd_retry(args: argparse.Namespace, context: Context) -> int:
@@ -319,7 +325,7 @@ def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, 
     """Show a run's progress until it settles (its video stitched, if asked); returns the exit code."""
     started = time.monotonic()
     try:
-        with progress, cancel_on_interrupt(handle.cancel):
+        with progress:
             result = handle.wait()
     except RenderFailed as exc:
         context.err.print(f"[red]error:[/] {exc}", soft_wrap=True)
