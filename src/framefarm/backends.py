@@ -56,7 +56,8 @@ class Backend(ABC):
     def storage(self) -> Storage: ...
 
     @abstractmethod
-    def repository(self, storage: Storage) -> JobRepository: ...
+    def repository(self, storage: Storage | None = None) -> JobRepository:
+        """The job store (``storage``: where it keeps what it keeps outside itself; None: its own choice)."""
 
     @abstractmethod
     def adapter(self, storage: Storage, *, concurrency: int) -> WorkerAdapter: ...
@@ -170,11 +171,16 @@ class Lambda(Backend):
 
         return S3Storage(self.settings.require("bucket"), client=self.client("s3"))
 
+    def storage_if_named(self) -> Storage | None:
+        """The bucket's storage when one is named; without, a job store still reads each job's spec
+        from the URL its record keeps, and a manager that runs no chunks needs no bucket."""
+        return self.storage() if self.settings.bucket else None
+
     def repository(self, storage: Storage | None = None) -> JobRepository:
         from framefarm.repositories.dynamodb import DynamoDBJobRepository
 
         return DynamoDBJobRepository(self.settings.require("table"), client=self.client("dynamodb"),
-                                     storage=storage or self.storage())
+                                     storage=storage if storage is not None else self.storage_if_named())
 
     def concurrency(self, asked: int | None = None) -> int:
         return asked or self.settings.concurrency  # FRAMEFARM_CONCURRENCY on the deployed functions
@@ -198,9 +204,11 @@ class Lambda(Backend):
     def manager(self, *, concurrency: int | None = None, runs_chunks: bool = True, client: Any = None
                 ) -> JobManager:
         """As ``Backend.manager``; ``client``: the Lambda client its adapter invokes render-chunk with."""
+        if not runs_chunks:
+            storage = self.storage_if_named()
+            return JobManager(self.repository(storage), JobExecutor(NoWorker()), storage)
         storage = self.storage()
-        adapter = (self.adapter(storage, concurrency=self.concurrency(concurrency), client=client)
-                   if runs_chunks else NoWorker())
+        adapter = self.adapter(storage, concurrency=self.concurrency(concurrency), client=client)
         return JobManager(self.repository(storage), JobExecutor(adapter), storage)
 
 

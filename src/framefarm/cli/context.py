@@ -74,8 +74,7 @@ class Context:
         return Local(self.home).storage()
 
     def repository(self, storage: Storage | None = None) -> JobRepository:
-        backend = self.backend()
-        return backend.repository(storage or backend.storage())
+        return self.backend().repository(storage)
 
     def manager(self, *, runs_chunks: bool = False) -> JobManager:
         """A manager over the flags' backend; ``runs_chunks``: it may run chunks (on that backend)."""
