@@ -18,7 +18,17 @@ import statistics
 import tempfile
 import time
 
-from framefarm import ExecutionOptions, InMemoryJobRepository, JobExecutor, JobManager, JobState, LocalStorage, plan_job
+from framefarm import (
+    ExecutionOptions,
+    InMemoryJobRepository,
+    JobExecutor,
+    JobManager,
+    JobState,
+    LocalStorage,
+    RunHooks,
+    WorkerResult,
+    plan_job,
+)
 from framefarm.adapters.aws_lambda import LambdaWorkerAdapter, lambda_client
 from framefarm.billing import parse_report
 from framefarm.devcloud import DevCloud, DevFunction
@@ -30,6 +40,17 @@ def handler(event: dict, context: object) -> dict:
     """The benchmark's function: sleep for the handler time, answer as render-chunk does."""
     time.sleep(float(os.environ[PAUSE_ENV]) / 1000.0)
     return {"exit_code": 0, "stdout": "", "stderr": "", "output_key": f"jobs/{event['job_id']}/chunks/x.mp4"}
+
+
+class InitDurations(RunHooks):
+    """Collects the Init Duration of every completed chunk that had a cold start."""
+
+    def __init__(self, inits: list[float]) -> None:
+        self.inits = inits
+
+    def chunk_completed(self, chunk_id: int, result: WorkerResult) -> None:
+        if result.init_duration_ms:
+            self.inits.append(result.init_duration_ms)
 
 
 def main() -> None:
@@ -64,8 +85,7 @@ def main() -> None:
             manager.create_job(spec)
             started = time.perf_counter()
             summary = manager.run_job(spec.id, ExecutionOptions(
-                concurrency=args.concurrency, skip_merge=True,
-                on_chunk_complete=lambda _, result: result.init_duration_ms and inits.append(result.init_duration_ms)))
+                concurrency=args.concurrency, merge=False, hooks=InitDurations(inits)))
             times.append(time.perf_counter() - started)
             assert summary.state is JobState.RENDERED and summary.completed_chunks == args.chunks, summary.error
             billed = summary.metrics.total_billed_duration_ms

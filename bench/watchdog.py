@@ -17,7 +17,15 @@ import tempfile
 import threading
 import time
 
-from framefarm import CallableWorkerAdapter, ExecutionOptions, JobExecutor, WorkerResult, plan_job
+from framefarm import (
+    CallableWorkerAdapter,
+    ExecutionOptions,
+    JobExecutor,
+    RetryPolicy,
+    RunHooks,
+    WorkerResult,
+    plan_job,
+)
 from framefarm.failures import FailureKind
 
 
@@ -32,16 +40,18 @@ def one_run(limit: float, margin: float) -> float:
             never.wait()
         return 0
 
-    def on_attempt(chunk_id: int, attempt: int, result: WorkerResult, *_: float) -> None:
-        if result.kind is FailureKind.TIMEOUT:
-            acted[chunk_id] = time.monotonic()
+    class WatchTimeouts(RunHooks):
+        def attempt_finished(self, chunk_id: int, attempt: int, result: WorkerResult, started_at: float,
+                             finished_at: float) -> None:
+            if result.kind is FailureKind.TIMEOUT:
+                acted[chunk_id] = time.monotonic()
 
     spec = plan_job({"width": 64, "height": 48, "fps": 10, "total_frames": 4, "frames_per_chunk": 1,
                      "command": "render {output}"})
     with tempfile.TemporaryDirectory() as scratch:
         JobExecutor(CallableWorkerAdapter(work)).execute(spec, ExecutionOptions(
-            job_dir=scratch, concurrency=2, timeout=limit, watchdog_margin=margin, retry_delay=0, skip_merge=True,
-            on_chunk_attempt=on_attempt))
+            job_dir=scratch, concurrency=2, timeout=limit, watchdog_margin=margin,
+            retry=RetryPolicy(retries=0, delay=0), merge=False, hooks=WatchTimeouts()))
     never.set()
     return acted[1] - silent_since[1] - (limit + margin)
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from framefarm import CallableWorkerAdapter, JobSpec, WorkerJob, WorkerResult, plan_job
+from framefarm import CallableWorkerAdapter, JobSpec, RetryPolicy, RunHooks, WorkerJob, WorkerResult, plan_job
 
 FAULTY_CHUNK = Path(__file__).parent / "faulty_chunk.py"  # a chunk command that misbehaves on cue
 CLOUD_RUN_DOCKERFILE = Path(__file__).resolve().parents[1] / "infra" / "cloudrun" / "Dockerfile"
@@ -30,6 +30,23 @@ def make_spec(chunks: int = 5, *, frames_per_chunk: int = 10, job_id: str | None
               command: str = "render {start_frame} {end_frame} {output}") -> JobSpec:
     return plan_job({"width": 64, "height": 48, "fps": 10, "total_frames": chunks * frames_per_chunk,
                      "frames_per_chunk": frames_per_chunk, "command": command}, job_id=job_id)
+
+
+def hooks(**methods: Callable[..., None]) -> RunHooks:
+    """A RunHooks whose hooks named here are these functions, e.g. ``hooks(progress=lambda done, total: ...)``;
+    the others do nothing. A name RunHooks has no hook for is a TypeError, not a hook never called."""
+    listener = RunHooks()
+    for name, method in methods.items():
+        if name.startswith("_") or name == "listens_to" or not callable(getattr(RunHooks, name, None)):
+            raise TypeError(f"RunHooks has no hook {name!r}")
+        setattr(listener, name, method)
+    return listener
+
+
+def retry_at_once(retries: int = 0, **policy: int) -> RetryPolicy:
+    """A RetryPolicy that waits no time between attempts, with ``retries`` (none by default, as the
+    executor's own default) and the other counts given (``transient_retries``)."""
+    return RetryPolicy(retries=retries, delay=0, **policy)
 
 
 @dataclass

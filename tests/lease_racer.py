@@ -18,7 +18,7 @@ from framefarm.errors import JobStateError
 
 def main(db: str, job_id: str, action: str, go: str, token: str | None = None) -> int:
     manager = JobManager(SqliteJobRepository(db), JobExecutor(LocalWorkerAdapter()))
-    options = ExecutionOptions(concurrency=4, skip_merge=True, job_dir=str(Path(db).parent / job_id))
+    options = ExecutionOptions(concurrency=4, merge=False, job_dir=str(Path(db).parent / job_id))
     Path(f"{go}.ready-{os.getpid()}").touch()
     deadline = time.monotonic() + 60
     while not Path(go).exists():

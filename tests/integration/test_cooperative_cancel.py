@@ -77,7 +77,7 @@ def test_cancel_stops_a_cloud_run_worker_and_resume_clears_the_marker(tmp_path, 
         manager = JobManager(SqliteJobRepository(tmp_path / "jobs.db"),
                              JobExecutor(CloudRunWorkerAdapter(server.url, storage)), storage)
         manager.create_job(spec)
-        manager.resume_job("cr-stop", ExecutionOptions(skip_merge=True))
+        manager.resume_job("cr-stop", ExecutionOptions(merge=False))
         eventually(lambda: manager.repository.chunk_states("cr-stop").get(0, (None,))[0] is ChunkState.RUNNING,
                    what="chunk running")
         # WHEN the job is cancelled
@@ -88,7 +88,7 @@ def test_cancel_stops_a_cloud_run_worker_and_resume_clears_the_marker(tmp_path, 
         assert not storage.exists("jobs/cr-stop/chunks/00000.mp4")
         # AND resuming removes the marker, so the chunk runs again instead of stopping at once
         assert status.state is JobState.CANCELLED and storage.exists(cancel_key("cr-stop"))
-        manager.resume_job("cr-stop", ExecutionOptions(skip_merge=True))
+        manager.resume_job("cr-stop", ExecutionOptions(merge=False))
         eventually(lambda: not storage.exists(cancel_key("cr-stop")), what="marker cleared")
         manager.cancel_job("cr-stop")
         manager.wait("cr-stop", timeout=60)

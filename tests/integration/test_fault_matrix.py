@@ -27,6 +27,7 @@ from framefarm import (
     JobManager,
     LocalStorage,
     LocalWorkerAdapter,
+    RetryPolicy,
     S3MergeAdapter,
     SqliteJobRepository,
     StitchError,
@@ -41,6 +42,7 @@ from framefarm.storage.s3 import S3Storage
 from tests.helpers import FAULTY_CHUNK, PlatformFaults, RecordingStitcher, WorkerProcess, WorkerServer
 
 RETRIES, TRANSIENT_RETRIES = 1, 2
+RETRY = RetryPolicy(retries=RETRIES, transient_retries=TRANSIENT_RETRIES, delay=0.01)  # Lambda: the same, as submit options
 WORKER = "framefarm-render-chunk"
 
 
@@ -104,8 +106,7 @@ class LocalBackend:
         manager.create_job(spec)
         stitcher = RecordingStitcher()
         manager.run_job(job_id, ExecutionOptions(
-            concurrency=2, retries=RETRIES, transient_retries=TRANSIENT_RETRIES, retry_delay=0.01, timeout=1.0,
-            stitcher=stitcher, output_file=self.tmp_path / f"{job_id}.mp4"))
+            concurrency=2, retry=RETRY, timeout=1.0, stitcher=stitcher, output_file=self.tmp_path / f"{job_id}.mp4"))
         return manager.get_job(job_id), stitcher
 
 
@@ -149,8 +150,7 @@ class CloudRunBackend:
             manager = JobManager(SqliteJobRepository(self.tmp_path / "jobs.db"), JobExecutor(adapter), storage)
             manager.create_job(spec)
             manager.run_job(job_id, ExecutionOptions(
-                concurrency=1, retries=RETRIES, transient_retries=TRANSIENT_RETRIES, retry_delay=0.01,
-                skip_merge=True))
+                concurrency=1, retry=RETRY, merge=False))
             status = manager.get_job(job_id)
         finally:
             relay.close()

@@ -70,7 +70,7 @@ def test_local_runs_blank_secrets_out_of_records_and_logs(monkeypatch, tmp_path)
     manager = JobManager(SqliteJobRepository(tmp_path / "jobs.db"), JobExecutor(LocalWorkerAdapter()), storage)
     spec = plan_job(leaky_job("local-leaky", secret_file))
     manager.create_job(spec)
-    status = manager.run_job("local-leaky", ExecutionOptions(skip_merge=True))
+    status = manager.run_job("local-leaky", ExecutionOptions(merge=False))
     assert status.completed_chunks == 2
     kept = everything_kept(manager.get_job("local-leaky"), storage, "local-leaky")
     assert token not in kept and "[redacted]" in kept

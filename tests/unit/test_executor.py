@@ -22,13 +22,12 @@ from framefarm import (
     JobSpecError,
     LocalWorkerAdapter,
     RetryPolicy,
-    RunHooks,
     StitchError,
     WorkerResult,
 )
 from framefarm.failures import FailureKind
 from framefarm.options import ResumeState
-from tests.helpers import FAULTY_CHUNK, RecordingStitcher, ScriptedWorker, make_spec
+from tests.helpers import FAULTY_CHUNK, RecordingStitcher, ScriptedWorker, hooks, make_spec, retry_at_once
 
 
 def in_background(executor: JobExecutor, spec: JobSpec, options: ExecutionOptions):
@@ -46,8 +45,9 @@ def in_background(executor: JobExecutor, spec: JobSpec, options: ExecutionOption
     return thread, outcome
 
 
-def run(worker: ScriptedWorker, spec: JobSpec, tmp_path: Path, **options):
-    return JobExecutor(worker.adapter()).execute(spec, ExecutionOptions(job_dir=tmp_path, retry_delay=0, **options))
+def run(worker: ScriptedWorker, spec: JobSpec, tmp_path: Path, *, retry: RetryPolicy | None = None, **options):
+    return JobExecutor(worker.adapter()).execute(spec, ExecutionOptions(job_dir=tmp_path, retry=retry or retry_at_once(),
+                                                                        **options))
 
 
 def test_default_concurrency_is_one(tmp_path):
@@ -93,7 +93,7 @@ def test_retry_count_is_exact_and_failure_message_names_chunk_and_attempts(tmp_p
     worker = ScriptedWorker(fail={2: 99})
     # WHEN the job runs with 2 retries
     with pytest.raises(ChunkFailedError) as raised:
-        run(worker, make_spec(4), tmp_path, retries=2)
+        run(worker, make_spec(4), tmp_path, retry=retry_at_once(2))
     # THEN chunk 2 was tried exactly 3 times and the error keeps its stderr
     assert worker.calls[2] == 3
     assert str(raised.value) == "Chunk 2 failed after 3 attempts: boom in chunk 2 attempt 3"
@@ -108,7 +108,7 @@ def test_adapter_exception_counts_as_a_failed_attempt(tmp_path):
     worker = ScriptedWorker(hooks={1: explode})
     # WHEN it runs with one retry
     with pytest.raises(ChunkFailedError, match=r"Chunk 1 failed after 2 attempts: RuntimeError: connection reset"):
-        run(worker, make_spec(3), tmp_path, retries=1)
+        run(worker, make_spec(3), tmp_path, retry=retry_at_once(1))
     # THEN the raise was retried like a non-zero exit
     assert worker.calls[1] == 2
 
@@ -136,9 +136,10 @@ def test_progress_never_above_total_and_never_after_failure(tmp_path):
 
     # WHEN the job runs with four in flight
     with pytest.raises(ChunkFailedError):
-        run(worker, make_spec(8), tmp_path, concurrency=4, on_progress=lambda done, total: progress.append(done),
-            on_chunk_complete=lambda chunk_id, result: completed_callbacks.append(chunk_id),
-            on_chunk_attempt=on_attempt)
+        run(worker, make_spec(8), tmp_path, concurrency=4, hooks=hooks(
+            progress=lambda done, total: progress.append(done),
+            chunk_completed=lambda chunk_id, result: completed_callbacks.append(chunk_id),
+            attempt_finished=on_attempt))
     # THEN no progress was reported after the failure, but the finished chunks were still reported complete
     assert progress == []
     assert sorted(completed_callbacks) == [0, 1, 2]
@@ -147,7 +148,8 @@ def test_progress_never_above_total_and_never_after_failure(tmp_path):
 
 def test_progress_counts_up_to_total_once_per_chunk(tmp_path):
     progress = []
-    run(ScriptedWorker(), make_spec(5), tmp_path, concurrency=2, on_progress=lambda d, t: progress.append((d, t)))
+    run(ScriptedWorker(), make_spec(5), tmp_path, concurrency=2,
+        hooks=hooks(progress=lambda d, t: progress.append((d, t))))
     assert progress == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
 
 
@@ -156,9 +158,10 @@ def test_chunk_retried_then_succeeding_reports_progress_and_completion_once(tmp_
     worker = ScriptedWorker(fail={1: 2})
     progress, completed, retries = [], [], []
     # WHEN the job runs with 2 retries
-    run(worker, make_spec(3), tmp_path, retries=2, on_progress=lambda d, t: progress.append(d),
-        on_chunk_complete=lambda chunk_id, result: completed.append((chunk_id, result.exit_code)),
-        on_chunk_retry=lambda chunk_id, attempt, delay, result: retries.append((chunk_id, attempt)))
+    run(worker, make_spec(3), tmp_path, retry=retry_at_once(2), hooks=hooks(
+        progress=lambda d, t: progress.append(d),
+        chunk_completed=lambda chunk_id, result: completed.append((chunk_id, result.exit_code)),
+        chunk_retrying=lambda chunk_id, attempt, delay, result: retries.append((chunk_id, attempt))))
     # THEN chunk 1 completed once, progress went 1, 2, 3, and two retries were announced
     assert worker.calls[1] == 3
     assert completed == [(0, 0), (1, 0), (2, 0)]
@@ -166,9 +169,10 @@ def test_chunk_retried_then_succeeding_reports_progress_and_completion_once(tmp_
     assert retries == [(1, 1), (1, 2)]
 
 
-def test_on_chunk_complete_gets_the_full_result(tmp_path):
+def test_chunk_completed_gets_the_full_result(tmp_path):
     results = {}
-    run(ScriptedWorker(), make_spec(2), tmp_path, on_chunk_complete=lambda cid, result: results.update({cid: result}))
+    run(ScriptedWorker(), make_spec(2), tmp_path,
+        hooks=hooks(chunk_completed=lambda cid, result: results.update({cid: result})))
     assert results[1] == WorkerResult(exit_code=0, stdout="rendered chunk 1\n", duration_ms=11.0)
 
 
@@ -185,8 +189,8 @@ def test_cancel_during_retry_delay_aborts_without_another_attempt(tmp_path):
     token = CancelToken()
     retry_scheduled = threading.Event()
     thread, outcome = in_background(JobExecutor(worker.adapter()), make_spec(2), ExecutionOptions(
-        job_dir=tmp_path, retries=3, retry_delay=60, jitter=lambda: 1.0, cancel=token,
-        on_chunk_retry=lambda *args: retry_scheduled.set()))
+        job_dir=tmp_path, retry=RetryPolicy(retries=3, delay=60, jitter=lambda: 1.0), cancel=token,
+        hooks=hooks(chunk_retrying=lambda *args: retry_scheduled.set())))
     # WHEN the job is cancelled while the retry waits
     assert retry_scheduled.wait(30)
     token.cancel()
@@ -203,7 +207,7 @@ def test_cancel_kills_in_flight_local_subprocesses(tmp_path):
     started = threading.Event()
     spec = make_spec(2, command=f"{sys.executable} -c 'import time; time.sleep(60)'")
     thread, outcome = in_background(JobExecutor(LocalWorkerAdapter()), spec, ExecutionOptions(
-        job_dir=tmp_path, concurrency=2, cancel=token, on_chunk_start=lambda *a: started.set()))
+        job_dir=tmp_path, concurrency=2, cancel=token, hooks=hooks(chunk_started=lambda *a: started.set())))
     # WHEN the job is cancelled while they run
     assert started.wait(30)
     token.cancel()
@@ -230,7 +234,7 @@ def test_drain_lets_in_flight_chunks_finish_then_aborts(tmp_path):
     # WHEN the job runs with concurrency 2
     with pytest.raises(JobAbortedError) as raised:
         run(worker, make_spec(6), tmp_path, concurrency=2, cancel=token,
-            on_chunk_complete=lambda cid, result: completed.append(cid))
+            hooks=hooks(chunk_completed=lambda cid, result: completed.append(cid)))
     # THEN the chunks in flight completed and nothing new started
     assert raised.value.reason == "paused"
     assert sorted(completed) == sorted(worker.calls) and len(completed) <= 3
@@ -239,10 +243,9 @@ def test_drain_lets_in_flight_chunks_finish_then_aborts(tmp_path):
 def test_resume_skips_completed_chunks(tmp_path):
     worker = ScriptedWorker()
     progress = []
-    hooks = RunHooks()
-    hooks.progress = lambda d, t: progress.append((d, t))  # type: ignore[method-assign]
-    report = JobExecutor(worker.adapter()).execute(make_spec(5), ExecutionOptions(job_dir=tmp_path, hooks=hooks),
-                                                   resume=ResumeState(completed=frozenset({0, 1, 3})))
+    report = JobExecutor(worker.adapter()).execute(
+        make_spec(5), ExecutionOptions(job_dir=tmp_path, hooks=hooks(progress=lambda d, t: progress.append((d, t)))),
+        resume=ResumeState(completed=frozenset({0, 1, 3})))
     assert worker.order == [2, 4]
     assert progress == [(4, 5), (5, 5)]
     assert report.skipped == [0, 1, 3] and report.ran == [2, 4]
@@ -302,17 +305,17 @@ def test_failing_merge_command_raises_merge_failed(tmp_path):
         run(ScriptedWorker(), spec, tmp_path, merge_adapter=failing)
 
 
-def test_skip_merge_runs_chunks_only(tmp_path):
+def test_without_merge_only_the_chunks_run(tmp_path):
     stitcher = RecordingStitcher()
     report = run(ScriptedWorker(), make_spec(2), tmp_path, stitcher=stitcher, output_file=tmp_path / "o.mp4",
-                 skip_merge=True)
+                 merge=False)
     assert stitcher.calls == [] and report.output is None
 
 
 def test_meta_carries_job_chunk_and_attempt(tmp_path):
     seen = []
     worker = ScriptedWorker(fail={0: 1}, hooks={0: lambda job: seen.append(dict(job.meta))})
-    run(worker, make_spec(1, job_id="meta-job"), tmp_path, retries=1, meta={"tenant": "t1"})
+    run(worker, make_spec(1, job_id="meta-job"), tmp_path, retry=retry_at_once(1), meta={"tenant": "t1"})
     assert [(m["job_id"], m["chunk_id"], m["attempt"], m["tenant"]) for m in seen] == [
         ("meta-job", 0, 1, "t1"), ("meta-job", 0, 2, "t1")]
     assert seen[0]["start_frame"] == 0 and seen[0]["frame_count"] == 10
@@ -323,8 +326,8 @@ def test_live_output_callbacks_get_the_chunk_id(tmp_path):
                                 f"print('err{{chunk_id}}', file=sys.stderr); open('{{output}}', 'w').write('x')\"")
     out, err = [], []
     JobExecutor(LocalWorkerAdapter()).execute(spec, ExecutionOptions(
-        job_dir=tmp_path, on_chunk_stdout=lambda cid, text: out.append((cid, text)),
-        on_chunk_stderr=lambda cid, text: err.append((cid, text))))
+        job_dir=tmp_path, hooks=hooks(chunk_stdout=lambda cid, text: out.append((cid, text)),
+                                      chunk_stderr=lambda cid, text: err.append((cid, text)))))
     # pieces arrive as the pipe yields them (an unbuffered print is two writes); joined per chunk they are whole
     assert joined_by_chunk(out) == {0: "out0\n", 1: "out1\n"}
     assert joined_by_chunk(err) == {0: "err0\n", 1: "err1\n"}
@@ -356,8 +359,8 @@ def test_a_stub_from_a_failed_attempt_never_passes_for_a_later_attempts_output(t
     spec = faulty_spec(tmp_path / "plan", {"0": ["stub-exit1", "no-output"]})
     # WHEN it runs with one retry
     with pytest.raises(ChunkFailedError) as failed:
-        JobExecutor(LocalWorkerAdapter()).execute(spec, ExecutionOptions(job_dir=tmp_path / "job", retries=1,
-                                                                         retry_delay=0))
+        JobExecutor(LocalWorkerAdapter()).execute(spec, ExecutionOptions(job_dir=tmp_path / "job",
+                                                                         retry=retry_at_once(1)))
     # THEN the chunk fails for want of output, and nothing is left under its name
     assert str(failed.value) == "Chunk 0 failed after 2 attempts: exit code 0 but no output at chunks/00000.mp4"
     assert (tmp_path / "plan" / "calls-0").read_text().count("call") == 2
@@ -386,11 +389,11 @@ def test_a_rerun_renders_over_a_stub_an_earlier_run_left(tmp_path):
     assert (tmp_path / "job" / "chunks" / "00000.mp4").read_text() == "chunk 0\n"
 
 
-@pytest.mark.parametrize("bad", [{"concurrency": 0}, {"retries": -1}, {"retry_delay": -1}, {"transient_retries": -1},
-                                 {"watchdog_margin": -1}])
-def test_invalid_options_are_rejected(bad):
+@pytest.mark.parametrize(("options", "retry"), [({"concurrency": 0}, {}), ({}, {"retries": -1}), ({}, {"delay": -1}),
+                                               ({}, {"transient_retries": -1}), ({"watchdog_margin": -1}, {})])
+def test_invalid_options_are_rejected(options, retry):
     with pytest.raises(JobSpecError):
-        ExecutionOptions(**bad)
+        ExecutionOptions(**options, retry=RetryPolicy(**retry))
 
 
 def test_a_worker_that_saw_the_jobs_cancel_stops_the_run_instead_of_being_retried(tmp_path):
@@ -404,7 +407,7 @@ def test_a_worker_that_saw_the_jobs_cancel_stops_the_run_instead_of_being_retrie
     # WHEN the job runs
     with pytest.raises(JobAbortedError) as stopped:
         JobExecutor(CallableWorkerAdapter(adapter)).execute(make_spec(4), ExecutionOptions(
-            job_dir=tmp_path, retries=3, retry_delay=0))
+            job_dir=tmp_path, retry=retry_at_once(3)))
     # THEN the run stops as cancelled, not failed after retrying the chunk
     assert stopped.value.reason == "cancelled"
 

@@ -22,6 +22,7 @@ from framefarm import (
     JobState,
     LocalStorage,
     LocalWorkerAdapter,
+    RetryPolicy,
     WorkerJob,
     WorkerResult,
 )
@@ -31,7 +32,7 @@ from framefarm.failures import TRANSIENT_KINDS, FailureKind
 from framefarm.protocol import ChunkResponse, read_reply
 from framefarm.status import ChunkState
 from framefarm.watchdog import LiveAttempt, Watchdog
-from tests.helpers import make_spec, stubbed_client
+from tests.helpers import hooks, make_spec, retry_at_once, stubbed_client
 
 PY = sys.executable
 REMOTE_JOB = {"job_id": "job-1", "chunk_id": 0, "attempt": 1}
@@ -81,13 +82,12 @@ def test_a_reply_with_neither_exit_code_nor_kind_is_not_a_reply():
 
 # -- the executor --------------------------------------------------------------------------------------
 
-def attempts_at_chunk_0(adapter, **options) -> list[WorkerResult]:
+def attempts_at_chunk_0(adapter, retry: RetryPolicy | None = None) -> list[WorkerResult]:
     """Run a one-chunk job to its end (whatever that is); every attempt's result, in order."""
     seen: list[WorkerResult] = []
     with pytest.raises((ChunkFailedError, JobAbortedError)):
         JobExecutor(adapter).execute(make_spec(1), ExecutionOptions(
-            merge=False, retry_delay=0, on_chunk_attempt=lambda chunk_id, n, result, *_: seen.append(result),
-            **options))
+            merge=False, retry=retry or retry_at_once(), hooks=hooks(attempt_finished=lambda chunk_id, n, result, *_: seen.append(result))))
     return seen
 
 
@@ -96,7 +96,7 @@ def test_the_executor_retries_by_kind(kind):
     # GIVEN a worker whose chunk always fails with this kind, one retry and three transient retries
     adapter = CallableWorkerAdapter(lambda job: WorkerResult(kind=kind, error=f"always {kind.value}"))
     # WHEN the job runs
-    attempts = attempts_at_chunk_0(adapter, retries=1, transient_retries=3)
+    attempts = attempts_at_chunk_0(adapter, retry_at_once(1, transient_retries=3))
     # THEN transient kinds used the transient budget (1 + 3 attempts), the others the retries (1 + 1)
     assert len(attempts) == (4 if kind in TRANSIENT_KINDS else 2)
     assert {result.kind for result in attempts} == {kind}
@@ -106,7 +106,7 @@ def test_a_cancelled_reply_stops_the_run_by_its_kind_whatever_its_text():
     # GIVEN a remote worker that reports its cancel in its own words
     adapter = CallableWorkerAdapter(lambda job: WorkerResult(kind=FailureKind.CANCELLED, error="stopped by marker"))
     # WHEN the job runs with retries to spare, THEN it stops after one attempt, as cancelled
-    assert len(attempts_at_chunk_0(adapter, retries=3)) == 1
+    assert len(attempts_at_chunk_0(adapter, retry_at_once(3))) == 1
 
 
 @pytest.mark.parametrize(("exc", "kind"), [(ConnectionResetError("reset by peer"), FailureKind.CONNECTION_LOST),
@@ -116,7 +116,7 @@ def test_an_adapter_that_raises_gets_a_kind(exc, kind):
         raise exc
 
     # WHEN the adapter raises, THEN the attempt has the kind that fits, no exit code, and the exception's text
-    [result] = attempts_at_chunk_0(CallableWorkerAdapter(raising), transient_retries=0)
+    [result] = attempts_at_chunk_0(CallableWorkerAdapter(raising), retry_at_once(transient_retries=0))
     assert (result.kind, result.exit_code) == (kind, None)
     assert result.error == f"{type(exc).__name__}: {exc}"
 
@@ -128,7 +128,7 @@ def test_the_store_records_an_attempt_cancelled_by_kind_as_cancelled():
     manager = JobManager(store, JobExecutor(adapter))
     manager.create_job(make_spec(1, job_id="job"))
     # WHEN it runs
-    assert manager.run_job("job", ExecutionOptions(retries=2)).state is JobState.CANCELLED
+    assert manager.run_job("job", ExecutionOptions(retry=RetryPolicy(retries=2))).state is JobState.CANCELLED
     # THEN its chunk's attempt is recorded as cancelled, not failed
     assert manager.get_job("job").chunk(0).state is ChunkState.CANCELLED
 

@@ -26,7 +26,7 @@ from framefarm.errors import JobNotFoundError, JobStateError
 from framefarm.lease import Lease, _pid_namespace
 from framefarm.status import TAIL_CHARS, ChunkState
 from framefarm.storage.keys import chunk_key, log_key
-from tests.helpers import RecordingStitcher, ScriptedWorker, eventually, make_spec
+from tests.helpers import RecordingStitcher, ScriptedWorker, eventually, make_spec, retry_at_once
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_failed_chunk_fails_the_job_and_keeps_its_stderr(store, tmp_path):
     worker = ScriptedWorker(fail={2: 99})
     manager = manager_for(worker, store, tmp_path)
     manager.create_job(make_spec(4, job_id="job"))
-    manager.run_job("job", ExecutionOptions(retries=1, retry_delay=0))
+    manager.run_job("job", ExecutionOptions(retry=retry_at_once(1)))
     final = manager.get_job("job")
     assert final.state is JobState.FAILED
     assert final.error == "Chunk 2 failed after 2 attempts: boom in chunk 2 attempt 2"
@@ -441,7 +441,7 @@ def test_a_run_that_leaves_its_chunks_for_stitching_releases_the_job(store, tmp_
     # GIVEN a run that renders the chunks only (the AWS flow, `--no-stitch`)
     manager = manager_for(ScriptedWorker(), store, tmp_path)
     manager.create_job(make_spec(2, job_id="job"))
-    final = manager.run_job("job", ExecutionOptions(skip_merge=True))
+    final = manager.run_job("job", ExecutionOptions(merge=False))
     # THEN nothing holds the job: another process may resume or stitch it at once
     assert final.state is JobState.RENDERED and final.lease_owner is None
     assert manager_for(ScriptedWorker(), store, tmp_path).is_stale(final)
@@ -524,7 +524,7 @@ def test_reopening_a_chunk_removes_its_earlier_upload(store, tmp_path):
     manager = JobManager(store, JobExecutor(ScriptedWorker().adapter()), storage)
     spec = make_spec(3, job_id="job")
     manager.create_job(spec)
-    manager.run_job("job", ExecutionOptions(skip_merge=True))
+    manager.run_job("job", ExecutionOptions(merge=False))
     keys = [chunk_key("job", chunk.id, chunk.output_file) for chunk in spec.chunks]
     for key in keys:
         storage.put_text(key, "frames of the first run")

@@ -9,11 +9,11 @@ from collections import defaultdict
 import pytest
 
 import framefarm.executor
-from framefarm import CallableWorkerAdapter, ChunkFailedError, ExecutionOptions, JobExecutor, WorkerResult
+from framefarm import CallableWorkerAdapter, ChunkFailedError, ExecutionOptions, JobExecutor, RetryPolicy, WorkerResult
 from framefarm.cancel import CancelToken
 from framefarm.failures import FailureKind
 from framefarm.watchdog import AttemptThreads, Watchdog
-from tests.helpers import eventually, make_spec
+from tests.helpers import eventually, hooks, make_spec, retry_at_once
 
 
 class Attempts:
@@ -23,11 +23,10 @@ class Attempts:
         self.by_chunk: dict[int, list[tuple[int, WorkerResult]]] = defaultdict(list)
         self.completed: list[int] = []
 
-    def options(self, tmp_path, **extra) -> ExecutionOptions:
-        return ExecutionOptions(
-            job_dir=tmp_path, retry_delay=0, skip_merge=True,
-            on_chunk_attempt=lambda chunk_id, attempt, result, *_: self.by_chunk[chunk_id].append((attempt, result)),
-            on_chunk_complete=lambda chunk_id, result: self.completed.append(chunk_id), **extra)
+    def options(self, tmp_path, retry: RetryPolicy | None = None, **extra) -> ExecutionOptions:
+        return ExecutionOptions(job_dir=tmp_path, retry=retry or retry_at_once(), merge=False, hooks=hooks(
+            attempt_finished=lambda chunk_id, attempt, result, *_: self.by_chunk[chunk_id].append((attempt, result)),
+            chunk_completed=lambda chunk_id, result: self.completed.append(chunk_id)), **extra)
 
 
 def failing(kind: str, times: int):
@@ -51,7 +50,7 @@ def test_deterministic_failures_get_exactly_retries_more_attempts(tmp_path):
     attempts = Attempts()
     # WHEN the job runs
     with pytest.raises(ChunkFailedError, match="Chunk 0 failed after 3 attempts: render error"):
-        JobExecutor(adapter).execute(make_spec(2), attempts.options(tmp_path, retries=2, transient_retries=10))
+        JobExecutor(adapter).execute(make_spec(2), attempts.options(tmp_path, retry_at_once(2, transient_retries=10)))
     # THEN the transient budget did not extend it: 3 attempts
     assert calls[0] == 3
 
@@ -61,7 +60,7 @@ def test_transient_failures_use_their_own_budget(tmp_path):
     adapter, calls = failing("transient", 3)
     attempts = Attempts()
     # WHEN the job runs
-    JobExecutor(adapter).execute(make_spec(2), attempts.options(tmp_path, retries=0, transient_retries=3))
+    JobExecutor(adapter).execute(make_spec(2), attempts.options(tmp_path, retry_at_once(0, transient_retries=3)))
     # THEN the 4th attempt succeeded and every attempt was reported once
     assert calls[0] == 4 and sorted(attempts.completed) == [0, 1]
     assert [(n, r.transient) for n, r in attempts.by_chunk[0]] == [(1, True), (2, True), (3, True), (4, False)]
@@ -70,7 +69,7 @@ def test_transient_failures_use_their_own_budget(tmp_path):
 def test_transient_failures_past_their_budget_fail_the_chunk(tmp_path):
     adapter, calls = failing("transient", 99)
     with pytest.raises(ChunkFailedError, match="Chunk 0 failed after 3 attempts: connection lost"):
-        JobExecutor(adapter).execute(make_spec(1), Attempts().options(tmp_path, retries=5, transient_retries=2))
+        JobExecutor(adapter).execute(make_spec(1), Attempts().options(tmp_path, retry_at_once(5, transient_retries=2)))
     assert calls[0] == 3
 
 
@@ -114,7 +113,7 @@ def test_watchdog_fails_a_chunk_that_never_answers(tmp_path):
     # WHEN the job runs, THEN it fails with the watchdog's reason instead of hanging
     with pytest.raises(ChunkFailedError, match=r"Chunk 0 failed after 1 attempt: timed out: no result .* watchdog gave up"):
         JobExecutor(CallableWorkerAdapter(work)).execute(make_spec(2), attempts.options(
-            tmp_path, concurrency=2, timeout=0.1, watchdog_margin=0.1, transient_retries=0))
+            tmp_path, retry_at_once(transient_retries=0), concurrency=2, timeout=0.1, watchdog_margin=0.1))
     assert attempts.completed == [1]
     never.set()
 
@@ -131,7 +130,7 @@ def test_silence_is_measured_from_the_last_call(tmp_path):
     attempts = Attempts()
     # WHEN the watchdog allows 0.3 s of silence
     JobExecutor(CallableWorkerAdapter(work)).execute(make_spec(1), attempts.options(
-        tmp_path, timeout=0.15, watchdog_margin=0.15, transient_retries=0))
+        tmp_path, retry_at_once(transient_retries=0), timeout=0.15, watchdog_margin=0.15))
     # THEN the attempt was never given up on
     assert [(n, r.ok) for n, r in attempts.by_chunk[0]] == [(1, True)]
 
@@ -195,7 +194,8 @@ def test_an_answer_racing_the_watchdog_wins_and_every_pool_thread_ends(tmp_path,
     def run() -> None:
         try:
             outcome.append(JobExecutor(CallableWorkerAdapter(lambda job: (answer.wait(30), 0)[1])).execute(
-                make_spec(1), attempts.options(tmp_path, timeout=0.05, watchdog_margin=0, transient_retries=0)))
+                make_spec(1), attempts.options(tmp_path, retry_at_once(transient_retries=0), timeout=0.05,
+                                                watchdog_margin=0)))
         except Exception as exc:
             outcome.append(exc)
 

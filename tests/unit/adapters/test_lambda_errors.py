@@ -11,7 +11,7 @@ import pytest
 from framefarm import ExecutionOptions, JobExecutor, LocalStorage, WorkerJob
 from framefarm.adapters.aws_lambda import INVOKE_ERRORS, LambdaWorkerAdapter
 from framefarm.failures import FailureKind
-from tests.helpers import make_spec, stubbed_client
+from tests.helpers import hooks, make_spec, retry_at_once, stubbed_client
 
 # What each row of the table must mean, restated here so a changed row is a failing test.
 THROTTLES = {"TooManyRequestsException", "ThrottlingException"}
@@ -178,6 +178,6 @@ def test_an_unknown_error_does_not_use_up_the_jobs_retries(stub, adapter):
     # WHEN it runs, THEN the chunk is retried under transient_retries and the job completes
     completed = []
     JobExecutor(adapter).execute(make_spec(1, job_id="job-1"), ExecutionOptions(
-        retries=0, transient_retries=1, retry_delay=0, merge=False,
-        on_chunk_complete=lambda chunk_id, result: completed.append(chunk_id)))
+        retry=retry_at_once(0, transient_retries=1), merge=False,
+        hooks=hooks(chunk_completed=lambda chunk_id, result: completed.append(chunk_id))))
     assert completed == [0]
