@@ -25,6 +25,7 @@ from framefarm.backends import Backend, Lambda, Local, lambda_submission, submit
 from framefarm.cancel import CancelToken
 from framefarm.config import ffmpeg_path
 from framefarm.errors import FramefarmError, JobAbortedError, JobSpecError
+from framefarm.failures import FailureKind
 from framefarm.manager import JobManager
 from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks
 from framefarm.repositories.base import put_spec
@@ -70,7 +71,7 @@ class RenderFailed(FramefarmError):
     failed for good (None when the failure was not a chunk's: the stitch, the job store)."""
 
     def __init__(self, job_id: str, error: str, *, chunk_id: int | None = None, attempts: int = 0,
-                 kind: str | None = None, stderr_tail: str = "") -> None:
+                 kind: FailureKind | None = None, stderr_tail: str = "") -> None:
         self.job_id, self.error, self.chunk_id, self.attempts = job_id, error, chunk_id, attempts
         self.kind, self.stderr_tail = kind, stderr_tail
         super().__init__(f"job {job_id} failed: {error}")
@@ -144,7 +145,7 @@ class RenderHandle:
             return RenderFailed(status.id, error)
         chunk = max(failed, key=lambda record: (record.attempts, -record.chunk_id))  # the one that ran out
         return RenderFailed(status.id, error, chunk_id=chunk.chunk_id, attempts=chunk.attempts,
-                            kind=getattr(chunk, "kind", None), stderr_tail=chunk.stderr_tail)
+                            kind=chunk.kind, stderr_tail=chunk.stderr_tail)
 
 
 def load_job(job: JobInput, *, job_id: str | None = None) -> JobSpec:

@@ -119,9 +119,13 @@ def cost_table(job: JobStatus) -> Table:
 
 
 def _one_line(record: ChunkRecord) -> str:
+    """The chunk's error led by its failure kind ("timeout: ..."), within the column's 80 characters."""
     if not record.error:
         return ""
-    return record.error if len(record.error) <= 80 else record.error[:77] + "..."
+    text = record.error
+    if record.kind is not None and not text.startswith(record.kind.value.replace("_", " ")):
+        text = f"{record.kind.value}: {text}"  # an error that starts with its kind ("exit code 1") says it already
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _state(state: str) -> str:

@@ -568,6 +568,6 @@ def _attempt_record(chunk_id: int, attempt: int, result: WorkerResult, started: 
         billed_duration_ms=result.billed_duration_ms or 0, memory_mb=result.memory_mb,
         max_memory_used_mb=result.max_memory_used_mb, init_duration_ms=result.init_duration_ms,
         request_id=result.request_id, cost_usd=result.cost_usd or 0.0, throttles=result.throttles,
-        stdout_tail=tail(result.stdout), stderr_tail=tail(result.stderr), error=error,
+        stdout_tail=tail(result.stdout), stderr_tail=tail(result.stderr), error=error, kind=result.kind,
         output=output if result.ok else None, started_at=started or None, finished_at=finished or None,
     )

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from framefarm.failures import FailureKind
 from framefarm.spec import JobSpec
 from framefarm.tails import TAIL_CHARS, TAIL_MARK, is_cut, tail  # noqa: F401 - the records' tails, re-exported
 
@@ -65,7 +66,7 @@ class ChunkState(str, Enum):
 class ChunkRecord(BaseModel):
     """Everything known about one chunk. Amounts (durations, cost, throttled calls) add up over all
     its attempts; ``throttles`` counts calls the platform refused (429) and framefarm retried, which
-    are not attempts."""
+    are not attempts. ``kind`` is why its latest attempt failed (None after a success, or never tried)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -83,6 +84,7 @@ class ChunkRecord(BaseModel):
     stdout_tail: str = ""
     stderr_tail: str = ""
     error: str | None = None
+    kind: FailureKind | None = None
     output: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
@@ -109,6 +111,7 @@ class ChunkAttempt:
     stdout_tail: str = ""
     stderr_tail: str = ""
     error: str | None = None
+    kind: FailureKind | None = None
     output: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
@@ -165,6 +168,7 @@ def apply_attempt(record: ChunkRecord, attempt: ChunkAttempt) -> ChunkRecord | N
         "stdout_tail": attempt.stdout_tail,
         "stderr_tail": attempt.stderr_tail,
         "error": attempt.error,
+        "kind": attempt.kind,
         "output": attempt.output,
         "started_at": attempt.started_at if attempt.started_at is not None else record.started_at,
         "finished_at": attempt.finished_at,

@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     stdout_tail TEXT NOT NULL DEFAULT '',
     stderr_tail TEXT NOT NULL DEFAULT '',
     error TEXT,
+    kind TEXT,
     output TEXT,
     started_at REAL,
     finished_at REAL,
@@ -90,7 +91,7 @@ RECORD_ATTEMPT = """
 UPDATE chunks SET state = ?, attempts = ?, duration_ms = duration_ms + ?,
     billed_duration_ms = billed_duration_ms + ?, cost_usd = cost_usd + ?, throttles = throttles + ?,
     memory_mb = ?, max_memory_used_mb = ?, init_duration_ms = ?, request_id = ?,
-    stdout_tail = ?, stderr_tail = ?, error = ?, output = ?,
+    stdout_tail = ?, stderr_tail = ?, error = ?, kind = ?, output = ?,
     started_at = COALESCE(?, started_at), finished_at = ?
 WHERE job_id = ? AND chunk_id = ? AND state != 'completed' AND attempts < ?"""
 MARK_RUNNING = ("UPDATE chunks SET state = 'running', started_at = ? "
@@ -104,8 +105,9 @@ WHERE id = ?"""
 JOB_COLUMNS = ("id, spec, state, total_chunks, completed_chunks, failed_attempts, total_duration_ms, "
                "total_billed_duration_ms, cost_usd, error, output, requested, created_at, updated_at, "
                "heartbeat_at, lease_owner, lease_until, client_token")
-# Columns added since the first release: a jobs.db made before them gets them on open.
-ADDED_JOB_COLUMNS = {"lease_owner": "TEXT", "lease_until": "REAL", "client_token": "TEXT"}
+# Columns added since the first release, by table: a jobs.db made before them gets them on open.
+ADDED_COLUMNS = {"jobs": {"lease_owner": "TEXT", "lease_until": "REAL", "client_token": "TEXT"},
+                 "chunks": {"kind": "TEXT"}}
 LEASE_FREE = "(lease_until IS NULL OR lease_until <= ?)"
 SUMMARY_COLUMNS = JOB_COLUMNS.replace("spec, ", "", 1)  # listings and summaries read a spec only when asked
 CHUNK_FIELDS = tuple(name for name in ChunkRecord.model_fields if name != "chunk_id")
@@ -135,10 +137,11 @@ class SqliteJobRepository(JobRepository):
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
-            for column, kind in ADDED_JOB_COLUMNS.items():
-                if column not in present:
-                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+            for table, added in ADDED_COLUMNS.items():
+                present = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+                for column, kind in added.items():
+                    if column not in present:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -346,7 +349,8 @@ def _attempt_values(job_id: str, attempt: ChunkAttempt) -> tuple[Any, ...]:
     return (attempt.state.value, attempt.attempt, attempt.duration_ms, attempt.billed_duration_ms,
             attempt.cost_usd, attempt.throttles, attempt.memory_mb, attempt.max_memory_used_mb,
             attempt.init_duration_ms, attempt.request_id, attempt.stdout_tail, attempt.stderr_tail, attempt.error,
-            attempt.output, attempt.started_at, attempt.finished_at, job_id, attempt.chunk_id, attempt.attempt)
+            attempt.kind, attempt.output, attempt.started_at, attempt.finished_at, job_id, attempt.chunk_id,
+            attempt.attempt)
 
 
 def _chunk_values(record: ChunkRecord) -> tuple[Any, ...]:

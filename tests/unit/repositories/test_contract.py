@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,6 +10,7 @@ import pytest
 
 from framefarm import InMemoryJobRepository, JobSpec, JobState, JobStatus, SqliteJobRepository
 from framefarm.errors import JobNotFoundError
+from framefarm.failures import FailureKind
 from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository
 from framefarm.status import ChunkAttempt, ChunkState
@@ -40,10 +42,10 @@ def new_job(repo: JobRepository, chunks: int = 4, *, job_id: str = "job-1", now:
 
 
 def done(chunk_id: int, attempt: int = 1, *, duration: float = 100.0, billed: int = 200, cost: float = 0.5,
-         state: ChunkState = ChunkState.COMPLETED) -> ChunkAttempt:
+         state: ChunkState = ChunkState.COMPLETED, kind: FailureKind | None = None) -> ChunkAttempt:
     return ChunkAttempt(chunk_id=chunk_id, attempt=attempt, state=state, duration_ms=duration,
                         billed_duration_ms=billed, cost_usd=cost, stdout_tail=f"out {chunk_id}",
-                        stderr_tail=f"err {chunk_id}", finished_at=200.0 + chunk_id)
+                        stderr_tail=f"err {chunk_id}", kind=kind, finished_at=200.0 + chunk_id)
 
 
 def test_save_and_get_round_trip(repo):
@@ -104,6 +106,23 @@ def test_failed_attempts_add_cost_then_success_completes(repo):
     assert record.cost_usd == pytest.approx(0.3)
     assert job.completed_chunks == 1 and job.metrics.failed_attempts == 1
     assert job.metrics.total_billed_duration_ms == 200
+
+
+def test_a_chunk_record_keeps_the_failure_kind_of_its_latest_attempt(repo):
+    # GIVEN a chunk whose first attempt timed out and a second chunk that ran out of output
+    new_job(repo)
+    repo.record_attempt("job-1", done(0, 1, state=ChunkState.FAILED, kind=FailureKind.TIMEOUT))
+    repo.record_attempt("job-1", done(1, 1, state=ChunkState.FAILED, kind=FailureKind.RESPONSE_TOO_LARGE))
+    # THEN each record names its kind, and saving the job again keeps them
+    job = repo.require("job-1")
+    assert (job.chunk(0).kind, job.chunk(1).kind, job.chunk(2).kind) == (
+        FailureKind.TIMEOUT, FailureKind.RESPONSE_TOO_LARGE, None)
+    repo.save(job)
+    assert repo.require("job-1").chunk(0).kind is FailureKind.TIMEOUT
+    # WHEN the timed-out chunk's next attempt succeeds
+    repo.record_attempt("job-1", done(0, 2))
+    # THEN its record has no failure kind any more
+    assert repo.require("job-1").chunk(0).kind is None
 
 
 def test_completed_chunk_ignores_later_attempts(repo):
@@ -298,6 +317,51 @@ def test_sqlite_listings_and_summaries_parse_no_spec(tmp_path, monkeypatch):
     assert parsed == []
     # AND one is parsed when asked for
     assert listed[0].spec.id == "job-2" and parsed == [1]
+
+
+# jobs.db as framefarm made it before the run lease and the chunks' failure kind.
+OLD_SQLITE_SCHEMA = """
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL, total_chunks INTEGER NOT NULL,
+    completed_chunks INTEGER NOT NULL DEFAULT 0, failed_attempts INTEGER NOT NULL DEFAULT 0,
+    total_duration_ms REAL NOT NULL DEFAULT 0, total_billed_duration_ms INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0, error TEXT, output TEXT, requested TEXT, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL, heartbeat_at REAL
+);
+CREATE INDEX jobs_by_created ON jobs (created_at DESC);
+CREATE TABLE chunks (
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE, chunk_id INTEGER NOT NULL, state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, duration_ms REAL NOT NULL DEFAULT 0,
+    billed_duration_ms INTEGER NOT NULL DEFAULT 0, memory_mb INTEGER, max_memory_used_mb INTEGER,
+    init_duration_ms REAL, request_id TEXT, cost_usd REAL NOT NULL DEFAULT 0, throttles INTEGER NOT NULL DEFAULT 0,
+    stdout_tail TEXT NOT NULL DEFAULT '', stderr_tail TEXT NOT NULL DEFAULT '', error TEXT, output TEXT,
+    started_at REAL, finished_at REAL, PRIMARY KEY (job_id, chunk_id)
+) WITHOUT ROWID;
+"""
+
+
+def test_an_old_sqlite_jobs_db_gets_the_kind_column_on_open(tmp_path):
+    # GIVEN a jobs.db made before chunks had a kind, holding a job whose chunk 0 failed once
+    path = tmp_path / "jobs.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(OLD_SQLITE_SCHEMA)
+        old.execute("INSERT INTO jobs (id, spec, state, total_chunks, failed_attempts, created_at, updated_at) "
+                    "VALUES ('job-1', ?, 'paused', 4, 1, 1.0, 2.0)", (make_spec(4, job_id="job-1").model_dump_json(),))
+        old.execute("INSERT INTO chunks (job_id, chunk_id, state, attempts, error) "
+                    "VALUES ('job-1', 0, 'failed', 1, 'exit code 1')")
+        old.executemany("INSERT INTO chunks (job_id, chunk_id, state) VALUES ('job-1', ?, 'pending')",
+                        [(chunk_id,) for chunk_id in (1, 2, 3)])
+    old.close()
+    # WHEN the store opens it (twice, as a second process would) and records a timed-out attempt
+    SqliteJobRepository(path).close()
+    repo = SqliteJobRepository(path)
+    assert repo.record_attempt("job-1", done(1, 1, state=ChunkState.FAILED, kind=FailureKind.TIMEOUT)) is True
+    # THEN the old chunk reads with no kind, the new one with its kind, and nothing old was lost
+    job = repo.require("job-1")
+    assert (job.chunk(0).state, job.chunk(0).error, job.chunk(0).kind) == (ChunkState.FAILED, "exit code 1", None)
+    assert job.chunk(1).kind is FailureKind.TIMEOUT
+    assert job.metrics.failed_attempts == 2 and job.lease_owner is None
+    repo.close()
 
 
 def test_chunk_states_and_get_without_chunks(repo):

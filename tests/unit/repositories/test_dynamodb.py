@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from framefarm import FramefarmError, JobState, JobStatus
+from framefarm.failures import FailureKind
 from framefarm.lease import Lease
 from framefarm.repositories.dynamodb import (
     GSI_NAME,
@@ -70,7 +71,7 @@ def test_item_sizes_stay_flat_whatever_the_number_of_chunks(repo, table, dynamod
 
 def test_a_chunk_item_stays_under_2_kb_so_recording_costs_4_write_units(repo, table, dynamodb_client):
     # GIVEN a failed attempt with everything at its largest: a 128-character job id, full 8 KB tails
-    # of multi-line logs, a long error, a request id and an S3 output URL
+    # of multi-line logs, a long error, the longest failure kind, a request id and an S3 output URL
     job_id = "j" * 128
     repo.save(JobStatus.new(make_spec(2, job_id=job_id), now=1.0))
     log = "".join(f"frame={i:5d} fps=24 q=28.0 size=  1024kB time=00:00:{i % 60:02d}.00 bitrate=1234.5kbits/s\n"
@@ -79,13 +80,14 @@ def test_a_chunk_item_stays_under_2_kb_so_recording_costs_4_write_units(repo, ta
         chunk_id=1, attempt=3, state=ChunkState.FAILED, duration_ms=123456.789, billed_duration_ms=123457,
         memory_mb=10240, max_memory_used_mb=10240, init_duration_ms=1234.56, request_id=str(uuid.uuid4()),
         cost_usd=0.0123456789, throttles=12, stdout_tail=tail(log), stderr_tail=tail(log), error="E" * 5000,
-        output=f"s3://framefarm-artifacts-123456789012/jobs/{job_id}/chunks/00001.mp4", started_at=1.7e9 + 0.123,
+        kind=FailureKind.RESPONSE_TOO_LARGE, output=f"s3://framefarm-artifacts-123456789012/jobs/{job_id}/chunks/00001.mp4", started_at=1.7e9 + 0.123,
         finished_at=1.7e9 + 123.456))
     # THEN its item, measured by DynamoDB's size rules, is at most 2 KB (2 x 2 write units in a transaction)
     item = dynamodb_client.get_item(TableName=table, Key={"PK": {"S": job_pk(job_id)}, "SK": {"S": chunk_sk(1)}})
     assert item_size(item["Item"]) <= 2048
-    # AND the record keeps each log's last lines, marked as cut, and the error's start
+    # AND the record keeps each log's last lines, marked as cut, the error's start and the kind
     record = repo.require(job_id).chunk(1)
+    assert record.kind is FailureKind.RESPONSE_TOO_LARGE
     assert record.stdout_tail == tail(log, ITEM_TAIL_CHARS) and is_cut(record.stderr_tail, repo.tail_chars)
     assert record.error == "E" * (ITEM_ERROR_CHARS - 1) + TAIL_MARK
 

@@ -53,7 +53,7 @@ def recording_items(table: str, job_id: str, attempt: ChunkAttempt, *, expires: 
         sets.append(f"#{name} = if_not_exists(#{name}, :zero) + :{name}")
         values[f":{name}"] = getattr(attempt, name)
     replaced = ["memory_mb", "max_memory_used_mb", "init_duration_ms", "request_id", "stdout_tail",
-                "stderr_tail", "error", "output", "finished_at"]
+                "stderr_tail", "error", "kind", "output", "finished_at"]
     if attempt.started_at is not None:
         replaced.append("started_at")
     for name in replaced:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from framefarm.failures import FailureKind
 from framefarm.repositories.dynamodb.table import (
     GSI_PK,
     GSI_SK,
@@ -106,7 +107,7 @@ def _dynamo_value(value: Any) -> Any:
         return value
     if isinstance(value, float):
         return Decimal(repr(value))
-    if isinstance(value, (ChunkState, JobState)):
+    if isinstance(value, (ChunkState, JobState, FailureKind)):
         return value.value
     return value
 
