@@ -45,7 +45,7 @@ from framefarm.repositories.dynamodb import (
     item_size,
     job_pk,
 )
-from framefarm.status import ChunkAttempt, ChunkStarted, ChunkState, JobState, JobStatus, tail
+from framefarm.status import ChunkAttempt, ChunkStarted, ChunkState, JobRecord, JobState, tail
 from framefarm.storage.s3 import S3Storage
 from framefarm.store_writer import StoreWriter
 
@@ -139,7 +139,7 @@ def measure(chunks: int, attempts: int) -> dict[str, Any]:
     meter = UnitMeter(client, table)
     repo = DynamoDBJobRepository(table, client=client, storage=S3Storage(bucket))
     spec = spec_of(chunks)
-    repo.save(JobStatus.new(spec, now=time.time()))
+    repo.save(JobRecord.new(spec, now=time.time()))
     lease = Lease(new_run_id(), time.time() + 15)  # a running job's item carries its runner's lease
     assert repo.take_lease(spec.id, lease, now=time.time(), expected={JobState.PENDING})
     meter.requests.clear()

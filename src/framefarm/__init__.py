@@ -36,7 +36,7 @@ from framefarm.repositories.base import JobRepository
 from framefarm.repositories.memory import InMemoryJobRepository
 from framefarm.repositories.sqlite import SqliteJobRepository
 from framefarm.spec import Chunk, JobSpec, RenderMetadata, load_job_file, plan_job
-from framefarm.status import ChunkRecord, ChunkState, JobMetrics, JobState, JobStatus
+from framefarm.status import ChunkRecord, ChunkState, JobMetrics, JobRecord, JobState, JobStatus
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.storage.base import Storage
 from framefarm.storage.local import LocalStorage
@@ -83,6 +83,7 @@ __all__ = [
     "JobManager",
     "JobMetrics",
     "JobNotFoundError",
+    "JobRecord",
     "JobRepository",
     "JobSpec",
     "JobSpecError",

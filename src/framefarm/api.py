@@ -30,7 +30,7 @@ from framefarm.manager import JobManager
 from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks
 from framefarm.repositories.base import put_spec
 from framefarm.spec import JobSpec, load_job_file, parse_job, read_job_document
-from framefarm.status import ChunkState, JobState, JobStatus
+from framefarm.status import ChunkState, JobRecord, JobState
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.stitching import stitch_job
 from framefarm.storage.base import Storage
@@ -86,7 +86,7 @@ class RenderHandle:
     def __repr__(self) -> str:
         return f"RenderHandle({self.job_id!r}, backend={self.backend!r})"
 
-    def status(self) -> JobStatus:
+    def status(self) -> JobRecord:
         """The job as stored, with every chunk record."""
         return self.manager.repository.require(self.job_id)
 
@@ -126,7 +126,7 @@ class RenderHandle:
             status = self.manager.summary(self.job_id)
         return self._result(status)
 
-    def _result(self, status: JobStatus) -> RenderResult:
+    def _result(self, status: JobRecord) -> RenderResult:
         if status.state is JobState.FAILED:
             raise self._failure(status)
         if status.state in (JobState.CANCELLED, JobState.PAUSED):
@@ -138,7 +138,7 @@ class RenderHandle:
                             cost_usd=status.metrics.cost_usd, billed_ms=status.metrics.total_billed_duration_ms,
                             chunks=status.total_chunks)
 
-    def _failure(self, status: JobStatus) -> RenderFailed:
+    def _failure(self, status: JobRecord) -> RenderFailed:
         error = status.error or "failed"
         failed = [record for record in self.status().chunks if record.state is ChunkState.FAILED]
         if not failed:

@@ -46,6 +46,7 @@ TAIL_CHARS = 8_192  # bounded log tails on records; full logs go to storage
 # (a lifecycle prefix cannot say jobs/*/chunks/).
 CHUNK_TAG = {"framefarm-kind": "chunk"}
 HANDOVER = "handover"  # a stop reason: another runner continues the job (the orchestrator Lambda's deadline)
+LEASE_LOST = "lease lost"  # a stop reason: another runner holds the job now, or may
 HANDOVER_SPARE = 15.0  # seconds an orchestrator keeps after the slowest in-flight worker may return
 
 DEFAULT_HOME_DIRNAME = ".framefarm"

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from framefarm.adapters.base import WorkerResult
 from framefarm.options import RunHooks
-from framefarm.status import ChunkRecord, JobStatus
+from framefarm.status import ChunkRecord, JobRecord
 
 STATE_STYLES = {"completed": "green", "failed": "red", "cancelled": "yellow", "paused": "yellow",
                 "running": "cyan", "rendered": "green", "stitching": "cyan", "pending": "dim"}
@@ -58,7 +58,7 @@ class RenderProgress(RunHooks):
         self._progress.update(self._task, description="stitching")
 
 
-def jobs_table(jobs: list[JobStatus]) -> Table:
+def jobs_table(jobs: list[JobRecord]) -> Table:
     table = Table(title="framefarm jobs")
     # Ids are what users copy into the next command: never cut them.
     table.add_column("job", no_wrap=True, min_width=max((len(job.id) for job in jobs), default=3))
@@ -72,7 +72,7 @@ def jobs_table(jobs: list[JobStatus]) -> Table:
     return table
 
 
-def job_summary(job: JobStatus) -> str:
+def job_summary(job: JobRecord) -> str:
     metrics = job.metrics
     lines = [
         f"[bold]{job.id}[/]  {_state(job.state.value)}  {job.progress:.0f}% "
@@ -89,7 +89,7 @@ def job_summary(job: JobStatus) -> str:
     return "\n".join(lines)
 
 
-def chunks_table(job: JobStatus) -> Table:
+def chunks_table(job: JobRecord) -> Table:
     table = Table()
     for column in ("chunk", "frames", "state", "attempts", "duration", "billed", "cost"):
         table.add_column(column, no_wrap=True, justify="left" if column in ("frames", "state") else "right")
@@ -104,7 +104,7 @@ def chunks_table(job: JobStatus) -> Table:
     return table
 
 
-def cost_table(job: JobStatus) -> Table:
+def cost_table(job: JobRecord) -> Table:
     """Billed time and cost per chunk, most expensive first, with memory and throttling."""
     table = Table(title=f"{job.id}: ${job.metrics.cost_usd:.6f} for {_ms(job.metrics.total_billed_duration_ms)} billed")
     for column in ("chunk", "attempts", "billed", "memory", "max used", "init", "throttled", "cost"):

@@ -81,16 +81,16 @@ class JobExecutor:
         _prepare_job_dir(job_dir, spec.chunks)
         done = {chunk.id for chunk in spec.chunks} & resume.completed
         todo = deque(chunk for chunk in spec.chunks if chunk.id not in done)
-        run = (options.cancel or CancelToken()).child()
-        ran = _Dispatch(self.adapter, spec, options, job_dir, run, resume).run(todo, already_done=len(done))
+        stop = (options.cancel or CancelToken()).child()
+        ran = _Dispatch(self.adapter, spec, options, job_dir, stop, resume).dispatch(todo, already_done=len(done))
         output, merged = None, False
         if options.merge and (options.stitcher is not None or spec.merge_command is not None):
-            if run.stopping:
-                raise JobAbortedError(run.reason or "cancelled")
-            output, merged = self._merge(spec, options, job_dir, run), True
+            if stop.stopping:
+                raise JobAbortedError(stop.reason or "cancelled")
+            output, merged = self._merge(spec, options, job_dir, stop), True
         return ExecutionReport(ran=ran, skipped=sorted(done), output=output, merged=merged)
 
-    def _merge(self, spec: JobSpec, options: ExecutionOptions, job_dir: Path, run: CancelToken) -> Path | None:
+    def _merge(self, spec: JobSpec, options: ExecutionOptions, job_dir: Path, stop: CancelToken) -> Path | None:
         options.hooks.stitch_started()
         adapter = options.merge_adapter or self.adapter
         if options.stitcher is not None:
@@ -99,7 +99,7 @@ class JobExecutor:
             output.parent.mkdir(parents=True, exist_ok=True)
             audio = None
             if spec.audio is not None:
-                self._run_merge_step(adapter, spec.audio.command, spec, options, job_dir, run, "audio")
+                self._run_merge_step(adapter, spec.audio.command, spec, options, job_dir, stop, "audio")
                 audio = job_dir / spec.audio.output_file
             inputs = [job_dir / chunk.output_file for chunk in sorted(spec.chunks, key=lambda c: c.id)]
             try:
@@ -109,20 +109,20 @@ class JobExecutor:
             except Exception as exc:
                 raise FramefarmError(f"Merge failed: {type(exc).__name__}: {exc}") from exc
         assert spec.merge_command is not None
-        self._run_merge_step(adapter, spec.merge_command, spec, options, job_dir, run, "merge")
+        self._run_merge_step(adapter, spec.merge_command, spec, options, job_dir, stop, "merge")
         return Path(options.output_file).resolve() if options.output_file else None
 
     @staticmethod
     def _run_merge_step(adapter: WorkerAdapter, command: Command, spec: JobSpec, options: ExecutionOptions,
-                        job_dir: Path, run: CancelToken, step: str) -> None:
+                        job_dir: Path, stop: CancelToken, step: str) -> None:
         job = WorkerJob(command=command, cwd=job_dir, env=options.env, timeout=options.timeout,
-                        meta={**options.meta, "job_id": spec.id, "step": step}, cancel=run)
+                        meta={**options.meta, "job_id": spec.id, "step": step}, cancel=stop)
         try:
             result = adapter.execute(job)
         except Exception as exc:
             raise FramefarmError(f"Merge failed: {step} step raised {type(exc).__name__}: {exc}") from exc
-        if run.cancelled:
-            raise JobAbortedError(run.reason or "cancelled")
+        if stop.cancelled:
+            raise JobAbortedError(stop.reason or "cancelled")
         if not result.ok:
             how = f"exited {result.exit_code}" if result.kind is FailureKind.EXIT_CODE else "failed"
             raise FramefarmError(f"Merge failed: {step} step {how}: {result.failure_text()}")
@@ -132,8 +132,8 @@ class _Dispatch:
     """One run of the dispatch loop; lives only for one ``execute`` call."""
 
     def __init__(self, adapter: WorkerAdapter, spec: JobSpec, options: ExecutionOptions, job_dir: Path,
-                 run: CancelToken, resume: ResumeState) -> None:
-        self.adapter, self.spec, self.options, self.job_dir, self.run_token = adapter, spec, options, job_dir, run
+                 stop: CancelToken, resume: ResumeState) -> None:
+        self.adapter, self.spec, self.options, self.job_dir, self.stop = adapter, spec, options, job_dir, stop
         self.earlier_attempts = resume.earlier_attempts
         self.results: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
         self.live: dict[int, LiveAttempt] = {}  # attempts on the pool, by sequence number
@@ -142,8 +142,8 @@ class _Dispatch:
         self.watchdog = Watchdog.for_run(options, adapter)
         self.look_at: float | None = None  # when the watchdog looks again (time.monotonic()); None: work it out
 
-    def run(self, todo: deque[Chunk], *, already_done: int) -> list[int]:
-        options, run, hooks = self.options, self.run_token, self.options.hooks
+    def dispatch(self, todo: deque[Chunk], *, already_done: int) -> list[int]:
+        options, stop, hooks = self.options, self.stop, self.options.hooks
         total = len(self.spec.chunks)
         completed = already_done
         ran: list[int] = []
@@ -151,7 +151,7 @@ class _Dispatch:
         self.pool = AttemptThreads(max(1, min(options.concurrency, len(todo))))
         try:
             while True:
-                while todo and len(self.live) < options.concurrency and not run.stopping:
+                while todo and len(self.live) < options.concurrency and not stop.stopping:
                     chunk = todo.popleft()
                     self._submit(chunk, self.earlier_attempts.get(chunk.id, 0) + 1, 0.0)
                 if not self.live:
@@ -168,10 +168,10 @@ class _Dispatch:
                     hooks.chunk_completed(chunk.id, result)
                     if failure is None:
                         hooks.progress(completed, total)
-                elif run.stopping:
+                elif stop.stopping:
                     continue  # stopped (cancel, pause or an earlier failure): no retries
                 elif result.kind is FailureKind.CANCELLED:  # a remote worker saw the job's cancel marker before we did
-                    run.cancel("cancelled")
+                    stop.cancel("cancelled")
                     continue
                 elif self._may_retry(chunk, result):
                     delay = options.retry.backoff(self.failures[chunk.id][result.transient])
@@ -179,9 +179,9 @@ class _Dispatch:
                     self._submit(chunk, attempt + 1, delay)
                 else:
                     failure = ChunkFailedError(chunk.id, attempt, result.failure_text())
-                    run.drain("failed")
+                    stop.drain("failed")
         except BaseException:
-            run.drain("failed")  # a callback raised: let work in flight finish, then re-raise
+            stop.drain("failed")  # a callback raised: let work in flight finish, then re-raise
             while self.live:
                 self._next_outcome()
             raise
@@ -189,8 +189,8 @@ class _Dispatch:
             self.pool.shutdown()
         if failure is not None:
             raise failure
-        if run.stopping and len(ran) + already_done < total:
-            raise JobAbortedError(run.reason or "cancelled")
+        if stop.stopping and len(ran) + already_done < total:
+            raise JobAbortedError(stop.reason or "cancelled")
         return ran
 
     def _may_retry(self, chunk: Chunk, result: WorkerResult) -> bool:
@@ -202,7 +202,7 @@ class _Dispatch:
     def _submit(self, chunk: Chunk, attempt: int, delay: float) -> None:
         key = next(self.sequence)
         # an attempt the watchdog may give up on gets its own token, so it alone can be killed
-        token = self.run_token.child() if self.watchdog.limit is not None else self.run_token
+        token = self.stop.child() if self.watchdog.limit is not None else self.stop
         live = LiveAttempt(chunk, attempt, token)
         self.live[key] = live
         self.pool.submit(lambda: self._attempt(key, live, delay), live)
@@ -224,14 +224,14 @@ class _Dispatch:
                             continue  # it answered as the watchdog looked: its outcome is queued, take that
                         del self.live[key]
                         live.token.cancel("stuck")  # kills local work; a remote call ends at its own timeout
-                        self.run_token.release(live.token)
+                        self.stop.release(live.token)
                         logger.warning("job %s chunk %d attempt %d: %s", self.spec.id, live.chunk.id, live.attempt,
                                        result.error)
                         return _Outcome(live.chunk, live.attempt, result, live.started_at, self.options.clock())
                 continue
             answered = self.live.pop(outcome.key, None)
             if answered is not None:
-                self.run_token.release(answered.token)
+                self.stop.release(answered.token)
                 return outcome
             logger.warning("job %s chunk %d attempt %d answered after the watchdog gave up on it; ignored",
                            self.spec.id, outcome.chunk.id, outcome.attempt)
@@ -240,12 +240,12 @@ class _Dispatch:
         """Run one attempt on a pool thread; always puts exactly one outcome on the queue."""
         options, chunk, attempt = self.options, live.chunk, live.attempt
         try:
-            if (delay > 0 and self.run_token.wait(delay)) or self.run_token.stopping:
+            if (delay > 0 and self.stop.wait(delay)) or self.stop.stopping:
                 self.results.put(_Outcome(chunk, attempt, None, key=key))
                 return
             options.hooks.chunk_started(chunk.id, attempt)
             live.started_at = options.clock()
-            live.called()
+            live.sent()
             try:
                 result = self.adapter.execute(self._worker_job(chunk, attempt, live))
             except Exception as exc:
@@ -269,7 +269,7 @@ class _Dispatch:
             cancel=live.token,
             on_stdout=(lambda text: on_out(chunk.id, text)) if on_out else None,
             on_stderr=(lambda text: on_err(chunk.id, text)) if on_err else None,
-            on_call=live.called,
+            on_sent=live.sent,
         )
 
 

@@ -36,7 +36,7 @@ class Lease:
 class Beat:
     """What a renewal found: the request (``cancel``/``pause``) waiting on the job, if any."""
 
-    requested: str | None
+    pending_action: str | None
 
 
 def new_run_id() -> str:

@@ -34,16 +34,17 @@ from pathlib import Path
 
 from framefarm.adapters.base import WorkerResult
 from framefarm.cancel import CancelToken
-from framefarm.config import HANDOVER, framefarm_home, heartbeat_timing
+from framefarm.config import HANDOVER, LEASE_LOST, framefarm_home, heartbeat_timing
 from framefarm.errors import FramefarmError, JobAbortedError, JobStateError, id_list
 from framefarm.executor import JobExecutor
-from framefarm.failures import FailureKind
+from framefarm.heartbeat import Heartbeat, stop_as_asked
 from framefarm.lease import Lease, new_handover_token, new_run_id, owner_is_gone
-from framefarm.options import ExecutionOptions, ResumeState, RunHooks
-from framefarm.redaction import redact_result, secret_values
+from framefarm.options import ExecutionOptions, ResumeState
+from framefarm.redaction import secret_values
 from framefarm.repositories.base import JobRepository
+from framefarm.run_recording import RecordingHooks
 from framefarm.spec import JobSpec
-from framefarm.status import ChunkAttempt, ChunkStarted, ChunkState, JobState, JobStatus, tail
+from framefarm.status import ChunkState, JobRecord, JobState
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import cancel_key, chunk_key, job_prefix
 from framefarm.storage.logs import keep_full_logs
@@ -54,7 +55,6 @@ logger = logging.getLogger(__name__)
 RUNNABLE = frozenset({JobState.PENDING, JobState.PAUSED, JobState.FAILED, JobState.CANCELLED,
                       JobState.RENDERED})
 ACTIVE = frozenset({JobState.RUNNING, JobState.STITCHING})
-LEASE_LOST = "lease lost"  # a stop reason: another runner holds the job now, or may
 REQUESTS = {"cancel": JobState.CANCELLED, "pause": JobState.PAUSED}  # a control request, and where it ends a job
 
 
@@ -64,6 +64,7 @@ class _ActiveRun:
     lease: Lease
     thread: threading.Thread | None = None
     writer: StoreWriter | None = None
+    heartbeat: Heartbeat | None = None
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
 
 
@@ -104,7 +105,7 @@ class JobManager:
     # -- creating and running -------------------------------------------------------------------
 
     def create_job(self, spec: JobSpec, *, output: str | None = None, client_token: str | None = None
-                   ) -> JobStatus:
+                   ) -> JobRecord:
         """Store a new pending job in one conditional write.
 
         ``client_token`` makes a retried call idempotent: when the job already exists with the same
@@ -113,9 +114,9 @@ class JobManager:
         return self.create_job_once(spec, output=output, client_token=client_token)[0]
 
     def create_job_once(self, spec: JobSpec, *, output: str | None = None, client_token: str | None = None
-                        ) -> tuple[JobStatus, bool]:
+                        ) -> tuple[JobRecord, bool]:
         """``create_job``, also saying whether this call created the job (False: a retry found it)."""
-        status = JobStatus.new(spec, now=self._clock(), output=output, client_token=client_token)
+        status = JobRecord.new(spec, now=self._clock(), output=output, client_token=client_token)
         existing = self.repository.create(status)
         if existing is None:
             return status, True
@@ -135,7 +136,7 @@ class JobManager:
         self.start_job(spec.id, options)
         return spec.id
 
-    def start_job(self, job_id: str, options: ExecutionOptions | None = None) -> JobStatus:
+    def start_job(self, job_id: str, options: ExecutionOptions | None = None) -> JobRecord:
         """Run a stored pending job on a background thread; returns its summary at once (``wait`` for it)."""
         return self._start(job_id, options, background=True)
 
@@ -144,12 +145,12 @@ class JobManager:
         with self._lock:
             return frozenset(self._active)
 
-    def run_job(self, job_id: str, options: ExecutionOptions | None = None) -> JobStatus:
+    def run_job(self, job_id: str, options: ExecutionOptions | None = None) -> JobRecord:
         """Run (or continue) a stored job on this thread until it ends; returns its final summary."""
         return self._start(job_id, options, background=False)
 
     def continue_job(self, job_id: str, options: ExecutionOptions | None = None, *,
-                     handed_by: str | None = None) -> JobStatus:
+                     handed_by: str | None = None) -> JobRecord:
         """Take over a job that another runner handed over (``CancelToken.drain("handover")``).
 
         ``handed_by`` is the hand-over token the continuation event carries (see ``handover_token``):
@@ -167,7 +168,7 @@ class JobManager:
             return self._handovers.pop(job_id, None)
 
     def resume_job(self, job_id: str, options: ExecutionOptions | None = None, *,
-                   background: bool = True) -> JobStatus:
+                   background: bool = True) -> JobRecord:
         """Continue a paused, failed, cancelled or abandoned job; completed chunks are skipped."""
         status = self.summary(job_id)
         if status.state in ACTIVE:
@@ -179,7 +180,7 @@ class JobManager:
                            expected=RUNNABLE | ACTIVE)
 
     def retry_chunks(self, job_id: str, chunk_ids: Collection[int], options: ExecutionOptions | None = None, *,
-                     background: bool = True) -> JobStatus:
+                     background: bool = True) -> JobRecord:
         """Render ``chunk_ids`` of a stopped job again (completed, stitching, failed, cancelled, paused
         or abandoned): ``reopen_chunks``, then ``resume_job``, which skips the chunks still completed.
         A stitched video predates the new chunks: a run with a stitcher stitches again, otherwise
@@ -219,7 +220,7 @@ class JobManager:
         logger.info("job %s: chunks %s reopened to render again", job_id, id_list(reopened))
         return reopened
 
-    def take_over(self, job_id: str, options: ExecutionOptions | None = None, *, patience: float) -> JobStatus:
+    def take_over(self, job_id: str, options: ExecutionOptions | None = None, *, patience: float) -> JobRecord:
         """Resume a ``running`` job whose runner died, waiting up to ``patience`` s for its lease
         to run out (a retried orchestrator call arrives while the dead run still looks alive).
 
@@ -239,7 +240,7 @@ class JobManager:
             until = status.lease_until if status.lease_until is not None else now
             self._sleep(min(max(until - now, 0.05), self._heartbeat_interval, deadline - now))
 
-    def wait(self, job_id: str, timeout: float | None = None) -> JobStatus:
+    def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
         """Block until a job started by this manager stops running; returns its status."""
         with self._lock:
             run = self._active.get(job_id)
@@ -249,7 +250,7 @@ class JobManager:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def get_job(self, job_id: str) -> JobStatus | None:
+    def get_job(self, job_id: str) -> JobRecord | None:
         """The job as stored; for a job running here, after its pending chunk events are written."""
         with self._lock:
             run = self._active.get(job_id)
@@ -257,14 +258,14 @@ class JobManager:
             run.writer.flush()
         return self.repository.get(job_id)
 
-    def summary(self, job_id: str) -> JobStatus:
+    def summary(self, job_id: str) -> JobRecord:
         """The job's state and counters without its chunk records; JobNotFoundError if there is none."""
         status = self.repository.get(job_id, chunks=False)
         if status is None:
             raise self.repository.not_found(job_id)
         return status
 
-    def list_jobs(self, limit: int | None = None) -> list[JobStatus]:
+    def list_jobs(self, limit: int | None = None) -> list[JobRecord]:
         return self.repository.list(limit)
 
     @property
@@ -272,7 +273,7 @@ class JobManager:
         """Seconds without a heartbeat after which a running job counts as abandoned."""
         return self._stale_after
 
-    def is_stale(self, status: JobStatus) -> bool:
+    def is_stale(self, status: JobRecord) -> bool:
         """True when nothing runs the job any more: its lease ran out, or its runner's process on
         this host is gone."""
         if status.id in self._active:
@@ -281,11 +282,11 @@ class JobManager:
 
     # -- control ---------------------------------------------------------------------------------
 
-    def cancel_job(self, job_id: str) -> JobStatus:
+    def cancel_job(self, job_id: str) -> JobRecord:
         """Stop a job and kill its work in flight; it ends ``cancelled``."""
         return self._control(job_id, "cancel")
 
-    def pause_job(self, job_id: str) -> JobStatus:
+    def pause_job(self, job_id: str) -> JobRecord:
         """Stop dispatching; work in flight finishes and is kept; the job ends ``paused``."""
         return self._control(job_id, "pause")
 
@@ -309,19 +310,19 @@ class JobManager:
         self._options.pop(job_id, None)
         return deleted
 
-    def _control(self, job_id: str, action: str) -> JobStatus:
+    def _control(self, job_id: str, action: str) -> JobRecord:
         for _ in range(3):  # a runner may take or drop the job between our look and our write
             status = self.summary(job_id)
             with self._lock:
                 run = self._active.get(job_id)
             if run is not None:
-                _stop_as_requested(run.token, action)
+                stop_as_asked(run.token, action)
                 break
             if status.state not in ACTIVE and status.state not in (JobState.PENDING, JobState.PAUSED):
                 raise JobStateError(f"job {job_id!r} is already {status.state.value}")
             if status.state in ACTIVE and not self.is_stale(status):
                 # the process running it acts within a heartbeat; refused if its run ended meanwhile
-                if self.repository.request(job_id, action, now=self._clock()):
+                if self.repository.ask_runner(job_id, action, now=self._clock()):
                     if action == "cancel":
                         self._mark_cancelled(job_id)  # remote workers need not wait for that heartbeat
                     break
@@ -339,7 +340,7 @@ class JobManager:
     # -- the run itself --------------------------------------------------------------------------
 
     def _start(self, job_id: str, options: ExecutionOptions | None, *, background: bool,
-               expected: frozenset[JobState] = RUNNABLE, successor_of: str | None = None) -> JobStatus:
+               expected: frozenset[JobState] = RUNNABLE, successor_of: str | None = None) -> JobRecord:
         options = options or ExecutionOptions()
         token = options.cancel or CancelToken()
         with self._lock:
@@ -372,17 +373,16 @@ class JobManager:
         raise JobStateError(f"job {job_id!r} is {status.state.value} and another runner holds it "
                             f"({status.lease_owner}, for {left:.0f} s more unless renewed)")
 
-    def _run(self, job_id: str, options: ExecutionOptions, run: _ActiveRun) -> JobStatus:
-        stop_heartbeat = threading.Event()
+    def _run(self, job_id: str, options: ExecutionOptions, run: _ActiveRun) -> JobRecord:
         owner = run.lease.owner
         try:
             status = self.summary(job_id)
             try:
-                final = REQUESTS.get(status.requested or "")
+                final = REQUESTS.get(status.pending_action or "")
                 if final is not None:  # asked while nobody ran it (e.g. during a hand-over): honour it now
                     state, error, output = final, "Job cancelled" if final is JobState.CANCELLED else None, None
                 else:
-                    state, error, output = self._run_chunks(status, options, run, stop_heartbeat)
+                    state, error, output = self._run_chunks(status, options, run)
             except Exception as exc:  # whatever failed after the job went running ends it failed, with why
                 logger.exception("job %s: unexpected error", job_id)
                 state, error, output = JobState.FAILED, f"{type(exc).__name__}: {exc}", None
@@ -398,17 +398,19 @@ class JobManager:
         finally:
             if run.writer is not None:
                 run.writer.close()
-            stop_heartbeat.set()
+            if run.heartbeat is not None:
+                run.heartbeat.stop()
             with self._lock:
                 self._active.pop(job_id, None)
             run.done.set()
 
-    def _run_chunks(self, status: JobStatus, options: ExecutionOptions, run: _ActiveRun,
-                    stop_heartbeat: threading.Event) -> tuple[JobState, str | None, str | None]:
+    def _run_chunks(self, status: JobRecord, options: ExecutionOptions, run: _ActiveRun
+                    ) -> tuple[JobState, str | None, str | None]:
         """Execute the job's chunks under the heartbeat; returns the final (state, error, output)."""
         job_id = status.id
-        threading.Thread(target=self._heartbeat, args=(job_id, run, stop_heartbeat),
-                         name=f"framefarm-heartbeat-{job_id}", daemon=True).start()
+        run.heartbeat = Heartbeat(self.repository, job_id, run.lease, run.token, interval=self._heartbeat_interval,
+                                  stale_after=self._stale_after, clock=self._clock)
+        run.heartbeat.start()
         if self.storage is not None:  # a resumed job may carry the marker of an earlier cancel
             self.storage.delete_prefix(cancel_key(job_id))
             run.token.on_cancel(lambda: self._mark_cancelled(job_id))
@@ -420,7 +422,7 @@ class JobManager:
             return JobState.FAILED, f"job store write failed: {run.writer.error}", None
         return result
 
-    def _execute(self, status: JobStatus, options: ExecutionOptions, token: CancelToken, writer: StoreWriter,
+    def _execute(self, status: JobRecord, options: ExecutionOptions, token: CancelToken, writer: StoreWriter,
                  owner: str) -> tuple[JobState, str | None, str | None]:
         """Run the executor; returns the final (state, error, output)."""
         job_id = status.id
@@ -432,7 +434,10 @@ class JobManager:
             earlier_attempts={chunk_id: attempts for chunk_id, (_, attempts) in states.items()})
         job_dir = Path(options.job_dir) if options.job_dir else self.job_dir(job_id)
         output_file = options.output_file or status.output
-        hooks = _RecordingHooks(self, job_id, options.hooks, writer, owner, job_dir, status.spec)
+        hooks = RecordingHooks(self.repository, writer, job_id, owner, caller=options.hooks, spec=status.spec,
+                               job_dir=job_dir, secrets=self._secrets, clock=self._clock,
+                               keep_logs=lambda chunk_id, attempt, result: self._save_full_logs(
+                                   job_id, chunk_id, attempt, result))
         run_options = dataclasses.replace(
             options, cancel=token, job_dir=job_dir, hooks=hooks,
             output_file=output_file if options.stitcher is not None or options.output_file else None)
@@ -474,100 +479,3 @@ class JobManager:
             self.storage.put_text(cancel_key(job_id), "cancelled")
         except Exception:  # workers then run to their end; the job is cancelled all the same
             logger.warning("job %s: could not write the cancel marker", job_id, exc_info=True)
-
-    def _heartbeat(self, job_id: str, run: _ActiveRun, stop: threading.Event) -> None:
-        """Renew the run's lease every interval, and stop dispatching once it may no longer be held.
-
-        The renewal runs on a thread of its own, so a store call that hangs (a busy SQLite file, a
-        DynamoDB call waiting out its read timeout) cannot hold up the fence: when less than one
-        interval of the lease is left by this runner's own clock, it stops, whatever the store says.
-        """
-        held = {"until": run.lease.until, "lost": False}
-        renewing = threading.Lock()
-
-        def renew() -> None:
-            try:
-                now = self._clock()
-                lease = Lease(run.lease.owner, now + self._stale_after)
-                beat = self.repository.renew_lease(job_id, lease, now=now)
-                if beat is None:
-                    held["lost"] = True
-                else:
-                    held["until"] = lease.until
-                    _stop_as_requested(run.token, beat.requested)
-            except Exception:  # a store hiccup is retried next beat, while the lease still holds
-                logger.warning("job %s: heartbeat failed", job_id, exc_info=True)
-            finally:
-                renewing.release()
-
-        while not stop.wait(self._heartbeat_interval):
-            if held["lost"] or self._clock() + self._heartbeat_interval >= held["until"]:
-                logger.warning("job %s: this runner lost its lease (or could not renew it in time); "
-                               "stopping dispatch", job_id)
-                run.token.drain(LEASE_LOST)
-                return
-            if renewing.acquire(blocking=False):  # else the last renewal is still out: the fence above decides
-                threading.Thread(target=renew, name=f"framefarm-renew-{job_id}", daemon=True).start()
-
-
-class _RecordingHooks(RunHooks):
-    """Writes each event of a run to the job store first, then tells the caller's hooks."""
-
-    def __init__(self, manager: JobManager, job_id: str, caller: RunHooks, writer: StoreWriter, owner: str,
-                 job_dir: Path, spec: JobSpec) -> None:
-        self._manager, self._job_id, self._caller, self._writer, self._owner = manager, job_id, caller, writer, owner
-        self._base = str(job_dir)
-        self._outputs = {chunk.id: chunk.output_file for chunk in spec.chunks}
-        for name in ("chunk_stdout", "chunk_stderr"):  # streamed only when the caller listens
-            if caller.listens_to(name):
-                setattr(self, name, getattr(caller, name))
-        self.progress, self.chunk_retrying, self.chunk_completed = (  # type: ignore[method-assign]
-            caller.progress, caller.chunk_retrying, caller.chunk_completed)
-
-    def chunk_started(self, chunk_id: int, attempt: int) -> None:
-        self._writer.put(ChunkStarted(chunk_id, attempt, self._manager._clock()))
-        self._caller.chunk_started(chunk_id, attempt)
-
-    def attempt_finished(self, chunk_id: int, attempt: int, result: WorkerResult, started_at: float,
-                         finished_at: float) -> None:
-        manager = self._manager
-        result = redact_result(result, manager._secrets)
-        manager._save_full_logs(self._job_id, chunk_id, attempt, result)
-        self._writer.put(_attempt_record(
-            chunk_id, attempt, result, started_at, finished_at,
-            output=result.output_location or f"{self._base}/{self._outputs[chunk_id]}"))
-        self._caller.attempt_finished(chunk_id, attempt, result, started_at, finished_at)
-
-    def stitch_started(self) -> None:
-        self._writer.flush()  # the store shows every chunk done before it shows the job stitching
-        if not self._manager.repository.set_state(self._job_id, JobState.STITCHING, now=self._manager._clock(),
-                                                  expected={JobState.RUNNING}, owner=self._owner):
-            raise JobAbortedError(LEASE_LOST)  # another runner holds the job now: it stitches, not us
-        self._caller.stitch_started()
-
-
-def _stop_as_requested(token: CancelToken, action: str | None) -> None:
-    """Stop a run as a control request asks: ``cancel`` kills its work in flight, ``pause`` lets it finish."""
-    if action == "cancel":
-        token.cancel("cancelled")
-    elif action == "pause":
-        token.drain("paused")
-
-
-def _attempt_record(chunk_id: int, attempt: int, result: WorkerResult, started: float, finished: float, *,
-                    output: str) -> ChunkAttempt:
-    if result.ok:
-        state = ChunkState.COMPLETED
-    elif result.kind is FailureKind.CANCELLED:
-        state = ChunkState.CANCELLED
-    else:
-        state = ChunkState.FAILED
-    error = None if result.ok else result.reason
-    return ChunkAttempt(
-        chunk_id=chunk_id, attempt=attempt, state=state, duration_ms=result.duration_ms,
-        billed_duration_ms=result.billed_duration_ms or 0, memory_mb=result.memory_mb,
-        max_memory_used_mb=result.max_memory_used_mb, init_duration_ms=result.init_duration_ms,
-        request_id=result.request_id, cost_usd=result.cost_usd or 0.0, throttles=result.throttles,
-        stdout_tail=tail(result.stdout), stderr_tail=tail(result.stderr), error=error, kind=result.kind,
-        output=output if result.ok else None, started_at=started or None, finished_at=finished or None,
-    )

@@ -189,7 +189,7 @@ class JobMetrics(BaseModel):
 SpecLoader = Callable[[], JobSpec]
 
 
-class JobStatus(BaseModel):
+class JobRecord(BaseModel):
     """A job as the store knows it. ``chunks`` is empty in listings (see ``JobRepository.list``).
 
     ``spec`` is given as a JobSpec or as a function that reads it (a store's own loader), so listings
@@ -207,7 +207,7 @@ class JobStatus(BaseModel):
     created_at: float
     updated_at: float
     heartbeat_at: float | None = None
-    requested: str | None = None
+    pending_action: str | None = None  # "cancel" or "pause", asked of the runner (stored as `requested`)
     lease_owner: str | None = None
     lease_until: float | None = None
     client_token: str | None = None
@@ -220,9 +220,9 @@ class JobStatus(BaseModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _spec_aside(cls, data: Any, handler: ModelWrapValidatorHandler[JobStatus]) -> JobStatus:
+    def _spec_aside(cls, data: Any, handler: ModelWrapValidatorHandler[JobRecord]) -> JobRecord:
         """Keep ``spec`` (a JobSpec, its fields, or a loader) apart from the fields pydantic checks."""
-        if isinstance(data, JobStatus):
+        if isinstance(data, JobRecord):
             return data
         if not isinstance(data, dict) or data.get("spec") is None:
             raise ValueError("spec: required (a JobSpec, or a function that reads it)")
@@ -242,7 +242,7 @@ class JobStatus(BaseModel):
         return spec
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, JobStatus):
+        if not isinstance(other, JobRecord):
             return NotImplemented
         return self.__dict__ == other.__dict__ and self.spec == other.spec
 
@@ -266,7 +266,10 @@ class JobStatus(BaseModel):
 
     @classmethod
     def new(cls, spec: JobSpec, *, now: float, output: str | None = None, client_token: str | None = None
-            ) -> JobStatus:
+            ) -> JobRecord:
         return cls(id=spec.id, spec=spec, total_chunks=len(spec.chunks), output=output or spec.output,
                    created_at=now, updated_at=now, client_token=client_token,
                    chunks=[ChunkRecord(chunk_id=chunk.id) for chunk in spec.chunks])
+
+
+JobStatus = JobRecord  # its name in framefarm 0.1 (it is the whole record of a job, not only its state)

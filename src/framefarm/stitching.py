@@ -11,7 +11,7 @@ from framefarm.errors import JobStateError, id_list
 from framefarm.manager import JobManager
 from framefarm.options import ExecutionOptions, ResumeState
 from framefarm.spec import JobSpec
-from framefarm.status import ChunkState, JobState, JobStatus
+from framefarm.status import ChunkState, JobRecord, JobState
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.storage.keys import output_key
 
@@ -19,7 +19,7 @@ STITCHABLE = frozenset({JobState.RENDERED, JobState.STITCHING, JobState.COMPLETE
                         JobState.FAILED, JobState.CANCELLED})  # states at rest in which every chunk may be done
 
 
-def require_ready_to_stitch(manager: JobManager, job_id: str) -> JobStatus:
+def require_ready_to_stitch(manager: JobManager, job_id: str) -> JobRecord:
     """The job with its chunk records, or JobStateError: a runner holds it, or a chunk is not done
     (then its output in storage, if any, may be an earlier attempt's)."""
     job = manager.repository.require(job_id)
@@ -39,7 +39,7 @@ def mark_stitched(manager: JobManager, job_id: str, output: Path | str) -> bool:
                                         expected=STITCHABLE, free_at=time.time())
 
 
-def stitch_job_dir(manager: JobManager, job: JobStatus, output: Path) -> Path:
+def stitch_job_dir(manager: JobManager, job: JobRecord, output: Path) -> Path:
     """Join the chunk outputs in the job's directory on this machine (a local render's); the audio
     track, if the job has one, is rendered on the manager's adapter first."""
     options = ExecutionOptions(job_dir=manager.job_dir(job.id), stitcher=FfmpegStitcher(), output_file=output)

@@ -32,7 +32,7 @@ class LiveAttempt:
     started_at: float = 0.0
     silent_since: float | None = None  # time.monotonic() of the last call; None until the attempt starts
 
-    def called(self) -> None:
+    def sent(self) -> None:
         self.silent_since = time.monotonic()
 
 
@@ -42,7 +42,7 @@ class Watchdog:
 
     The limit is ``ExecutionOptions.timeout``, else the adapter's ``call_timeout`` (a Lambda
     function's or a Cloud Run service's own timeout); with neither, there is no watchdog. Silence
-    is measured from the last time the call went out (``WorkerJob.on_call``), so throttle waits
+    is measured from the last time the call went out (``WorkerJob.on_sent``), so throttle waits
     inside an adapter do not count. The attempt given up on is a ``timeout`` (a transient failure),
     retried or failed like any other, and whatever it answers later is ignored.
     """

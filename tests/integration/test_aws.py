@@ -267,7 +267,7 @@ def test_jobs_table_lists_from_dynamodb_alone(aws, capsys, monkeypatch):
     # GIVEN jobs in a table whose specs are in S3
     import boto3.session
 
-    from framefarm import JobStatus, plan_job
+    from framefarm import JobRecord, plan_job
     from framefarm.cli import main
     from framefarm.repositories.dynamodb import create_table
 
@@ -276,7 +276,7 @@ def test_jobs_table_lists_from_dynamodb_alone(aws, capsys, monkeypatch):
     repository = DynamoDBJobRepository("listed", storage=S3Storage("specs"))
     for i, job_id in enumerate(("first", "second")):
         spec = plan_job({**sleepy_job(3, job_id=job_id), "command": "render {output}"})
-        repository.save(JobStatus.new(spec, now=1_700_000_000.0 + i))
+        repository.save(JobRecord.new(spec, now=1_700_000_000.0 + i))
     built: list[str] = []
     original = boto3.session.Session.client
     monkeypatch.setattr(boto3.session.Session, "client",

@@ -19,7 +19,7 @@ from framefarm.devcloud import LocalAwsStack
 from framefarm.repositories.base import put_spec
 from framefarm.repositories.dynamodb import DynamoDBJobRepository
 from framefarm.repositories.sqlite import SqliteJobRepository
-from framefarm.status import ChunkState, JobState, JobStatus
+from framefarm.status import ChunkState, JobRecord, JobState
 from framefarm.storage.keys import cancel_key
 from framefarm.storage.s3 import S3Storage
 from tests.helpers import WorkerServer, eventually
@@ -33,7 +33,7 @@ def minute_job(job_id: str, chunks: int) -> dict:
             "command": MINUTE_CHUNK}
 
 
-def check_cancelled(status: JobStatus, chunks: int) -> None:
+def check_cancelled(status: JobRecord, chunks: int) -> None:
     assert status.state is JobState.CANCELLED
     assert [record.state for record in status.chunks] == [ChunkState.CANCELLED] * chunks
     assert all(record.billed_duration_ms > 0 and record.error == "cancelled" for record in status.chunks)

@@ -28,7 +28,7 @@ from framefarm.devcloud import LocalAwsStack
 from framefarm.lease import Lease
 from framefarm.repositories.dynamodb import DynamoDBJobRepository
 from framefarm.repositories.sqlite import SqliteJobRepository
-from framefarm.status import ChunkState, JobState, JobStatus
+from framefarm.status import ChunkState, JobRecord, JobState
 from framefarm.storage.s3 import S3Storage
 from tests.helpers import RecordingStitcher, eventually
 
@@ -49,7 +49,7 @@ def short_job(job_id: str, chunks: int) -> dict:
             "command": SHORT_CHUNK}
 
 
-def check_counted_once(status: JobStatus, chunks: int) -> None:
+def check_counted_once(status: JobRecord, chunks: int) -> None:
     assert status.state is JobState.RENDERED, status.error
     assert status.completed_chunks == chunks
     assert [record.state for record in status.chunks] == [ChunkState.COMPLETED] * chunks

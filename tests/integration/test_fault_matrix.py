@@ -37,7 +37,7 @@ from framefarm.devcloud import LocalAwsStack
 from framefarm.repositories.base import put_spec
 from framefarm.repositories.dynamodb import DynamoDBJobRepository
 from framefarm.spec import JobSpec
-from framefarm.status import ChunkState, JobState, JobStatus
+from framefarm.status import ChunkState, JobRecord, JobState
 from framefarm.storage.s3 import S3Storage
 from tests.helpers import FAULTY_CHUNK, PlatformFaults, RecordingStitcher, WorkerProcess, WorkerServer
 
@@ -98,7 +98,7 @@ class LocalBackend:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
 
-    def run(self, job_id: str, plan_dir: Path, fault: Fault) -> tuple[JobStatus, RecordingStitcher]:
+    def run(self, job_id: str, plan_dir: Path, fault: Fault) -> tuple[JobRecord, RecordingStitcher]:
         storage = LocalStorage(self.tmp_path / "store")
         manager = JobManager(SqliteJobRepository(self.tmp_path / "jobs.db"), JobExecutor(LocalWorkerAdapter()),
                              storage)
@@ -116,7 +116,7 @@ class LambdaBackend:
     def __init__(self, stack: LocalAwsStack, tmp_path: Path) -> None:
         self.stack, self.tmp_path = stack, tmp_path
 
-    def run(self, job_id: str, plan_dir: Path, fault: Fault) -> tuple[JobStatus, RecordingStitcher]:
+    def run(self, job_id: str, plan_dir: Path, fault: Fault) -> tuple[JobRecord, RecordingStitcher]:
         is_chunk_1 = lambda event: event.get("job_id") == job_id and event.get("chunk_id") == 1  # noqa: E731
         if fault.platform:
             self.stack.cloud.inject(WORKER, fault.platform, fault.times, match=is_chunk_1)
@@ -137,7 +137,7 @@ class CloudRunBackend:
     def __init__(self, worker: WorkerProcess, tmp_path: Path) -> None:
         self.worker, self.tmp_path = worker, tmp_path
 
-    def run(self, job_id: str, plan_dir: Path, fault: Fault) -> tuple[JobStatus, RecordingStitcher]:
+    def run(self, job_id: str, plan_dir: Path, fault: Fault) -> tuple[JobRecord, RecordingStitcher]:
         faults = PlatformFaults()
         if fault.platform:
             faults.add(fault.platform, fault.times, chunk_id=1)

@@ -67,11 +67,11 @@ def store(tmp_path):
 
 
 def new_job(store, tmp_path: Path, job_id: str) -> Path:
-    from framefarm.status import JobStatus
+    from framefarm.status import JobRecord
 
     ledger = tmp_path / f"ledger-{job_id}"
     ledger.mkdir()
-    store.save(JobStatus.new(plan_job(counted_job(job_id, ledger)), now=time.time()))
+    store.save(JobRecord.new(plan_job(counted_job(job_id, ledger)), now=time.time()))
     return ledger
 
 

@@ -4,7 +4,7 @@ nothing in the repository points at a design document that is not in it.
 Checked in the doc: every ``src/framefarm/...`` path (anywhere, code blocks included); every
 backticked path (a token with a ``/`` or ending ``.py``, found from the repository root, ``src/`` or
 ``src/framefarm/``); every backticked ``framefarm.x.y`` module, optionally followed by one name the
-module defines. The only names allowed to be missing are the renames in NEW_NAMES, which land shortly.
+module defines.
 """
 
 from __future__ import annotations
@@ -17,12 +17,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "architecture.md"
-#: Names the doc already uses for renames that are landing: JobStatus -> JobRecord, requested/request()
-#: -> pending_action/ask_runner(), announce_call/on_call -> mark_sent/on_sent, TAKEOVER_PATIENCE ->
-#: TAKEOVER_STALE_PERIODS, and manager.py's heartbeat and recording hooks moving to their own modules.
-NEW_NAMES = frozenset({"JobRecord", "pending_action", "ask_runner", "mark_sent", "on_sent", "TAKEOVER_STALE_PERIODS",
-                       "src/framefarm/heartbeat.py", "src/framefarm/run_recording.py",
-                       "framefarm.heartbeat", "framefarm.run_recording"})
 #: Where the repository's own text lives (its sources, tests, benchmarks, infrastructure and docs).
 SCANNED = ("src", "tests", "bench", "infra", "lambda_handlers", "docs", "examples",
            "README.md", "Makefile", "pyproject.toml", "cdk.json")
@@ -87,7 +81,7 @@ def missing_names(text: str, root: Path) -> list[str]:
     """What the doc names that the repository does not have (the landing renames excepted)."""
     missing = [path for path in named_paths(text) if not path_exists(path, root)]
     missing += [name for name in named_modules(text) if not module_exists(name, root)]
-    return sorted(name for name in missing if name not in NEW_NAMES and name.rpartition(".")[2] not in NEW_NAMES)
+    return sorted(missing)
 
 
 def outside_doc_mentions(root: Path) -> list[str]:
@@ -130,21 +124,14 @@ def fake_repo(tmp_path: Path) -> Path:
 
 
 def test_a_path_or_module_that_is_gone_is_named(fake_repo: Path) -> None:
-    # GIVEN a doc naming things that exist, one path and one module that do not, and a landing rename
+    # GIVEN a doc naming things that exist, and paths and names that do not
     text = ("See src/framefarm/storage/keys.py, `storage/keys.py`, `infra/`, `framefarm.storage.keys`,\n"
             "`framefarm.storage.keys.chunk_key`, `framefarm.storage.keys.LIMIT`, `jobs/<job>/spec.json`,\n"
-            "src/framefarm/gone.py and `framefarm.storage.keys.old_name`, and the new `framefarm.heartbeat`.\n"
+            "src/framefarm/gone.py and `framefarm.storage.keys.old_name`.\n"
             "```\nsrc/framefarm/storage/missing.py in a code block\n```\n")
-    # WHEN the doc is checked  THEN exactly the two that are gone are named
+    # WHEN the doc is checked  THEN exactly the three that are gone are named
     assert missing_names(text, fake_repo) == ["framefarm.storage.keys.old_name", "src/framefarm/gone.py",
                                               "src/framefarm/storage/missing.py"]
-
-
-def test_only_the_listed_renames_are_tolerated(fake_repo: Path) -> None:
-    # GIVEN a doc naming one landing rename and one name that is not on the list
-    text = "`framefarm.storage.keys.TAKEOVER_STALE_PERIODS` and `framefarm.storage.keys.TAKEOVER_PATIENCE`"
-    # WHEN it is checked  THEN only the unlisted one is reported
-    assert missing_names(text, fake_repo) == ["framefarm.storage.keys.TAKEOVER_PATIENCE"]
 
 
 def test_a_file_pointing_at_an_outside_design_document_is_found(fake_repo: Path) -> None:

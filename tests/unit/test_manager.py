@@ -15,8 +15,8 @@ from framefarm import (
     InMemoryJobRepository,
     JobExecutor,
     JobManager,
+    JobRecord,
     JobState,
-    JobStatus,
     LocalStorage,
     SqliteJobRepository,
 )
@@ -155,10 +155,10 @@ def test_cancel_from_another_process_reaches_the_runner_through_the_store(tmp_pa
     assert started.wait(30)
     # WHEN "process B" (its own manager and connection) cancels it
     other = manager_for(ScriptedWorker(), SqliteJobRepository(tmp_path / "jobs.db"), tmp_path)
-    assert other.cancel_job("job").requested == "cancel"
+    assert other.cancel_job("job").pending_action == "cancel"
     # THEN the runner stops within a heartbeat and the request is cleared
     final = runner.wait("job", timeout=30)
-    assert final.state is JobState.CANCELLED and final.requested is None
+    assert final.state is JobState.CANCELLED and final.pending_action is None
     assert worker.order == [0]
 
 
@@ -353,7 +353,7 @@ def test_two_starts_of_one_job_run_it_once(store, tmp_path):
     assert worker.calls == {0: 1, 1: 1, 2: 1}
 
 
-def handed_over(store, tmp_path, chunks: int) -> tuple[ScriptedWorker, JobManager, JobStatus]:
+def handed_over(store, tmp_path, chunks: int) -> tuple[ScriptedWorker, JobManager, JobRecord]:
     """A job whose run handed over after its first chunk (the orchestrator's deadline): its worker,
     manager and the run's summary."""
     worker = ScriptedWorker()
@@ -380,7 +380,7 @@ def test_a_handed_over_job_continues_once_per_token(store, tmp_path):
 
 def test_a_request_made_during_a_hand_over_is_honoured_by_the_continuation(store, tmp_path):
     worker, manager, _ = handed_over(store, tmp_path, 3)
-    assert store.request("job", "cancel", now=time.time())
+    assert store.ask_runner("job", "cancel", now=time.time())
     final = manager.continue_job("job", handed_by=manager.handover_token("job"))
     assert final.state is JobState.CANCELLED and worker.calls == {0: 1}
 

@@ -25,8 +25,12 @@ ONE_CALL = {
     "render", "submit", "attach", "load_job", "RenderHandle", "RenderResult", "Progress", "RenderFailed",
     "Backend", "Local", "Lambda", "CloudRun", "RetryPolicy", "RunHooks", "FailureKind",
     "JobStateError", "JobNotFoundError", "StorageError", "ToolNotFoundError", "ChunkState", "JobMetrics",
-    "JobRepository", "Storage",
+    "JobRepository", "Storage", "JobRecord",
 }
+
+
+def test_old_names_are_the_new_things():
+    assert framefarm.JobStatus is framefarm.JobRecord
 
 
 def test_contract_names_are_exported():

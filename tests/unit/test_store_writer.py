@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from framefarm import InMemoryJobRepository, JobStatus
+from framefarm import InMemoryJobRepository, JobRecord
 from framefarm.status import ChunkAttempt, ChunkStarted, ChunkState
 from framefarm.store_writer import StoreWriter, _coalesce, _Marker
 from tests.helpers import eventually, make_spec
@@ -16,7 +16,7 @@ def attempt(chunk_id: int, number: int = 1, state: ChunkState = ChunkState.COMPL
 
 def test_flush_makes_every_earlier_event_visible_in_order():
     repo = InMemoryJobRepository()
-    repo.save(JobStatus.new(make_spec(100, job_id="j"), now=0.0))
+    repo.save(JobRecord.new(make_spec(100, job_id="j"), now=0.0))
     writer = StoreWriter(repo, "j")
     for chunk_id in range(100):
         writer.put(ChunkStarted(chunk_id, 1, 1.0))
@@ -66,7 +66,7 @@ def test_a_store_that_recovers_loses_nothing():
             return super().record_batch(job_id, events)
 
     repo = FlakyStore()
-    repo.save(JobStatus.new(make_spec(3, job_id="j"), now=0.0))
+    repo.save(JobRecord.new(make_spec(3, job_id="j"), now=0.0))
     writer = StoreWriter(repo, "j", sleep=lambda s: None)
     for chunk_id in range(3):
         writer.put(attempt(chunk_id))
@@ -100,7 +100,7 @@ class FlushAfterTheWriterLeft:
 def test_a_flush_racing_close_returns_once_the_writer_is_gone():
     # GIVEN a writer with one event queued, whose next flush marker goes in only after the writer left
     repo = InMemoryJobRepository()
-    repo.save(JobStatus.new(make_spec(1, job_id="j"), now=0.0))
+    repo.save(JobRecord.new(make_spec(1, job_id="j"), now=0.0))
     writer = StoreWriter(repo, "j")
     writer.put(attempt(0))
     writer._queue = FlushAfterTheWriterLeft(writer)
@@ -127,7 +127,7 @@ def test_a_flush_queued_right_behind_the_close_marker_returns():
             return super().record_batch(job_id, events)
 
     repo = SlowStore()
-    repo.save(JobStatus.new(make_spec(1, job_id="j"), now=0.0))
+    repo.save(JobRecord.new(make_spec(1, job_id="j"), now=0.0))
     writer = StoreWriter(repo, "j")
     writer.put(attempt(0))
     assert inside.wait(10)

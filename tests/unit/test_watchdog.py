@@ -122,9 +122,9 @@ def test_silence_is_measured_from_the_last_call(tmp_path):
     # GIVEN a worker that is throttled for 0.6 s (calling again every 0.1 s) before a quick answer
     def work(job):
         for _ in range(6):
-            job.on_call()
+            job.on_sent()
             time.sleep(0.1)
-        job.on_call()
+        job.on_sent()
         return 0
 
     attempts = Attempts()

@@ -30,7 +30,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
-from framefarm.adapters.base import CANCELLED, WorkerJob, WorkerResult, announce_call
+from framefarm.adapters.base import CANCELLED, WorkerJob, WorkerResult, mark_sent
 from framefarm.backoff import Backoff, pause
 from framefarm.billing import LAMBDA_PRICES, LambdaPrices, parse_report
 from framefarm.failures import FailureKind
@@ -179,7 +179,7 @@ class LambdaWorkerAdapter:
         started = self._clock()
         throttles = 0
         while True:
-            announce_call(job)
+            mark_sent(job)
             try:
                 response = self.client.invoke(FunctionName=self.function_name, InvocationType="RequestResponse",
                                               LogType="Tail", Payload=body)

@@ -37,7 +37,7 @@ class WorkerJob:
     cancel: CancelToken | None = None
     on_stdout: TextCallback | None = None
     on_stderr: TextCallback | None = None
-    on_call: Callable[[], None] | None = None  # the adapter sends the call (again, after a throttle wait)
+    on_sent: Callable[[], None] | None = None  # the adapter sent the request (again, after a throttle wait)
 
 
 class WorkerResult(BaseModel):
@@ -99,10 +99,10 @@ class WorkerResult(BaseModel):
         return tail(detail or self.reason, 1_000)
 
 
-def announce_call(job: WorkerJob) -> None:
+def mark_sent(job: WorkerJob) -> None:
     """Tell the executor's watchdog the call went out now (its silence is measured from here)."""
-    if job.on_call is not None:
-        job.on_call()
+    if job.on_sent is not None:
+        job.on_sent()
 
 
 @runtime_checkable

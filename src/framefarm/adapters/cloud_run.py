@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from framefarm.adapters.base import CANCELLED, WorkerJob, WorkerResult, announce_call
+from framefarm.adapters.base import CANCELLED, WorkerJob, WorkerResult, mark_sent
 from framefarm.backoff import Backoff, pause
 from framefarm.billing import CLOUD_RUN_PRICES, CloudRunPrices
 from framefarm.errors import FramefarmError
@@ -140,7 +140,7 @@ class CloudRunWorkerAdapter:
             sent = self._clock()
             token = self.token()
             headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
-            announce_call(job)
+            mark_sent(job)
             try:
                 response = self._session.post(
                     self.service.url + "/", data=body, headers=headers,

@@ -53,7 +53,7 @@ from framefarm.worker.runtime import run_chunk
 
 logger = logging.getLogger("framefarm.aws")
 MAX_IDLE_CONTINUATIONS = 3  # continuations in a row without a completed chunk before giving up
-TAKEOVER_PATIENCE = 2.0  # a running job's runner is taken for dead after this many stale periods
+TAKEOVER_STALE_PERIODS = 2.0  # a running job's runner is taken for dead after this many stale periods
 SWEEP_LIMIT = 500  # newest jobs a sweep looks at
 
 
@@ -199,7 +199,7 @@ def orchestrate(event: Any, context: Any, *, backend: Lambda | None = None,
         if continuation:
             summary = manager.continue_job(job_id, run_options, handed_by=event.get("run_id"))
         elif before.state is JobState.RUNNING:  # Lambda's retry of a crashed run, or a resume: take over
-            summary = manager.take_over(job_id, run_options, patience=TAKEOVER_PATIENCE * manager.stale_after)
+            summary = manager.take_over(job_id, run_options, patience=TAKEOVER_STALE_PERIODS * manager.stale_after)
         else:
             summary = manager.run_job(job_id, run_options)
     except JobStateError as exc:  # another runner holds the job (a duplicate event), or it is done

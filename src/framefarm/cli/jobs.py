@@ -30,7 +30,7 @@ from framefarm.errors import JobAbortedError, JobSpecError, JobStateError, id_li
 from framefarm.manager import RUNNABLE, JobManager
 from framefarm.options import RetryPolicy
 from framefarm.spec import JobSpec, load_job_file
-from framefarm.status import JobState, JobStatus
+from framefarm.status import JobRecord, JobState
 from framefarm.stitch.merge import S3MergeAdapter
 from framefarm.stitching import stitch_job
 from framefarm.storage.base import DEFAULT_SHARE_SECONDS, MAX_SHARE_SECONDS
@@ -175,7 +175,7 @@ def cmd_retry(args: argparse.Namespace, context: Context) -> int:
     return code
 
 
-def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManager, status: JobStatus) -> int:
+def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManager, status: JobRecord) -> int:
     """Hand the job back to its orchestrator function, which takes over a dead run or restarts a stopped one."""
     from framefarm.adapters.aws_lambda import invoke_async
     from framefarm.backends import Lambda
@@ -398,8 +398,8 @@ def _detach_from_terminal() -> None:
         os.close(devnull)
 
 
-def report_control(context: Context, status: JobStatus, action: str) -> int:
-    if status.requested:
+def report_control(context: Context, status: JobRecord, action: str) -> int:
+    if status.pending_action:
         context.err.print(f"asked the process running {status.id} to {action} it")
     else:
         context.err.print(f"job {status.id} is {status.state.value}")

@@ -23,7 +23,7 @@ from framefarm.config import TAIL_CHARS
 from framefarm.errors import JobNotFoundError
 from framefarm.lease import Beat, Lease
 from framefarm.spec import JobSpec
-from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobState, JobStatus
+from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobRecord, JobState
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import spec_key
 
@@ -57,16 +57,16 @@ class JobRepository(ABC):
         return JobNotFoundError(job_id, f"No job {job_id!r} in {self.location}")
 
     @abstractmethod
-    def save(self, status: JobStatus) -> None:
+    def save(self, status: JobRecord) -> None:
         """Insert or replace a whole job with its chunk records (at creation; not per event)."""
 
     @abstractmethod
-    def create(self, status: JobStatus) -> JobStatus | None:
+    def create(self, status: JobRecord) -> JobRecord | None:
         """Insert a new job only if its id is free, in one conditional write; returns None when it was
         inserted, else the job already there (without chunk records), which is left as it is."""
 
     @abstractmethod
-    def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
+    def get(self, job_id: str, *, chunks: bool = True) -> JobRecord | None:
         """The job with all its chunk records, or None. With ``chunks=False`` a summary: no chunk
         records, and the spec read (through this store) only when ``status.spec`` is asked for."""
 
@@ -75,7 +75,7 @@ class JobRepository(ABC):
         """Each chunk's state and attempt count: what a run needs to resume, without the records."""
 
     @abstractmethod
-    def list(self, limit: int | None = None) -> list[JobStatus]:
+    def list(self, limit: int | None = None) -> list[JobRecord]:
         """Jobs newest first, as summaries (see ``get(chunks=False)``): counters filled, ``chunks``
         empty, no spec read."""
 
@@ -137,12 +137,12 @@ class JobRepository(ABC):
         nothing changed."""
 
     @abstractmethod
-    def request(self, job_id: str, action: str, *, now: float) -> bool:
+    def ask_runner(self, job_id: str, action: str, *, now: float) -> bool:
         """Ask the runner holding a job to ``cancel`` or ``pause`` it, in one conditional write: only
         while a lease on the job runs past ``now`` (a request left on a job nobody runs would stop
         its next run). False when nobody holds it: then act on the job directly."""
 
-    def require(self, job_id: str) -> JobStatus:
+    def require(self, job_id: str) -> JobRecord:
         """The job, or JobNotFoundError."""
         status = self.get(job_id)
         if status is None:

@@ -14,8 +14,8 @@ from framefarm.status import (
     ChunkStarted,
     ChunkState,
     JobMetrics,
+    JobRecord,
     JobState,
-    JobStatus,
     apply_attempt,
     apply_started,
 )
@@ -26,14 +26,14 @@ class InMemoryJobRepository(JobRepository):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._jobs: dict[str, JobStatus] = {}
+        self._jobs: dict[str, JobRecord] = {}
         self._chunks: dict[str, dict[int, ChunkRecord]] = {}
 
-    def save(self, status: JobStatus) -> None:
+    def save(self, status: JobRecord) -> None:
         with self._lock:
             self._insert(status)
 
-    def _insert(self, status: JobStatus) -> None:
+    def _insert(self, status: JobRecord) -> None:
         """Store ``status`` (the caller holds the lock)."""
         self._jobs[status.id] = status.model_copy(update={"chunks": []})
         records = {record.chunk_id: record for record in status.chunks}
@@ -41,7 +41,7 @@ class InMemoryJobRepository(JobRepository):
         self._chunks[status.id] = {chunk.id: records.get(chunk.id) or ChunkRecord(chunk_id=chunk.id)
                                    for chunk in status.spec.chunks}
 
-    def create(self, status: JobStatus) -> JobStatus | None:
+    def create(self, status: JobRecord) -> JobRecord | None:
         with self._lock:
             existing = self._jobs.get(status.id)
             if existing is not None:
@@ -49,7 +49,7 @@ class InMemoryJobRepository(JobRepository):
             self._insert(status)
             return None
 
-    def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
+    def get(self, job_id: str, *, chunks: bool = True) -> JobRecord | None:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or not chunks:
@@ -61,7 +61,7 @@ class InMemoryJobRepository(JobRepository):
         with self._lock:
             return {cid: (record.state, record.attempts) for cid, record in self._chunks.get(job_id, {}).items()}
 
-    def list(self, limit: int | None = None) -> list[JobStatus]:
+    def list(self, limit: int | None = None) -> list[JobRecord]:
         with self._lock:
             jobs = sorted(self._jobs.values(), key=lambda job: job.created_at, reverse=True)
         return jobs[:limit] if limit is not None else jobs
@@ -122,7 +122,7 @@ class InMemoryJobRepository(JobRepository):
                     or (owner is not None and job.lease_owner != owner)
                     or (free_at is not None and not job.lease_free(free_at))):
                 return False
-            update: dict[str, object] = {"state": state, "error": error, "updated_at": now, "requested": None}
+            update: dict[str, object] = {"state": state, "error": error, "updated_at": now, "pending_action": None}
             if output is not None:
                 update["output"] = output
             if release or not state.is_active:
@@ -149,7 +149,7 @@ class InMemoryJobRepository(JobRepository):
             if job is None or job.lease_owner != lease.owner:
                 return None
             self._jobs[job_id] = job.model_copy(update={"heartbeat_at": now, "lease_until": lease.until})
-            return Beat(job.requested)
+            return Beat(job.pending_action)
 
     def hand_over(self, job_id: str, owner: str, successor: Lease) -> bool:
         with self._lock:
@@ -174,13 +174,13 @@ class InMemoryJobRepository(JobRepository):
                 records[cid] = records[cid].model_copy(update={"state": ChunkState.PENDING, "output": None})
             self._jobs[job_id] = job.model_copy(update={
                 "completed_chunks": job.completed_chunks - len(reopened), "state": state, "error": None,
-                "requested": None, "updated_at": now, "lease_owner": None, "lease_until": None})
+                "pending_action": None, "updated_at": now, "lease_owner": None, "lease_until": None})
             return reopened
 
-    def request(self, job_id: str, action: str, *, now: float) -> bool:
+    def ask_runner(self, job_id: str, action: str, *, now: float) -> bool:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or job.lease_free(now):
                 return False
-            self._jobs[job_id] = job.model_copy(update={"requested": action})
+            self._jobs[job_id] = job.model_copy(update={"pending_action": action})
             return True

@@ -34,8 +34,8 @@ from framefarm.status import (
     ChunkStarted,
     ChunkState,
     JobMetrics,
+    JobRecord,
     JobState,
-    JobStatus,
     SpecLoader,
 )
 
@@ -154,20 +154,20 @@ class SqliteJobRepository(JobRepository):
                 raise
             self._db.execute("COMMIT")
 
-    def save(self, status: JobStatus) -> None:
+    def save(self, status: JobRecord) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM chunks WHERE job_id = ?", (status.id,))
             db.execute("DELETE FROM jobs WHERE id = ?", (status.id,))
             self._insert(db, status)
 
-    def create(self, status: JobStatus) -> JobStatus | None:
+    def create(self, status: JobRecord) -> JobRecord | None:
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM jobs WHERE id = ?", (status.id,)).fetchone() is None:
                 self._insert(db, status)
                 return None
         return self.get(status.id, chunks=False)
 
-    def _insert(self, db: sqlite3.Connection, status: JobStatus) -> None:
+    def _insert(self, db: sqlite3.Connection, status: JobRecord) -> None:
         """Insert a job and its touched chunk rows (inside the caller's transaction)."""
         metrics = status.metrics
         spec_json = status.spec.model_dump_json()
@@ -177,7 +177,7 @@ class SqliteJobRepository(JobRepository):
             (status.id, spec_json, status.state.value, status.total_chunks,
              status.completed_chunks, metrics.failed_attempts, metrics.total_duration_ms,
              metrics.total_billed_duration_ms, metrics.cost_usd, status.error, status.output,
-             status.requested, status.created_at, status.updated_at, status.heartbeat_at,
+             status.pending_action, status.created_at, status.updated_at, status.heartbeat_at,
              status.lease_owner, status.lease_until, status.client_token),
         )
         # Chunks without a record, or with an untouched one, are plain pending rows.
@@ -190,7 +190,7 @@ class SqliteJobRepository(JobRepository):
         db.executemany("INSERT OR IGNORE INTO chunks (job_id, chunk_id, state) VALUES (?, ?, 'pending')",
                        [(status.id, chunk.id) for chunk in status.spec.chunks])
 
-    def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
+    def get(self, job_id: str, *, chunks: bool = True) -> JobRecord | None:
         with self._lock:
             columns = JOB_COLUMNS if chunks else SUMMARY_COLUMNS
             row = self._db.execute(f"SELECT {columns} FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -210,7 +210,7 @@ class SqliteJobRepository(JobRepository):
                                     (job_id,)).fetchall()
         return {chunk_id: (ChunkState(state), attempts) for chunk_id, state, attempts in rows}
 
-    def list(self, limit: int | None = None) -> list[JobStatus]:
+    def list(self, limit: int | None = None) -> list[JobRecord]:
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {SUMMARY_COLUMNS} FROM jobs ORDER BY created_at DESC LIMIT ?",
@@ -306,7 +306,7 @@ class SqliteJobRepository(JobRepository):
                        (len(reopened), state.value, now, job_id))
         return reopened
 
-    def request(self, job_id: str, action: str, *, now: float) -> bool:
+    def ask_runner(self, job_id: str, action: str, *, now: float) -> bool:
         with self._lock:
             return self._db.execute(f"UPDATE jobs SET requested = ? WHERE id = ? AND NOT {LEASE_FREE}",
                                     (action, job_id, now)).rowcount > 0
@@ -358,11 +358,11 @@ def _chunk_values(record: ChunkRecord) -> tuple[Any, ...]:
     return (fields["state"].value, *(fields[name] for name in CHUNK_FIELDS[1:]))
 
 
-def _job_from_row(row: sqlite3.Row, spec: JobSpec | SpecLoader, chunks: list[ChunkRecord]) -> JobStatus:
-    return JobStatus(
+def _job_from_row(row: sqlite3.Row, spec: JobSpec | SpecLoader, chunks: list[ChunkRecord]) -> JobRecord:
+    return JobRecord(
         id=row["id"], spec=spec, state=JobState(row["state"]),
         total_chunks=row["total_chunks"], completed_chunks=row["completed_chunks"], error=row["error"],
-        output=row["output"], requested=row["requested"], created_at=row["created_at"],
+        output=row["output"], pending_action=row["requested"], created_at=row["created_at"],
         updated_at=row["updated_at"], heartbeat_at=row["heartbeat_at"], lease_owner=row["lease_owner"],
         lease_until=row["lease_until"], client_token=row["client_token"],
         metrics=JobMetrics(total_duration_ms=row["total_duration_ms"],

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from framefarm import InMemoryJobRepository, JobSpec, JobState, JobStatus, SqliteJobRepository
+from framefarm import InMemoryJobRepository, JobRecord, JobSpec, JobState, SqliteJobRepository
 from framefarm.errors import JobNotFoundError
 from framefarm.failures import FailureKind
 from framefarm.lease import Beat, Lease
@@ -35,8 +35,8 @@ def repo(request, tmp_path) -> JobRepository:
                                     sleep=lambda s: None)
 
 
-def new_job(repo: JobRepository, chunks: int = 4, *, job_id: str = "job-1", now: float = 100.0) -> JobStatus:
-    status = JobStatus.new(make_spec(chunks, job_id=job_id), now=now)
+def new_job(repo: JobRepository, chunks: int = 4, *, job_id: str = "job-1", now: float = 100.0) -> JobRecord:
+    status = JobRecord.new(make_spec(chunks, job_id=job_id), now=now)
     repo.save(status)
     return status
 
@@ -207,18 +207,18 @@ def test_requests_reach_the_lease_holder_and_a_transition_clears_them(repo):
     lease = Lease("runner-a", 20.0)
     assert repo.take_lease("job-1", lease, now=5.0, expected={JobState.PENDING})
     assert repo.renew_lease("job-1", Lease("runner-a", 21.0), now=5.0) == Beat(None)
-    assert repo.request("job-1", "cancel", now=5.5)
+    assert repo.ask_runner("job-1", "cancel", now=5.5)
     assert repo.renew_lease("job-1", Lease("runner-a", 22.0), now=6.0) == Beat("cancel")
     job = repo.require("job-1")
     assert (job.heartbeat_at, job.lease_owner, job.lease_until) == (6.0, "runner-a", 22.0)
     repo.set_state("job-1", JobState.CANCELLED, now=7.0)
     job = repo.require("job-1")
-    assert job.requested is None
+    assert job.pending_action is None
     assert (job.lease_owner, job.lease_until) == (None, None)  # a state that is not active releases the lease
     # a request needs a runner to hear it: refused once nobody holds the job, so none is left for its next run
-    assert not repo.request("job-1", "cancel", now=8.0)
-    assert repo.require("job-1").requested is None
-    assert not repo.request("nobody", "cancel", now=1.0)
+    assert not repo.ask_runner("job-1", "cancel", now=8.0)
+    assert repo.require("job-1").pending_action is None
+    assert not repo.ask_runner("nobody", "cancel", now=1.0)
     assert repo.renew_lease("nobody", lease, now=1.0) is None
 
 
@@ -283,10 +283,10 @@ def test_only_one_of_many_racing_runners_takes_the_lease(repo):
 
 def test_create_inserts_only_a_new_id(repo):
     # GIVEN a job created with a client token
-    first = JobStatus.new(make_spec(2, job_id="job-1"), now=1.0, client_token="tok")
+    first = JobRecord.new(make_spec(2, job_id="job-1"), now=1.0, client_token="tok")
     assert repo.create(first) is None
     # WHEN the same id is created again, THEN the first job is returned and left as it was
-    again = JobStatus.new(make_spec(3, job_id="job-1"), now=2.0, client_token="other")
+    again = JobRecord.new(make_spec(3, job_id="job-1"), now=2.0, client_token="other")
     existing = repo.create(again)
     assert existing is not None and (existing.client_token, existing.total_chunks) == ("tok", 2)
     assert repo.require("job-1").created_at == 1.0

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from framefarm import FramefarmError, JobState, JobStatus
+from framefarm import FramefarmError, JobRecord, JobState
 from framefarm.failures import FailureKind
 from framefarm.lease import Lease
 from framefarm.repositories.dynamodb import (
@@ -57,7 +57,7 @@ def attempt(chunk_id: int, tail: str = "") -> ChunkAttempt:
 
 def test_item_sizes_stay_flat_whatever_the_number_of_chunks(repo, table, dynamodb_client):
     # GIVEN a 100-chunk job (moto copies its table on every transaction: keep it small)
-    repo.save(JobStatus.new(make_spec(100, job_id="big"), now=1.0))
+    repo.save(JobRecord.new(make_spec(100, job_id="big"), now=1.0))
     meta_before = item_bytes(dynamodb_client, table, "big", "META")
     # WHEN every chunk is recorded with full-size log tails
     for chunk_id in range(100):
@@ -73,7 +73,7 @@ def test_a_chunk_item_stays_under_2_kb_so_recording_costs_4_write_units(repo, ta
     # GIVEN a failed attempt with everything at its largest: a 128-character job id, full 8 KB tails
     # of multi-line logs, a long error, the longest failure kind, a request id and an S3 output URL
     job_id = "j" * 128
-    repo.save(JobStatus.new(make_spec(2, job_id=job_id), now=1.0))
+    repo.save(JobRecord.new(make_spec(2, job_id=job_id), now=1.0))
     log = "".join(f"frame={i:5d} fps=24 q=28.0 size=  1024kB time=00:00:{i % 60:02d}.00 bitrate=1234.5kbits/s\n"
                   for i in range(200))
     repo.record_attempt(job_id, ChunkAttempt(
@@ -114,7 +114,7 @@ def test_logs_longer_than_a_chunk_items_tail_are_kept_whole_in_storage(repo, sto
 
 
 def test_creating_a_job_writes_one_item_however_many_chunks(repo, table, dynamodb_client):
-    repo.save(JobStatus.new(make_spec(2000, frames_per_chunk=1, job_id="wide"), now=1.0))
+    repo.save(JobRecord.new(make_spec(2000, frames_per_chunk=1, job_id="wide"), now=1.0))
     assert dynamodb_client.scan(TableName=table, Select="COUNT")["Count"] == 1
     assert repo.chunk_states("wide") == {}
     assert len(repo.require("wide").chunks) == 2000
@@ -126,13 +126,13 @@ def test_without_storage_the_spec_rides_inline_up_to_the_item_limit(table, dynam
     from framefarm.errors import FramefarmError
 
     repo = DynamoDBJobRepository(table, client=dynamodb_client)
-    repo.save(JobStatus.new(make_spec(50, job_id="small"), now=1.0))
+    repo.save(JobRecord.new(make_spec(50, job_id="small"), now=1.0))
     assert DynamoDBJobRepository(table, client=dynamodb_client).require("small").spec.id == "small"
     spec = make_spec(3000, frames_per_chunk=1, job_id="huge")
     spec = spec.model_copy(update={"chunks": [c.model_copy(update={"command": ["r", secrets.token_urlsafe(300)]})
                                               for c in spec.chunks]})
     with pytest.raises(FramefarmError, match="too large for a DynamoDB item; give the repository a storage"):
-        repo.save(JobStatus.new(spec, now=1.0))
+        repo.save(JobRecord.new(spec, now=1.0))
 
 
 def test_with_storage_the_spec_lives_there_whatever_its_size(repo, storage, table, dynamodb_client):
@@ -143,7 +143,7 @@ def test_with_storage_the_spec_lives_there_whatever_its_size(repo, storage, tabl
                      command="render {start_frame} " + secrets.token_hex(80))
     spec = spec.model_copy(update={"chunks": [c.model_copy(update={"command": ["r", secrets.token_urlsafe(300)]})
                                               for c in spec.chunks]})
-    repo.save(JobStatus.new(spec, now=1.0))
+    repo.save(JobRecord.new(spec, now=1.0))
     # THEN the item points at storage, stays small, and the spec reads back whole
     assert storage.exists(spec_key("huge"))
     assert item_bytes(dynamodb_client, table, "huge", "META") < INLINE_SPEC_LIMIT
@@ -152,14 +152,14 @@ def test_with_storage_the_spec_lives_there_whatever_its_size(repo, storage, tabl
 
 
 def test_every_item_carries_the_ttl_attribute(repo, table, dynamodb_client):
-    repo.save(JobStatus.new(make_spec(2, job_id="t"), now=100.0))
+    repo.save(JobRecord.new(make_spec(2, job_id="t"), now=100.0))
     repo.record_attempt("t", attempt(0))
     items = dynamodb_client.scan(TableName=table)["Items"]
     assert {item[TTL_ATTRIBUTE]["N"] for item in items} == {str(100 + 7 * 86_400), str(1_000 + 7 * 86_400)}
 
 
 def test_delete_removes_the_jobs_s3_objects_too(repo, storage):
-    repo.save(JobStatus.new(make_spec(2, job_id="gone"), now=1.0))
+    repo.save(JobRecord.new(make_spec(2, job_id="gone"), now=1.0))
     storage.put_bytes("jobs/gone/chunks/00000.mp4", b"video")
     storage.put_bytes("jobs/kept/chunks/00000.mp4", b"other job")
     assert repo.delete("gone") is True
@@ -186,7 +186,7 @@ def test_transaction_conflicts_are_retried_and_count_once(table, dynamodb_client
 
     client = Conflicting(dynamodb_client)
     repo = DynamoDBJobRepository(table, client=client, storage=storage, sleep=lambda s: None)
-    repo.save(JobStatus.new(make_spec(2, job_id="c"), now=1.0))
+    repo.save(JobRecord.new(make_spec(2, job_id="c"), now=1.0))
     # WHEN a chunk is recorded THEN it lands once after the retries
     assert repo.record_attempt("c", attempt(1)) is True
     assert client.conflicts == 0 and repo.require("c").completed_chunks == 1
@@ -194,7 +194,7 @@ def test_transaction_conflicts_are_retried_and_count_once(table, dynamodb_client
 
 def test_reopening_is_one_transaction_so_at_most_99_chunks_at_once(repo):
     # GIVEN a completed job of 100 chunks
-    repo.save(JobStatus.new(make_spec(100, job_id="wide"), now=1.0))
+    repo.save(JobRecord.new(make_spec(100, job_id="wide"), now=1.0))
     for chunk_id in range(100):
         repo.record_attempt("wide", attempt(chunk_id))
     repo.set_state("wide", JobState.COMPLETED, now=2.0)
@@ -232,7 +232,7 @@ def test_a_manager_over_this_store_clears_a_jobs_objects_once(repo, storage):
 def test_tiny_costs_are_written_in_positional_notation(repo):
     # GIVEN a one-millisecond attempt whose cost Python prints as 3e-07
     # (unpatched moto stores the sum as "3E-7", then fails to add to it; found by the fault matrix)
-    repo.save(JobStatus.new(make_spec(2, job_id="tiny"), now=1.0))
+    repo.save(JobRecord.new(make_spec(2, job_id="tiny"), now=1.0))
     small = ChunkAttempt(chunk_id=0, attempt=1, state=ChunkState.FAILED, duration_ms=1.0, billed_duration_ms=1,
                          cost_usd=3e-07, finished_at=5.0)
     # WHEN it is recorded, THEN it lands and adds up exactly
@@ -262,7 +262,7 @@ def test_listing_jobs_reads_no_spec_and_builds_no_client(table, dynamodb_client,
     specs = [make_spec(3, job_id=f"job-{i:02d}") for i in range(50)]
     writer = DynamoDBJobRepository(table, client=dynamodb_client, storage=storage)
     for i, spec in enumerate(specs):
-        writer.save(JobStatus.new(spec, now=float(i)))
+        writer.save(JobRecord.new(spec, now=float(i)))
     s3_calls: list[str] = []
     s3_client.meta.events.register("before-call.s3.*", lambda model, **_: s3_calls.append(model.name))
     reader = DynamoDBJobRepository(table, client=dynamodb_client, storage=storage)
@@ -282,7 +282,7 @@ def test_listing_jobs_reads_no_spec_and_builds_no_client(table, dynamodb_client,
 def test_the_listing_index_keeps_what_a_listing_shows_and_no_heartbeat(table, dynamodb_client):
     # GIVEN a job kept without storage (its spec inline in the item), running and heartbeating
     repo = DynamoDBJobRepository(table, client=dynamodb_client)
-    repo.save(JobStatus.new(make_spec(3, job_id="beating"), now=1.0))
+    repo.save(JobRecord.new(make_spec(3, job_id="beating"), now=1.0))
     assert repo.take_lease("beating", Lease("runner", 20.0), now=2.0, expected={JobState.PENDING})
     assert repo.renew_lease("beating", Lease("runner", 21.0), now=3.0) is not None
     # WHEN the listing index is read
@@ -304,12 +304,12 @@ def test_the_listing_index_keeps_what_a_listing_shows_and_no_heartbeat(table, dy
 def test_a_create_that_loses_a_race_for_its_id_leaves_the_winners_spec(repo, storage, table, dynamodb_client):
     # GIVEN a job created with one spec, and a second create of the same id that looked before it existed
     winner = make_spec(2, job_id="raced")
-    assert repo.create(JobStatus.new(winner, now=1.0)) is None
+    assert repo.create(JobRecord.new(winner, now=1.0)) is None
     late = DynamoDBJobRepository(table, client=dynamodb_client, storage=storage)
     looks = iter([None])
     late.get = lambda job_id, chunks=True: next(looks, "missing") and repo.get(job_id, chunks=chunks)
     # WHEN it reaches the table with another spec
-    existing = late.create(JobStatus.new(make_spec(5, job_id="raced"), now=2.0))
+    existing = late.create(JobRecord.new(make_spec(5, job_id="raced"), now=2.0))
     # THEN it gets the first job back, and the spec workers read is still the first job's
     assert existing is not None and existing.total_chunks == 2
     assert json.loads(storage.get_bytes(spec_key("raced")))["chunks"] == json.loads(winner.model_dump_json())["chunks"]

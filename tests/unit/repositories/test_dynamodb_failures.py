@@ -14,7 +14,7 @@ from framefarm.repositories.dynamodb import (
     UNPROCESSED_TRIES,
     DynamoDBJobRepository,
 )
-from framefarm.status import ChunkAttempt, ChunkRecord, ChunkState, JobStatus
+from framefarm.status import ChunkAttempt, ChunkRecord, ChunkState, JobRecord
 from tests.helpers import make_spec, stubbed_client
 
 
@@ -102,7 +102,7 @@ def test_unprocessed_batch_items_are_retried_a_bounded_number_of_times(repo, stu
     # GIVEN a job with 30 chunk records to write (two batches), and DynamoDB leaving 5 of the first
     # batch unprocessed however often they are sent again
     records = [ChunkRecord(chunk_id=i, state=ChunkState.COMPLETED, attempts=1) for i in range(30)]
-    status = JobStatus.new(make_spec(30, job_id="j"), now=1.0).model_copy(update={"chunks": records})
+    status = JobRecord.new(make_spec(30, job_id="j"), now=1.0).model_copy(update={"chunks": records})
     stubber = stubbed[1]
     stubber.add_response("get_item", {})
     stubber.add_response("put_item", {})

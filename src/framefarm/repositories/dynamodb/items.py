@@ -1,4 +1,4 @@
-"""The item codec: JobStatus and ChunkRecord to and from DynamoDB items, values in DynamoDB's types,
+"""The item codec: JobRecord and ChunkRecord to and from DynamoDB items, values in DynamoDB's types,
 log tails and errors cut so a chunk item stays under 2 KB, and an item's size by DynamoDB's rules."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from framefarm.repositories.dynamodb.table import (
     job_pk,
 )
 from framefarm.spec import JobSpec
-from framefarm.status import TAIL_MARK, ChunkRecord, ChunkState, JobMetrics, JobState, JobStatus, tail
+from framefarm.status import TAIL_MARK, ChunkRecord, ChunkState, JobMetrics, JobRecord, JobState, tail
 
 # ~6 lines of ffmpeg's output: enough to see in `framefarm status` why a chunk failed; with these,
 # a chunk item (keys, numbers, request id, output URL ~100 B) stays under 2 KB for ASCII logs.
@@ -45,7 +45,7 @@ class ItemCodec:
         return {name: self._deserializer.deserialize(value) for name, value in item.items()}
 
 
-def job_item(status: JobStatus, spec_attributes: dict[str, Any], ttl: float | None) -> dict[str, Any]:
+def job_item(status: JobRecord, spec_attributes: dict[str, Any], ttl: float | None) -> dict[str, Any]:
     """The job item for ``status``; ``spec_attributes`` say where its spec is, ``ttl`` (s) when it expires."""
     item: dict[str, Any] = {
         PK: job_pk(status.id), SK: META, "type": "job", GSI_PK: JOBS_PARTITION, GSI_SK: status.created_at,
@@ -54,7 +54,7 @@ def job_item(status: JobStatus, spec_attributes: dict[str, Any], ttl: float | No
         "total_duration_ms": status.metrics.total_duration_ms,
         "total_billed_duration_ms": status.metrics.total_billed_duration_ms,
         "cost_usd": status.metrics.cost_usd, "error": status.error, "output": status.output,
-        "requested": status.requested, "created_at": status.created_at, "updated_at": status.updated_at,
+        "requested": status.pending_action, "created_at": status.created_at, "updated_at": status.updated_at,
         "heartbeat_at": status.heartbeat_at, "lease_owner": status.lease_owner,
         "lease_until": status.lease_until, "client_token": status.client_token,
         **spec_attributes,
@@ -66,13 +66,13 @@ def job_item(status: JobStatus, spec_attributes: dict[str, Any], ttl: float | No
 
 
 def job_from_item(meta: dict[str, Any], chunks: builtins.list[ChunkRecord],
-                  spec: JobSpec | Callable[[], JobSpec]) -> JobStatus:
+                  spec: JobSpec | Callable[[], JobSpec]) -> JobRecord:
     """The job an item (or index entry) describes; ``spec`` may be a function that reads it when asked for."""
-    return JobStatus(
+    return JobRecord(
         id=meta["job_id"], spec=spec,
         state=JobState(meta["state"]),
         total_chunks=int(meta["total_chunks"]), completed_chunks=int(meta.get("completed_chunks", 0)),
-        error=meta.get("error"), output=meta.get("output"), requested=meta.get("requested"),
+        error=meta.get("error"), output=meta.get("output"), pending_action=meta.get("requested"),
         created_at=float(meta["created_at"]), updated_at=float(meta["updated_at"]),
         heartbeat_at=_float(meta.get("heartbeat_at")), lease_owner=meta.get("lease_owner"),
         lease_until=_float(meta.get("lease_until")), client_token=meta.get("client_token"),

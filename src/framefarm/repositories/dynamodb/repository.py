@@ -41,7 +41,7 @@ from framefarm.repositories.dynamodb.table import (
     item_key,
 )
 from framefarm.spec import JobSpec
-from framefarm.status import ChunkAttempt, ChunkEvent, ChunkRecord, ChunkStarted, ChunkState, JobState, JobStatus
+from framefarm.status import ChunkAttempt, ChunkEvent, ChunkRecord, ChunkStarted, ChunkState, JobRecord, JobState
 from framefarm.storage.base import Storage
 
 CONFLICT_BACKOFF = Backoff(0.02, 1.0)  # between transactions that conflicted on the job item
@@ -80,7 +80,7 @@ class DynamoDBJobRepository(JobRepository):
 
     # -- jobs -------------------------------------------------------------------------------------
 
-    def save(self, status: JobStatus) -> None:
+    def save(self, status: JobRecord) -> None:
         if self.get(status.id, chunks=False) is not None:
             self.delete(status.id, keep_storage=True)
         text = status.spec.model_dump_json().encode()
@@ -89,7 +89,7 @@ class DynamoDBJobRepository(JobRepository):
         self.client.put_item(TableName=self.table, Item=self._codec.encode(item))
         self._put_chunks(status, item)
 
-    def create(self, status: JobStatus) -> JobStatus | None:
+    def create(self, status: JobRecord) -> JobRecord | None:
         existing = self.get(status.id, chunks=False)
         if existing is not None:  # checked first, so its spec in storage is never overwritten
             return existing
@@ -106,16 +106,16 @@ class DynamoDBJobRepository(JobRepository):
         self._put_chunks(status, item)
         return None
 
-    def _job_item(self, status: JobStatus, spec_json: bytes) -> dict[str, Any]:
+    def _job_item(self, status: JobRecord, spec_json: bytes) -> dict[str, Any]:
         return job_item(status, self._specs.attributes(status.id, status.spec, spec_json), self._ttl)
 
-    def _put_chunks(self, status: JobStatus, item: dict[str, Any]) -> None:
+    def _put_chunks(self, status: JobRecord, item: dict[str, Any]) -> None:
         touched = [record for record in status.chunks
                    if record.attempts or record.state is not ChunkState.PENDING or record.started_at is not None]
         puts = [{"PutRequest": {"Item": self._codec.encode(chunk_item(status.id, record, item))}} for record in touched]
         self._batch_write(status.id, puts)
 
-    def get(self, job_id: str, *, chunks: bool = True) -> JobStatus | None:
+    def get(self, job_id: str, *, chunks: bool = True) -> JobRecord | None:
         if not chunks:
             found = self.client.get_item(TableName=self.table, Key=item_key(job_id, META), ConsistentRead=True)
             return self._job(self._codec.decode(found["Item"]), []) if "Item" in found else None
@@ -137,8 +137,8 @@ class DynamoDBJobRepository(JobRepository):
         return {int(item["chunk_id"]): (ChunkState(item["state"]), int(item.get("attempts", 0)))
                 for item in self._query(job_id, chunks_only=True, projection="#chunk_id, #state, #attempts")}
 
-    def list(self, limit: int | None = None) -> list[JobStatus]:
-        jobs: list[JobStatus] = []
+    def list(self, limit: int | None = None) -> list[JobRecord]:
+        jobs: list[JobRecord] = []
         request: dict[str, Any] = {
             "TableName": self.table, "IndexName": GSI_NAME, "ScanIndexForward": False,
             "KeyConditionExpression": "#pk = :jobs", "ExpressionAttributeNames": {"#pk": GSI_PK},
@@ -283,7 +283,7 @@ class DynamoDBJobRepository(JobRepository):
                 self._sleep(CONFLICT_BACKOFF.delay(tries))
         return None
 
-    def request(self, job_id: str, action: str, *, now: float) -> bool:
+    def ask_runner(self, job_id: str, action: str, *, now: float) -> bool:
         return self._conditional_update(job_id, "SET #requested = :action", "#lease_until > :now",
                                         {"#requested": "requested", "#lease_until": "lease_until"},
                                         {":action": action, ":now": now})
@@ -291,7 +291,7 @@ class DynamoDBJobRepository(JobRepository):
     # -- helpers ----------------------------------------------------------------------------------
 
     def _job(self, meta: dict[str, Any], chunks: builtins.list[ChunkRecord], spec: JobSpec | None = None
-             ) -> JobStatus:
+             ) -> JobRecord:
         """The job an item (or index entry) describes; without ``spec``, its spec is read when asked for."""
         return job_from_item(meta, chunks, (lambda: self._specs.get(meta)) if spec is None else spec)
 
