@@ -23,7 +23,8 @@ PACKAGE = "framefarm"
 #: What ``storage`` (keys and bytes) may never reach for: the job model and everything above it.
 ABOVE_STORAGE = ("spec", "status", "repositories", "manager", "executor", "adapters", "worker", "cli")
 #: The low layers, lowest first: each may import only framefarm modules that come before it here.
-LOW_LAYERS = ("errors", "paths", "cancel", "lease", "redaction", "config", "tails", "billing", "backoff")
+LOW_LAYERS = ("errors", "failures", "validation", "paths", "cancel", "lease", "redaction", "config", "tails", "billing",
+              "backoff")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """LambdaWorkerAdapter: one chunk = one synchronous Lambda invoke, billed duration from its REPORT line.
 
-The request is ``{job_id, chunk_id, spec_url}``; the worker (``lambda_handlers/render_chunk.py``)
-replies with exit code and buffered output. ``on_stdout``/``on_stderr`` are accepted and never
-called: Lambda returns output only at the end.
+The request is ``{job_id, chunk_id, spec_url, attempt}`` (``framefarm.protocol``); the worker
+(``lambda_handlers/render_chunk.py``) replies with exit code and buffered output.
+``on_stdout``/``on_stderr`` are accepted and never called: Lambda returns output only at the end.
 
 The boto3 client never re-invokes a chunk on its own: SDK retries are off, the read timeout is
 above the function's timeout, and the connection pool holds ``concurrency`` connections. Throttling

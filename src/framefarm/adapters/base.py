@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from framefarm.cancel import CancelToken
 from framefarm.failures import FailureKind, with_settled_kind
 from framefarm.spec import Command
-from framefarm.status import tail
+from framefarm.tails import tail
 
 TextCallback = Callable[[str], None]
 CANCELLED = "cancelled"  # the error text of an attempt its job's cancel stopped (kind FailureKind.CANCELLED)

@@ -36,11 +36,11 @@ from framefarm.failures import FailureKind
 from framefarm.protocol import ChunkRequest, ChunkResponse, bad_request
 from framefarm.redaction import chunk_environment, redact_result, secret_values
 from framefarm.spec import JobSpec
-from framefarm.status import tail
 from framefarm.storage import storage_for_url
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import cancel_key, chunk_key, job_prefix
 from framefarm.storage.logs import keep_full_logs
+from framefarm.tails import tail
 from framefarm.worker.assets import unpack_assets
 
 logger = logging.getLogger(__name__)
