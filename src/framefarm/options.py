@@ -166,8 +166,18 @@ class _CallbackHooks(RunHooks):
                 setattr(self, new, callbacks[old])
 
 
+_OLD_ORDER = ("concurrency", "job_dir", "merge", "skip_merge", "retries", "transient_retries", "retry_delay",
+              "max_retry_delay", "timeout", "watchdog_margin", "env", "on_progress", "on_chunk_complete",
+              "on_chunk_stdout", "on_chunk_stderr", "on_chunk_start", "on_chunk_attempt", "on_chunk_retry",
+              "on_merge_start", "cancel", "merge_adapter", "stitcher", "output_file", "completed_chunk_ids", "meta",
+              "jitter", "clock")  # 0.1's field order, for positional arguments
+
+
 def _accept_old_names(init: Callable[..., None]) -> Callable[..., None]:
-    def __init__(self: ExecutionOptions, **kwargs: Any) -> None:
+    def __init__(self: ExecutionOptions, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(_OLD_ORDER):
+            raise TypeError(f"ExecutionOptions takes at most {len(_OLD_ORDER)} positional arguments")
+        kwargs.update(zip(_OLD_ORDER, args))
         old = {name: kwargs.pop(name) for name in [*kwargs] if name in _HOOK_NAMES or name in _RETRY_NAMES
                or name in ("skip_merge", "completed_chunk_ids")}
         if old:

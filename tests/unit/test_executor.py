@@ -426,3 +426,7 @@ def test_the_options_of_framefarm_0_1_still_mean_what_they_meant(tmp_path):
     assert worker.calls[1] == 3 and progress == [1, 2, 3] and report.merged is False
     with pytest.raises(TypeError, match="completed_chunk_ids"), pytest.warns(DeprecationWarning):
         ExecutionOptions(completed_chunk_ids=[0])
+    # AND positional arguments keep 0.1's order
+    assert ExecutionOptions(4).concurrency == 4
+    with pytest.warns(DeprecationWarning):
+        assert ExecutionOptions(3, tmp_path, True, True).merge is False

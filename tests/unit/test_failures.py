@@ -56,15 +56,20 @@ def test_a_non_zero_exit_code_without_a_kind_is_the_commands_failure_and_zero_is
     assert WorkerResult(exit_code=0).kind is None and WorkerResult(exit_code=0).ok
 
 
-@pytest.mark.parametrize("fields", [
-    {"exit_code": -1},  # a negative sentinel
-    {},  # no exit code and no kind: says nothing true
-    {"exit_code": 0, "error": "something broke"},  # an error on a success
-    {"exit_code": 1, "transient": True},  # the old flag: refused, not silently dropped
-])
-def test_results_that_would_lie_are_refused(fields):
+def test_a_result_that_says_nothing_true_is_refused():
     with pytest.raises(ValidationError):
-        WorkerResult(**fields)
+        WorkerResult()  # no exit code and no kind
+
+
+@pytest.mark.parametrize("fields, exit_code, kind", [
+    ({"exit_code": -9}, 137, FailureKind.EXIT_CODE),  # Python's code for a signal: as a shell reports it
+    ({"exit_code": 0, "error": "something broke"}, 0, FailureKind.FUNCTION_ERROR),  # the worker's own failure
+    ({"exit_code": 1, "transient": True}, 1, FailureKind.CONNECTION_LOST),  # 0.1's flag for a platform failure
+])
+def test_results_built_by_adapters_written_for_0_1_mean_what_they_meant(fields, exit_code, kind):
+    result = WorkerResult(**fields)
+    assert (result.exit_code, result.kind, result.ok) == (exit_code, kind, False)
+    assert result.transient is (kind is FailureKind.CONNECTION_LOST)
 
 
 def test_the_reply_carries_the_kind_across_json():

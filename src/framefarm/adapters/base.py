@@ -72,7 +72,7 @@ class WorkerResult(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _settle_kind(cls, data: Any) -> Any:
-        return with_settled_kind(data)
+        return with_settled_kind(_as_written_for_0_1(data))
 
     @property
     def ok(self) -> bool:
@@ -97,6 +97,25 @@ class WorkerResult(BaseModel):
             last_lines = " | ".join(stderr.splitlines()[-3:])
             detail = f"{detail}: {last_lines}" if detail else last_lines
         return tail(detail or self.reason, 1_000)
+
+
+def _as_written_for_0_1(data: Any) -> Any:
+    """A result as adapters written for framefarm 0.1 build it, in today's terms: a negative exit code
+    (Python's for a signal) as a shell reports it (128 + N); ``transient=True`` as a lost connection;
+    an error text on exit code 0 as the worker's own failure."""
+    if not isinstance(data, Mapping) or not ({"transient"} & data.keys() or (data.get("exit_code") or 0) < 0
+                                              or (data.get("exit_code") == 0 and data.get("error"))):
+        return data
+    data = dict(data)
+    transient = data.pop("transient", False)
+    if (data.get("exit_code") or 0) < 0:
+        data["exit_code"] = 128 - data["exit_code"]
+    if data.get("kind") is None:
+        if transient and (data.get("exit_code") or data.get("error")):
+            data["kind"] = FailureKind.CONNECTION_LOST
+        elif data.get("exit_code") == 0 and data.get("error"):
+            data["kind"] = FailureKind.FUNCTION_ERROR
+    return data
 
 
 def mark_sent(job: WorkerJob) -> None:
