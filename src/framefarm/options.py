@@ -177,7 +177,7 @@ def _accept_old_names(init: Callable[..., None]) -> Callable[..., None]:
     def __init__(self: ExecutionOptions, *args: Any, **kwargs: Any) -> None:
         if len(args) > len(_OLD_ORDER):
             raise TypeError(f"ExecutionOptions takes at most {len(_OLD_ORDER)} positional arguments")
-        kwargs.update(zip(_OLD_ORDER, args))
+        kwargs.update(zip(_OLD_ORDER, args, strict=False))
         old = {name: kwargs.pop(name) for name in [*kwargs] if name in _HOOK_NAMES or name in _RETRY_NAMES
                or name in ("skip_merge", "completed_chunk_ids")}
         if old:

@@ -7,8 +7,8 @@ import pytest
 
 from framefarm import JobSpecError
 from framefarm.aws.handlers import RunOptions
-from framefarm.spec import parse_job
 from framefarm.protocol import ChunkResponse, parse_request
+from framefarm.spec import parse_job
 
 TEMPLATE = {"width": 64, "height": 48, "fps": 10, "total_frames": 20, "frames_per_chunk": 10,
             "command": "render {start_frame} {output}"}
