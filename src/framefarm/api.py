@@ -24,10 +24,10 @@ from typing import Any
 from framefarm.backends import Backend, Lambda, Local, lambda_submission, submit_to_lambda
 from framefarm.cancel import CancelToken
 from framefarm.config import ffmpeg_path
-from framefarm.errors import FramefarmError, JobAbortedError, JobSpecError
+from framefarm.errors import FramefarmError, JobAbortedError, JobSpecError, JobStateError
 from framefarm.failures import FailureKind
 from framefarm.manager import JobManager
-from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks
+from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks, Stitcher
 from framefarm.repositories.base import put_spec
 from framefarm.spec import JobSpec, load_job_file, parse_job, read_job_document
 from framefarm.status import ChunkState, JobRecord, JobState
@@ -37,6 +37,7 @@ from framefarm.storage.base import Storage
 
 JobInput = str | os.PathLike[str] | Mapping[str, Any] | JobSpec
 POLL_SECONDS = 1.0  # how often a handle on a job run elsewhere reads its state
+PENDING_PATIENCE = 120.0  # seconds a job may wait for its runner (a queued Lambda event) before a wait gives up
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,21 @@ class RenderFailed(FramefarmError):
 
 
 class RenderHandle:
-    """A job in progress on some backend: read its progress, wait for it, stop it."""
+    """A job in progress on some backend: read its progress, wait for it, stop it.
 
-    def __init__(self, job_id: str, backend: Backend, manager: JobManager, *, output: Path | None = None) -> None:
-        self.job_id, self.backend, self.manager, self.output = job_id, backend, manager, output
+    ``manager`` is the one running the job in this process, if any; otherwise the handle builds its
+    own on first use (a job submitted to the cloud needs nothing more to be submitted)."""
+
+    def __init__(self, job_id: str, backend: Backend, manager: JobManager | None = None, *,
+                 output: Path | None = None, stitcher: Stitcher | None = None) -> None:
+        self.job_id, self.backend, self.output, self.stitcher = job_id, backend, output, stitcher
+        self._manager = manager
+
+    @property
+    def manager(self) -> JobManager:
+        if self._manager is None:  # one that may render a local job's audio track when it stitches
+            self._manager = self.backend.manager(runs_chunks=not self.backend.chunks_in_storage)
+        return self._manager
 
     def __repr__(self) -> str:
         return f"RenderHandle({self.job_id!r}, backend={self.backend!r})"
@@ -109,22 +121,41 @@ class RenderHandle:
         """Block until the job settles (at most ``timeout`` s: TimeoutError), stitch it when an output
         was asked and its chunks are rendered elsewhere, and return the result.
 
-        Raises RenderFailed when it failed, JobAbortedError when it was cancelled or paused."""
+        Raises RenderFailed when it failed, JobAbortedError when it was cancelled or paused, and
+        JobStateError when nothing runs it any more (its runner died, or nothing ever started it): it
+        then waits for a ``resume``, not for time to pass."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.job_id in self.manager.running_here():
             self.manager.wait(self.job_id, timeout)
         status = self.manager.summary(self.job_id)
         idle = threading.Event()
-        while not status.state.is_settled:
+        while not (status.state.is_settled or self._left_behind(status)):
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError(f"job {self.job_id} still {status.state.value} after {timeout} s")
             idle.wait(POLL_SECONDS if left is None else min(POLL_SECONDS, left))
             status = self.manager.summary(self.job_id)
-        if status.state is JobState.RENDERED and self.output is not None:
-            stitch_job(self.manager, self.job_id, self.output, chunks_in_storage=self.backend.chunks_in_storage)
+        if status.state in (JobState.RENDERED, JobState.STITCHING) and self.output is not None:
+            stitch_job(self.manager, self.job_id, self.output, chunks_in_storage=self.backend.chunks_in_storage,
+                       stitcher=self.stitcher)
             status = self.manager.summary(self.job_id)
         return self._result(status)
+
+    def _left_behind(self, status: JobRecord) -> bool:
+        """True for a job ``stitching`` that nothing stitches (framefarm 0.1 left ``--no-stitch`` jobs so):
+        its chunks are rendered. JobStateError when nothing runs an unfinished job any more."""
+        if status.state is JobState.PENDING:
+            waited = time.time() - status.updated_at
+            if waited > PENDING_PATIENCE:
+                raise JobStateError(f"job {status.id} has been pending for {waited:.0f} s: nothing started it; "
+                                    f"resume it (`framefarm resume {status.id}`)")
+            return False
+        if not self.manager.is_stale(status):
+            return False
+        if status.state is JobState.STITCHING and status.completed_chunks == status.total_chunks:
+            return True
+        raise JobStateError(f"job {status.id} is {status.state.value} but its runner is gone (no heartbeat for "
+                            f"{self.manager.stale_after:g} s); resume it (`framefarm resume {status.id}`)")
 
     def _result(self, status: JobRecord) -> RenderResult:
         if status.state is JobState.FAILED:
@@ -171,20 +202,22 @@ def check_output(output: str | os.PathLike[str]) -> Path:
 
 
 def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.PathLike[str] | None = None,
-           concurrency: int | None = None, retry: RetryPolicy | None = None, timeout: float | None = None,
-           hooks: RunHooks | None = None, job_id: str | None = None, client_token: str | None = None,
-           assets: str | os.PathLike[str] | None = None, stitch: bool = True, cancel: CancelToken | None = None
-           ) -> RenderHandle:
+           concurrency: int | None = None, retry: RetryPolicy | None = None, chunk_timeout: float | None = None,
+           hooks: RunHooks | None = None, stitcher: Stitcher | None = None, job_id: str | None = None,
+           client_token: str | None = None, assets: str | os.PathLike[str] | None = None, stitch: bool = True,
+           cancel: CancelToken | None = None) -> RenderHandle:
     """Store the job and start it; returns a handle at once.
 
     On ``Local`` and ``CloudRun`` (and ``Lambda`` without a submit function) this process runs the
     job on a background thread; on ``Lambda`` with a submit function the cloud does, and the handle
     reads its state from DynamoDB. ``output`` (or the job file's own ``output``) is checked here;
-    ``wait`` delivers the video there (``stitch=False``: it is only recorded, for a later
-    ``framefarm stitch``). ``assets``: a directory the commands read, shipped to every chunk.
-    ``retry`` defaults to ``RetryPolicy()`` and concurrency to the backend's default: the same as the
-    CLI's and the Lambda handlers'. ``hooks`` and ``cancel`` (a token that stops the run, as
-    ``handle.cancel()`` does) act on runs in this process.
+    ``wait`` stitches the video there with ``stitcher`` (an FfmpegStitcher by default).
+    ``stitch=False`` renders the chunks only (a local job keeps the output for ``framefarm stitch``).
+    ``chunk_timeout`` bounds one attempt at a chunk, in seconds. ``assets``: a directory the commands
+    read, shipped to every chunk. ``retry`` defaults to ``RetryPolicy()`` and ``concurrency`` to the
+    backend's default: the same as the CLI's and the Lambda handlers'. ``hooks`` and ``cancel`` (a
+    token that stops the run, as ``handle.cancel()`` does) act on runs in this process.
+    Nothing is stored when an argument is wrong.
     """
     backend = backend or Local()
     spec = load_job(job, job_id=job_id)
@@ -192,18 +225,20 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
     video = check_output(target) if target is not None else None
     if video is not None and stitch:
         ffmpeg_path()  # no ffmpeg to stitch with: say so before anything is stored
+    wanted = video if stitch else None
     if isinstance(backend, Lambda) and backend.submit_function_name:
-        document, options = _document(job, spec), _cloud_options(concurrency, retry, timeout)
+        document, options = _document(job, spec), _cloud_options(concurrency, retry, chunk_timeout)
         if assets is not None:  # too big for Lambda even with room for its URL: say so before uploading
             lambda_submission({**document, "assets_url": "s3://" + "x" * 1100}, options, client_token=client_token)
             document["assets_url"] = bundle_assets(spec, Path(assets), backend.storage()).assets_url
         answer = submit_to_lambda(backend, document, options, client_token=client_token)
-        return RenderHandle(str(answer["job_id"]), backend, backend.manager(runs_chunks=False),
-                            output=video if stitch else None)
+        return RenderHandle(str(answer["job_id"]), backend, output=wanted, stitcher=stitcher)
+    run = run_options(backend, spec, output=wanted, concurrency=concurrency, retry=retry,
+                      chunk_timeout=chunk_timeout, hooks=hooks, stitcher=stitcher, cancel=cancel)
     manager = backend.manager(concurrency=concurrency)
     manager.require_new(spec.id)  # before assets or a spec are uploaded over an existing job's
     if assets is not None:
-        assert manager.storage is not None
+        assert manager.storage is not None  # every backend that runs chunks has storage
         spec = bundle_assets(spec, Path(assets), manager.storage)
     manager.create_job(spec, output=str(video) if video else None, client_token=client_token)
     if backend.chunks_in_storage and manager.storage is not None and manager.storage is not manager.repository.storage:
@@ -213,20 +248,22 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
         from framefarm.worker.assets import unpack_assets
 
         unpack_assets(spec.assets_url, manager.job_dir(spec.id), storage_for=storage_for_url)
-    manager.start_job(spec.id, run_options(backend, output=video if stitch else None, concurrency=concurrency,
-                                           retry=retry, timeout=timeout, hooks=hooks, cancel=cancel))
-    return RenderHandle(spec.id, backend, manager, output=video if stitch else None)
+    manager.start_job(spec.id, run)
+    return RenderHandle(spec.id, backend, manager, output=wanted, stitcher=stitcher)
 
 
-def run_options(backend: Backend, *, output: Path | None, concurrency: int | None = None,
-                retry: RetryPolicy | None = None, timeout: float | None = None, hooks: RunHooks | None = None,
-                cancel: CancelToken | None = None) -> ExecutionOptions:
-    """How a run goes on ``backend``: its default concurrency, ``RetryPolicy()``, and a stitch on this
-    machine when an ``output`` is asked and the chunks are rendered here."""
-    stitch_here = output is not None and not backend.chunks_in_storage
+def run_options(backend: Backend, spec: JobSpec, *, output: Path | None, concurrency: int | None = None,
+                retry: RetryPolicy | None = None, chunk_timeout: float | None = None, hooks: RunHooks | None = None,
+                stitcher: Stitcher | None = None, cancel: CancelToken | None = None) -> ExecutionOptions:
+    """How a run of ``spec`` goes on ``backend``: its default concurrency, ``RetryPolicy()``, and a merge
+    on this machine when the chunks are rendered here and an ``output`` is asked (or the spec has its
+    own merge command); chunks rendered elsewhere are stitched by the handle, after a download."""
+    here = not backend.chunks_in_storage
+    stitch_here = here and output is not None
     return ExecutionOptions(concurrency=backend.concurrency(concurrency), retry=retry or RetryPolicy(),
-                            timeout=timeout, hooks=hooks or RunHooks(), merge=stitch_here,
-                            stitcher=FfmpegStitcher() if stitch_here else None,
+                            timeout=chunk_timeout, hooks=hooks or RunHooks(),
+                            merge=stitch_here or (here and spec.merge_command is not None),
+                            stitcher=(stitcher or FfmpegStitcher()) if stitch_here else None,
                             output_file=output if stitch_here else None, cancel=cancel)
 
 
@@ -254,22 +291,21 @@ def bundle_assets(spec: JobSpec, directory: Path, storage: Storage) -> JobSpec:
 
 
 def render(job: JobInput, *, backend: Backend | None = None, output: str | os.PathLike[str] | None = None,
-           concurrency: int | None = None, retry: RetryPolicy | None = None, timeout: float | None = None,
-           hooks: RunHooks | None = None, job_id: str | None = None, assets: str | os.PathLike[str] | None = None,
-           wait_timeout: float | None = None) -> RenderResult:
-    """Render a job and return its result: ``submit(...).wait()``. Raises RenderFailed when it fails."""
-    handle = submit(job, backend=backend, output=output, concurrency=concurrency, retry=retry, timeout=timeout,
-                    hooks=hooks, job_id=job_id, assets=assets)
-    return handle.wait(wait_timeout)
+           concurrency: int | None = None, retry: RetryPolicy | None = None, chunk_timeout: float | None = None,
+           hooks: RunHooks | None = None, stitcher: Stitcher | None = None, job_id: str | None = None,
+           assets: str | os.PathLike[str] | None = None, timeout: float | None = None) -> RenderResult:
+    """Render a job and return its result: ``submit(...).wait(timeout)``. Raises RenderFailed when it fails."""
+    handle = submit(job, backend=backend, output=output, concurrency=concurrency, retry=retry,
+                    chunk_timeout=chunk_timeout, hooks=hooks, stitcher=stitcher, job_id=job_id, assets=assets)
+    return handle.wait(timeout)
 
 
 def attach(job_id: str, *, backend: Backend | None = None, output: str | os.PathLike[str] | None = None
            ) -> RenderHandle:
     """A handle for a job that already exists (JobNotFoundError naming the store when there is none)."""
-    backend = backend or Local()
-    manager = backend.manager(runs_chunks=False)
-    manager.summary(job_id)  # JobNotFoundError naming the store
-    return RenderHandle(job_id, backend, manager, output=check_output(output) if output is not None else None)
+    handle = RenderHandle(job_id, backend or Local(), output=check_output(output) if output is not None else None)
+    handle.manager.summary(job_id)  # JobNotFoundError naming the store
+    return handle
 
 
 def _cloud_options(concurrency: int | None, retry: RetryPolicy | None, timeout: float | None) -> dict[str, Any]:

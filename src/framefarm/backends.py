@@ -65,7 +65,7 @@ class Backend(ABC):
     def concurrency(self, asked: int | None = None) -> int:
         """Chunks in flight: as asked, else this backend's default (the same for the library, the CLI
         and the Lambda handlers)."""
-        return asked or self.default_concurrency
+        return asked if asked is not None else self.default_concurrency
 
     def manager(self, *, concurrency: int | None = None, runs_chunks: bool = True) -> JobManager:
         """A JobManager over this backend's store and storage. ``runs_chunks=False``: one that only
@@ -163,8 +163,9 @@ class Lambda(Backend):
         """The submit function jobs are sent to (None: this process orchestrates them)."""
         if self.run_here:
             return None
+        from_environment = self.table is None and self.stack is None  # not another deployment's function
         return (self.submit_function or self.outputs.get("SubmitFunctionName")
-                or self.environ.get(ENV_SUBMIT_FUNCTION) or None)
+                or (self.environ.get(ENV_SUBMIT_FUNCTION) if from_environment else None) or None)
 
     def storage(self) -> Storage:
         from framefarm.storage.s3 import S3Storage
@@ -183,7 +184,7 @@ class Lambda(Backend):
                                      storage=storage if storage is not None else self.storage_if_named())
 
     def concurrency(self, asked: int | None = None) -> int:
-        return asked or self.settings.concurrency  # FRAMEFARM_CONCURRENCY on the deployed functions
+        return asked if asked is not None else self.settings.concurrency  # FRAMEFARM_CONCURRENCY on the functions
 
     def lambda_client(self, *, concurrency: int = 1, function_timeout: float = 60.0) -> Any:
         from framefarm.adapters.aws_lambda import lambda_client

@@ -145,9 +145,13 @@ class JobManager:
         with self._lock:
             return frozenset(self._active)
 
-    def run_job(self, job_id: str, options: ExecutionOptions | None = None) -> JobRecord:
-        """Run (or continue) a stored job on this thread until it ends; returns its final summary."""
-        return self._start(job_id, options, background=False)
+    def run_job(self, job_id: str, options: ExecutionOptions | None = None, *, only_new: bool = False
+                ) -> JobRecord:
+        """Run (or continue) a stored job on this thread until it ends; returns its final summary.
+        ``only_new``: only a job that never ran (pending); JobStateError for one stopped before its runner
+        came (a job cancelled while its start was on its way)."""
+        return self._start(job_id, options, background=False,
+                           expected=frozenset({JobState.PENDING}) if only_new else RUNNABLE)
 
     def continue_job(self, job_id: str, options: ExecutionOptions | None = None, *,
                      handed_by: str | None = None) -> JobRecord:
@@ -267,6 +271,11 @@ class JobManager:
 
     def list_jobs(self, limit: int | None = None) -> list[JobRecord]:
         return self.repository.list(limit)
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between a run's lease renewals."""
+        return self._heartbeat_interval
 
     @property
     def stale_after(self) -> float:

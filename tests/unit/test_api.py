@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import framefarm as ff
+from framefarm import api
+from framefarm.api import RenderHandle
 from framefarm.config import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TRANSIENT_RETRIES
+from framefarm.lease import Lease
 from tests.helpers import FAULTY_CHUNK, eventually
 
 TINY_VIDEO = {"width": 64, "height": 48, "fps": 10, "total_frames": 20, "frames_per_chunk": 10,
+              "audio": "{ffmpeg} -hide_banner -nostdin -loglevel error -y -f lavfi "
+                       "-i sine=frequency=440:sample_rate=48000:duration={duration} -c:a aac {output}",
               "command": "{ffmpeg} -hide_banner -nostdin -loglevel error -y -f lavfi -i testsrc2=size={width}x{height}"
                          ":rate={fps} -vf trim=start_frame={start_frame}:end_frame={end_frame},setpts=PTS-STARTPTS "
                          "-an -c:v libx264 -pix_fmt yuv420p {output}"}
@@ -184,3 +190,64 @@ def test_hooks_hear_the_run(home, tmp_path):
     ff.render(faulty_job(tmp_path, {}), backend=home, job_id="heard", hooks=Listener(), concurrency=1)
     assert [value for kind, value in heard if kind == "progress"] == [(1, 2), (2, 2)]
     assert {value for kind, value in heard if kind == "stdout"} == {0, 1}  # live output, streamed as asked
+
+
+def test_a_wait_on_a_job_whose_runner_died_ends_saying_so(home, tmp_path):
+    # GIVEN a running job held by a runner elsewhere that stops renewing its lease (it died)
+    store = home.repository()
+    store.create(ff.JobRecord.new(ff.plan_job(faulty_job(tmp_path, {}), job_id="orphan"), now=time.time()))
+    now = time.time()
+    assert store.take_lease("orphan", Lease("elsewhere:1:1.1:dead", now + 0.3), now=now,
+                            expected={ff.JobState.PENDING})
+    # WHEN a handle waits for it without a time limit (bounded here only so a regression fails, not hangs)
+    # THEN once the lease runs out it says the runner is gone and how to go on, instead of waiting forever
+    with pytest.raises(ff.JobStateError, match=r"orphan is running but its runner is gone .*framefarm resume orphan"):
+        ff.attach("orphan", backend=home).wait(timeout=30)
+
+
+def test_a_wait_on_a_job_nothing_starts_ends_saying_so(home, tmp_path, monkeypatch):
+    # GIVEN a stored job that nothing starts (its start event was lost)
+    home.repository().create(ff.JobRecord.new(ff.plan_job(faulty_job(tmp_path, {}), job_id="idle"), now=time.time()))
+    monkeypatch.setattr(api, "PENDING_PATIENCE", 0.2)
+    # WHEN a handle waits for it, THEN it gives up after the patience, saying how to go on
+    with pytest.raises(ff.JobStateError, match=r"idle has been pending for \d+ s: nothing started it; resume it"):
+        ff.attach("idle", backend=home).wait(timeout=30)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"chunk_timeout": -1}, "timeout"),
+    ({"concurrency": 0}, "concurrency"),
+])
+def test_a_bad_option_is_refused_before_the_job_is_stored(home, tmp_path, arguments, message):
+    with pytest.raises(ff.JobSpecError, match=message):
+        ff.submit(faulty_job(tmp_path, {}), backend=home, job_id="refused", **arguments)
+    assert home.repository().get("refused") is None
+
+
+def test_a_stitch_holds_the_job_and_a_failed_one_gives_it_back(home, tmp_path):
+    # GIVEN a rendered job (no output asked)
+    ff.render(faulty_job(tmp_path, {}), backend=home, job_id="held")
+    manager = home.manager()
+    seen = {}
+
+    class Watching:
+        def stitch(self, inputs, output, audio=None):
+            seen["state"] = manager.summary("held").state
+            with pytest.raises(ff.JobStateError, match="runner is alive"):
+                manager.reopen_chunks("held", [0])  # nobody may reopen its chunks mid-stitch
+            output.write_bytes(b"video")
+            return output
+
+    class Failing:
+        def stitch(self, inputs, output, audio=None):
+            raise ff.StitchError("chunk 1 differs")
+
+    # WHEN a stitch fails, THEN the job is back to rendered, free, and says nothing new
+    with pytest.raises(ff.StitchError):
+        RenderHandle("held", home, output=tmp_path / "held.mp4", stitcher=Failing()).wait(timeout=30)
+    after_failure = manager.summary("held")
+    assert after_failure.state is ff.JobState.RENDERED and after_failure.lease_owner is None
+    # WHEN a stitch succeeds, THEN the job showed stitching while it ran, and ends completed with its video
+    result = RenderHandle("held", home, output=tmp_path / "held.mp4", stitcher=Watching()).wait(timeout=30)
+    assert seen["state"] is ff.JobState.STITCHING
+    assert result.state is ff.JobState.COMPLETED and result.output == (tmp_path / "held.mp4").resolve()

@@ -90,3 +90,11 @@ def test_cloud_run_needs_its_service_only_to_run_chunks(tmp_path):
     assert isinstance(backend.manager(runs_chunks=False).repository, SqliteJobRepository)
     with pytest.raises(ff.JobSpecError, match="cloudrun: give the service"):
         backend.manager()
+
+
+def test_a_submit_function_from_the_environment_serves_only_the_environments_table(monkeypatch):
+    # GIVEN a shell set up for one deployment (devcloud's exports, or a Lambda function's environment)
+    environ = {"FRAMEFARM_TABLE": "theirs", "FRAMEFARM_BUCKET": "their-bucket", "FRAMEFARM_SUBMIT_FUNCTION": "submit"}
+    # THEN a backend that names its own table does not send jobs to that deployment's submit function
+    assert ff.Lambda(table="mine", bucket="my-bucket", environ=environ).submit_function_name is None
+    assert ff.Lambda(environ=environ).submit_function_name == "submit"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from framefarm.aws.handlers import RunOptions
 from framefarm.aws.settings import AwsSettings
+from framefarm.backends import Lambda, Local
 from framefarm.cli import build_parser
 from framefarm.config import (
     DEFAULT_CONCURRENCY,
@@ -20,9 +21,16 @@ def test_cli_run_flags_default_to_config() -> None:
     # GIVEN the framefarm command  WHEN a render and a resume are parsed without run flags
     for argv in (["render", "job.yaml"], ["resume", "job-1"]):
         args = build_parser().parse_args(argv)
-        # THEN concurrency, retries and the retry delay are config's defaults
-        assert (args.concurrency, args.retries, args.retry_delay) == (
-            DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY), argv
+        # THEN retries and the retry delay are config's defaults, and concurrency is left to the backend
+        assert (args.concurrency, args.retries, args.retry_delay) == (None, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY), argv
+
+
+def test_each_backend_defaults_its_concurrency_the_same_for_library_cli_and_handlers() -> None:
+    # GIVEN no concurrency asked  THEN each backend's own default, the one its CLI flag and handlers use
+    assert Local().concurrency(None) == DEFAULT_CONCURRENCY
+    assert Lambda(environ={}).concurrency(None) == DEFAULT_LAMBDA_CONCURRENCY
+    assert Lambda(environ={"FRAMEFARM_CONCURRENCY": "250"}).concurrency(None) == 250
+    assert Local().concurrency(7) == 7
 
 
 def test_lambda_run_options_default_to_config() -> None:

@@ -542,3 +542,16 @@ def test_a_job_a_runner_elsewhere_holds_is_not_deleted(store, tmp_path):
     with pytest.raises(JobStateError, match="a runner holds it; cancel it first"):
         manager.delete_job("job")
     assert store.get("job") is not None
+
+
+def test_a_job_cancelled_before_its_runner_came_stays_cancelled(store, tmp_path):
+    # GIVEN a submitted job cancelled while its start was on its way (the orchestrator's first event)
+    manager = manager_for(ScriptedWorker(), store, tmp_path)
+    manager.create_job(make_spec(2, job_id="job"))
+    assert manager.cancel_job("job").state is JobState.CANCELLED
+    # WHEN that first event arrives, THEN it runs nothing
+    with pytest.raises(JobStateError, match="cancelled; it cannot be started"):
+        manager.run_job("job", only_new=True)
+    assert manager.summary("job").state is JobState.CANCELLED
+    # AND a resume still restarts it
+    assert manager.run_job("job").state is JobState.RENDERED

@@ -9,8 +9,10 @@
   the lease to a token that the continuation event carries (``run_id``). Lambda retries a crashed
   asynchronous call with the same event: the retry finds the job still ``running``, waits for the
   dead run's lease to run out and takes it over (completed chunks are kept, each chunk is counted
-  once). ``framefarm resume`` on an AWS job sends the same event, and ``{"sweep": true}`` (the stack's
-  schedule) sends it for every abandoned ``running`` job.
+  once). A submission's first event runs only a job still pending (a job cancelled before its
+  orchestrator came stays cancelled); ``framefarm resume`` sends ``"resume": true`` to restart a
+  stopped one, and ``{"sweep": true}`` (the stack's schedule) sends an event for every abandoned
+  ``running`` job.
 - ``render_chunk(event, context)``: run one chunk (``framefarm.worker.runtime``; request and reply:
   ``framefarm.protocol``).
 
@@ -200,8 +202,8 @@ def orchestrate(event: Any, context: Any, *, backend: Lambda | None = None,
             summary = manager.continue_job(job_id, run_options, handed_by=event.get("run_id"))
         elif before.state is JobState.RUNNING:  # Lambda's retry of a crashed run, or a resume: take over
             summary = manager.take_over(job_id, run_options, patience=TAKEOVER_STALE_PERIODS * manager.stale_after)
-        else:
-            summary = manager.run_job(job_id, run_options)
+        else:  # a submission's first event runs only a job still pending; a resume event restarts a stopped one
+            summary = manager.run_job(job_id, run_options, only_new=not event.get("resume"))
     except JobStateError as exc:  # another runner holds the job (a duplicate event), or it is done
         log_event("orchestrator not needed", job_id=job_id, reason=str(exc))
         return {"job_id": job_id, "state": manager.summary(job_id).state.value, "skipped": str(exc)}

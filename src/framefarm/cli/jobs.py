@@ -21,6 +21,7 @@ from framefarm.cancel import CancelToken
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_PAUSED, Context, add_store_flags
 from framefarm.config import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_LAMBDA_CONCURRENCY,
     DEFAULT_RETRIES,
     DEFAULT_RETRY_DELAY,
     ffmpeg_path,
@@ -109,13 +110,15 @@ def add_resume_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job_id")
     parser.add_argument("-o", "--output", type=Path)
     parser.add_argument("--function", help="with --table: the orchestrator function's name (or --stack)")
+    parser.add_argument("--service", help="with --gcs-bucket: the Cloud Run worker service the job renders on")
     add_run_flags(parser)
     add_store_flags(parser)
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--concurrency", type=positive_int, default=DEFAULT_CONCURRENCY,
-                        help=f"chunks in flight (default {DEFAULT_CONCURRENCY})")
+    parser.add_argument("--concurrency", type=positive_int,
+                        help=f"chunks in flight (default: the backend's; {DEFAULT_CONCURRENCY} locally, "
+                             f"{DEFAULT_LAMBDA_CONCURRENCY} on Lambda)")
     parser.add_argument("--retries", type=non_negative_int, default=DEFAULT_RETRIES,
                         help=f"retries per chunk (default {DEFAULT_RETRIES})")
     parser.add_argument("--retry-delay", type=float, default=DEFAULT_RETRY_DELAY,
@@ -135,7 +138,7 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
     token = CancelToken()
     with cancel_on_interrupt(lambda: token.cancel("cancelled")):
         handle = submit(spec, backend=backend, output=output, concurrency=args.concurrency, retry=retry_policy(args),
-                        timeout=args.timeout, hooks=progress, assets=args.assets, stitch=not args.no_stitch,
+                        chunk_timeout=args.timeout, hooks=progress, assets=args.assets, stitch=not args.no_stitch,
                         cancel=token)
         context.err.print(f"job [bold]{spec.id}[/]: {len(spec.chunks)} chunks, "
                           f"{spec.metadata.total_frames} frames → {output}")
@@ -143,7 +146,7 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, context: Context) -> int:
-    backend = context.backend()
+    backend = context.backend(service=args.service)
     manager = backend.manager(concurrency=args.concurrency, runs_chunks=not context.on_aws)
     status = manager.summary(args.job_id)
     if context.on_aws:
@@ -152,8 +155,8 @@ def cmd_resume(args: argparse.Namespace, context: Context) -> int:
     output = None if args.no_stitch else output_path(args.output, status.output, status.id)
     progress = RenderProgress(context.err, status.id, status.total_chunks, status.completed_chunks)
     token = CancelToken()
-    options = run_options(backend, output=output, concurrency=args.concurrency, retry=retry_policy(args),
-                          timeout=args.timeout, hooks=progress, cancel=token)
+    options = run_options(backend, status.spec, output=output, concurrency=args.concurrency,
+                          retry=retry_policy(args), chunk_timeout=args.timeout, hooks=progress, cancel=token)
     with cancel_on_interrupt(lambda: token.cancel("cancelled")):
         manager.resume_job(status.id, options)
         return follow(RenderHandle(status.id, backend, manager, output=output), progress, context,
@@ -186,12 +189,11 @@ def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManage
     if status.state not in RUNNABLE and not (status.state is JobState.RUNNING and manager.is_stale(status)):
         raise JobStateError(f"job {status.id!r} is {status.state.value}; nothing to resume"
                             + (" (its orchestrator is alive)" if status.state is JobState.RUNNING else ""))
-    options = {"concurrency": args.concurrency, "retries": args.retries, "retry_delay": args.retry_delay}
-    if args.timeout is not None:
-        options["timeout"] = args.timeout
+    options = {"retries": args.retries, "retry_delay": args.retry_delay}
+    options.update({name: value for name in ("concurrency", "timeout") if (value := getattr(args, name)) is not None})
     backend = context.backend()
     assert isinstance(backend, Lambda)  # a job on AWS
-    invoke_async(backend.lambda_client(), function, {"job_id": status.id, "options": options})
+    invoke_async(backend.lambda_client(), function, {"job_id": status.id, "options": options, "resume": True})
     context.out.print(f"job {status.id}: resumed on {function} ({status.completed_chunks}/{status.total_chunks} "
                       f"chunks done); follow it with `framefarm status {status.id}`")
     return EXIT_OK

@@ -18,6 +18,7 @@ from pathlib import Path
 from framefarm.adapters.base import WorkerAdapter, WorkerJob
 from framefarm.adapters.local import LocalWorkerAdapter
 from framefarm.errors import StitchError, StorageError, id_list
+from framefarm.options import Stitcher
 from framefarm.spec import Chunk, JobSpec
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.storage.base import Storage, StoredObject
@@ -27,7 +28,7 @@ from framefarm.storage.keys import chunk_key, chunks_prefix, job_prefix
 class S3MergeAdapter:
     """``merge(spec, output)``: chunks from ``storage`` to one local video (optionally uploaded back)."""
 
-    def __init__(self, storage: Storage, *, stitcher: FfmpegStitcher | None = None, workers: int = 8,
+    def __init__(self, storage: Storage, *, stitcher: Stitcher | None = None, workers: int = 8,
                  audio_adapter: WorkerAdapter | None = None) -> None:
         self.storage = storage
         self.stitcher = stitcher or FfmpegStitcher()
