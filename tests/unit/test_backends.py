@@ -77,7 +77,8 @@ def test_lambda_builds_its_clients_from_the_session_it_is_given(aws):
 def test_a_missing_name_says_how_to_give_it(aws, monkeypatch):
     for name in ("FRAMEFARM_TABLE", "FRAMEFARM_BUCKET", "FRAMEFARM_WORKER_FUNCTION"):
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(ff.FramefarmError, match=r"no table given: pass --table \(or --stack\) or set FRAMEFARM_TABLE"):
+    with pytest.raises(ff.FramefarmError,
+                       match=r"no table given: pass --table \(ff\.Lambda\(table=\.\.\.\)\), a stack, or set FRAMEFARM_TABLE"):
         ff.Lambda(bucket="b").repository()
     with pytest.raises(ff.FramefarmError, match="no worker function given"):
         ff.Lambda(table="t", bucket="b").manager()

@@ -51,11 +51,12 @@ class AwsSettings:
         saying how to give it."""
         value = getattr(self, name)
         if not value:
-            flag, env = _GIVEN_BY[name]
-            raise FramefarmError(f"no {name.replace('_', ' ')} given: pass {flag} (or --stack) or set {env}")
+            flag, argument, env = _GIVEN_BY[name]
+            raise FramefarmError(f"no {name.replace('_', ' ')} given: pass {flag} (ff.Lambda({argument}=...)), "
+                                 f"a stack, or set {env}")
         return str(value)
 
 
-_GIVEN_BY = {"table": ("--table", ENV_TABLE), "bucket": ("--bucket", ENV_BUCKET),
-             "worker_function": ("--function", ENV_WORKER_FUNCTION),
-             "orchestrator_function": ("--function", ENV_ORCHESTRATOR_FUNCTION)}
+_GIVEN_BY = {"table": ("--table", "table", ENV_TABLE), "bucket": ("--bucket", "bucket", ENV_BUCKET),
+             "worker_function": ("--function", "function", ENV_WORKER_FUNCTION),
+             "orchestrator_function": ("--function", "orchestrator", ENV_ORCHESTRATOR_FUNCTION)}
