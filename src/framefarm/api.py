@@ -55,7 +55,9 @@ class Progress:
 
 @dataclass(frozen=True)
 class RenderResult:
-    """A finished render: ``state`` is ``completed`` (with ``output``) or ``rendered`` (no output asked)."""
+    """A finished render: ``state`` is ``completed`` (with ``output``) or ``rendered`` (no output asked).
+    ``duration_s`` runs from the job's creation to its last change (time queued included); ``cost_usd``
+    and ``billed_ms`` add up every attempt of every chunk."""
 
     job_id: str
     state: JobState
