@@ -124,8 +124,8 @@ class RenderHandle:
         was asked and its chunks are rendered elsewhere, and return the result.
 
         Raises RenderFailed when it failed, JobAbortedError when it was cancelled or paused, and
-        JobStateError when nothing runs it any more (its runner died, or nothing ever started it): it
-        then waits for a ``resume``, not for time to pass."""
+        JobStateError, saying to resume it, when nothing runs it any more (its runner died, or nothing
+        started it within ``PENDING_PATIENCE``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.job_id in self.manager.running_here():
             self.manager.wait(self.job_id, timeout)
