@@ -264,7 +264,7 @@ def test_a_signal_landing_while_the_main_thread_holds_the_cancel_token_still_can
     # GIVEN a process whose main thread holds its cancel token's lock when Ctrl-C lands
     code = ("import signal\n"
             "from framefarm.cancel import CancelToken\n"
-            "from framefarm.cli.jobs import cancel_on_interrupt\n"
+            "from framefarm.cli.signals import cancel_on_interrupt\n"
             "token = CancelToken()\n"
             "with cancel_on_interrupt(lambda: token.cancel('cancelled')):\n"
             "    with token._lock:\n"

@@ -1,0 +1,55 @@
+"""Flags and helpers the commands share: run options, their value checks, where a video goes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from framefarm.cli.context import add_store_flags
+from framefarm.config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LAMBDA_CONCURRENCY,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_DELAY,
+)
+
+
+def add_resume_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_id")
+    parser.add_argument("-o", "--output", type=Path)
+    parser.add_argument("--function", help="with --table: the orchestrator function's name (or --stack)")
+    parser.add_argument("--service", help="with --gcs-bucket: the Cloud Run worker service the job renders on")
+    add_run_flags(parser)
+    add_store_flags(parser)
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=positive_int,
+                        help=f"chunks in flight (default: the backend's; {DEFAULT_CONCURRENCY} locally, "
+                             f"{DEFAULT_LAMBDA_CONCURRENCY} on Lambda)")
+    parser.add_argument("--retries", type=non_negative_int, default=DEFAULT_RETRIES,
+                        help=f"retries per chunk (default {DEFAULT_RETRIES})")
+    parser.add_argument("--retry-delay", type=float, default=DEFAULT_RETRY_DELAY,
+                        help=f"first retry delay in seconds (default {DEFAULT_RETRY_DELAY:g})")
+    parser.add_argument("--timeout", type=float, help="seconds per chunk attempt")
+    parser.add_argument("--no-stitch", action="store_true",
+                        help="render the chunks only; join them later with `framefarm stitch`")
+
+
+def output_path(explicit: Path | None, saved: str | None, job_id: str) -> Path:
+    """Where a job's video goes: ``-o``, else the output the job was given, else out/<job>.mp4."""
+    return (explicit or Path(saved or Path("out") / f"{job_id}.mp4")).resolve()
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
+    return value

@@ -1,0 +1,152 @@
+"""Commands that render: render, resume, retry (an AWS job: on its orchestrator function)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from framefarm.api import RenderFailed, RenderHandle, run_options, submit
+from framefarm.cancel import CancelToken
+from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_PAUSED, Context, add_store_flags
+from framefarm.cli.flags import add_resume_flags, add_run_flags, output_path
+from framefarm.cli.signals import cancel_on_interrupt
+from framefarm.config import (
+    ffmpeg_path,
+)
+from framefarm.console import RenderProgress
+from framefarm.errors import JobAbortedError, JobSpecError, JobStateError, id_list
+from framefarm.manager import RUNNABLE, JobManager
+from framefarm.options import RetryPolicy
+from framefarm.spec import load_job_file
+from framefarm.status import JobRecord, JobState
+
+
+def register(commands: Any) -> None:
+    render = commands.add_parser("render", help="render a job file, with a progress bar")
+    render.add_argument("jobfile", type=Path)
+    render.add_argument("-o", "--output", type=Path, help="final video (default: the job file's `output`)")
+    render.add_argument("--job-id", help="id for the new job (default: generated)")
+    render.add_argument("--backend", choices=("local", "lambda", "cloudrun"), default="local",
+                        help="where chunks run: local subprocesses (default), a render-chunk Lambda function, "
+                             "or a Cloud Run worker service")
+    render.add_argument("--function", help="with --backend lambda: the render-chunk function's name")
+    render.add_argument("--service", help="with --backend cloudrun: the service URL or "
+                                          "projects/P/locations/L/services/S")
+    render.add_argument("--assets", type=Path,
+                        help="a directory the commands read (inputs, fonts...): shipped to every chunk's work dir")
+    add_run_flags(render)
+    add_store_flags(render)
+    render.set_defaults(handler=cmd_render)
+
+    resume = commands.add_parser("resume", help="continue a paused, failed, cancelled or abandoned job "
+                                                "(an AWS job: on its orchestrator function)")
+    add_resume_flags(resume)
+    resume.set_defaults(handler=cmd_resume)
+
+    retry = commands.add_parser("retry", help="render chosen chunks of a stopped job again, finished or not "
+                                              "(an AWS job: on its orchestrator function)")
+    retry.add_argument("--chunk", type=int, action="append", required=True, metavar="N",
+                       help="a chunk to render again (repeat for more)")
+    add_resume_flags(retry)
+    retry.set_defaults(handler=cmd_retry)
+
+
+def cmd_render(args: argparse.Namespace, context: Context) -> int:
+    spec = load_job_file(args.jobfile, job_id=args.job_id)
+    backend = context.backend(args.backend, function=args.function, service=args.service, run_here=True)
+    output = output_path(args.output, spec.output, spec.id)
+    progress = RenderProgress(context.err, spec.id, len(spec.chunks))
+    token = CancelToken()
+    with cancel_on_interrupt(lambda: token.cancel("cancelled")):
+        handle = submit(spec, backend=backend, output=output, concurrency=args.concurrency, retry=retry_policy(args),
+                        chunk_timeout=args.timeout, hooks=progress, assets=args.assets, stitch=not args.no_stitch,
+                        cancel=token)
+        context.err.print(f"job [bold]{spec.id}[/]: {len(spec.chunks)} chunks, "
+                          f"{spec.metadata.total_frames} frames → {output}")
+        return follow(handle, progress, context, stitch_note=args.no_stitch)
+
+
+def cmd_resume(args: argparse.Namespace, context: Context) -> int:
+    backend = context.backend(service=args.service)
+    manager = backend.manager(concurrency=args.concurrency, runs_chunks=not context.on_aws)
+    status = manager.summary(args.job_id)
+    if context.on_aws:
+        return resume_on_aws(args, context, manager, status)
+    ffmpeg_path()
+    output = None if args.no_stitch else output_path(args.output, status.output, status.id)
+    progress = RenderProgress(context.err, status.id, status.total_chunks, status.completed_chunks)
+    token = CancelToken()
+    options = run_options(backend, status.spec, output=output, concurrency=args.concurrency,
+                          retry=retry_policy(args), chunk_timeout=args.timeout, hooks=progress, cancel=token)
+    with cancel_on_interrupt(lambda: token.cancel("cancelled")):
+        manager.resume_job(status.id, options)
+        return follow(RenderHandle(status.id, backend, manager, output=output), progress, context,
+                      stitch_note=args.no_stitch)
+
+
+def cmd_retry(args: argparse.Namespace, context: Context) -> int:
+    manager = context.manager()
+    before = manager.summary(args.job_id)
+    if not context.on_aws:
+        ffmpeg_path()  # before anything is reopened
+    manager.reopen_chunks(before.id, args.chunk)
+    context.err.print(f"job {before.id}: rendering chunks {id_list(sorted(set(args.chunk)))} again")
+    code = cmd_resume(args, context)
+    if before.state is JobState.COMPLETED and manager.summary(before.id).state is not JobState.COMPLETED:
+        video = f"its video {before.output}" if before.output else "its video"
+        context.err.print(f"{video} predates this retry: once the chunks are done, "
+                          f"stitch again with `framefarm stitch {before.id}`", soft_wrap=True)
+    return code
+
+
+def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManager, status: JobRecord) -> int:
+    """Hand the job back to its orchestrator function, which takes over a dead run or restarts a stopped one."""
+    from framefarm.adapters.aws_lambda import invoke_async
+    from framefarm.backends import Lambda
+
+    function = context.function(args.function, "OrchestratorFunctionName")
+    if function is None:
+        raise JobSpecError("resume: give --function ORCHESTRATOR_FN or --stack NAME for a job on AWS")
+    if status.state not in RUNNABLE and not (status.state is JobState.RUNNING and manager.is_stale(status)):
+        raise JobStateError(f"job {status.id!r} is {status.state.value}; nothing to resume"
+                            + (" (its orchestrator is alive)" if status.state is JobState.RUNNING else ""))
+    options = {"retries": args.retries, "retry_delay": args.retry_delay}
+    options.update({name: value for name in ("concurrency", "timeout") if (value := getattr(args, name)) is not None})
+    backend = context.backend()
+    assert isinstance(backend, Lambda)  # a job on AWS
+    invoke_async(backend.lambda_client(), function, {"job_id": status.id, "options": options, "resume": True})
+    context.out.print(f"job {status.id}: resumed on {function} ({status.completed_chunks}/{status.total_chunks} "
+                      f"chunks done); follow it with `framefarm status {status.id}`")
+    return EXIT_OK
+
+
+def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, stitch_note: bool) -> int:
+    """Show a run's progress until it settles (its video stitched, if asked); returns the exit code."""
+    started = time.monotonic()
+    try:
+        with progress:
+            result = handle.wait()
+    except RenderFailed as exc:
+        context.err.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        return EXIT_FAILED
+    except JobAbortedError as exc:
+        if exc.reason == JobState.PAUSED.value:
+            context.err.print(f"[yellow]paused[/] job {handle.job_id}; "
+                              f"continue with `framefarm resume {handle.job_id}`")
+            return EXIT_PAUSED
+        error = handle.manager.summary(handle.job_id).error
+        context.err.print(f"[red]error:[/] job {handle.job_id} cancelled: {error}", soft_wrap=True)
+        return EXIT_CANCELLED
+    elapsed = time.monotonic() - started
+    if result.state is JobState.RENDERED:
+        context.err.print(f"[green]rendered[/] {result.chunks} chunks in {elapsed:.1f} s"
+                          + (f"; join them with `framefarm stitch {handle.job_id}`" if stitch_note else ""))
+    else:
+        context.err.print(f"[green]rendered[/] {result.frames} frames in {elapsed:.1f} s → [bold]{result.output}[/]")
+    return EXIT_OK
+
+
+def retry_policy(args: argparse.Namespace) -> RetryPolicy:
+    return RetryPolicy(retries=args.retries, delay=args.retry_delay)
