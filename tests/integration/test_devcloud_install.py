@@ -18,26 +18,11 @@ from framefarm.status import JobState
 from framefarm.storage.s3 import S3Storage
 from tests.helpers import eventually, read_devcloud_exports
 
-CHECKOUT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
+def installed(framefarm_wheel: Path, fresh_venv) -> Path:
     """A fresh venv holding framefarm[aws,devcloud] from the wheel built from this checkout: its bin/."""
-    root = tmp_path_factory.mktemp("installed")
-    # pip builds the wheel (hatchling, fetched into an isolated build env) and installs it from outside the
-    # new venv (`--python`): the venv itself needs no pip, and no .pyc is compiled ahead of use
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(CHECKOUT)])
-    wheel, = (root / "dist").glob("framefarm-*.whl")
-    run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")])
-    run([sys.executable, "-m", "pip", "--python", str(root / "venv" / "bin" / "python"), "install", "-q",
-         "--no-compile", f"{wheel}[aws,devcloud]"])
-    return root / "venv" / "bin"
-
-
-def run(command: list[str]) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"{command} failed:\n{done.stderr}"
+    return fresh_venv(f"{framefarm_wheel}[aws,devcloud]")
 
 
 def user_environment(home: Path) -> dict[str, str]:
