@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Reinstall when pyproject.toml changes.
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Reinstall when pyproject.toml changes. Two stamps: CORE is the package alone (what `make demo` needs to
+# render locally), ALL adds every extra on top (what the tests, lint, synth and benchmarks need).
+CHECKSUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
+CORE := $(VENV)/.installed-core-$(CHECKSUM)
+ALL := $(VENV)/.installed-all-$(CHECKSUM)
 
 .PHONY: demo test test-old-sqlite fuzz lint bench clean install synth
 
@@ -11,8 +14,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(CORE): $(BIN)/python pyproject.toml
 	rm -f $(VENV)/.installed-*
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(ALL): $(CORE)
 	$(BIN)/pip install --quiet -e '.[dev,aws,gcp,infra]'
 	touch $@
 
@@ -22,35 +29,35 @@ CDK := .cdk-cli/node_modules/.bin/cdk
 $(CDK):
 	npm install --prefix .cdk-cli --no-audit --no-fund --silent aws-cdk@2
 
-install: $(STAMP)
+install: $(ALL)
 
-demo: $(STAMP)
+demo: $(CORE)
 	$(BIN)/framefarm render examples/testsrc.yaml
 
 # The SQLite store also runs its contract tests on an older SQLite (Debian 11's) first.
-test: $(STAMP) $(CDK)
+test: $(ALL) $(CDK)
 	tests/old_sqlite/run.sh $(BIN)/python
 	$(BIN)/python -m pytest -q
 
 # The hostile-input tests with many more cases, new ones each run (tests/conftest.py's "fuzz" profile).
 # Keep every failing case it finds as an explicit @example or test.
-fuzz: $(STAMP)
+fuzz: $(ALL)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/unit/test_hostile_input.py
 
 # The SQLite store's contract tests on Debian 11's libsqlite3 (3.34.1), fetched with apt-get from
 # the machine's Debian archive into a scratch directory (Debian or Ubuntu only; needs a C compiler).
-test-old-sqlite: $(STAMP)
+test-old-sqlite: $(ALL)
 	tests/old_sqlite/run.sh $(BIN)/python
 
-synth: $(STAMP) $(CDK)
+synth: $(ALL) $(CDK)
 	PATH="$(CURDIR)/$(BIN):$$PATH" CDK_HOME="$(CURDIR)/.cdk-home" JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
 		$(CDK) synth --quiet --no-notices
 
-lint: $(STAMP)
+lint: $(ALL)
 	$(BIN)/ruff check --output-format concise src tests bench lambda_handlers infra
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(ALL)
 	$(BIN)/python bench/orchestration.py
 	$(BIN)/python bench/local_render.py
 	$(BIN)/python bench/dynamodb_writes.py
