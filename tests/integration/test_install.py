@@ -35,8 +35,9 @@ def top_section() -> str:
 
 def shown_commands() -> list[str]:
     """Every command line in the top section's shell blocks, without its comment."""
-    blocks = re.findall(r"```(?:sh|shell|bash)?\n(.*?)```", top_section(), re.S)
-    lines = (line.split("#", 1)[0].strip() for block in blocks for line in block.splitlines())
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```", top_section(), re.S | re.M)
+    shell = [block for language, block in blocks if language in ("", "sh", "shell", "bash")]
+    lines = (line.split("#", 1)[0].strip() for block in shell for line in block.splitlines())
     return [line for line in lines if line]
 
 
