@@ -8,7 +8,12 @@ import time
 from pathlib import Path
 
 from framefarm import JobState
+from framefarm.cli import main
 from framefarm.lease import Lease
+from framefarm.repositories.dynamodb import DynamoDBJobRepository
+from framefarm.spec import plan_job
+from framefarm.status import JobRecord
+from framefarm.storage.s3 import S3Storage
 from tests.integration.test_cli import framefarm, python_job, store
 
 WRITE_CHUNK = "import sys; open(sys.argv[2], 'w').write('x')"
@@ -97,3 +102,27 @@ def test_jobs_names_the_store_it_lists(tmp_path):
     assert listing.returncode == 0
     assert f"jobs in the local job store {Path(os.environ['FRAMEFARM_HOME']).resolve() / 'jobs.db'}" in \
         " ".join(listing.stderr.split())
+
+
+def test_delete_on_aws_removes_the_items_and_the_s3_prefix_and_wants_the_bucket(bucket, table, dynamodb_client,
+                                                                                 capsys):
+    # GIVEN two jobs in DynamoDB with their files in S3
+    storage = S3Storage(bucket)
+    repository = DynamoDBJobRepository(table, client=dynamodb_client, storage=storage)
+    now = time.time()
+    for job_id in ("gone", "stays"):
+        spec = plan_job({"width": 64, "height": 48, "fps": 10, "total_frames": 2, "frames_per_chunk": 1,
+                         "command": "x {output}"}, job_id=job_id)
+        repository.save(JobRecord(id=job_id, spec=spec, state=JobState.RENDERED, total_chunks=2,
+                                  created_at=now, updated_at=now))
+        storage.put_bytes(f"jobs/{job_id}/chunks/00000.mp4", b"chunk")
+    # WHEN one is deleted naming the table only, THEN it is refused in one line: its files would stay behind
+    assert main(["delete", "gone", "--table", table]) == 2
+    assert "name the bucket too (--bucket or --stack)" in capsys.readouterr().err
+    assert repository.get("gone") is not None
+    # WHEN it is deleted naming the table and the bucket
+    assert main(["delete", "gone", "--table", table, "--bucket", bucket]) == 0
+    # THEN its items and everything under jobs/gone/ are gone; the other job is untouched
+    assert f"the DynamoDB table {table}" in capsys.readouterr().err
+    assert repository.get("gone") is None and storage.list("jobs/gone/") == []
+    assert repository.get("stays") is not None and storage.list("jobs/stays/") != []

@@ -13,9 +13,9 @@ import time
 from typing import Any
 
 from framefarm.cli.context import EXIT_FAILED, EXIT_OK, Context, add_store_flags
-from framefarm.errors import JobStateError
+from framefarm.errors import JobSpecError, JobStateError
 from framefarm.manager import JobManager
-from framefarm.status import JobRecord
+from framefarm.storage.base import Storage
 from framefarm.storage.keys import job_prefix
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -45,30 +45,41 @@ def duration(text: str) -> float:
     return float(match.group(1)) * UNITS[match.group(2)]
 
 
-def cmd_delete(args: argparse.Namespace, context: Context) -> int:
+def cleaning_manager(context: Context, command: str) -> tuple[JobManager, Storage]:
+    """A manager, and the storage it removes files from. A job store whose files are in a bucket not
+    named here (``--table`` alone) would leave them behind: refused before anything is removed."""
     manager = context.manager()
+    storage = manager.storage or manager.repository.storage
+    if storage is None:
+        raise JobSpecError(f"{command}: name the bucket too (--bucket or --stack), or the jobs' files "
+                           f"in it would be left behind")
+    return manager, storage
+
+
+def cmd_delete(args: argparse.Namespace, context: Context) -> int:
+    manager, storage = cleaning_manager(context, "delete")
     job = manager.summary(args.job_id)  # an unknown id: one line naming the store
-    size = stored_bytes(manager, job.id)
+    size = stored_bytes(storage, job.id)
     manager.delete_job(job.id)
-    context.err.print(f"deleted job {job.id} ({job.state.value}) from {manager.repository.location}"
-                      f"{files_note(manager, job.id, size)}", soft_wrap=True)
+    context.err.print(f"deleted job {job.id} ({job.state.value}) from {manager.repository.location} "
+                      f"and {size} bytes under {storage.url(job_prefix(job.id))}", soft_wrap=True)
     return EXIT_OK
 
 
 def cmd_prune(args: argparse.Namespace, context: Context) -> int:
-    manager = context.manager()
+    manager, storage = cleaning_manager(context, "prune")
     cutoff = time.time() - args.older_than
     old = [job for job in manager.repository.list() if job.updated_at < cutoff]
     held = [job for job in old if not manager.is_stale(job)]
     doomed = [job for job in old if manager.is_stale(job)]
     verb = "would remove" if args.dry_run else "removing"
     context.err.print(f"{len(old)} jobs in {manager.repository.location} last updated more than "
-                      f"{args.older_than / 3600:g} h ago; {verb} {len(doomed)}", soft_wrap=True)
+                      f"{span(args.older_than)} ago; {verb} {len(doomed)}", soft_wrap=True)
     for job in held:
         context.err.print(f"  kept {job.id} ({job.state.value}): a runner holds it")
     refused = 0
     for job in doomed:
-        size = stored_bytes(manager, job.id)
+        size = stored_bytes(storage, job.id)
         if not args.dry_run:
             try:
                 manager.delete_job(job.id)
@@ -76,21 +87,19 @@ def cmd_prune(args: argparse.Namespace, context: Context) -> int:
                 context.err.print(f"  kept {job.id}: {exc}", soft_wrap=True)
                 refused += 1
                 continue
-        context.out.print(f"{job.id}  {job.state.value}  {age(job)}  {size} bytes", soft_wrap=True, highlight=False)
+        age = span(time.time() - job.updated_at)
+        context.out.print(f"{job.id}  {job.state.value}  {age}  {size} bytes", soft_wrap=True, highlight=False)
     return EXIT_FAILED if refused else EXIT_OK
 
 
-def stored_bytes(manager: JobManager, job_id: str) -> int:
+def stored_bytes(storage: Storage, job_id: str) -> int:
     """Bytes the job keeps in storage (chunks, logs, spec; locally its job directory)."""
-    storage = manager.storage or manager.repository.storage
-    return sum(obj.size for obj in storage.list(job_prefix(job_id))) if storage is not None else 0
+    return sum(obj.size for obj in storage.list(job_prefix(job_id)))
 
 
-def files_note(manager: JobManager, job_id: str, size: int) -> str:
-    storage = manager.storage or manager.repository.storage
-    return f" and {size} bytes under {storage.url(job_prefix(job_id))}" if storage is not None else ""
-
-
-def age(job: JobRecord) -> str:
-    hours = (time.time() - job.updated_at) / 3600
-    return f"{hours / 24:.1f} d" if hours >= 24 else f"{hours:.1f} h"
+def span(seconds: float) -> str:
+    """A duration the way ``--older-than`` takes them: 90 m, 12 h, 7 d."""
+    for unit in "dhm":
+        if seconds >= UNITS[unit]:
+            return f"{seconds / UNITS[unit]:.3g} {unit}"
+    return f"{seconds:.0f} s"
