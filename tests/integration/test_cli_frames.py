@@ -16,7 +16,7 @@ def test_frames_render_only_the_chunks_covering_them_and_the_video_holds_just_th
     result = framefarm("render", str(job), "--job-id", "scene", "--frames", "35-40")
     # THEN only chunk 1 (frames 30-59) is in the job, and the video is its 30 frames, without audio
     assert result.returncode == 0, result.stderr
-    assert "job scene: 1 chunks, 30 frames" in " ".join(result.stderr.split())
+    assert "job scene: 1 chunks, 30 frames (frames 30-59) →" in " ".join(result.stderr.split())
     status = store().require("scene")
     assert status.state is JobState.COMPLETED and [c.chunk_id for c in status.chunks] == [1]
     video = tmp_path / "out" / "testsrc.mp4"

@@ -68,8 +68,10 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
         handle = submit(spec, backend=backend, output=output, concurrency=args.concurrency, retry=retry_policy(args),
                         chunk_timeout=args.timeout, hooks=progress, assets=args.assets, stitch=not args.no_stitch,
                         cancel=token)
+        part = f" (frames {spec.first_frame}-{spec.first_frame + spec.metadata.total_frames - 1})" \
+            if args.frames else ""
         context.err.print(f"job [bold]{spec.id}[/]: {len(spec.chunks)} chunks, "
-                          f"{spec.metadata.total_frames} frames → {output}")
+                          f"{spec.metadata.total_frames} frames{part} → {output}")
         return follow(handle, progress, context, stitch_note=args.no_stitch)
 
 
