@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import framefarm as ff
+from framefarm import api
 from framefarm.errors import JobSpecError
 from framefarm.spec import JobSpec, plan_job, select_frames
 
@@ -71,3 +72,21 @@ def test_submit_with_frames_stores_and_renders_only_the_chunks_covering_them(tmp
     with pytest.raises(JobSpecError, match="ends before it starts"):
         ff.submit(job, backend=backend, job_id="bad", frames=(2, 1))
     assert backend.repository().get("bad") is None
+
+
+def test_a_part_sent_to_the_submit_function_is_the_part_in_full(monkeypatch):
+    # GIVEN a Lambda backend with a submit function, and what it is sent recorded
+    sent: list[dict] = []
+
+    def submit_function(backend, document, options, *, client_token=None):
+        sent.append(document)
+        return {"job_id": document["id"]}
+
+    monkeypatch.setattr(api, "submit_to_lambda", submit_function)
+    backend = ff.Lambda(table="t", bucket="b", submit_function="framefarm-submit")
+    # WHEN frames 200-400 of a template are submitted
+    handle = ff.submit(JOB, backend=backend, job_id="scene", frames=(200, 400))
+    # THEN the function gets the planned part (chunks 1 and 2 from frame 150, no audio), which it can check alone
+    assert handle.job_id == "scene"
+    part = JobSpec.model_validate(sent[0])
+    assert [chunk.id for chunk in part.chunks] == [1, 2] and part.first_frame == 150 and part.audio is None
