@@ -29,7 +29,7 @@ from framefarm.failures import FailureKind
 from framefarm.manager import JobManager
 from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks, Stitcher
 from framefarm.repositories.base import put_spec
-from framefarm.spec import JobSpec, load_job_file, parse_job, read_job_document
+from framefarm.spec import JobSpec, load_job_file, parse_job, read_job_document, select_frames
 from framefarm.status import ChunkState, JobRecord, JobState
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.stitching import stitch_job
@@ -207,7 +207,7 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
            concurrency: int | None = None, retry: RetryPolicy | None = None, chunk_timeout: float | None = None,
            hooks: RunHooks | None = None, stitcher: Stitcher | None = None, job_id: str | None = None,
            client_token: str | None = None, assets: str | os.PathLike[str] | None = None, stitch: bool = True,
-           cancel: CancelToken | None = None) -> RenderHandle:
+           cancel: CancelToken | None = None, frames: tuple[int, int] | None = None) -> RenderHandle:
     """Store the job and start it; returns a handle at once.
 
     On ``Local`` and ``CloudRun`` (and ``Lambda`` without a submit function) this process runs the
@@ -216,13 +216,16 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
     ``wait`` stitches the video there with ``stitcher`` (an FfmpegStitcher by default).
     ``stitch=False`` renders the chunks only (a local job keeps the output for ``framefarm stitch``).
     ``chunk_timeout`` bounds one attempt at a chunk, in seconds. ``assets``: a directory the commands
-    read, shipped to every chunk. ``retry`` defaults to ``RetryPolicy()`` and ``concurrency`` to the
-    backend's default: the same as the CLI's and the Lambda handlers'. ``hooks`` and ``cancel`` (a
-    token that stops the run, as ``handle.cancel()`` does) act on runs in this process.
+    read, shipped to every chunk. ``frames=(a, b)``: only the chunks covering frames a..b, inclusive
+    (``spec.select_frames``; the video holds just those). ``retry`` defaults to ``RetryPolicy()`` and
+    ``concurrency`` to the backend's default: the same as the CLI's and the Lambda handlers'. ``hooks``
+    and ``cancel`` (a token that stops the run, as ``handle.cancel()`` does) act on runs in this process.
     Nothing is stored when an argument is wrong.
     """
     backend = backend or Local()
     spec = load_job(job, job_id=job_id)
+    if frames is not None:
+        spec = job = select_frames(spec, *frames)  # the submit function is sent the part, in full
     target = output if output is not None else spec.output
     video = check_output(target) if target is not None else None
     if video is not None and stitch:
@@ -295,10 +298,12 @@ def bundle_assets(spec: JobSpec, directory: Path, storage: Storage) -> JobSpec:
 def render(job: JobInput, *, backend: Backend | None = None, output: str | os.PathLike[str] | None = None,
            concurrency: int | None = None, retry: RetryPolicy | None = None, chunk_timeout: float | None = None,
            hooks: RunHooks | None = None, stitcher: Stitcher | None = None, job_id: str | None = None,
-           assets: str | os.PathLike[str] | None = None, timeout: float | None = None) -> RenderResult:
+           assets: str | os.PathLike[str] | None = None, timeout: float | None = None,
+           frames: tuple[int, int] | None = None) -> RenderResult:
     """Render a job and return its result: ``submit(...).wait(timeout)``. Raises RenderFailed when it fails."""
     handle = submit(job, backend=backend, output=output, concurrency=concurrency, retry=retry,
-                    chunk_timeout=chunk_timeout, hooks=hooks, stitcher=stitcher, job_id=job_id, assets=assets)
+                    chunk_timeout=chunk_timeout, hooks=hooks, stitcher=stitcher, job_id=job_id, assets=assets,
+                    frames=frames)
     return handle.wait(timeout)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from framefarm.cli import aws, control, files, reports, run
+from framefarm.cli import aws, cleanup, control, files, reports, run
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, Context
 from framefarm.errors import FramefarmError, JobNotFoundError, JobSpecError, JobStateError, ToolNotFoundError
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="framefarm", description="Distributed video rendering.")
     parser.add_argument("--home", help="local job store and job directories (default: $FRAMEFARM_HOME or ./.framefarm)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (run, reports, control, files, aws):
+    for module in (run, reports, control, files, cleanup, aws):
         module.register(commands)
     return parser
 

@@ -17,7 +17,7 @@ from framefarm.spec import JobSpec
 from framefarm.stitch.merge import S3MergeAdapter
 from framefarm.stitching import stitch_job
 from framefarm.storage.base import DEFAULT_SHARE_SECONDS, MAX_SHARE_SECONDS
-from framefarm.storage.keys import chunk_key, is_output_key, job_prefix, output_key
+from framefarm.storage.keys import chunk_key, job_prefix, output_key, video_keys
 
 
 def register(commands: Any) -> None:
@@ -89,13 +89,30 @@ def cmd_share(args: argparse.Namespace, context: Context) -> int:
             key = chunk_key(spec.id, args.chunk, spec.chunk(args.chunk).output_file)
         except KeyError:
             raise JobSpecError(f"--chunk: job {spec.id} has no chunk {args.chunk}") from None
+    elif not context.remote_storage:
+        return share_local_video(args, context)
     else:
         prefix = job_prefix(args.job_id)
-        videos = [obj.key for obj in storage.list(prefix) if is_output_key(args.job_id, obj.key)]
+        job = context.repository(storage).get(args.job_id, chunks=False)
+        videos = video_keys(args.job_id, (obj.key for obj in storage.list(prefix)), job.output if job else None)
         if not videos:
             raise JobStateError(f"job {args.job_id!r} has no stitched video in {storage.url(prefix)}; "
                                 f"run `framefarm stitch {args.job_id} --upload` first")
         key = videos[0]
     context.out.print(storage.share_url(key, args.expires), soft_wrap=True)
     context.err.print(f"link to {storage.url(key)}, valid for {args.expires} s")
+    return EXIT_OK
+
+
+def share_local_video(args: argparse.Namespace, context: Context) -> int:
+    """A local job's video is the file its record names (its job directory also holds the audio track
+    and assets); the local store signs no links, so the link is the file's own URL."""
+    job = context.repository().require(args.job_id)
+    video = Path(job.output) if job.output else None
+    if video is None or not video.is_file():
+        where = f" at {video}" if video else ""
+        raise JobStateError(f"job {job.id!r} has no stitched video{where}; run `framefarm stitch {job.id}` first")
+    context.out.print(video.as_uri(), soft_wrap=True, highlight=False)
+    context.err.print(f"the video is a file on this machine, {video}: the local store signs no links "
+                      "(--expires does not apply)", soft_wrap=True)
     return EXIT_OK

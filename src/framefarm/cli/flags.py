@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from framefarm.cli.context import add_store_flags
@@ -53,3 +54,11 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
     return value
+
+
+def frame_range(text: str) -> tuple[int, int]:
+    """``A-B`` (``--frames``): two frame numbers; whether they fit the job, the library checks."""
+    match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a frame range; give A-B, e.g. 0-149")
+    return int(match.group(1)), int(match.group(2))

@@ -32,7 +32,9 @@ def register(commands: Any) -> None:
 
 
 def cmd_jobs(args: argparse.Namespace, context: Context) -> int:
-    listed = context.repository().list(limit=args.limit)
+    repository = context.repository()
+    listed = repository.list(limit=args.limit)
+    context.err.print(f"jobs in {repository.location}", soft_wrap=True, highlight=False)
     if not listed:
         context.out.print("no jobs yet")
     else:

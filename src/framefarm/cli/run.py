@@ -10,7 +10,7 @@ from typing import Any
 from framefarm.api import RenderFailed, RenderHandle, run_options, submit
 from framefarm.cancel import CancelToken
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_PAUSED, Context, add_store_flags
-from framefarm.cli.flags import add_resume_flags, add_run_flags, output_path
+from framefarm.cli.flags import add_resume_flags, add_run_flags, frame_range, output_path
 from framefarm.cli.signals import cancel_on_interrupt
 from framefarm.config import (
     ffmpeg_path,
@@ -19,7 +19,7 @@ from framefarm.console import RenderProgress
 from framefarm.errors import JobAbortedError, JobSpecError, JobStateError, id_list
 from framefarm.manager import RUNNABLE, JobManager
 from framefarm.options import RetryPolicy
-from framefarm.spec import load_job_file
+from framefarm.spec import load_job_file, select_frames
 from framefarm.status import JobRecord, JobState
 
 
@@ -34,6 +34,9 @@ def register(commands: Any) -> None:
     render.add_argument("--function", help="with --backend lambda: the render-chunk function's name")
     render.add_argument("--service", help="with --backend cloudrun: the service URL or "
                                           "projects/P/locations/L/services/S")
+    render.add_argument("--frames", type=frame_range, metavar="A-B",
+                        help="render only the chunks covering frames A to B (inclusive, from 0), to check a "
+                             "scene first: the video then holds just those chunks, without the audio track")
     render.add_argument("--assets", type=Path,
                         help="a directory the commands read (inputs, fonts...): shipped to every chunk's work dir")
     add_run_flags(render)
@@ -55,6 +58,8 @@ def register(commands: Any) -> None:
 
 def cmd_render(args: argparse.Namespace, context: Context) -> int:
     spec = load_job_file(args.jobfile, job_id=args.job_id)
+    if args.frames is not None:
+        spec = select_frames(spec, *args.frames)
     backend = context.backend(args.backend, function=args.function, service=args.service, run_here=True)
     output = output_path(args.output, spec.output, spec.id)
     progress = RenderProgress(context.err, spec.id, len(spec.chunks))
@@ -63,8 +68,10 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
         handle = submit(spec, backend=backend, output=output, concurrency=args.concurrency, retry=retry_policy(args),
                         chunk_timeout=args.timeout, hooks=progress, assets=args.assets, stitch=not args.no_stitch,
                         cancel=token)
+        part = f" (frames {spec.first_frame}-{spec.first_frame + spec.metadata.total_frames - 1})" \
+            if args.frames else ""
         context.err.print(f"job [bold]{spec.id}[/]: {len(spec.chunks)} chunks, "
-                          f"{spec.metadata.total_frames} frames → {output}")
+                          f"{spec.metadata.total_frames} frames{part} → {output}")
         return follow(handle, progress, context, stitch_note=args.no_stitch)
 
 

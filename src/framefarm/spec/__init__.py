@@ -56,6 +56,7 @@ from framefarm.spec.planning import (
     fill_placeholders,
     frame_ranges,
     plan_job,
+    select_frames,
 )
 from framefarm.validation import field_path
 
@@ -89,6 +90,7 @@ __all__ = [
     "plan_job",
     "read_job_document",
     "safe_relative_path",
+    "select_frames",
     "spec_error_from_validation",
     "split_command",
 ]

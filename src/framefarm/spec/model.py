@@ -126,7 +126,9 @@ def new_job_id(prefix: str = "job") -> str:
 
 
 class JobSpec(SpecModel):
-    """A fully planned job: metadata plus explicit chunks that tile ``0 .. total_frames`` exactly."""
+    """A fully planned job: metadata plus explicit chunks that tile ``first_frame .. first_frame +
+    total_frames`` exactly (``first_frame`` is 0 unless the job renders part of a longer video:
+    ``select_frames``)."""
 
     id: str = Field(default_factory=new_job_id, pattern=JOB_ID_PATTERN)
     metadata: RenderMetadata
@@ -135,10 +137,11 @@ class JobSpec(SpecModel):
     assets_url: str | None = None
     audio: AudioTrack | None = None
     output: str | None = None
+    first_frame: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _chunks_tile_the_video(self) -> JobSpec:
-        check_chunks_tile(self.chunks, self.metadata.total_frames)
+        check_chunks_tile(self.chunks, self.metadata.total_frames, first_frame=self.first_frame)
         outputs = {chunk.output_file for chunk in self.chunks}
         if self.audio is not None and self.audio.output_file in outputs:
             raise ValueError(f"audio.output_file: {self.audio.output_file!r} is also a chunk's output_file")
@@ -151,8 +154,9 @@ class JobSpec(SpecModel):
         raise KeyError(chunk_id)
 
 
-def check_chunks_tile(chunks: list[Chunk], total_frames: int) -> None:
-    """Raise ValueError naming the first chunk that duplicates, overlaps or leaves a gap."""
+def check_chunks_tile(chunks: list[Chunk], total_frames: int, *, first_frame: int = 0) -> None:
+    """Raise ValueError naming the first chunk that duplicates, overlaps or leaves a gap in
+    ``first_frame .. first_frame + total_frames``."""
     seen_ids: dict[int, int] = {}
     seen_outputs: dict[str, int] = {}
     for index, chunk in enumerate(chunks):
@@ -166,7 +170,7 @@ def check_chunks_tile(chunks: list[Chunk], total_frames: int) -> None:
             )
         seen_outputs[chunk.output_file] = index
     order = sorted(range(len(chunks)), key=lambda i: chunks[i].start_frame)
-    expected_start = 0
+    expected_start = first_frame
     previous: int | None = None
     for index in order:
         chunk = chunks[index]
@@ -183,9 +187,9 @@ def check_chunks_tile(chunks: list[Chunk], total_frames: int) -> None:
             )
         expected_start = chunk.end_frame
         previous = index
-    if expected_start != total_frames:
+    if expected_start != first_frame + total_frames:
         raise ValueError(
-            f"chunks: frame counts sum to {expected_start}, but metadata.total_frames is {total_frames}"
+            f"chunks: frame counts sum to {expected_start - first_frame}, but metadata.total_frames is {total_frames}"
         )
 
 

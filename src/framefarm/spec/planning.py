@@ -146,6 +146,27 @@ def plan_job(source: JobTemplate | Mapping[str, Any], *, job_id: str | None = No
     })
 
 
+def select_frames(spec: JobSpec, first: int, last: int) -> JobSpec:
+    """The part of ``spec`` that renders frames ``first .. last`` (inclusive): only the chunks covering
+    them, whole, as a job of its own (same id, chunk ids, frames and commands; ``first_frame`` says where
+    it starts). Its video holds just those chunks, so it has no audio track (the track covers the
+    whole video). JobSpecError when the range ends before it starts or leaves the job's frames.
+    E.g. ``select_frames(spec, 200, 400)`` of 150-frame chunks: chunks 1 and 2, frames 150-449.
+    """
+    end = spec.first_frame + spec.metadata.total_frames - 1
+    if last < first:
+        raise JobSpecError(f"frames: {first}-{last} ends before it starts; give A-B with A <= B")
+    if first < spec.first_frame or last > end:
+        raise JobSpecError(f"frames: {first}-{last} is outside job {spec.id}'s frames {spec.first_frame}-{end}")
+    chunks = sorted((chunk for chunk in spec.chunks if chunk.start_frame <= last and chunk.end_frame > first),
+                    key=lambda chunk: chunk.start_frame)
+    metadata = {**spec.metadata.model_dump(), "total_frames": sum(chunk.frame_count for chunk in chunks),
+                "duration": None}
+    return JobSpec.model_validate({**spec.model_dump(), "metadata": metadata, "audio": None,
+                                   "chunks": [chunk.model_dump() for chunk in chunks],
+                                   "first_frame": chunks[0].start_frame})
+
+
 def _plain_number(value: float) -> int | float | str:
     """Render 30.0 as 30 and 29.97002997 as a short decimal, so commands read naturally."""
     if float(value).is_integer():

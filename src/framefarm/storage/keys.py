@@ -10,7 +10,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import PurePosixPath
+
+#: What a stitched video may be called: the audio track (``audio.m4a``), assets and markers are not videos.
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 
 
 def job_prefix(job_id: str) -> str:
@@ -51,7 +55,18 @@ def output_key(job_id: str, filename: str) -> str:
 
 
 def is_output_key(job_id: str, key: str) -> bool:
-    """True for a stitched video put back next to the job's spec (not a chunk, log, spec or marker)."""
+    """True for a stitched video put back next to the job's spec: a video at the top of the job's
+    prefix (not a chunk or log below it, nor the spec, assets, cancel marker or audio track)."""
     prefix = job_prefix(job_id)
-    return (key.startswith(prefix) and "/" not in key[len(prefix):]
-            and key not in (spec_key(job_id), assets_key(job_id), cancel_key(job_id)))
+    name = key[len(prefix):]
+    return key.startswith(prefix) and "/" not in name and PurePosixPath(name).suffix.lower() in VIDEO_SUFFIXES
+
+
+def video_keys(job_id: str, keys: Iterable[str], recorded_output: str | None = None) -> list[str]:
+    """The job's stitched videos among ``keys``, sorted; the one named like ``recorded_output`` (the
+    job record's output, which ``stitch --upload`` puts back under its own name) first."""
+    videos = sorted(key for key in keys if is_output_key(job_id, key))
+    if recorded_output is not None:
+        recorded = output_key(job_id, recorded_output)
+        videos.sort(key=lambda key: key != recorded)  # stable: the rest stay sorted
+    return videos
