@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
+from framefarm import __version__
 from framefarm.cli import aws, control, files, reports, run
-from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, Context
+from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, Context, add_store_flags
 from framefarm.errors import FramefarmError, JobNotFoundError, JobSpecError, JobStateError, ToolNotFoundError
 
 INPUT_ERRORS = (JobSpecError, JobStateError, JobNotFoundError, ToolNotFoundError)
@@ -42,10 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="framefarm", description="Distributed video rendering.")
-    parser.add_argument("--home", help="local job store and job directories (default: $FRAMEFARM_HOME or ./.framefarm)")
+    parser.add_argument("--version", action="version", version=f"framefarm {__version__}")
+    add_store_flags(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (run, reports, control, files, aws):
         module.register(commands)
+    for command in commands.choices.values():  # the global flags after the command's name too
+        add_store_flags(command)
     return parser
 
 

@@ -20,13 +20,11 @@ def register(commands: Any) -> None:
     submit = commands.add_parser("submit", help="submit a job file to the deployed submit Lambda")
     submit.add_argument("jobfile", type=Path)
     submit.add_argument("--function", help="the submit function's name (or --stack)")
-    submit.add_argument("--stack", help="a deployed framefarm stack: the submit function and bucket from its outputs")
     submit.add_argument("--job-id", help="id for the new job (default: generated)")
     submit.add_argument("--concurrency", type=int,
                         help=f"chunks in flight on Lambda (default {DEFAULT_LAMBDA_CONCURRENCY})")
     submit.add_argument("--retries", type=int, help=f"retries per chunk (default {DEFAULT_RETRIES})")
     submit.add_argument("--assets", type=Path, help="a directory the commands read, shipped to every chunk")
-    submit.add_argument("--bucket", help="with --assets: the artifact bucket to upload them to")
     submit.set_defaults(handler=cmd_submit)
 
     devcloud = commands.add_parser("devcloud", help="run the AWS flow on this machine (moto + local Lambda)")

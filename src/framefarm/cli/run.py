@@ -11,6 +11,7 @@ from framefarm.api import RenderFailed, RenderHandle, run_options, submit
 from framefarm.cancel import CancelToken
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_PAUSED, Context, add_store_flags
 from framefarm.cli.flags import add_resume_flags, add_run_flags, output_path
+from framefarm.cli.settings import BACKENDS
 from framefarm.cli.signals import cancel_on_interrupt
 from framefarm.config import (
     ffmpeg_path,
@@ -28,9 +29,9 @@ def register(commands: Any) -> None:
     render.add_argument("jobfile", type=Path)
     render.add_argument("-o", "--output", type=Path, help="final video (default: the job file's `output`)")
     render.add_argument("--job-id", help="id for the new job (default: generated)")
-    render.add_argument("--backend", choices=("local", "lambda", "cloudrun"), default="local",
+    render.add_argument("--backend", choices=BACKENDS,
                         help="where chunks run: local subprocesses (default), a render-chunk Lambda function, "
-                             "or a Cloud Run worker service")
+                             "or a Cloud Run worker service (default: $FRAMEFARM_BACKEND, the profile's, else local)")
     render.add_argument("--function", help="with --backend lambda: the render-chunk function's name")
     render.add_argument("--service", help="with --backend cloudrun: the service URL or "
                                           "projects/P/locations/L/services/S")
@@ -55,7 +56,8 @@ def register(commands: Any) -> None:
 
 def cmd_render(args: argparse.Namespace, context: Context) -> int:
     spec = load_job_file(args.jobfile, job_id=args.job_id)
-    backend = context.backend(args.backend, function=args.function, service=args.service, run_here=True)
+    backend = context.backend(context.settings.get("backend") or "local", function=args.function,
+                              service=args.service, run_here=True)
     output = output_path(args.output, spec.output, spec.id)
     progress = RenderProgress(context.err, spec.id, len(spec.chunks))
     token = CancelToken()
