@@ -51,10 +51,11 @@ def cmd_submit(args: argparse.Namespace, context: Context) -> int:
     retry = RetryPolicy(retries=args.retries) if args.retries is not None else None
     handle = submit(args.jobfile, backend=backend, job_id=args.job_id, concurrency=args.concurrency, retry=retry,
                     assets=args.assets, stitch=False)
-    table = f" --table {context.table}" if context.table else ""
     context.out.print(handle.job_id)
-    context.err.print(f"submitted job [bold]{handle.job_id}[/]; watch it with "
-                      f"`framefarm status {handle.job_id}{table}`")
+    watch = (f"`{context.hint(f'status {handle.job_id}')}`" if context.table  # else no command here can find it
+             else f"`framefarm status {handle.job_id} --table TABLE` (the table of {function}'s deployment)")
+    context.err.print(f"submitted job [bold]{handle.job_id}[/]; watch it with {watch}", highlight=False,
+                      soft_wrap=True)
     return EXIT_OK
 
 

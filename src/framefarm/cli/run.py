@@ -99,7 +99,7 @@ def cmd_retry(args: argparse.Namespace, context: Context) -> int:
     if before.state is JobState.COMPLETED and manager.summary(before.id).state is not JobState.COMPLETED:
         video = f"its video {before.output}" if before.output else "its video"
         context.err.print(f"{video} predates this retry: once the chunks are done, "
-                          f"stitch again with `framefarm stitch {before.id}`", soft_wrap=True)
+                          f"stitch again with `{context.hint(f'stitch {before.id}')}`", soft_wrap=True)
     return code
 
 
@@ -120,7 +120,8 @@ def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManage
     assert isinstance(backend, Lambda)  # a job on AWS
     invoke_async(backend.lambda_client(), function, {"job_id": status.id, "options": options, "resume": True})
     context.out.print(f"job {status.id}: resumed on {function} ({status.completed_chunks}/{status.total_chunks} "
-                      f"chunks done); follow it with `framefarm status {status.id}`")
+                      f"chunks done); follow it with `{context.hint(f'status {status.id}')}`",
+                      highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -135,8 +136,9 @@ def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, 
         return EXIT_FAILED
     except JobAbortedError as exc:
         if exc.reason == JobState.PAUSED.value:
+            no_stitch = " --no-stitch" if stitch_note else ""  # as this run was asked
             context.err.print(f"[yellow]paused[/] job {handle.job_id}; "
-                              f"continue with `framefarm resume {handle.job_id}`")
+                              f"continue with `{context.hint(f'resume {handle.job_id}{no_stitch}')}`", soft_wrap=True)
             return EXIT_PAUSED
         error = handle.manager.summary(handle.job_id).error
         context.err.print(f"[red]error:[/] job {handle.job_id} cancelled: {error}", soft_wrap=True)
@@ -144,7 +146,8 @@ def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, 
     elapsed = time.monotonic() - started
     if result.state is JobState.RENDERED:
         context.err.print(f"[green]rendered[/] {result.chunks} chunks in {elapsed:.1f} s"
-                          + (f"; join them with `framefarm stitch {handle.job_id}`" if stitch_note else ""))
+                          + (f"; join them with `{context.hint(f'stitch {handle.job_id}')}`" if stitch_note else ""),
+                          soft_wrap=True)
     else:
         context.err.print(f"[green]rendered[/] {result.frames} frames in {elapsed:.1f} s → [bold]{result.output}[/]")
     return EXIT_OK
