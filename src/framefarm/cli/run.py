@@ -19,7 +19,7 @@ from framefarm.config import (
 from framefarm.console import RenderProgress
 from framefarm.errors import JobAbortedError, JobSpecError, JobStateError, id_list
 from framefarm.manager import RUNNABLE, JobManager
-from framefarm.options import RetryPolicy
+from framefarm.options import ExecutionOptions, RetryPolicy
 from framefarm.spec import load_job_file
 from framefarm.status import JobRecord, JobState
 
@@ -71,6 +71,7 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, context: Context) -> int:
+    retry = retry_policy(args)  # before anything is stored or sent
     backend = context.backend(service=args.service)
     manager = backend.manager(concurrency=args.concurrency, runs_chunks=not context.on_aws)
     status = manager.summary(args.job_id)
@@ -81,7 +82,7 @@ def cmd_resume(args: argparse.Namespace, context: Context) -> int:
     progress = RenderProgress(context.err, status.id, status.total_chunks, status.completed_chunks)
     token = CancelToken()
     options = run_options(backend, status.spec, output=output, concurrency=args.concurrency,
-                          retry=retry_policy(args), chunk_timeout=args.timeout, hooks=progress, cancel=token)
+                          retry=retry, chunk_timeout=args.timeout, hooks=progress, cancel=token)
     with cancel_on_interrupt(lambda: token.cancel("cancelled")):
         manager.resume_job(status.id, options)
         return follow(RenderHandle(status.id, backend, manager, output=output), progress, context,
@@ -89,6 +90,7 @@ def cmd_resume(args: argparse.Namespace, context: Context) -> int:
 
 
 def cmd_retry(args: argparse.Namespace, context: Context) -> int:
+    retry_policy(args)  # the option values are checked before any chunk is reopened
     manager = context.manager()
     before = manager.summary(args.job_id)
     if not context.on_aws:
@@ -154,4 +156,6 @@ def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, 
 
 
 def retry_policy(args: argparse.Namespace) -> RetryPolicy:
+    """The run flags' retry policy; JobSpecError for a bad --retries, --retry-delay or --timeout."""
+    ExecutionOptions(timeout=args.timeout)  # the library's own check of a chunk timeout
     return RetryPolicy(retries=args.retries, delay=args.retry_delay)
