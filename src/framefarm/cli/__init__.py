@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 from framefarm import __version__
 from framefarm.cli import aws, control, files, reports, run
@@ -18,6 +19,9 @@ from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, Conte
 from framefarm.errors import FramefarmError, JobNotFoundError, JobSpecError, JobStateError, ToolNotFoundError
 
 INPUT_ERRORS = (JobSpecError, JobStateError, JobNotFoundError, ToolNotFoundError)
+# The extra that installs each optional module a command may import (pyproject's optional-dependencies).
+EXTRAS = {"boto3": "aws", "botocore": "aws", "google": "gcp", "requests": "gcp", "flask": "gcp", "waitress": "gcp",
+          "moto": "devcloud", "awslambdaric": "devcloud", "flask_cors": "devcloud"}
 
 __all__ = ["build_parser", "main"]
 
@@ -34,11 +38,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_CANCELLED
+    except ModuleNotFoundError as exc:
+        extra = missing_extra(exc, args.command)
+        if extra is None:
+            raise  # not an optional module: a bug, with its traceback
+        err.print(f"[red]error:[/] {args.command} needs {exc.name}, which is not installed: "
+                  + escape(f'pip install "framefarm[{extra}]"'), markup=True, soft_wrap=True, highlight=False)
+        return EXIT_USAGE
     except Exception as exc:  # a cloud SDK error: one line, not a traceback
         if type(exc).__module__.startswith(("botocore", "boto3", "google")):
             err.print(f"[red]error:[/] {type(exc).__name__}: {exc}", markup=True, soft_wrap=True)
             return EXIT_FAILED
         raise
+
+
+def missing_extra(exc: ModuleNotFoundError, command: str) -> str | None:
+    """The extra to install for a missing optional module (devcloud's own extra brings all it needs)."""
+    top = (exc.name or "").partition(".")[0]
+    if top not in EXTRAS:
+        return None
+    return "devcloud" if command == "devcloud" else EXTRAS[top]
 
 
 def build_parser() -> argparse.ArgumentParser:
