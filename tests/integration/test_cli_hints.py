@@ -9,21 +9,28 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
+
+from framefarm.config import ENV_BUCKET, ENV_HOME, ENV_TABLE
 from tests.integration.test_cli import video_job, write_job
 
-
-def framefarm_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """The command with no FRAMEFARM_HOME in its environment: where things are comes from its flags alone."""
-    env = {name: value for name, value in os.environ.items() if name != "FRAMEFARM_HOME"}
-    return subprocess.run([sys.executable, "-m", "framefarm", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=300)
+SETTINGS_NAMES = (ENV_HOME, ENV_TABLE, ENV_BUCKET)
 
 
-def run_hint(output: str, cwd: Path) -> subprocess.CompletedProcess:
+def framefarm_here(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The command with no FRAMEFARM_HOME, _TABLE or _BUCKET in its environment (unless ``env`` gives
+    them): where things are comes from its flags alone."""
+    environ = {name: value for name, value in os.environ.items() if name not in SETTINGS_NAMES}
+    return subprocess.run([sys.executable, "-m", "framefarm", *args], capture_output=True, text=True,
+                          env={**environ, **(env or {})}, cwd=cwd, timeout=300)
+
+
+def run_hint(output: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the last `framefarm ...` command quoted in ``output``, as printed."""
     hints = re.findall(r"`(framefarm [^`]+)`", " ".join(output.split()))
     assert hints, f"no hint in: {output}"
-    return framefarm_here(*shlex.split(hints[-1])[1:], cwd=cwd)
+    return framefarm_here(*shlex.split(hints[-1])[1:], cwd=cwd, env=env)
 
 
 def test_the_stitch_hints_of_render_and_retry_carry_the_home_they_were_given(tmp_path):
@@ -59,3 +66,41 @@ def test_the_resume_hint_of_a_paused_render_carries_its_home(tmp_path):
     # THEN the job finishes its chunks
     assert resumed.returncode == 0, resumed.stderr
     assert "rendered 3 chunks" in resumed.stderr
+
+
+@pytest.fixture
+def stack(aws_credentials):
+    from framefarm.devcloud import LocalAwsStack
+
+    with LocalAwsStack(worker_timeout=60, orchestrator_timeout=120) as running:
+        yield running
+
+
+def test_the_status_hints_of_submit_and_of_resume_on_aws_find_the_job(stack, tmp_path):
+    # GIVEN devcloud's endpoints and credentials, but no table or bucket in the environment
+    endpoints = {name: value for name, value in stack.env.items() if name not in SETTINGS_NAMES}
+    jobfile = tmp_path / "job.yaml"
+    jobfile.write_text(yaml.safe_dump({"id": "on-aws", "width": 64, "height": 48, "fps": 10, "total_frames": 1,
+                                       "frames_per_chunk": 1, "command": [sys.executable, "-c", "raise SystemExit(1)"]}))
+    # WHEN a job is submitted with --table, and the hint it printed is run as printed
+    submitted = framefarm_here("submit", str(jobfile), "--function", "framefarm-submit", "--retries", "0",
+                               "--table", stack.table, cwd=tmp_path, env=endpoints)
+    assert submitted.returncode == 0, submitted.stderr
+    watched = run_hint(submitted.stderr, tmp_path, env=endpoints)
+    # THEN it shows the job
+    assert watched.returncode == 0 and "on-aws" in watched.stdout, watched.stderr
+    # AND once the job has failed, `resume --table` prints a hint that shows it too
+    assert stack.cloud.wait_idle(timeout=120)
+    resumed = framefarm_here("resume", "on-aws", "--function", "framefarm-orchestrate", "--table", stack.table,
+                             cwd=tmp_path, env=endpoints)
+    assert resumed.returncode == 0, resumed.stderr
+    followed = run_hint(resumed.stdout, tmp_path, env=endpoints)
+    assert followed.returncode == 0 and "on-aws" in followed.stdout, followed.stderr
+    assert stack.cloud.wait_idle(timeout=120)
+    # AND with the table exported (as devcloud says to), submit's hint needs no flag and works
+    jobfile.write_text(jobfile.read_text().replace("on-aws", "exported"))
+    exported = framefarm_here("submit", str(jobfile), "--function", "framefarm-submit", cwd=tmp_path, env=stack.env)
+    assert exported.returncode == 0, exported.stderr
+    assert "`framefarm status exported`" in exported.stderr
+    assert run_hint(exported.stderr, tmp_path, env=stack.env).returncode == 0
+    assert stack.cloud.wait_idle(timeout=120)
