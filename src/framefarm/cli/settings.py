@@ -30,12 +30,13 @@ SETTINGS_FILENAME = "framefarm.toml"
 ENV_PROFILE = "FRAMEFARM_PROFILE"
 DEFAULT_PROFILE = "default"
 BACKENDS = ("local", "lambda", "cloudrun")
-# Each setting: its flag and its environment variable. A profile names it as the key here.
+# Each setting: its flag and its environment variable. A profile names it as the key here. No command
+# takes --region (boto3's AWS_REGION works too); render alone takes --backend.
 FLAGS = {"home": "--home", "table": "--table", "bucket": "--bucket", "stack": "--stack",
          "gcs_bucket": "--gcs-bucket", "region": "--region", "backend": "--backend"}
 ENVIRONMENT = {"home": ENV_HOME, "table": ENV_TABLE, "bucket": ENV_BUCKET, "stack": "FRAMEFARM_STACK",
                "gcs_bucket": "FRAMEFARM_GCS_BUCKET", "region": "FRAMEFARM_REGION", "backend": "FRAMEFARM_BACKEND"}
-# Flags every command takes, before or after its name (``--backend`` is render's alone).
+# Flags every command takes, before or after its name: repeated in the hints a command prints.
 GLOBAL_FLAGS = ("home", "profile", "table", "bucket", "stack", "gcs_bucket")
 
 

@@ -138,3 +138,15 @@ def job_file(tmp_path: Path) -> Path:
                                     "command": [sys.executable, "-c", code, "{chunk_id}", "{output}"],
                                     "output": str(tmp_path / "o.mp4")}))
     return path
+
+
+def test_a_malformed_settings_file_stops_any_command_in_one_line(tmp_path, monkeypatch, capsys):
+    # GIVEN a framefarm.toml in the current directory with a missing value on line 2
+    path = write_settings(tmp_path, '[profile.default]\ntable = \n')
+    monkeypatch.chdir(tmp_path)
+    # WHEN any command runs there
+    code = main(["jobs"])
+    # THEN it exits 2 with one line naming the file and the line
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err.startswith(f"error: {path}: not valid TOML: ") and "line 2" in err, err
