@@ -23,6 +23,11 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test writes to the developer's ./.framefarm."""
     monkeypatch.setenv("FRAMEFARM_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("FRAMEFARM_FFMPEG", raising=False)
+    # Nor reads the developer's settings: their profiles, or names exported in their shell.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    for name in ("FRAMEFARM_PROFILE", "FRAMEFARM_TABLE", "FRAMEFARM_BUCKET", "FRAMEFARM_STACK", "FRAMEFARM_GCS_BUCKET",
+                 "FRAMEFARM_BACKEND", "FRAMEFARM_REGION"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")

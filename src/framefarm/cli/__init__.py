@@ -11,12 +11,17 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
+from framefarm import __version__
 from framefarm.cli import aws, cleanup, control, files, reports, run
-from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, Context
+from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, Context, add_store_flags
 from framefarm.errors import FramefarmError, JobNotFoundError, JobSpecError, JobStateError, ToolNotFoundError
 
 INPUT_ERRORS = (JobSpecError, JobStateError, JobNotFoundError, ToolNotFoundError)
+# The extra that installs each optional module a command may import (pyproject's optional-dependencies).
+EXTRAS = {"boto3": "aws", "botocore": "aws", "google": "gcp", "requests": "gcp", "flask": "gcp", "waitress": "gcp",
+          "moto": "devcloud", "awslambdaric": "devcloud", "flask_cors": "devcloud"}
 
 __all__ = ["build_parser", "main"]
 
@@ -33,6 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_CANCELLED
+    except ModuleNotFoundError as exc:
+        extra = missing_extra(exc, args.command)
+        if extra is None:
+            raise  # not an optional module: a bug, with its traceback
+        err.print(f"[red]error:[/] {args.command} needs {exc.name}, which is not installed: "
+                  + escape(f'pip install "framefarm[{extra}]"'), markup=True, soft_wrap=True, highlight=False)
+        return EXIT_USAGE
     except Exception as exc:  # a cloud SDK error: one line, not a traceback
         if type(exc).__module__.startswith(("botocore", "boto3", "google")):
             err.print(f"[red]error:[/] {type(exc).__name__}: {exc}", markup=True, soft_wrap=True)
@@ -40,12 +52,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
+def missing_extra(exc: ModuleNotFoundError, command: str) -> str | None:
+    """The extra to install for a missing optional module (devcloud's own extra brings all it needs)."""
+    top = (exc.name or "").partition(".")[0]
+    if top not in EXTRAS:
+        return None
+    return "devcloud" if command == "devcloud" else EXTRAS[top]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="framefarm", description="Distributed video rendering.")
-    parser.add_argument("--home", help="local job store and job directories (default: $FRAMEFARM_HOME or ./.framefarm)")
+    parser.add_argument("--version", action="version", version=f"framefarm {__version__}")
+    add_store_flags(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (run, reports, control, files, cleanup, aws):
         module.register(commands)
+    for command in commands.choices.values():  # the global flags after the command's name too
+        add_store_flags(command)
     return parser
 
 

@@ -20,13 +20,11 @@ def register(commands: Any) -> None:
     submit = commands.add_parser("submit", help="submit a job file to the deployed submit Lambda")
     submit.add_argument("jobfile", type=Path)
     submit.add_argument("--function", help="the submit function's name (or --stack)")
-    submit.add_argument("--stack", help="a deployed framefarm stack: the submit function and bucket from its outputs")
     submit.add_argument("--job-id", help="id for the new job (default: generated)")
     submit.add_argument("--concurrency", type=int,
                         help=f"chunks in flight on Lambda (default {DEFAULT_LAMBDA_CONCURRENCY})")
     submit.add_argument("--retries", type=int, help=f"retries per chunk (default {DEFAULT_RETRIES})")
     submit.add_argument("--assets", type=Path, help="a directory the commands read, shipped to every chunk")
-    submit.add_argument("--bucket", help="with --assets: the artifact bucket to upload them to")
     submit.set_defaults(handler=cmd_submit)
 
     devcloud = commands.add_parser("devcloud", help="run the AWS flow on this machine (moto + local Lambda)")
@@ -53,10 +51,11 @@ def cmd_submit(args: argparse.Namespace, context: Context) -> int:
     retry = RetryPolicy(retries=args.retries) if args.retries is not None else None
     handle = submit(args.jobfile, backend=backend, job_id=args.job_id, concurrency=args.concurrency, retry=retry,
                     assets=args.assets, stitch=False)
-    table = f" --table {context.table}" if context.table else ""
     context.out.print(handle.job_id)
-    context.err.print(f"submitted job [bold]{handle.job_id}[/]; watch it with "
-                      f"`framefarm status {handle.job_id}{table}`")
+    watch = (f"`{context.hint(f'status {handle.job_id}')}`" if context.table  # else no command here can find it
+             else f"`framefarm status {handle.job_id} --table TABLE` (the table of {function}'s deployment)")
+    context.err.print(f"submitted job [bold]{handle.job_id}[/]; watch it with {watch}", highlight=False,
+                      soft_wrap=True)
     return EXIT_OK
 
 

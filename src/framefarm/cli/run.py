@@ -11,6 +11,7 @@ from framefarm.api import RenderFailed, RenderHandle, run_options, submit
 from framefarm.cancel import CancelToken
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_PAUSED, Context, add_store_flags
 from framefarm.cli.flags import add_resume_flags, add_run_flags, frame_range, output_path
+from framefarm.cli.settings import BACKENDS
 from framefarm.cli.signals import cancel_on_interrupt
 from framefarm.config import (
     ffmpeg_path,
@@ -18,7 +19,7 @@ from framefarm.config import (
 from framefarm.console import RenderProgress
 from framefarm.errors import JobAbortedError, JobSpecError, JobStateError, id_list
 from framefarm.manager import RUNNABLE, JobManager
-from framefarm.options import RetryPolicy
+from framefarm.options import ExecutionOptions, RetryPolicy
 from framefarm.spec import load_job_file, select_frames
 from framefarm.status import JobRecord, JobState
 
@@ -28,9 +29,9 @@ def register(commands: Any) -> None:
     render.add_argument("jobfile", type=Path)
     render.add_argument("-o", "--output", type=Path, help="final video (default: the job file's `output`)")
     render.add_argument("--job-id", help="id for the new job (default: generated)")
-    render.add_argument("--backend", choices=("local", "lambda", "cloudrun"), default="local",
+    render.add_argument("--backend", choices=BACKENDS,
                         help="where chunks run: local subprocesses (default), a render-chunk Lambda function, "
-                             "or a Cloud Run worker service")
+                             "or a Cloud Run worker service (default: $FRAMEFARM_BACKEND, the profile's, else local)")
     render.add_argument("--function", help="with --backend lambda: the render-chunk function's name")
     render.add_argument("--service", help="with --backend cloudrun: the service URL or "
                                           "projects/P/locations/L/services/S")
@@ -60,7 +61,8 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
     spec = load_job_file(args.jobfile, job_id=args.job_id)
     if args.frames is not None:
         spec = select_frames(spec, *args.frames)
-    backend = context.backend(args.backend, function=args.function, service=args.service, run_here=True)
+    backend = context.backend(context.settings.get("backend") or "local", function=args.function,
+                              service=args.service, run_here=True)
     output = output_path(args.output, spec.output, spec.id)
     progress = RenderProgress(context.err, spec.id, len(spec.chunks))
     token = CancelToken()
@@ -76,6 +78,7 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, context: Context) -> int:
+    retry = retry_policy(args)  # before anything is stored or sent
     backend = context.backend(service=args.service)
     manager = backend.manager(concurrency=args.concurrency, runs_chunks=not context.on_aws)
     status = manager.summary(args.job_id)
@@ -86,7 +89,7 @@ def cmd_resume(args: argparse.Namespace, context: Context) -> int:
     progress = RenderProgress(context.err, status.id, status.total_chunks, status.completed_chunks)
     token = CancelToken()
     options = run_options(backend, status.spec, output=output, concurrency=args.concurrency,
-                          retry=retry_policy(args), chunk_timeout=args.timeout, hooks=progress, cancel=token)
+                          retry=retry, chunk_timeout=args.timeout, hooks=progress, cancel=token)
     with cancel_on_interrupt(lambda: token.cancel("cancelled")):
         manager.resume_job(status.id, options)
         return follow(RenderHandle(status.id, backend, manager, output=output), progress, context,
@@ -94,6 +97,7 @@ def cmd_resume(args: argparse.Namespace, context: Context) -> int:
 
 
 def cmd_retry(args: argparse.Namespace, context: Context) -> int:
+    retry_policy(args)  # the option values are checked before any chunk is reopened
     manager = context.manager()
     before = manager.summary(args.job_id)
     if not context.on_aws:
@@ -104,7 +108,7 @@ def cmd_retry(args: argparse.Namespace, context: Context) -> int:
     if before.state is JobState.COMPLETED and manager.summary(before.id).state is not JobState.COMPLETED:
         video = f"its video {before.output}" if before.output else "its video"
         context.err.print(f"{video} predates this retry: once the chunks are done, "
-                          f"stitch again with `framefarm stitch {before.id}`", soft_wrap=True)
+                          f"stitch again with `{context.hint(f'stitch {before.id}')}`", soft_wrap=True)
     return code
 
 
@@ -125,7 +129,8 @@ def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManage
     assert isinstance(backend, Lambda)  # a job on AWS
     invoke_async(backend.lambda_client(), function, {"job_id": status.id, "options": options, "resume": True})
     context.out.print(f"job {status.id}: resumed on {function} ({status.completed_chunks}/{status.total_chunks} "
-                      f"chunks done); follow it with `framefarm status {status.id}`")
+                      f"chunks done); follow it with `{context.hint(f'status {status.id}')}`",
+                      highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -140,8 +145,9 @@ def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, 
         return EXIT_FAILED
     except JobAbortedError as exc:
         if exc.reason == JobState.PAUSED.value:
+            no_stitch = " --no-stitch" if stitch_note else ""  # as this run was asked
             context.err.print(f"[yellow]paused[/] job {handle.job_id}; "
-                              f"continue with `framefarm resume {handle.job_id}`")
+                              f"continue with `{context.hint(f'resume {handle.job_id}{no_stitch}')}`", soft_wrap=True)
             return EXIT_PAUSED
         error = handle.manager.summary(handle.job_id).error
         context.err.print(f"[red]error:[/] job {handle.job_id} cancelled: {error}", soft_wrap=True)
@@ -149,11 +155,14 @@ def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, 
     elapsed = time.monotonic() - started
     if result.state is JobState.RENDERED:
         context.err.print(f"[green]rendered[/] {result.chunks} chunks in {elapsed:.1f} s"
-                          + (f"; join them with `framefarm stitch {handle.job_id}`" if stitch_note else ""))
+                          + (f"; join them with `{context.hint(f'stitch {handle.job_id}')}`" if stitch_note else ""),
+                          soft_wrap=True)
     else:
         context.err.print(f"[green]rendered[/] {result.frames} frames in {elapsed:.1f} s → [bold]{result.output}[/]")
     return EXIT_OK
 
 
 def retry_policy(args: argparse.Namespace) -> RetryPolicy:
+    """The run flags' retry policy; JobSpecError for a bad --retries, --retry-delay or --timeout."""
+    ExecutionOptions(timeout=args.timeout)  # the library's own check of a chunk timeout
     return RetryPolicy(retries=args.retries, delay=args.retry_delay)
