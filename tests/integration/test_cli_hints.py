@@ -54,12 +54,14 @@ def test_the_stitch_hints_of_render_and_retry_carry_the_home_they_were_given(tmp
 def test_the_resume_hint_of_a_paused_render_carries_its_home(tmp_path):
     # GIVEN a render, given --home, whose first chunk pauses its own job from another process
     home = tmp_path / "home-by-flag"
-    pause = (f"import subprocess, sys; subprocess.run([sys.executable, '-m', 'framefarm', 'pause', 'paused', "
-             f"'--home', {str(home)!r}], check=True); open(sys.argv[2], 'w').write('x')")
+    # chunk 0 asks for the pause, then runs on for five heartbeats: the runner sees the pause while it runs
+    pause = (f"import subprocess, sys, time; sys.argv[1] == '0' and (subprocess.run([sys.executable, '-m', "
+             f"'framefarm', 'pause', 'paused', '--home', {str(home)!r}], check=True), time.sleep(1.0)); "
+             f"open(sys.argv[2], 'w').write('x')")
     job = write_job(tmp_path, width=64, height=48, fps=10, total_frames=3, frames_per_chunk=1,
                     command=[sys.executable, "-c", pause, "{chunk_id}", "{output}"], output=str(tmp_path / "o.mp4"))
     rendered = framefarm_here("render", str(job), "--job-id", "paused", "--concurrency", "1", "--no-stitch",
-                              "--home", str(home), cwd=tmp_path)
+                              "--home", str(home), cwd=tmp_path, env={"FRAMEFARM_HEARTBEAT_INTERVAL": "0.2"})
     assert rendered.returncode == 3, rendered.stderr
     # WHEN the resume command it printed is run as printed
     resumed = run_hint(rendered.stderr, tmp_path)
