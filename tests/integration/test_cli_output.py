@@ -1,0 +1,42 @@
+"""What the read commands and `render` show: `--json` documents, tables at 80 columns, piped progress."""
+
+from __future__ import annotations
+
+import json
+
+from tests.integration.test_cli import framefarm, python_job
+
+JOB_FIELDS = {"id", "state", "total_chunks", "completed_chunks", "progress", "created_at", "updated_at", "output",
+              "error", "frames", "fps", "width", "height", "duration_ms", "billed_ms", "cost_usd", "failed_attempts"}
+
+
+def read_json(*args: str) -> dict:
+    result = framefarm(*args, "--json")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.stdout  # one document on one line, nothing else on stdout
+    return json.loads(lines[0])
+
+
+def test_every_read_command_writes_one_versioned_json_document(tmp_path):
+    # GIVEN a job whose chunk 1 failed once (its stderr says why) and was retried
+    job = python_job(tmp_path, f"import sys, pathlib; mark = pathlib.Path({str(tmp_path)!r}, sys.argv[1]); "
+                               "first = sys.argv[1] == '1' and not mark.exists(); mark.touch(); "
+                               "print('frame out', file=sys.stderr); "
+                               "sys.exit(1) if first else open(sys.argv[2], 'w').write('x')")
+    assert framefarm("render", str(job), "--job-id", "scripted", "--no-stitch", "--retries", "1",
+                     "--retry-delay", "0").returncode == 0
+    # WHEN jobs, status, cost and logs are asked for JSON
+    jobs, status = read_json("jobs"), read_json("status", "scripted")
+    cost, logs = read_json("cost", "scripted"), read_json("logs", "scripted", "--chunk", "1")
+    # THEN each is a version 1 document naming its command, with the job's and chunks' fields
+    assert [doc["version"] for doc in (jobs, status, cost, logs)] == [1, 1, 1, 1]
+    assert [doc["command"] for doc in (jobs, status, cost, logs)] == ["jobs", "status", "cost", "logs"]
+    assert [job["id"] for job in jobs["jobs"]] == ["scripted"] and set(jobs["jobs"][0]) == JOB_FIELDS
+    assert status["job"]["state"] == "rendered" and status["job"]["completed_chunks"] == 2
+    assert status["job"]["failed_attempts"] == 1 and status["job"]["frames"] == 2
+    assert [(c["id"], c["state"], c["attempts"], c["start_frame"], c["end_frame"]) for c in status["chunks"]] == [
+        (0, "completed", 1, 0, 1), (1, "completed", 2, 1, 2)]
+    assert all(isinstance(c["duration_ms"], float) and c["kind"] is None for c in status["chunks"])
+    assert {c["id"] for c in cost["chunks"]} == {0, 1} and cost["job"] == status["job"]
+    assert [(c["id"], c["attempt"], c["stderr"], c["error"]) for c in logs["chunks"]] == [(1, 2, "frame out\n", None)]
