@@ -7,15 +7,17 @@ import threading
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from framefarm.adapters.base import WorkerResult
+from framefarm.fitted_table import Column, Facts, FittedTable, end, middle
 from framefarm.options import RunHooks
 from framefarm.status import ChunkRecord, JobRecord
 
 STATE_STYLES = {"completed": "green", "failed": "red", "cancelled": "yellow", "paused": "yellow",
                 "running": "cyan", "rendered": "green", "stitching": "cyan", "pending": "dim"}
+ID_LEAST = 20  # a long id is shortened to this on a narrow terminal: enough to tell jobs apart, in full elsewhere
 
 
 class RenderProgress(RunHooks):
@@ -58,64 +60,61 @@ class RenderProgress(RunHooks):
         self._progress.update(self._task, description="stitching")
 
 
-def jobs_table(jobs: list[JobRecord]) -> Table:
-    table = Table(title="framefarm jobs")
-    # Ids are what users copy into the next command: never cut them.
-    table.add_column("job", no_wrap=True, min_width=max((len(job.id) for job in jobs), default=3))
-    table.add_column("state", no_wrap=True)
-    for column in ("done", "created", "work", "billed", "cost"):
-        table.add_column(column, no_wrap=True, justify="left" if column == "created" else "right")
-    for job in jobs:
-        table.add_row(job.id, _state(job.state.value), f"{job.completed_chunks}/{job.total_chunks}",
-                      _time(job.created_at), _ms(job.metrics.total_duration_ms),
-                      _ms(job.metrics.total_billed_duration_ms), _usd(job.metrics.cost_usd))
-    return table
+def jobs_table(jobs: list[JobRecord]) -> FittedTable:
+    """Jobs, one a line; a narrow terminal shortens long ids in the middle, then drops work, billed..."""
+    columns = [Column("job", 0, "left", middle, least=ID_LEAST), Column("state", 1, "left"), Column("done", 2),
+               Column("created", 4, "left"), Column("work", 5), Column("billed", 6), Column("cost", 3)]
+    return FittedTable(columns, [
+        [job.id, _state(job.state.value), f"{job.completed_chunks}/{job.total_chunks}", _time(job.created_at),
+         _ms(job.metrics.total_duration_ms), _ms(job.metrics.total_billed_duration_ms), _usd(job.metrics.cost_usd)]
+        for job in jobs], title="framefarm jobs")
 
 
-def job_summary(job: JobRecord) -> str:
+def job_summary(job: JobRecord) -> Facts:
     metrics = job.metrics
     lines = [
-        f"[bold]{job.id}[/]  {_state(job.state.value)}  {job.progress:.0f}% "
-        f"({job.completed_chunks}/{job.total_chunks} chunks)",
-        f"frames {job.spec.metadata.total_frames} @ {job.spec.metadata.fps:g} fps, "
-        f"{job.spec.metadata.width}x{job.spec.metadata.height}; created {_time(job.created_at)}",
-        f"work {_ms(metrics.total_duration_ms)}, billed {_ms(metrics.total_billed_duration_ms)}, "
-        f"cost ${metrics.cost_usd:.6f}, failed attempts {metrics.failed_attempts}",
+        [f"[bold]{job.id}[/]", _state(job.state.value),  # a floor: 299 of 300 chunks is not 100 %
+         f"{int(job.progress)}% ({job.completed_chunks}/{job.total_chunks} chunks)"],
+        [f"frames {job.spec.metadata.total_frames} @ {job.spec.metadata.fps:g} fps",
+         f"{job.spec.metadata.width}x{job.spec.metadata.height}", f"created {_time(job.created_at)}"],
+        [f"work {_ms(metrics.total_duration_ms)}", f"billed {_ms(metrics.total_billed_duration_ms)}",
+         f"cost ${metrics.cost_usd:.6f}", f"failed attempts {metrics.failed_attempts}"],
     ]
     if job.output:
-        lines.append(f"output {job.output}")
+        lines.append([f"output {escape(job.output)}"])
     if job.error:
-        lines.append(f"[red]error[/] {job.error}")
-    return "\n".join(lines)
+        lines.append([f"[red]error[/] {escape(job.error)}"])
+    return Facts(lines)
 
 
-def chunks_table(job: JobRecord) -> Table:
-    table = Table()
-    for column in ("chunk", "frames", "state", "attempts", "duration", "billed", "cost"):
-        table.add_column(column, no_wrap=True, justify="left" if column in ("frames", "state") else "right")
-    table.add_column("error", overflow="fold")
+def chunks_table(job: JobRecord) -> FittedTable:
+    """A job's chunks; a narrow terminal cuts the error short, then drops billed, duration, cost, frames."""
+    columns = [Column("chunk", 0), Column("frames", 4, "left"), Column("state", 1, "left"), Column("attempts", 2),
+               Column("duration", 6), Column("billed", 7), Column("cost", 5),
+               Column("error", 3, "left", end, least=12)]
     frames = {chunk.id: chunk for chunk in job.spec.chunks}
+    rows = []
     for record in job.chunks:
         chunk = frames.get(record.chunk_id)
         span = f"{chunk.start_frame}-{chunk.end_frame - 1}" if chunk else "?"
-        table.add_row(str(record.chunk_id), span, _state(record.state.value), str(record.attempts),
-                      _ms(record.duration_ms), _ms(record.billed_duration_ms), _usd(record.cost_usd),
-                      _one_line(record))
-    return table
+        rows.append([str(record.chunk_id), span, _state(record.state.value), str(record.attempts),
+                     _ms(record.duration_ms), _ms(record.billed_duration_ms), _usd(record.cost_usd), _one_line(record)])
+    return FittedTable(columns, rows)
 
 
-def cost_table(job: JobRecord) -> Table:
+def cost_table(job: JobRecord) -> FittedTable:
     """Billed time and cost per chunk, most expensive first, with memory and throttling."""
-    table = Table(title=f"{job.id}: ${job.metrics.cost_usd:.6f} for {_ms(job.metrics.total_billed_duration_ms)} billed")
-    for column in ("chunk", "attempts", "billed", "memory", "max used", "init", "throttled", "cost"):
-        table.add_column(column, no_wrap=True, justify="right")
-    for record in sorted(job.chunks, key=lambda r: r.cost_usd, reverse=True):
-        table.add_row(str(record.chunk_id), str(record.attempts), _ms(record.billed_duration_ms),
-                      f"{record.memory_mb} MB" if record.memory_mb else "-",
-                      f"{record.max_memory_used_mb} MB" if record.max_memory_used_mb else "-",
-                      _ms(record.init_duration_ms) if record.init_duration_ms else "-",
-                      str(record.throttles), _usd(record.cost_usd))
-    return table
+    columns = [Column("chunk", 0), Column("attempts", 3), Column("billed", 1), Column("memory", 5),
+               Column("max used", 4), Column("init", 6), Column("throttled", 7), Column("cost", 2)]
+    rows = [[str(record.chunk_id), str(record.attempts), _ms(record.billed_duration_ms),
+             f"{record.memory_mb} MB" if record.memory_mb else "-",
+             f"{record.max_memory_used_mb} MB" if record.max_memory_used_mb else "-",
+             _ms(record.init_duration_ms) if record.init_duration_ms else "-", str(record.throttles),
+             _usd(record.cost_usd)]
+            for record in sorted(job.chunks, key=lambda r: r.cost_usd, reverse=True)]
+    billed = _ms(job.metrics.total_billed_duration_ms)
+    title = f"{middle(job.id, ID_LEAST)}: ${job.metrics.cost_usd:.6f} for {billed} billed"
+    return FittedTable(columns, rows, title=title)
 
 
 def _one_line(record: ChunkRecord) -> str:

@@ -1,0 +1,116 @@
+"""A table that fits the terminal it is drawn on: fewer columns when narrow, never a cut number.
+
+Rich squeezes a table that is too wide by cutting cells ("$0.0013…", "30/…"). A ``FittedTable`` is laid
+out when drawn, at the width it is given: it drops its least important columns until the rest fit on one
+line per row, and shortens only the cells meant to shrink (ids in the middle, errors at the end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+ELLIPSIS = "…"
+
+
+def middle(text: str, width: int) -> str:
+    """``text`` shortened in the middle to ``width`` characters: ``job-abc…xyz``."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + ELLIPSIS + text[len(text) - (width - 1 - head):]
+
+
+def end(text: str, width: int) -> str:
+    """``text`` cut at the end to ``width`` characters."""
+    return text if len(text) <= width else text[:width - 1] + ELLIPSIS
+
+
+@dataclass(frozen=True)
+class Column:
+    """``rank``: the lower, the longer the column stays on a narrow terminal. ``shrink``: how a cell of
+    this column gets shorter (None: never), down to ``least`` characters."""
+
+    name: str
+    rank: int
+    justify: str = "right"
+    shrink: Callable[[str, int], str] | None = None
+    least: int = 0
+
+
+class FittedTable:
+    """Rows of cells (rich markup, except in shrinking columns: plain text), drawn to fit the width."""
+
+    def __init__(self, columns: Sequence[Column], rows: Sequence[Sequence[str]], title: str | None = None) -> None:
+        self.columns, self.rows, self.title = list(columns), [list(row) for row in rows], title
+        self._natural = [max([len(column.name)] + [self._cell(i, row[i]).cell_len for row in self.rows])
+                         for i, column in enumerate(self.columns)]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table(options.max_width)
+
+    def table(self, width: int) -> Table:
+        widths = self._widths(width)
+        table = Table(title=self.title)
+        for i in widths:
+            column = self.columns[i]
+            table.add_column(column.name, no_wrap=True, justify=column.justify,  # type: ignore[arg-type]
+                             min_width=widths[i])
+        for row in self.rows:
+            table.add_row(*(self._cell(i, row[i], widths[i]) for i in widths))
+        return table
+
+    def _widths(self, width: int) -> dict[int, int]:
+        """Each kept column's width, by index in display order: the least needed, then the rest of
+        ``width`` to the shrinking columns, up to their natural width."""
+        least = {i: self._least(i) for i in range(len(self.columns))}
+        kept = sorted(least, key=lambda i: self.columns[i].rank)
+        while len(kept) > 1 and _drawn(least[i] for i in kept) > width:
+            kept.pop()
+        spare = width - _drawn(least[i] for i in kept)
+        widths = {}
+        for i in sorted(kept):
+            widths[i] = least[i] + max(0, min(spare, self._natural[i] - least[i]))
+            spare -= widths[i] - least[i]
+        return widths
+
+    def _least(self, i: int) -> int:
+        column = self.columns[i]
+        if column.shrink is None:
+            return self._natural[i]
+        return min(self._natural[i], max(len(column.name), column.least))
+
+    def _cell(self, i: int, cell: str, width: int | None = None) -> Text:
+        shrink = self.columns[i].shrink
+        if shrink is None:
+            return Text.from_markup(cell)
+        return Text(cell if width is None else shrink(cell, width))
+
+
+def _drawn(widths: Iterator[int]) -> int:
+    """A table's width from its columns' (rich's default box: a rule and a space either side of each)."""
+    total = count = 0
+    for width in widths:
+        total, count = total + width, count + 1
+    return total + 3 * count + 1
+
+
+class Facts:
+    """Lines of facts (rich markup) that wrap between facts, never inside one ("created 01-01 00:00:01")."""
+
+    def __init__(self, lines: Sequence[Sequence[str]], separator: str = ", ") -> None:
+        self.lines, self.separator = [[Text.from_markup(fact) for fact in line] for line in lines], separator
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for facts in self.lines:
+            line = Text()
+            for fact in facts:
+                if line and line.cell_len + len(self.separator) + fact.cell_len > options.max_width:
+                    yield line
+                    line = Text()
+                line = line.append(self.separator) + fact if line else fact.copy()
+            yield line
