@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console
@@ -23,13 +25,25 @@ ID_LEAST = 20  # a long id is shortened to this on a narrow terminal: enough to 
 class RenderProgress(RunHooks):
     """A progress bar: chunks done / total, failed attempts, elapsed and ETA.
 
+    On a console that is not a terminal (CI, nohup, a pipe) a bar shows nothing until the end, so it
+    prints plain lines instead: one each time another 10 % of the chunks is done, and one every
+    ``every`` seconds without news.
+
     The run's hooks: ``progress`` and ``attempt_finished`` run on the executor's coordinating thread,
-    rich redraws from its own.
+    rich redraws from its own, and plain lines after a quiet spell come from a ticker thread.
     """
 
-    def __init__(self, console: Console, job_id: str, total: int, done: int = 0) -> None:
+    def __init__(self, console: Console, job_id: str, total: int, done: int = 0, *, every: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._console, self._job_id, self._every, self._clock = console, job_id, every, clock
         self._failures = 0
+        self._done, self._total, self._stage = done, total, "chunks"
         self._lock = threading.Lock()
+        self._plain = not console.is_terminal
+        self._started = self._last_line = clock()
+        self._last_tenth = self._tenth(done)
+        self._stopped = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="framefarm-progress-lines", daemon=True)
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("chunks"), TextColumn("{task.fields[failures]}"), TimeElapsedColumn(),
@@ -38,15 +52,29 @@ class RenderProgress(RunHooks):
         self._task = self._progress.add_task(job_id, total=total, completed=done, failures="")
 
     def __enter__(self) -> RenderProgress:
-        self._progress.start()
+        if self._plain:
+            self._started = self._last_line = self._clock()
+            self._ticker.start()
+        else:
+            self._progress.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self._progress.stop()
+        if self._plain:
+            self._stopped.set()
+            self._ticker.join(timeout=5)  # it wakes at once on the event; bounded all the same
+        else:
+            self._progress.stop()
 
     def progress(self, completed: int, total: int) -> None:
         self._progress.update(self._task, completed=completed, total=total)
+        with self._lock:
+            self._done, self._total = completed, total
+            tenth = self._tenth(completed)
+            news, self._last_tenth = tenth > self._last_tenth, max(tenth, self._last_tenth)
+        if self._plain and news:
+            self._line()
 
     def attempt_finished(self, chunk_id: int, attempt: int, result: WorkerResult, started_at: float,
                          finished_at: float) -> None:
@@ -58,6 +86,32 @@ class RenderProgress(RunHooks):
 
     def stitch_started(self) -> None:
         self._progress.update(self._task, description="stitching")
+        with self._lock:
+            self._stage = "stitching"
+        if self._plain:
+            self._line()
+
+    def _tenth(self, completed: int) -> int:
+        return completed * 10 // self._total if self._total else 10
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(timeout=self._every):
+            if self._clock() - self._last_line >= self._every:
+                self._line()
+
+    def _line(self) -> None:
+        """``job: 12/30 chunks (40%), 1 failed attempt, 0:00:12 elapsed`` (or ``..., stitching, ...``)."""
+        with self._lock:
+            now = self._clock()
+            self._last_line = now
+            percent = self._done * 100 // self._total if self._total else 100
+            parts = [f"{self._job_id}: {self._done}/{self._total} chunks ({percent}%)"]
+            if self._stage != "chunks":
+                parts.append(self._stage)
+            if self._failures:
+                parts.append(f"{self._failures} failed attempt{'s' if self._failures != 1 else ''}")
+            parts.append(f"{dt.timedelta(seconds=int(now - self._started))} elapsed")
+        self._console.print(", ".join(parts), markup=False, highlight=False, soft_wrap=True)
 
 
 def jobs_table(jobs: list[JobRecord]) -> FittedTable:

@@ -40,3 +40,16 @@ def test_every_read_command_writes_one_versioned_json_document(tmp_path):
     assert all(isinstance(c["duration_ms"], float) and c["kind"] is None for c in status["chunks"])
     assert {c["id"] for c in cost["chunks"]} == {0, 1} and cost["job"] == status["job"]
     assert [(c["id"], c["attempt"], c["stderr"], c["error"]) for c in logs["chunks"]] == [(1, 2, "frame out\n", None)]
+
+
+def test_a_render_into_a_pipe_prints_a_progress_line_every_tenth_of_the_chunks(tmp_path):
+    # GIVEN a job of 20 chunks
+    job = python_job(tmp_path, "import sys; open(sys.argv[2], 'w').write('x')", chunks=20)
+    # WHEN it renders with stderr into a pipe (no terminal)
+    result = framefarm("render", str(job), "--job-id", "piped", "--no-stitch")
+    # THEN stderr has plain lines, one per 10 % of the chunks, in order, without escape codes
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("piped: ")]
+    assert [line.split(" ")[1] for line in lines] == [f"{done}/20" for done in range(2, 21, 2)]
+    assert lines[-1].startswith("piped: 20/20 chunks (100%), ") and lines[-1].endswith(" elapsed")
+    assert "\x1b[" not in result.stderr

@@ -7,10 +7,10 @@ import io
 import pytest
 from rich.console import Console
 
-from framefarm.console import chunks_table, cost_table, job_summary, jobs_table
+from framefarm.console import RenderProgress, chunks_table, cost_table, job_summary, jobs_table
 from framefarm.failures import FailureKind
 from framefarm.status import ChunkRecord, ChunkState, JobRecord
-from tests.helpers import make_spec
+from tests.helpers import eventually, make_spec
 
 
 def error_cells(job: JobRecord) -> list[str]:
@@ -103,3 +103,14 @@ def test_the_job_summary_wraps_between_facts_and_rounds_progress_down(width):
     assert all(len(line) <= width for line in lines)
     for fact in (LONG_ID, "99% (299/300 chunks)", "created 01-01 00:00:01", "cost $123.456789", "billed 98765.43 s"):
         assert any(fact in line for line in lines), fact
+
+
+def test_plain_progress_says_where_a_quiet_run_stands_every_few_seconds():
+    # GIVEN progress lines on a console that is not a terminal, a line due after 0.01 s without news
+    out = io.StringIO()
+    progress = RenderProgress(Console(file=out, width=80), "quiet", total=5, done=1, every=0.01)
+    # WHEN no chunk finishes for a while
+    with progress:
+        eventually(lambda: "\n" in out.getvalue(), timeout=10, what="a line without news")
+    # THEN a plain line says where the job stands
+    assert out.getvalue().splitlines()[0].startswith("quiet: 1/5 chunks (20%), ")
