@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 
-from tests.integration.test_cli import framefarm, python_job
+from tests.integration.test_cli import framefarm, python_job, shortened_example
 
 JOB_FIELDS = {"id", "state", "total_chunks", "completed_chunks", "progress", "created_at", "updated_at", "output",
               "error", "frames", "fps", "width", "height", "duration_ms", "billed_ms", "cost_usd", "failed_attempts"}
@@ -53,3 +54,20 @@ def test_a_render_into_a_pipe_prints_a_progress_line_every_tenth_of_the_chunks(t
     assert [line.split(" ")[1] for line in lines] == [f"{done}/20" for done in range(2, 21, 2)]
     assert lines[-1].startswith("piped: 20/20 chunks (100%), ") and lines[-1].endswith(" elapsed")
     assert "\x1b[" not in result.stderr
+
+
+def test_the_last_line_of_a_render_says_what_it_cost_and_where_the_video_is(tmp_path):
+    # GIVEN a short real video job, and a job rendered without stitching
+    video = shortened_example(tmp_path, total_frames=20, frames_per_chunk=10, width=64, height=48)
+    chunks = python_job(tmp_path, "import sys; open(sys.argv[2], 'w').write('x')")
+    # WHEN they render, their output piped
+    stitched = framefarm("render", str(video), "--job-id", "costed")
+    unstitched = framefarm("render", str(chunks), "--job-id", "loose", "--no-stitch")
+    # THEN the last line says the cost and the video's path, or how to stitch it, whole on one line
+    assert stitched.returncode == 0 and unstitched.returncode == 0, stitched.stderr + unstitched.stderr
+    output = tmp_path / "out" / "testsrc.mp4"
+    assert re.fullmatch(rf"rendered 20 frames in \d+\.\d s for \$0\.000000 → {re.escape(str(output))}",
+                        stitched.stderr.splitlines()[-1])
+    assert re.fullmatch(r"rendered 2 chunks in \d+\.\d s for \$0\.000000; join them with `framefarm stitch loose`",
+                        unstitched.stderr.splitlines()[-1])
+    assert output.stat().st_size > 0
