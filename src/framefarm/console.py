@@ -10,15 +10,25 @@ from types import TracebackType
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from framefarm.adapters.base import WorkerResult
-from framefarm.fitted_table import Column, Facts, FittedTable, end, middle
+from framefarm.failures import FailureKind
+from framefarm.fitted_table import Column, Facts, FittedTable, drawn, end, keep, middle
 from framefarm.options import RunHooks
 from framefarm.status import ChunkRecord, JobRecord
 
 STATE_STYLES = {"completed": "green", "failed": "red", "cancelled": "yellow", "paused": "yellow",
                 "running": "cyan", "rendered": "green", "stitching": "cyan", "pending": "dim"}
+BAR_LEAST = 10  # the narrowest progress bar worth drawing
 ID_LEAST = 20  # a long id is shortened to this on a narrow terminal: enough to tell jobs apart, in full elsewhere
 
 
@@ -44,12 +54,8 @@ class RenderProgress(RunHooks):
         self._last_tenth = self._tenth(done)
         self._stopped = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="framefarm-progress-lines", daemon=True)
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("chunks"), TextColumn("{task.fields[failures]}"), TimeElapsedColumn(),
-            TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
-        )
-        self._task = self._progress.add_task(job_id, total=total, completed=done, failures="")
+        self._progress = Progress(*bar_columns(console.width, total), console=console, transient=False)
+        self._task = self._progress.add_task(middle(job_id, ID_LEAST), total=total, completed=done, failures="")
 
     def __enter__(self) -> RenderProgress:
         if self._plain:
@@ -78,10 +84,10 @@ class RenderProgress(RunHooks):
 
     def attempt_finished(self, chunk_id: int, attempt: int, result: WorkerResult, started_at: float,
                          finished_at: float) -> None:
-        if not result.ok:
+        if not result.ok and result.kind is not FailureKind.CANCELLED:  # a cancel (or Ctrl-C) is not a failure
             with self._lock:
                 self._failures += 1
-                failures = f"[red]{self._failures} failed attempt{'s' if self._failures != 1 else ''}"
+                failures = f"[red]{self._failures} failed"
             self._progress.update(self._task, failures=failures)
 
     def stitch_started(self) -> None:
@@ -112,6 +118,24 @@ class RenderProgress(RunHooks):
                 parts.append(f"{self._failures} failed attempt{'s' if self._failures != 1 else ''}")
             parts.append(f"{dt.timedelta(seconds=int(now - self._started))} elapsed")
         self._console.print(", ".join(parts), markup=False, highlight=False, soft_wrap=True)
+
+
+def bar_columns(width: int, total: int) -> list[ProgressColumn]:
+    """The progress bar's columns that fit ``width`` whole (rich would cut "30/300" to "30/…"): on a
+    narrow terminal the ETA goes first, then the elapsed time, the failures, the bar itself."""
+    digits = len(str(total))
+    columns: list[tuple[int, int, list[ProgressColumn]]] = [  # rank, width, columns; in display order
+        (0, ID_LEAST, [TextColumn("[bold]{task.description}")]),
+        (5, BAR_LEAST, []),
+        (1, 2 * digits + 1 + 1 + len("chunks"), [MofNCompleteColumn(), TextColumn("chunks")]),
+        (3, digits + len(" failed"), [TextColumn("{task.fields[failures]}")]),
+        (4, len("0:00:00"), [TimeElapsedColumn()]),
+        (6, len("ETA 0:00:00"), [TextColumn("ETA"), TimeRemainingColumn()]),
+    ]
+    widths = [need for _, need, _ in columns]
+    kept = keep([rank for rank, _, _ in columns], widths, width, gap=1, edges=0)
+    bar = width - drawn([widths[i] for i in kept], gap=1, edges=0) + BAR_LEAST
+    return [column for i in kept for column in (columns[i][2] or [BarColumn(bar_width=min(bar, 40))])]
 
 
 def jobs_table(jobs: list[JobRecord]) -> FittedTable:

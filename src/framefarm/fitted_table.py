@@ -7,7 +7,7 @@ line per row, and shortens only the cells meant to shrink (ids in the middle, er
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 ELLIPSIS = "…"
+TABLE_GAP, TABLE_EDGES = 3, 4  # rich's default box: " │ " between columns, "│ " and " │" at the sides
 
 
 def middle(text: str, width: int) -> str:
@@ -67,13 +68,11 @@ class FittedTable:
     def _widths(self, width: int) -> dict[int, int]:
         """Each kept column's width, by index in display order: the least needed, then the rest of
         ``width`` to the shrinking columns, up to their natural width."""
-        least = {i: self._least(i) for i in range(len(self.columns))}
-        kept = sorted(least, key=lambda i: self.columns[i].rank)
-        while len(kept) > 1 and _drawn(least[i] for i in kept) > width:
-            kept.pop()
-        spare = width - _drawn(least[i] for i in kept)
+        least = [self._least(i) for i in range(len(self.columns))]
+        kept = keep([column.rank for column in self.columns], least, width, gap=TABLE_GAP, edges=TABLE_EDGES)
+        spare = width - drawn([least[i] for i in kept], gap=TABLE_GAP, edges=TABLE_EDGES)
         widths = {}
-        for i in sorted(kept):
+        for i in kept:
             widths[i] = least[i] + max(0, min(spare, self._natural[i] - least[i]))
             spare -= widths[i] - least[i]
         return widths
@@ -91,12 +90,18 @@ class FittedTable:
         return Text(cell if width is None else shrink(cell, width))
 
 
-def _drawn(widths: Iterator[int]) -> int:
-    """A table's width from its columns' (rich's default box: a rule and a space either side of each)."""
-    total = count = 0
-    for width in widths:
-        total, count = total + width, count + 1
-    return total + 3 * count + 1
+def keep(ranks: Sequence[int], widths: Sequence[int], room: int, *, gap: int, edges: int) -> list[int]:
+    """The indices (in display order) of the columns that fit ``room`` once the highest ranks are
+    dropped; the first-ranked column always stays."""
+    kept = sorted(range(len(ranks)), key=ranks.__getitem__)
+    while len(kept) > 1 and drawn([widths[i] for i in kept], gap=gap, edges=edges) > room:
+        kept.pop()
+    return sorted(kept)
+
+
+def drawn(widths: Sequence[int], *, gap: int, edges: int) -> int:
+    """The width of a row of columns ``gap`` apart, with ``edges`` characters of frame on its two sides."""
+    return sum(widths) + gap * max(0, len(widths) - 1) + edges
 
 
 class Facts:

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
 import re
+import struct
+import subprocess
+import sys
+import termios
+import threading
 
-from tests.integration.test_cli import framefarm, python_job, shortened_example
+from framefarm.status import ChunkState
+from tests.helpers import eventually
+from tests.integration.test_cli import chunk_pids, framefarm, python_job, shortened_example, store
+
+__all__ = ["chunk_pids"]  # a fixture of the CLI tests, used here too
 
 JOB_FIELDS = {"id", "state", "total_chunks", "completed_chunks", "progress", "created_at", "updated_at", "output",
               "error", "frames", "fps", "width", "height", "duration_ms", "billed_ms", "cost_usd", "failed_attempts"}
@@ -71,3 +83,70 @@ def test_the_last_line_of_a_render_says_what_it_cost_and_where_the_video_is(tmp_
     assert re.fullmatch(r"rendered 2 chunks in \d+\.\d s for \$0\.000000; join them with `framefarm stitch loose`",
                         unstitched.stderr.splitlines()[-1])
     assert output.stat().st_size > 0
+
+
+
+class Terminal:
+    """A command on a pseudo-terminal ``columns`` wide, its output read all along like a terminal window."""
+
+    def __init__(self, command: list[str], columns: int) -> None:
+        self.window, terminal = pty.openpty()
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+        self.process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal,
+                                        preexec_fn=lambda: os.login_tty(terminal))
+        os.close(terminal)
+        self.drawn: list[bytes] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.window, 65536)
+            except OSError:  # EIO: the command and everything it started closed the terminal
+                return
+            if not data:
+                return
+            self.drawn.append(data)
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.window, keys)
+
+    def wait(self, timeout: float) -> int:
+        code = self.process.wait(timeout)
+        self._reader.join(timeout)
+        os.close(self.window)
+        return code
+
+    def lines(self) -> list[str]:
+        """What was drawn, line by line as redrawn: escape sequences out, a carriage return starts a line."""
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(self.drawn).decode(errors="replace"))
+        return [line for line in re.split(r"\r\n|\r|\n", text) if line.strip()]
+
+
+def test_a_render_on_an_80_column_terminal_draws_whole_numbers_and_a_cancel_is_not_a_failure(tmp_path, chunk_pids):
+    # GIVEN a job with a long id: four chunks finish at once, two run for a minute
+    job_id = "render-2026-12-01-nightly-trailer-final-v3-4k"
+    job = python_job(tmp_path, f"import os, sys, time; path = {str(chunk_pids)!r} + '/' + sys.argv[1]; "
+                               "sys.argv[1] in '0123' and (open(sys.argv[2], 'w').write('x'), sys.exit(0)); "
+                               "open(path + '.tmp', 'w').write(str(os.getpid())); "
+                               "os.rename(path + '.tmp', path + '.pid'); time.sleep(60)", chunks=6)
+    # WHEN it renders on an 80-column terminal, and Ctrl-C is pressed once the four are done and the two run
+    terminal = Terminal([sys.executable, "-m", "framefarm", "render", str(job), "--job-id", job_id,
+                         "--concurrency", "6"], columns=80)
+    eventually(lambda: len(list(chunk_pids.glob("*.pid"))) == 2, timeout=60, what="the two long chunks running")
+    eventually(lambda: any("4/6 chunks" in line for line in terminal.lines()), timeout=30, what="4/6 drawn")
+    terminal.type(b"\x03")  # the render leads the terminal's foreground group: ^C reaches it, not its chunks
+    # THEN it stops (exit 130); every bar line fits 80 columns with whole numbers, and nothing says "failed"
+    assert terminal.wait(30) == 130
+    lines = terminal.lines()
+    bars = [line for line in lines if " chunks" in line and "stopped:" not in line]
+    assert bars and all(len(line) <= 80 for line in bars), bars
+    assert "render-20…inal-v3-4k" in bars[-1] and "4/6 chunks" in bars[-1]
+    shown = [line.replace("render-20…inal-v3-4k", "") for line in lines]  # the id, shortened in its middle
+    assert not [line for line in shown if re.search(r"\d…|…\d|failed|error", line)], lines
+    assert lines[-1].startswith(f"stopped: job {job_id} cancelled: Job cancelled (4/6 chunks done, $0.000000 spent)")
+    # and the store agrees: the two killed attempts are cancelled, not failed
+    record = store().require(job_id)
+    assert [chunk.state for chunk in record.chunks][4:] == [ChunkState.CANCELLED] * 2
+    assert record.metrics.failed_attempts == 0

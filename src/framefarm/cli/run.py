@@ -138,8 +138,11 @@ def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, 
             context.err.print(f"[yellow]paused[/] job {handle.job_id}; "
                               f"continue with `framefarm resume {handle.job_id}`")
             return EXIT_PAUSED
-        error = handle.manager.summary(handle.job_id).error
-        context.err.print(f"[red]error:[/] job {handle.job_id} cancelled: {error}", soft_wrap=True)
+        stopped = handle.manager.summary(handle.job_id)  # a cancel is the user's choice, not a failure: no red
+        context.err.print(f"[yellow]stopped:[/] job {handle.job_id} cancelled: {stopped.error} "
+                          f"({stopped.completed_chunks}/{stopped.total_chunks} chunks done, "
+                          f"${stopped.metrics.cost_usd:.6f} spent); continue with `framefarm resume {handle.job_id}`",
+                          soft_wrap=True)
         return EXIT_CANCELLED
     # The last line: what it cost, and where the video is (or how to make it), whole on one line for scripts.
     spent = f"in {time.monotonic() - started:.1f} s for ${result.cost_usd:.6f}"
