@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import TracebackType
 
 from rich.console import Console
@@ -24,10 +24,11 @@ from framefarm.adapters.base import WorkerResult
 from framefarm.failures import FailureKind
 from framefarm.fitted_table import Column, Facts, FittedTable, drawn, end, keep, middle
 from framefarm.options import RunHooks
-from framefarm.status import ChunkRecord, JobRecord
+from framefarm.status import ChunkRecord, ChunkState, JobRecord
 
 STATE_STYLES = {"completed": "green", "failed": "red", "cancelled": "yellow", "paused": "yellow",
                 "running": "cyan", "rendered": "green", "stitching": "cyan", "pending": "dim"}
+GROUP_ORDER = (ChunkState.FAILED, ChunkState.RUNNING, ChunkState.CANCELLED, ChunkState.PENDING, ChunkState.COMPLETED)
 BAR_LEAST = 10  # the narrowest progress bar worth drawing
 ID_LEAST = 20  # a long id is shortened to this on a narrow terminal: enough to tell jobs apart, in full elsewhere
 
@@ -165,19 +166,41 @@ def job_summary(job: JobRecord) -> Facts:
     return Facts(lines)
 
 
-def chunks_table(job: JobRecord) -> FittedTable:
-    """A job's chunks; a narrow terminal cuts the error short, then drops billed, duration, cost, frames."""
+def chunks_table(job: JobRecord, states: Collection[ChunkState] = (), *, now: float | None = None) -> FittedTable:
+    """A job's chunks grouped by state, problems first (only ``states``, if given); a running chunk shows
+    how long its attempt has run. A narrow terminal cuts the error short, then drops billed, duration..."""
     columns = [Column("chunk", 0), Column("frames", 4, "left"), Column("state", 1, "left"), Column("attempts", 2),
                Column("duration", 6), Column("billed", 7), Column("cost", 5),
                Column("error", 3, "left", end, least=12)]
     frames = {chunk.id: chunk for chunk in job.spec.chunks}
-    rows = []
-    for record in job.chunks:
-        chunk = frames.get(record.chunk_id)
-        span = f"{chunk.start_frame}-{chunk.end_frame - 1}" if chunk else "?"
-        rows.append([str(record.chunk_id), span, _state(record.state.value), str(record.attempts),
-                     _ms(record.duration_ms), _ms(record.billed_duration_ms), _usd(record.cost_usd), _one_line(record)])
+    now = time.time() if now is None else now
+    rows: list[list[str] | None] = []
+    for group in chunk_groups(job, states).values():
+        rows.extend([None] if rows else [])  # a rule between two states
+        for record in group:
+            chunk = frames.get(record.chunk_id)
+            span = f"{chunk.start_frame}-{chunk.end_frame - 1}" if chunk else "?"
+            state = _state(record.state.value)
+            if record.state is ChunkState.RUNNING and record.started_at is not None:
+                state += f" {dt.timedelta(seconds=max(0, int(now - record.started_at)))}"
+            rows.append([str(record.chunk_id), span, state, str(record.attempts), _ms(record.duration_ms),
+                         _ms(record.billed_duration_ms), _usd(record.cost_usd), _one_line(record)])
     return FittedTable(columns, rows)
+
+
+def chunk_groups(job: JobRecord, states: Collection[ChunkState] = ()) -> dict[ChunkState, list[ChunkRecord]]:
+    """The job's chunks by state, problems first: failed, running, cancelled, pending, completed."""
+    groups: dict[ChunkState, list[ChunkRecord]] = {state: [] for state in GROUP_ORDER if not states or state in states}
+    for record in job.chunks:
+        if record.state in groups:
+            groups[record.state].append(record)
+    return {state: records for state, records in groups.items() if records}
+
+
+def chunk_counts(job: JobRecord) -> str:
+    """``chunks: 1 failed, 2 running, 297 completed``."""
+    return "chunks: " + ", ".join(f"{len(records)} {_state(state.value)}"
+                                  for state, records in chunk_groups(job).items())
 
 
 def cost_table(job: JobRecord) -> FittedTable:

@@ -46,9 +46,13 @@ class Column:
 class FittedTable:
     """Rows of cells (rich markup, except in shrinking columns: plain text), drawn to fit the width."""
 
-    def __init__(self, columns: Sequence[Column], rows: Sequence[Sequence[str]], title: str | None = None) -> None:
-        self.columns, self.rows, self.title = list(columns), [list(row) for row in rows], title
-        self._natural = [max([len(column.name)] + [self._cell(i, row[i]).cell_len for row in self.rows])
+    def __init__(self, columns: Sequence[Column], rows: Sequence[Sequence[str] | None], title: str | None = None
+                 ) -> None:
+        """A ``None`` among the rows draws a rule between the rows before and after it."""
+        self.columns, self.title = list(columns), title
+        self.rows = [None if row is None else list(row) for row in rows]
+        cells = [row for row in self.rows if row is not None]
+        self._natural = [max([len(column.name)] + [self._cell(i, row[i]).cell_len for row in cells])
                          for i, column in enumerate(self.columns)]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -62,7 +66,10 @@ class FittedTable:
             table.add_column(column.name, no_wrap=True, justify=column.justify,  # type: ignore[arg-type]
                              min_width=widths[i])
         for row in self.rows:
-            table.add_row(*(self._cell(i, row[i], widths[i]) for i in widths))
+            if row is None:
+                table.add_section()
+            else:
+                table.add_row(*(self._cell(i, row[i], widths[i]) for i in widths))
         return table
 
     def _widths(self, width: int) -> dict[int, int]:

@@ -150,3 +150,24 @@ def test_a_render_on_an_80_column_terminal_draws_whole_numbers_and_a_cancel_is_n
     record = store().require(job_id)
     assert [chunk.state for chunk in record.chunks][4:] == [ChunkState.CANCELLED] * 2
     assert record.metrics.failed_attempts == 0
+
+
+def test_status_groups_chunks_by_state_failed_first_and_filters_by_state(tmp_path):
+    # GIVEN a job whose chunk 1 failed for good, one at a time: chunk 0 completed, chunks 2 and 3 never ran
+    job = python_job(tmp_path, "import sys; sys.exit(1) if sys.argv[1] == '1' else open(sys.argv[2], 'w').write('x')",
+                     chunks=4)
+    assert framefarm("render", str(job), "--job-id", "grouped", "--retries", "0", "--concurrency", "1").returncode == 1
+    # WHEN its status is shown whole, then only its failed chunks, then only its running ones
+    whole, failed = framefarm("status", "grouped"), framefarm("status", "grouped", "--state", "failed")
+    running, as_json = framefarm("status", "grouped", "--state", "running"), read_json("status", "grouped",
+                                                                                      "--state", "failed")
+    # THEN the whole table counts each state and lists the failed chunk first, pending, then completed ones;
+    # the filtered ones show only what was asked for
+    assert "chunks: 1 failed, 2 pending, 1 completed" in whole.stdout
+    rows = [line.split("│")[1].strip() for line in whole.stdout.splitlines() if line.startswith("│")]
+    assert rows == ["1", "2", "3", "0"]
+    assert [line.split("│")[1].strip() for line in failed.stdout.splitlines() if line.startswith("│")] == ["1"]
+    assert running.returncode == 0 and "no running chunks" in running.stdout
+    assert [chunk["id"] for chunk in as_json["chunks"]] == [1]
+    refused = framefarm("status", "grouped", "--state", "broken")
+    assert refused.returncode == 2 and "invalid choice: 'broken'" in refused.stderr

@@ -114,3 +114,16 @@ def test_plain_progress_says_where_a_quiet_run_stands_every_few_seconds():
         eventually(lambda: "\n" in out.getvalue(), timeout=10, what="a line without news")
     # THEN a plain line says where the job stands
     assert out.getvalue().splitlines()[0].startswith("quiet: 1/5 chunks (20%), ")
+
+
+def test_a_running_chunk_shows_how_long_its_attempt_has_run():
+    # GIVEN a chunk that started 75 s ago, and one done
+    job = JobRecord.new(make_spec(2, job_id="live"), now=1.0).model_copy(update={"chunks": [
+        ChunkRecord(chunk_id=0, state=ChunkState.COMPLETED, attempts=1),
+        ChunkRecord(chunk_id=1, state=ChunkState.RUNNING, attempts=0, started_at=1000.0)]})
+    # WHEN the chunk table is drawn at 1075 s
+    lines = drawn(chunks_table(job, now=1075.0), 80)
+    # THEN the running chunk comes first, with its elapsed time, and a rule parts it from the completed one
+    rows = [line for line in lines if line.startswith(("│", "├"))]
+    assert cells(rows[0])[:3] == ["1", "10-19", "running 0:01:15"]
+    assert rows[1].startswith("├─") and cells(rows[2])[:3] == ["0", "0-9", "completed"]

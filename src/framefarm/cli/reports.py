@@ -7,10 +7,10 @@ from typing import Any
 
 from framefarm.cli.as_json import chunks_json, emit, job_json
 from framefarm.cli.context import EXIT_OK, Context, add_store_flags
-from framefarm.console import chunks_table, cost_table, job_summary, jobs_table
+from framefarm.console import chunk_counts, chunk_groups, chunks_table, cost_table, job_summary, jobs_table
 from framefarm.errors import JobSpecError
 from framefarm.repositories.base import JobRepository
-from framefarm.status import ChunkRecord
+from framefarm.status import ChunkRecord, ChunkState
 from framefarm.storage.base import Storage
 from framefarm.storage.logs import full_log
 
@@ -29,6 +29,9 @@ def register(commands: Any) -> None:
         add_json_flag(command)
         add_store_flags(command)
         command.set_defaults(handler=handler)
+    commands.choices["status"].add_argument(
+        "--state", action="append", choices=[state.value for state in ChunkState], metavar="STATE",
+        help="only the chunks in this state (repeat for more): " + ", ".join(state.value for state in ChunkState))
 
     logs = commands.add_parser("logs", help="a job's chunk output (stdout and stderr)")
     logs.add_argument("job_id")
@@ -56,12 +59,22 @@ def cmd_jobs(args: argparse.Namespace, context: Context) -> int:
 
 def cmd_status(args: argparse.Namespace, context: Context) -> int:
     job = context.repository().require(args.job_id)
+    states = {ChunkState(state) for state in args.state or ()}
     if args.json:
-        emit(context.out, "status", job=job_json(job), chunks=chunks_json(job, job.chunks))
+        chosen = [record for group in chunk_groups(job, states).values() for record in group]
+        emit(context.out, "status", job=job_json(job), chunks=chunks_json(job, sorted(chosen, key=chunk_id)))
         return EXIT_OK
     context.out.print(job_summary(job))
-    context.out.print(chunks_table(job))
+    context.out.print(chunk_counts(job))
+    if states and not chunk_groups(job, states):
+        context.out.print(f"no {' or '.join(sorted(args.state))} chunks")
+    else:
+        context.out.print(chunks_table(job, states))
     return EXIT_OK
+
+
+def chunk_id(record: ChunkRecord) -> int:
+    return record.chunk_id
 
 
 def cmd_cost(args: argparse.Namespace, context: Context) -> int:
