@@ -123,13 +123,13 @@ class RenderProgress(RunHooks):
 
 def bar_columns(width: int, total: int) -> list[ProgressColumn]:
     """The progress bar's columns that fit ``width`` whole (rich would cut "30/300" to "30/…"): on a
-    narrow terminal the ETA goes first, then the elapsed time, the failures, the bar itself."""
+    narrow terminal the ETA goes first, then the bar itself, the elapsed time, the failures."""
     digits = len(str(total))
     columns: list[tuple[int, int, list[ProgressColumn]]] = [  # rank, width, columns; in display order
         (0, ID_LEAST, [TextColumn("[bold]{task.description}")]),
         (5, BAR_LEAST, []),
         (1, 2 * digits + 1 + 1 + len("chunks"), [MofNCompleteColumn(), TextColumn("chunks")]),
-        (3, digits + len(" failed"), [TextColumn("{task.fields[failures]}")]),
+        (3, digits + 1 + len(" failed"), [TextColumn("{task.fields[failures]}")]),  # retries: more than total
         (4, len("0:00:00"), [TimeElapsedColumn()]),
         (6, len("ETA 0:00:00"), [TextColumn("ETA"), TimeRemainingColumn()]),
     ]
