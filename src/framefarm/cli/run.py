@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from framefarm.api import RenderFailed, RenderHandle, run_options, submit
 from framefarm.cancel import CancelToken
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_PAUSED, Context, add_store_flags
@@ -149,16 +151,21 @@ def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, 
             context.err.print(f"[yellow]paused[/] job {handle.job_id}; "
                               f"continue with `{context.hint(f'resume {handle.job_id}{no_stitch}')}`", soft_wrap=True)
             return EXIT_PAUSED
-        error = handle.manager.summary(handle.job_id).error
-        context.err.print(f"[red]error:[/] job {handle.job_id} cancelled: {error}", soft_wrap=True)
+        stopped = handle.manager.summary(handle.job_id)  # a cancel is the user's choice, not a failure: no red
+        resume = context.hint(f"resume {handle.job_id}")
+        context.err.print(f"[yellow]stopped:[/] job {handle.job_id} cancelled: {stopped.error} "
+                          f"({stopped.completed_chunks}/{stopped.total_chunks} chunks done, "
+                          f"${stopped.metrics.cost_usd:.6f} spent); continue with `{resume}`", soft_wrap=True)
         return EXIT_CANCELLED
-    elapsed = time.monotonic() - started
+    # The last line: what it cost, and where the video is (or how to make it), whole on one line for scripts.
+    spent = f"in {time.monotonic() - started:.1f} s for ${result.cost_usd:.6f}"
     if result.state is JobState.RENDERED:
-        context.err.print(f"[green]rendered[/] {result.chunks} chunks in {elapsed:.1f} s"
+        context.err.print(f"[green]rendered[/] {result.chunks} chunks {spent}"
                           + (f"; join them with `{context.hint(f'stitch {handle.job_id}')}`" if stitch_note else ""),
                           soft_wrap=True)
     else:
-        context.err.print(f"[green]rendered[/] {result.frames} frames in {elapsed:.1f} s → [bold]{result.output}[/]")
+        context.err.print(f"[green]rendered[/] {result.frames} frames {spent} → [bold]{escape(str(result.output))}[/]",
+                          soft_wrap=True)
     return EXIT_OK
 
 
