@@ -478,7 +478,7 @@ class JobManager:
     def _save_full_logs(self, job_id: str, chunk_id: int, attempt: int, result: WorkerResult) -> None:
         if self.storage is not None:
             keep_full_logs(self.storage, job_id, chunk_id, attempt, stdout=result.stdout, stderr=result.stderr,
-                           kept_chars=self.repository.tail_chars)
+                           kept_chars=self.repository.tail_chars, failed=not result.ok)
 
     def _mark_cancelled(self, job_id: str) -> None:
         """Leave the cancel marker that workers of remote adapters check between stages."""

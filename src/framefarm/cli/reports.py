@@ -7,12 +7,13 @@ from typing import Any
 
 from framefarm.cli.as_json import chunks_json, emit, job_json
 from framefarm.cli.context import EXIT_OK, Context, add_store_flags
+from framefarm.cli.flags import positive_int
 from framefarm.console import chunk_counts, chunk_groups, chunks_table, cost_table, job_summary, jobs_table
 from framefarm.errors import JobSpecError
 from framefarm.repositories.base import JobRepository
 from framefarm.status import ChunkRecord, ChunkState
 from framefarm.storage.base import Storage
-from framefarm.storage.logs import full_log
+from framefarm.storage.logs import attempt_log, full_log
 
 
 def register(commands: Any) -> None:
@@ -36,6 +37,8 @@ def register(commands: Any) -> None:
     logs = commands.add_parser("logs", help="a job's chunk output (stdout and stderr)")
     logs.add_argument("job_id")
     logs.add_argument("--chunk", type=int, help="only this chunk")
+    logs.add_argument("--attempt", type=positive_int, metavar="N",
+                      help="only this attempt (default: every attempt; an earlier one's log is kept when it failed)")
     add_json_flag(logs)
     add_store_flags(logs)
     logs.set_defaults(handler=cmd_logs)
@@ -99,20 +102,46 @@ def cmd_logs(args: argparse.Namespace, context: Context) -> int:
         records = [record for record in records if record.chunk_id == args.chunk]
         if not records:
             raise JobSpecError(f"--chunk: job {job.id} has no chunk {args.chunk} (0-{job.total_chunks - 1})")
+    if args.attempt is not None and all(args.attempt > record.attempts for record in records):
+        raise JobSpecError(f"--attempt: no chunk shown has an attempt {args.attempt} "
+                           f"(at most {max((record.attempts for record in records), default=0)})")
     if args.json:
         logs = [{"id": record.chunk_id, "state": record.state.value, "attempt": record.attempts,
-                 **chunk_logs(storage, repository, job.id, record), "error": record.error} for record in records]
+                 **chunk_logs(storage, repository, job.id, record), "error": record.error,
+                 "attempts": [{"attempt": number, **streams}
+                              for number, streams in attempt_logs(storage, repository, job.id, record, args.attempt)]}
+                for record in records]
         emit(context.out, "logs", job=job_json(job), chunks=logs)
         return EXIT_OK
     for record in records:
-        context.out.rule(f"chunk {record.chunk_id} · {record.state.value} · attempt {record.attempts}")
-        for stream, text in chunk_logs(storage, repository, job.id, record).items():
-            if text:
-                context.out.print(f"[dim]{stream}:[/]")
-                context.out.out(text.rstrip("\n"), highlight=False)
-        if record.error:
-            context.out.print(f"[red]error:[/] {record.error}", soft_wrap=True)
+        for number, streams in attempt_logs(storage, repository, job.id, record, args.attempt):
+            latest = number == record.attempts
+            state = record.state.value if latest else "earlier"
+            context.out.rule(f"chunk {record.chunk_id} · attempt {number} of {record.attempts} · {state}")
+            if not any(text is not None for text in streams.values()):
+                context.out.print("[dim](no log kept for this attempt)[/]")
+            for stream, text in streams.items():
+                if text:
+                    context.out.print(f"[dim]{stream}:[/]")
+                    context.out.out(text.rstrip("\n"), highlight=False)
+            if latest and record.error:
+                context.out.print(f"[red]error:[/] {record.error}", soft_wrap=True)
     return EXIT_OK
+
+
+def attempt_logs(storage: Storage, repository: JobRepository, job_id: str, record: ChunkRecord,
+                 only: int | None = None) -> list[tuple[int, dict[str, str | None]]]:
+    """Each attempt's stdout and stderr, oldest first (``only``: that attempt): the latest from the record
+    (whole when storage kept it), earlier ones as storage kept them (None: not kept)."""
+    numbers = [only] if only is not None else list(range(1, record.attempts + 1))
+    shown: list[tuple[int, dict[str, str | None]]] = []
+    for number in numbers:
+        if number == record.attempts:
+            shown.append((number, dict(chunk_logs(storage, repository, job_id, record))))
+        elif 1 <= number < record.attempts:
+            shown.append((number, {stream: attempt_log(storage, job_id, record.chunk_id, number, stream)
+                                   for stream in ("stdout", "stderr")}))
+    return shown
 
 
 def chunk_logs(storage: Storage, repository: JobRepository, job_id: str, record: ChunkRecord) -> dict[str, str]:
