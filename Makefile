@@ -20,7 +20,7 @@ $(CORE): $(BIN)/python pyproject.toml
 	touch $@
 
 $(ALL): $(CORE)
-	$(BIN)/pip install --quiet -e '.[dev,aws,gcp,infra]'
+	$(BIN)/pip install --quiet -e '.[dev,aws,gcp,devcloud,infra]'
 	touch $@
 
 # The CDK CLI, pinned to major 2 (the unversioned npm package is an old 3.0.0 that cannot read

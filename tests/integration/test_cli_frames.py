@@ -14,13 +14,14 @@ def test_frames_render_only_the_chunks_covering_them_and_the_video_holds_just_th
     job = shortened_example(tmp_path)
     # WHEN frames 35-40 are rendered
     result = framefarm("render", str(job), "--job-id", "scene", "--frames", "35-40")
-    # THEN only chunk 1 (frames 30-59) is in the job, and the video is its 30 frames, without audio
+    # THEN only chunk 1 (frames 30-59) is in the job, and the video is its 30 frames, without audio,
+    # beside the whole video's place, never over it
     assert result.returncode == 0, result.stderr
     assert "job scene: 1 chunks, 30 frames (frames 30-59) →" in " ".join(result.stderr.split())
     status = store().require("scene")
     assert status.state is JobState.COMPLETED and [c.chunk_id for c in status.chunks] == [1]
-    video = tmp_path / "out" / "testsrc.mp4"
-    assert len(packets(video)) == 30
+    video = tmp_path / "out" / "testsrc.frames-30-59.mp4"
+    assert len(packets(video)) == 30 and not (tmp_path / "out" / "testsrc.mp4").exists()
     assert probe(video).audio_codec is None
 
 

@@ -138,4 +138,4 @@ def test_make_demo_installs_the_package_alone_and_renders(tmp_path):
     planned = subprocess.run(["make", "-n", "test"], cwd=clone, capture_output=True, text=True, timeout=60,
                              check=True).stdout.splitlines()
     installs = [line for line in planned if " install " in line and "pip" in line]
-    assert installs == [".venv/bin/pip install --quiet -e '.[dev,aws,gcp,infra]'"], planned
+    assert installs == [".venv/bin/pip install --quiet -e '.[dev,aws,gcp,devcloud,infra]'"], planned

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from framefarm.cli.context import EXIT_OK, Context
+from framefarm.cli.flags import non_negative_int, positive_int
 from framefarm.config import DEFAULT_LAMBDA_CONCURRENCY, DEFAULT_RETRIES
 from framefarm.errors import JobSpecError
 
@@ -21,9 +22,9 @@ def register(commands: Any) -> None:
     submit.add_argument("jobfile", type=Path)
     submit.add_argument("--function", help="the submit function's name (or --stack)")
     submit.add_argument("--job-id", help="id for the new job (default: generated)")
-    submit.add_argument("--concurrency", type=int,
+    submit.add_argument("--concurrency", type=positive_int,
                         help=f"chunks in flight on Lambda (default {DEFAULT_LAMBDA_CONCURRENCY})")
-    submit.add_argument("--retries", type=int, help=f"retries per chunk (default {DEFAULT_RETRIES})")
+    submit.add_argument("--retries", type=non_negative_int, help=f"retries per chunk (default {DEFAULT_RETRIES})")
     submit.add_argument("--assets", type=Path, help="a directory the commands read, shipped to every chunk")
     submit.set_defaults(handler=cmd_submit)
 
@@ -47,7 +48,8 @@ def cmd_submit(args: argparse.Namespace, context: Context) -> int:
         raise JobSpecError("submit: give --function SUBMIT_FN or --stack NAME")
     if args.assets is not None and not context.bucket:  # --bucket, or the stack's BucketName
         raise JobSpecError("--assets: give --bucket (or --stack), the artifact bucket the workers read from")
-    backend = Lambda(table=context.table, bucket=context.bucket, submit_function=function)
+    backend = Lambda(table=context.table, bucket=context.bucket, submit_function=function,
+                     region=context.settings.get("region"))
     retry = RetryPolicy(retries=args.retries) if args.retries is not None else None
     handle = submit(args.jobfile, backend=backend, job_id=args.job_id, concurrency=args.concurrency, retry=retry,
                     assets=args.assets, stitch=False)

@@ -97,7 +97,7 @@ def cmd_share(args: argparse.Namespace, context: Context) -> int:
         videos = video_keys(args.job_id, (obj.key for obj in storage.list(prefix)), job.output if job else None)
         if not videos:
             raise JobStateError(f"job {args.job_id!r} has no stitched video in {storage.url(prefix)}; "
-                                f"run `framefarm stitch {args.job_id} --upload` first")
+                                f"run `{context.hint(f'stitch {args.job_id} --upload')}` first")
         key = videos[0]
     context.out.print(storage.share_url(key, args.expires), soft_wrap=True)
     context.err.print(f"link to {storage.url(key)}, valid for {args.expires} s")
@@ -111,7 +111,8 @@ def share_local_video(args: argparse.Namespace, context: Context) -> int:
     video = Path(job.output) if job.output else None
     if video is None or not video.is_file():
         where = f" at {video}" if video else ""
-        raise JobStateError(f"job {job.id!r} has no stitched video{where}; run `framefarm stitch {job.id}` first")
+        stitch = context.hint(f"stitch {job.id}")
+        raise JobStateError(f"job {job.id!r} has no stitched video{where}; run `{stitch}` first")
     context.out.print(video.as_uri(), soft_wrap=True, highlight=False)
     context.err.print(f"the video is a file on this machine, {video}: the local store signs no links "
                       "(--expires does not apply)", soft_wrap=True)

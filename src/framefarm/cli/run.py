@@ -63,9 +63,13 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
     spec = load_job_file(args.jobfile, job_id=args.job_id)
     if args.frames is not None:
         spec = select_frames(spec, *args.frames)
-    backend = context.backend(context.settings.get("backend") or "local", function=args.function,
-                              service=args.service, run_here=True)
+    # the same backend every other command finds (a table in the settings: Lambda), so its hints find the job
+    backend = context.backend(context.settings.get("backend"), function=args.function, service=args.service,
+                              run_here=True)
     output = output_path(args.output, spec.output, spec.id)
+    if args.frames is not None and args.output is None:  # a part never replaces the whole video
+        last = spec.first_frame + spec.metadata.total_frames - 1
+        output = output.with_name(f"{output.stem}.frames-{spec.first_frame}-{last}{output.suffix}")
     progress = RenderProgress(context.err, spec.id, len(spec.chunks))
     token = CancelToken()
     with cancel_on_interrupt(lambda: token.cancel("cancelled")):

@@ -17,11 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 from framefarm.config import ENV_BUCKET, ENV_HOME, ENV_TABLE
 from framefarm.errors import JobSpecError
