@@ -298,7 +298,9 @@ def test_share_hands_out_short_lived_presigned_links(stack):
     storage = S3Storage(stack.bucket)
     # GIVEN a job with no stitched video yet, THEN there is nothing to share, said in one line
     nothing = framefarm(stack, "share", "shared", "--bucket", stack.bucket, "--table", stack.table)
-    assert nothing.returncode != 0 and "run `framefarm stitch shared --upload` first" in nothing.stderr
+    # (the hint carries the flags the command was given, so it runs as printed)
+    assert nothing.returncode != 0 and "run `framefarm stitch shared --upload --table " in nothing.stderr
+    assert f"--bucket {stack.bucket}` first" in nothing.stderr
     # GIVEN the stitched video uploaded next to the job's spec
     storage.put_bytes("jobs/shared/spec.json", b"{}")
     storage.put_bytes("jobs/shared/final.mp4", b"the video")
