@@ -7,6 +7,11 @@ The reply carries the attempt's ``FailureKind`` (None on success), so what a rem
 (cancelled, no output, a bad request, its command's exit code or time limit) reaches the runner as
 the same kind a local run gives. ``exit_code`` is the command's, None when no command ran.
 
+The request names the job's spec rather than carrying the chunk's command: the worker reads the
+command from the spec, one command or several (``{"steps": [argv, ...]}``, run in order), so a spec
+with one command is the same JSON as before steps existed. A worker older than steps refuses a spec
+with them as a ``bad_request`` naming ``chunks[N].command``; it never runs half of a chunk.
+
 The adapters that call remote workers (``adapters.aws_lambda``, ``adapters.cloud_run``) build the
 request and read the reply here; the worker (``worker.runtime`` behind the Lambda handler and the
 Cloud Run server) parses the request and builds the reply here. Neither side imports the other.

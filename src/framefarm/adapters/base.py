@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from framefarm.cancel import CancelToken
 from framefarm.failures import FailureKind, with_settled_kind
-from framefarm.spec import Command
+from framefarm.spec import Command, Steps
 from framefarm.tails import tail
 
 TextCallback = Callable[[str], None]
@@ -26,9 +26,11 @@ CANCELLED = "cancelled"  # the error text of an attempt its job's cancel stopped
 
 @dataclass(frozen=True)
 class WorkerJob:
-    """One call to a worker. ``timeout`` is in seconds; ``meta`` carries chunk_id, job_id and attempt."""
+    """One call to a worker. ``timeout`` is in seconds; ``meta`` carries chunk_id, job_id and attempt.
 
-    command: Command
+    ``command`` is one command, or ``Steps``: several run in order, one deadline for them all."""
+
+    command: Command | Steps
     args: list[str] = field(default_factory=list)
     cwd: str | Path | None = None
     env: Mapping[str, str] | None = None

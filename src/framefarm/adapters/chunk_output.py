@@ -34,14 +34,15 @@ class ChunkOutput:
     """One attempt's output: ``prepare`` before the command runs, ``commit`` once it exited 0,
     ``discard`` always (it keeps only a committed output)."""
 
-    def __init__(self, cwd: str | os.PathLike[str], output_file: str, argv: list[str]) -> None:
+    def __init__(self, cwd: str | os.PathLike[str], output_file: str, steps: list[list[str]]) -> None:
+        """``steps``: the argv of each command the attempt runs (the name is pointed wherever it appears)."""
         self.output_file = output_file
         self.final = os.path.join(cwd, output_file)
         name = PurePosixPath(output_file)
         own = str(name.with_name(f".{name.stem}.{uuid.uuid4().hex[:_TOKEN]}{name.suffix}"))
         pattern = re.compile(rf"(?<![{_PATH_CHARS}]){re.escape(output_file)}(?![{_PATH_CHARS}])")
-        self.argv = [pattern.sub(lambda _: own, argument) for argument in argv]
-        redirected = self.argv != argv
+        self.steps = [[pattern.sub(lambda _: own, argument) for argument in argv] for argv in steps]
+        redirected = self.steps != steps
         self.written = os.path.join(cwd, own) if redirected else self.final
         self._committed = False
         if not redirected:

@@ -1,6 +1,8 @@
 """LocalWorkerAdapter: runs a chunk's command as a subprocess on this machine.
 
-No shell is ever involved: the command is an argv list (strings are split with shlex). Both pipes
+No shell is ever involved: the command is an argv list (strings are split with shlex), or several
+(``Steps``) run one after another in the same directory; the first that fails ends the attempt (its
+exit code, and the error names the step), one timeout covers them all. Both pipes
 are read by the calling thread through one selector, so a chunk costs one thread however chatty it
 is, and text reaches ``on_stdout``/``on_stderr`` as it arrives. A timeout or a cancel kills the
 whole process group (ffmpeg's children included); the output read so far stays in the result.
@@ -36,7 +38,7 @@ from framefarm.adapters.base import CANCELLED, TextCallback, WorkerJob, WorkerRe
 from framefarm.adapters.chunk_output import ChunkOutput
 from framefarm.config import ffmpeg_path
 from framefarm.failures import FailureKind
-from framefarm.spec import split_command
+from framefarm.spec import command_steps
 
 logger = logging.getLogger(__name__)
 
@@ -64,55 +66,51 @@ class LocalWorkerAdapter:
         self._clock = clock
 
     def execute(self, job: WorkerJob) -> WorkerResult:
-        argv = self._resolve_tools([*split_command(job.command), *job.args])
-        output = _chunk_output(job, argv)
+        steps = command_steps(job.command)
+        steps[-1] = [*steps[-1], *job.args]
+        steps = [self._resolve_tools(argv) for argv in steps]
+        output = _chunk_output(job, steps)
         try:
-            return self._run(job, argv if output is None else output.argv, output)
+            return self._run(job, steps if output is None else output.steps, output)
         finally:
             if output is not None:
                 output.discard()
 
-    def _run(self, job: WorkerJob, argv: list[str], output: ChunkOutput | None) -> WorkerResult:
+    def _run(self, job: WorkerJob, steps: list[list[str]], output: ChunkOutput | None) -> WorkerResult:
+        """Run the steps in order until one fails; one deadline and one cancel cover them all."""
         env = {**(os.environ if self._base_env is None else self._base_env), **self._env, **(job.env or {})}
         started = self._clock()
-        try:
-            process = subprocess.Popen(argv, cwd=job.cwd, env=env, stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       start_new_session=True, preexec_fn=_die_with(os.getpid()))
-        except FileNotFoundError:
-            return self._not_started(EXIT_NOT_FOUND, f"command not found: {argv[0]}", started)
-        except PermissionError:
-            return self._not_started(EXIT_NOT_EXECUTABLE, f"command not executable: {argv[0]}", started)
-        except NotADirectoryError as exc:
-            return self._not_started(EXIT_NOT_FOUND, f"cannot start {argv[0]}: {exc}", started)
-
-        stopped: list[tuple[FailureKind, str]] = []
-
-        def kill(kind: FailureKind, why: str) -> None:
-            if not stopped:
-                stopped.append((kind, why))
-            _kill_group(process)
-
-        unregister = (job.cancel.on_cancel(lambda: kill(FailureKind.CANCELLED, CANCELLED)) if job.cancel
+        deadline = None if job.timeout is None else started + job.timeout
+        run = _StepRun(job, env, deadline, self._clock)
+        unregister = (job.cancel.on_cancel(lambda: run.kill(FailureKind.CANCELLED, CANCELLED)) if job.cancel
                       else (lambda: None))
+        exit_code: int | None = None
+        error: str | None = None
+        failed_step = ""  # which step ended the attempt, when there are several
         try:
-            deadline = None if job.timeout is None else started + job.timeout
-            stdout, stderr = _pump(process, job.on_stdout, job.on_stderr, deadline, self._clock,
-                                   on_deadline=lambda: kill(FailureKind.TIMEOUT, f"timed out after {job.timeout:g} s"))
-            exit_code = _shell_status(process.wait())
+            for number, argv in enumerate(steps, 1):
+                if run.stopped:
+                    break
+                exit_code, error = run.step(argv)
+                if exit_code != 0 or run.stopped:
+                    if len(steps) > 1:
+                        failed_step = f"step {number} of {len(steps)} ({os.path.basename(argv[0])})"
+                    break
         finally:
             unregister()
-            if process.poll() is None:
-                _kill_group(process)
-                process.wait()
-        kind, error = stopped[0] if stopped else (None, None)
-        if kind is FailureKind.TIMEOUT:
-            exit_code = EXIT_TIMEOUT
-        elif exit_code == 0 and kind is None and output is not None:
+        kind = FailureKind.EXIT_CODE if exit_code else None
+        if run.stopped:
+            kind, error = run.stopped[0]
+            if kind is FailureKind.TIMEOUT:
+                exit_code = EXIT_TIMEOUT
+                error = f"{error} in {failed_step}" if failed_step else error
+        elif kind is not None and failed_step:
+            error = f"{failed_step}: {error}" if error else f"{failed_step} exited {exit_code}"
+        elif exit_code == 0 and output is not None:
             error = output.commit()
             kind = FailureKind.NO_OUTPUT if error else None
-        return WorkerResult(exit_code=exit_code, stdout=stdout, stderr=stderr, error=error, kind=kind,
-                            duration_ms=(self._clock() - started) * 1000.0)
+        return WorkerResult(exit_code=exit_code, stdout="".join(run.stdout), stderr="".join(run.stderr),
+                            error=error, kind=kind, duration_ms=(self._clock() - started) * 1000.0)
 
     def _resolve_tools(self, argv: list[str]) -> list[str]:
         resolved = []
@@ -124,9 +122,57 @@ class LocalWorkerAdapter:
             resolved.append(argument)
         return resolved
 
-    def _not_started(self, exit_code: int, message: str, started: float) -> WorkerResult:
-        return WorkerResult(exit_code=exit_code, stderr=message + "\n", error=message, kind=FailureKind.EXIT_CODE,
-                            duration_ms=(self._clock() - started) * 1000.0)
+
+class _StepRun:
+    """The commands of one attempt, run one at a time: what they printed, and why they were stopped.
+
+    A cancel or the deadline kills the command running then (its whole group) and stops the rest."""
+
+    def __init__(self, job: WorkerJob, env: Mapping[str, str], deadline: float | None,
+                 clock: Callable[[], float]) -> None:
+        self.job, self.env, self.deadline, self.clock = job, env, deadline, clock
+        self.stopped: list[tuple[FailureKind, str]] = []
+        self.running: subprocess.Popen[bytes] | None = None
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+
+    def kill(self, kind: FailureKind, why: str) -> None:
+        if not self.stopped:
+            self.stopped.append((kind, why))
+        if self.running is not None:
+            _kill_group(self.running)
+
+    def step(self, argv: list[str]) -> tuple[int, str | None]:
+        """Run one command to its end: its exit status, and why it could not start (else None)."""
+        job = self.job
+        try:
+            process = subprocess.Popen(argv, cwd=job.cwd, env=self.env, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       start_new_session=True, preexec_fn=_die_with(os.getpid()))
+        except FileNotFoundError:
+            return self._not_started(EXIT_NOT_FOUND, f"command not found: {argv[0]}")
+        except PermissionError:
+            return self._not_started(EXIT_NOT_EXECUTABLE, f"command not executable: {argv[0]}")
+        except NotADirectoryError as exc:
+            return self._not_started(EXIT_NOT_FOUND, f"cannot start {argv[0]}: {exc}")
+        self.running = process
+        try:
+            if self.stopped:  # a cancel that came while it started found nothing to kill
+                _kill_group(process)
+            out, err = _pump(process, job.on_stdout, job.on_stderr, self.deadline, self.clock,
+                             on_deadline=lambda: self.kill(FailureKind.TIMEOUT, f"timed out after {job.timeout:g} s"))
+            self.stdout.append(out)
+            self.stderr.append(err)
+            return _shell_status(process.wait()), None
+        finally:
+            if process.poll() is None:
+                _kill_group(process)
+                process.wait()
+            self.running = None
+
+    def _not_started(self, exit_code: int, message: str) -> tuple[int, str]:
+        self.stderr.append(message + "\n")
+        return exit_code, message
 
 
 def _shell_status(returncode: int) -> int:
@@ -134,12 +180,12 @@ def _shell_status(returncode: int) -> int:
     return EXIT_SIGNAL_BASE - returncode if returncode < 0 else returncode
 
 
-def _chunk_output(job: WorkerJob, argv: list[str]) -> ChunkOutput | None:
+def _chunk_output(job: WorkerJob, steps: list[list[str]]) -> ChunkOutput | None:
     """A chunk's output for this attempt (see ``chunk_output``); None for a merge or audio step."""
     output_file = job.meta.get("output_file")
     if not output_file or job.cwd is None:
         return None  # not a chunk (a merge or audio step), or nothing to check against
-    return ChunkOutput(job.cwd, output_file, argv)
+    return ChunkOutput(job.cwd, output_file, steps)
 
 
 def _die_with(parent: int) -> Callable[[], None] | None:

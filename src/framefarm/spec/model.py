@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import shlex
 import uuid
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from framefarm.errors import JobSpecError
 from framefarm.paths import safe_relative_path as safe_relative_path  # re-exported: spec's name for it
@@ -21,6 +22,7 @@ MAX_TOTAL_FRAMES = 10_000_000  # ~3.8 days at 30 fps; beyond this a job file is 
 MAX_CHUNKS = 100_000
 MAX_DIMENSION = 16_384
 MAX_FPS = 1_000.0
+MAX_STEPS = 64  # commands in one chunk; a render, an encode and a few moves fit many times over
 DEFAULT_AUDIO_OUTPUT = "audio.m4a"
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -75,6 +77,49 @@ RelativePath = Annotated[str, AfterValidator(safe_relative_path)]
 CheckedCommand = Annotated[Command, AfterValidator(_checked_command)]
 
 
+class Steps(SpecModel):
+    """Several commands that make one chunk, run in order in its directory as one attempt: the first
+    that fails ends it. In a job document, ``command: {steps: [COMMAND, ...]}``, each COMMAND a string
+    (split with shlex) or an argv list."""
+
+    steps: list[CheckedCommand] = Field(min_length=1, max_length=MAX_STEPS)
+
+
+def _one_command_or_steps(value: Any) -> Any:
+    """Tell one argv list from several commands before pydantic picks a type, naming the mistake:
+    a list holding lists, or a list whose program has spaces (``["render a", "encode b"]``), is a list
+    of commands written where one argv list goes."""
+    if isinstance(value, list) and any(isinstance(item, list) for item in value):
+        raise ValueError("is a list of lists; several commands go under steps: command: {steps: [...]}")
+    if isinstance(value, list) and value and isinstance(value[0], str) and len(value[0].split()) > 1:
+        raise ValueError(f"{short_repr(value[0])} is the program of one argv list but has spaces: for several "
+                         "commands write command: {steps: [...]}; for one, a string, or the program alone first")
+    if isinstance(value, Mapping):
+        if set(value) != {"steps"}:
+            raise ValueError(f"a mapping here takes only steps (several commands), got {short_repr(list(value))}")
+        return Steps.model_validate(dict(value))  # its own errors name steps[i]
+    if not isinstance(value, (str, list, Steps)):
+        raise ValueError(f"expected a string, an argv list or {{steps: [...]}}, got {short_repr(value)}")
+    return value
+
+
+def command_steps(command: Command | Steps) -> list[list[str]]:
+    """A chunk's command as the argv lists it runs, in order (one for a single command)."""
+    if isinstance(command, Steps):
+        return [split_command(step) for step in command.steps]
+    return [split_command(command)]
+
+
+def _checked_chunk_command(command: Command | Steps) -> Command | Steps:
+    command_steps(command)
+    return command
+
+
+ChunkCommand = Annotated[str | list[str] | Steps, BeforeValidator(_one_command_or_steps),
+                         AfterValidator(_checked_chunk_command)]
+"""What a chunk runs: one command (a string or an argv list), or several (``Steps``)."""
+
+
 class Chunk(SpecModel):
     """One contiguous frame range rendered by one worker call.
 
@@ -85,7 +130,7 @@ class Chunk(SpecModel):
     start_frame: int = Field(ge=0)
     frame_count: int = Field(gt=0)
     output_file: RelativePath
-    command: CheckedCommand
+    command: ChunkCommand
 
     @property
     def end_frame(self) -> int:

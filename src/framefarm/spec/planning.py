@@ -18,10 +18,12 @@ from framefarm.spec.model import (
     MAX_FPS,
     MAX_TOTAL_FRAMES,
     AudioTrack,
+    ChunkCommand,
     Command,
     JobSpec,
     RenderMetadata,
     SpecModel,
+    Steps,
     new_job_id,
     split_command,
 )
@@ -46,7 +48,7 @@ class JobTemplate(SpecModel):
     total_frames: int = Field(gt=0, le=MAX_TOTAL_FRAMES)
     frames_per_chunk: int | None = Field(default=None, gt=0)
     chunks: int | None = Field(default=None, gt=0, le=MAX_CHUNKS)
-    command: Command
+    command: ChunkCommand
     chunk_output: str = DEFAULT_CHUNK_OUTPUT
     audio: Command | AudioTrack | None = None
     output: str | None = None
@@ -107,6 +109,15 @@ def fill_placeholders(command: Command, values: Mapping[str, Any], *, field: str
     return filled
 
 
+def fill_chunk_command(command: Command | Steps, values: Mapping[str, Any]) -> list[str] | dict[str, Any]:
+    """A chunk's command filled for one chunk: an argv list, or ``{"steps": [argv, ...]}``."""
+    if isinstance(command, Steps):
+        return {"steps": [fill_placeholders(step, values, field=f"command.steps[{index}]",
+                                            allowed=CHUNK_PLACEHOLDERS)
+                          for index, step in enumerate(command.steps)]}
+    return fill_placeholders(command, values, field="command", allowed=CHUNK_PLACEHOLDERS)
+
+
 def plan_job(source: JobTemplate | Mapping[str, Any], *, job_id: str | None = None,
              id_prefix: str = "job") -> JobSpec:
     """Expand a template into an explicit JobSpec with one Chunk per frame range."""
@@ -125,9 +136,8 @@ def plan_job(source: JobTemplate | Mapping[str, Any], *, job_id: str | None = No
                   "last_frame": start + count - 1, "frame_count": count, "output": " ".join(output),
                   "start_time": _plain_number(start / template.fps),
                   "duration": _plain_number(count / template.fps)}
-        argv = fill_placeholders(template.command, values, field="command", allowed=CHUNK_PLACEHOLDERS)
         chunks.append({"id": chunk_id, "start_frame": start, "frame_count": count,
-                       "output_file": " ".join(output), "command": argv})
+                       "output_file": " ".join(output), "command": fill_chunk_command(template.command, values)})
     audio = None
     if template.audio is not None:
         track = template.audio if isinstance(template.audio, AudioTrack) else AudioTrack(command=template.audio)
