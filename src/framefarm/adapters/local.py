@@ -79,6 +79,8 @@ class LocalWorkerAdapter:
     def _run(self, job: WorkerJob, steps: list[list[str]], output: ChunkOutput | None) -> WorkerResult:
         """Run the steps in order until one fails; one deadline and one cancel cover them all."""
         env = {**(os.environ if self._base_env is None else self._base_env), **self._env, **(job.env or {})}
+        if job.cwd is not None:  # as a shell sets it: Blender, for one, finds relative paths from $PWD
+            env["PWD"] = os.path.abspath(job.cwd)
         started = self._clock()
         deadline = None if job.timeout is None else started + job.timeout
         run = _StepRun(job, env, deadline, self._clock)

@@ -99,3 +99,13 @@ def test_a_single_command_reports_as_before(tmp_path):
     result = LocalWorkerAdapter().execute(WorkerJob(command=step("import sys; sys.exit(5)"), cwd=tmp_path))
     # THEN no step is named: the error stays the exit code alone
     assert (result.kind, result.exit_code, result.error) == (FailureKind.EXIT_CODE, 5, None)
+
+
+def test_pwd_is_the_directory_the_command_runs_in(tmp_path, monkeypatch):
+    # GIVEN a runner whose own PWD is elsewhere (Blender resolves `--python make_scene.py` from $PWD)
+    monkeypatch.setenv("PWD", "/")
+    # WHEN a command runs in the chunk's directory
+    result = LocalWorkerAdapter().execute(WorkerJob(command=step("import os; print(os.environ['PWD'])"),
+                                                    cwd=tmp_path))
+    # THEN it sees that directory as $PWD too, as a shell would set it
+    assert result.stdout == f"{tmp_path}\n"
