@@ -1,7 +1,8 @@
 """WorkerFunctions: submit, orchestrate and render-chunk, from one container image, least privilege.
 
 One image (Dockerfile in infra/docker/, ffmpeg inside via imageio-ffmpeg) serves all three handlers;
-`cdk deploy` builds it, `cdk synth` only stages it. Names are fixed so that each function's
+`cdk deploy` builds it, `cdk synth` only stages it; render-chunk may run your own instead
+(``worker_image.WorkerImage``: -c workerDockerfile / -c workerImage). Names are fixed so that each function's
 environment and IAM policy can name the others (and the orchestrator itself) without a cycle.
 
 Each function has its own role with inline statements only:
@@ -13,8 +14,6 @@ Each function has its own role with inline statements only:
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Stack, Validations
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -39,9 +38,9 @@ from framefarm.config import (
 )
 from framefarm.repositories.dynamodb import GSI_NAME
 from framefarm.storage.keys import assets_key, cancel_key, chunks_prefix, job_prefix, logs_prefix, spec_key
+from infra.components.worker_image import WorkerImage
 from infra.settings import InfraSettings
 
-ROOT = Path(__file__).resolve().parents[2]
 # The key layout's own functions with a wildcard job id, so the policies follow it (jobs/*/spec.json, ...).
 SPEC_KEYS, ASSET_KEYS, CANCEL_KEYS = spec_key("*"), assets_key("*"), cancel_key("*")
 CHUNK_KEYS, LOG_KEYS = chunks_prefix("*") + "*", logs_prefix("*") + "*"
@@ -64,6 +63,7 @@ class WorkerFunctions(Construct):
         limits = {**FIXED_LIMITS, "render-chunk": (settings.worker_memory_mb, settings.worker_timeout)}
         self.functions: dict[str, lambda_.Function] = {}
         self.roles: dict[str, iam.Role] = {}
+        image = WorkerImage(self, "Image")  # render-chunk's may be your own (-c workerDockerfile / workerImage)
         for kind, handler in HANDLERS.items():
             memory, timeout = limits[kind]
             log_group = logs.LogGroup(self, f"{kind}-logs", log_group_name=f"/aws/lambda/{self.names[kind]}",
@@ -78,9 +78,8 @@ class WorkerFunctions(Construct):
                 timeout=Duration.seconds(timeout), log_group=log_group, environment=environment,
                 architecture=lambda_.Architecture.ARM_64 if arm else lambda_.Architecture.X86_64,
                 ephemeral_storage_size=Size.gibibytes(4) if kind == "render-chunk" else None,
-                code=lambda_.DockerImageCode.from_image_asset(
-                    str(ROOT), file="infra/docker/Dockerfile", cmd=[handler],
-                    platform=ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64),
+                code=image.code(kind, handler,
+                                platform=ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64),
             )
         self._grant(settings, bucket, table)
         # The watchdog for jobs: a run that died unseen (Lambda's retries spent) is handed back.
