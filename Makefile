@@ -34,8 +34,11 @@ install: $(ALL)
 demo: $(CORE)
 	$(BIN)/framefarm render examples/testsrc.yaml
 
-# The SQLite store also runs its contract tests on an older SQLite (Debian 11's) first.
+# The SQLite store also runs its contract tests on an older SQLite (Debian 11's) first. The Blender
+# example's slow test needs Debian's blender: installed when missing (apt-get as root, else with sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 test: $(ALL) $(CDK)
+	command -v blender >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends blender; }
 	tests/old_sqlite/run.sh $(BIN)/python
 	$(BIN)/python -m pytest -q
 
