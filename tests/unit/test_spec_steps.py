@@ -99,3 +99,12 @@ def test_an_explicit_chunk_list_takes_steps_too():
     spec = parse_job(document)
     # THEN the chunk runs both
     assert command_steps(spec.chunks[0].command) == [["render"], ["encode", "c/0.mp4"]]
+
+
+def test_a_quoted_program_with_spaces_is_still_one_command():
+    # GIVEN a template whose one command's program has spaces, quoted in a string
+    spec = plan_job({**TEMPLATE, "command": "'/opt/My Tools/render' {output}"})
+    # WHEN the planned spec is stored and read back (as a worker reads it)
+    again = JobSpec.model_validate_json(spec.model_dump_json())
+    # THEN the chunk keeps the program whole: only a template's argv list is taken for a list of commands
+    assert again.chunks[0].command == ["/opt/My Tools/render", "chunks/00000.mp4"]

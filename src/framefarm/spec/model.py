@@ -86,14 +86,10 @@ class Steps(SpecModel):
 
 
 def _one_command_or_steps(value: Any) -> Any:
-    """Tell one argv list from several commands before pydantic picks a type, naming the mistake:
-    a list holding lists, or a list whose program has spaces (``["render a", "encode b"]``), is a list
-    of commands written where one argv list goes."""
+    """Tell one argv list from several commands before pydantic picks a type: a list holding lists is
+    a list of commands written where one argv list goes."""
     if isinstance(value, list) and any(isinstance(item, list) for item in value):
         raise ValueError("is a list of lists; several commands go under steps: command: {steps: [...]}")
-    if isinstance(value, list) and value and isinstance(value[0], str) and len(value[0].split()) > 1:
-        raise ValueError(f"{short_repr(value[0])} is the program of one argv list but has spaces: for several "
-                         "commands write command: {steps: [...]}; for one, a string, or the program alone first")
     if isinstance(value, Mapping):
         if set(value) != {"steps"}:
             raise ValueError(f"a mapping here takes only steps (several commands), got {short_repr(list(value))}")
@@ -118,6 +114,20 @@ def _checked_chunk_command(command: Command | Steps) -> Command | Steps:
 ChunkCommand = Annotated[str | list[str] | Steps, BeforeValidator(_one_command_or_steps),
                          AfterValidator(_checked_chunk_command)]
 """What a chunk runs: one command (a string or an argv list), or several (``Steps``)."""
+
+
+def _written_as_one_argv(value: Any) -> Any:
+    """In a template, a list of strings whose first has spaces (``["render a", "encode b"]``) is several
+    commands written as one argv list. Only there: planning splits a quoted program with spaces
+    (``"'/opt/My Tools/render' x"``) into an argv list a planned chunk must keep."""
+    if isinstance(value, list) and value and isinstance(value[0], str) and len(value[0].split()) > 1:
+        raise ValueError(f"{short_repr(value[0])} is the program of one argv list but has spaces: for several "
+                         "commands write command: {steps: [...]}; for one, a string, or the program alone first")
+    return value
+
+
+TemplateCommand = Annotated[ChunkCommand, BeforeValidator(_written_as_one_argv)]
+"""A job template's ``command``: a ChunkCommand, refusing a list of commands written as one argv list."""
 
 
 class Chunk(SpecModel):

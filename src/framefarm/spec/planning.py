@@ -18,12 +18,12 @@ from framefarm.spec.model import (
     MAX_FPS,
     MAX_TOTAL_FRAMES,
     AudioTrack,
-    ChunkCommand,
     Command,
     JobSpec,
     RenderMetadata,
     SpecModel,
     Steps,
+    TemplateCommand,
     new_job_id,
     split_command,
 )
@@ -48,7 +48,7 @@ class JobTemplate(SpecModel):
     total_frames: int = Field(gt=0, le=MAX_TOTAL_FRAMES)
     frames_per_chunk: int | None = Field(default=None, gt=0)
     chunks: int | None = Field(default=None, gt=0, le=MAX_CHUNKS)
-    command: ChunkCommand
+    command: TemplateCommand
     chunk_output: str = DEFAULT_CHUNK_OUTPUT
     audio: Command | AudioTrack | None = None
     output: str | None = None
