@@ -20,7 +20,7 @@ $(CORE): $(BIN)/python pyproject.toml
 	touch $@
 
 $(ALL): $(CORE)
-	$(BIN)/pip install --quiet -e '.[dev,aws,gcp,devcloud,infra]'
+	$(BIN)/pip install --quiet -e '.[dev,aws,gcp,devcloud,infra,monitor]'
 	touch $@
 
 # The CDK CLI, pinned to major 2 (the unversioned npm package is an old 3.0.0 that cannot read
@@ -29,13 +29,19 @@ CDK := .cdk-cli/node_modules/.bin/cdk
 $(CDK):
 	npm install --prefix .cdk-cli --no-audit --no-fund --silent aws-cdk@2
 
+# The monitor's browser tests drive Debian's chromium through chromium-driver (CI runs as root).
+CHROMEDRIVER := /usr/bin/chromedriver
+$(CHROMEDRIVER):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
+
 install: $(ALL)
 
 demo: $(CORE)
 	$(BIN)/framefarm render examples/testsrc.yaml
 
 # The SQLite store also runs its contract tests on an older SQLite (Debian 11's) first.
-test: $(ALL) $(CDK)
+test: $(ALL) $(CDK) $(CHROMEDRIVER)
 	tests/old_sqlite/run.sh $(BIN)/python
 	$(BIN)/python -m pytest -q
 
