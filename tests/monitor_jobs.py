@@ -28,7 +28,12 @@ class Farm:
         self.storage = backend.storage()
         self.repository = backend.repository(self.storage)
         assert isinstance(self.repository, SqliteJobRepository) and isinstance(self.storage, LocalStorage)
-        self.manager = JobManager(self.repository, JobExecutor(self.worker.adapter()), self.storage)
+        self.manager = self.another_process()
+
+    def another_process(self) -> JobManager:
+        """A manager over the same store, as another process would have (a runner, or the monitor);
+        a runner there hears a cancel or pause asked from elsewhere within 0.1 s."""
+        return JobManager(self.repository, JobExecutor(self.worker.adapter()), self.storage, heartbeat_interval=0.1)
 
     def hold(self, *chunk_ids: int) -> None:
         for chunk_id in chunk_ids:
