@@ -7,8 +7,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.console import Console
+
 from framefarm import ExecutionOptions, JobExecutor, JobManager, WorkerJob
 from framefarm.backends import Local
+from framefarm.cli.context import Context
+from framefarm.cli.monitor import PageActions
+from framefarm.monitor.app import Monitor
 from framefarm.repositories.sqlite import SqliteJobRepository
 from framefarm.storage.local import LocalStorage
 from tests.helpers import ScriptedWorker, make_spec, retry_at_once
@@ -34,6 +39,21 @@ class Farm:
         """A manager over the same store, as another process would have (a runner, or the monitor);
         a runner there hears a cancel or pause asked from elsewhere within 0.1 s."""
         return JobManager(self.repository, JobExecutor(self.worker.adapter()), self.storage, heartbeat_interval=0.1)
+
+    def monitor(self) -> Monitor:
+        """The monitor's own manager over this store (it runs what the page resumes), with the CLI's actions."""
+        manager = self.another_process()
+        context = Context(home=self.home, out=Console(), err=Console(stderr=True))
+        return Monitor(manager, PageActions(context, Local(self.home), manager), interval=0.05)
+
+    def close(self, *monitors: Monitor) -> None:
+        """Let every held chunk end, wait for the runs here and in ``monitors``, close the store."""
+        for gate in self.held.values():
+            gate.set()
+        for manager in (self.manager, *(monitor.manager for monitor in monitors)):
+            for job_id in manager.running_here():
+                manager.wait(job_id, timeout=30)
+        self.repository.close()
 
     def hold(self, *chunk_ids: int) -> None:
         for chunk_id in chunk_ids:
