@@ -27,7 +27,7 @@ Link = Callable[[int], str | None]  # chunk id -> where its row label leads (its
 def timeline_svg(timeline: Timeline, *, link: Link = lambda chunk_id: None) -> str:
     """One ``<g class="row">`` per row and one ``<rect class="bar OUTCOME">`` per bar; cold starts as a
     darker lead-in (``class="cold"``), throttled calls as a triangle (``class="throttle"``) at the start."""
-    plot = WIDTH - LABEL_WIDTH - 10
+    plot = WIDTH - LABEL_WIDTH - 40  # room for the last tick's label
     span = max(timeline.end - timeline.start, 1e-3)
 
     def x(at: float) -> float:

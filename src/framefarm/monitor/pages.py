@@ -20,7 +20,8 @@ table{border-collapse:collapse}td,th{padding:.2em .7em;border-bottom:1px solid #
 .state{font-weight:600}.completed,.rendered{color:#2e7d32}.failed{color:#c62828}.running,.stitching{color:#1565c0}
 .cancelled,.paused{color:#8d6e00}.facts span{margin-right:1.4em;white-space:nowrap}.facts b{font-weight:600}
 .note{padding:.4em .8em;background:#eef3fb;border-left:4px solid #3a7bd5}.error{background:#fdecec;border-color:#c62828}
-svg{background:#fff;border:1px solid #e3e3e3;display:block;margin:.3em 0}svg text{font:11px sans-serif;fill:#333}
+svg{background:#fff;border:1px solid #e3e3e3;display:block;margin:.3em 0;max-width:100%;height:auto}
+svg text{font:11px sans-serif;fill:#333}
 svg .tick{fill:#777;font-size:10px}.legend span{margin-right:1em}.legend i{display:inline-block;width:.9em;height:.9em;
 margin-right:.3em;vertical-align:-.1em}form{display:inline;margin-right:.6em}pre{background:#fff;border:1px solid #ddd;
 padding:.6em;overflow:auto;max-height:30em}progress{width:16em}
