@@ -23,7 +23,7 @@ from framefarm.storage.keys import attempt_key, attempts_prefix
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttemptFigures:
     """One attempt's own times and amounts. ``finished_at`` None: still running."""
 
@@ -119,18 +119,16 @@ def attempts_of(record: ChunkRecord, earlier: Mapping[int, AttemptFigures]) -> l
     in_record = record.state not in (ChunkState.RUNNING, ChunkState.PENDING) and last_finished >= 1
     kept = last_finished - 1 if in_record else last_finished
     shown = [earlier[number] for number in range(1, kept + 1) if number in earlier]
-    if in_record:
-        before = list(shown)
+    if in_record:  # its own amounts: the record's sums less the earlier attempts' (most chunks have none)
         shown.append(AttemptFigures(
-            chunk_id=record.chunk_id, attempt=last_finished, state=record.state,
-            started_at=record.started_at, finished_at=record.finished_at,
-            duration_ms=max(0.0, record.duration_ms - sum(f.duration_ms for f in before)),
-            billed_duration_ms=max(0, record.billed_duration_ms - sum(f.billed_duration_ms for f in before)),
-            memory_mb=record.memory_mb, max_memory_used_mb=record.max_memory_used_mb,
-            init_duration_ms=record.init_duration_ms,
-            cost_usd=max(0.0, record.cost_usd - sum(f.cost_usd for f in before)),
-            throttles=max(0, record.throttles - sum(f.throttles for f in before)),
-            kind=record.kind.value if record.kind is not None else None, error=record.error))
+            record.chunk_id, last_finished, record.state, record.started_at, record.finished_at,
+            max(0.0, record.duration_ms - sum(f.duration_ms for f in shown)) if shown else record.duration_ms,
+            max(0, record.billed_duration_ms - sum(f.billed_duration_ms for f in shown)) if shown
+            else record.billed_duration_ms,
+            record.memory_mb, record.max_memory_used_mb, record.init_duration_ms,
+            max(0.0, record.cost_usd - sum(f.cost_usd for f in shown)) if shown else record.cost_usd,
+            max(0, record.throttles - sum(f.throttles for f in shown)) if shown else record.throttles,
+            record.kind.value if record.kind is not None else None, record.error))
     if running:
         shown.append(AttemptFigures(chunk_id=record.chunk_id, attempt=last_finished + 1, state=ChunkState.RUNNING,
                                     started_at=record.started_at))

@@ -19,7 +19,7 @@ SLOWEST = 10
 OUTCOMES = ("running", "failed", "transient", "cancelled", "completed")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Bar:
     """One attempt from ``start`` to ``end`` (now, while it runs)."""
 
