@@ -13,9 +13,6 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import anyio
-import anyio.to_thread
-
 from framefarm.status import ChunkState, JobRecord
 
 #: Seconds between two reads of a followed job.
@@ -71,6 +68,8 @@ async def follow(read: Callable[[], JobRecord], clock: Callable[[], float], *, i
                  keepalive: float = KEEPALIVE) -> AsyncIterator[str]:
     """Server-sent events for one job: a message whenever its summary changes, until it settles.
     ``read`` (blocking: a store call) runs on a worker thread."""
+    import anyio.to_thread  # the monitor extra's (starlette's); `framefarm report` works without it
+
     last, quiet = "", 0.0
     while True:
         job = await anyio.to_thread.run_sync(read)

@@ -83,3 +83,21 @@ def test_the_monitor_command_serves_the_jobs_page_of_its_home(tmp_path):
         server.terminate()
         _, err = server.communicate(timeout=30)
     assert f"framefarm monitor on http://127.0.0.1:{port}/ over the local job store" in err
+
+
+def test_report_needs_no_web_server_installed(tmp_path):
+    from tests.integration.test_cli_extras import without
+
+    # GIVEN a rendered job, and a framefarm without the monitor extra (no starlette, no uvicorn, no anyio)
+    farm = Farm(tmp_path / "home")
+    job_id = farm.finished_job_with_a_retry()
+    farm.repository.close()
+    env = without(tmp_path / "a", "starlette")
+    for module in ("uvicorn", "anyio"):
+        env["PYTHONPATH"] = without(tmp_path / module, module)["PYTHONPATH"] + os.pathsep + env["PYTHONPATH"]
+    env["PYTHONPATH"] += os.pathsep + os.pathsep.join(sys.path)
+    # WHEN `framefarm report` runs  THEN it writes the report all the same
+    done = subprocess.run([sys.executable, "-m", "framefarm", "report", job_id, "-o", str(tmp_path / "r.html"),
+                           "--home", str(tmp_path / "home")], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "r.html").read_text().count('<g class="row"') == 6
