@@ -118,7 +118,11 @@ def create_app(monitor: Monitor, *, token: str | None = None, loopback: bool = T
             return PlainTextResponse(f"job {job.id} has no chunk {chunk_id} (0-{job.total_chunks - 1})\n",
                                      status_code=404)
         storage = monitor.manager.storage
-        attempts = attempt_logs(storage, monitor.manager.repository, job.id, record) if storage is not None else []
+        if storage is not None:
+            attempts = attempt_logs(storage, monitor.manager.repository, job.id, record)
+        else:  # a store named without its bucket: the record's tails of the latest attempt are all there is
+            attempts = [(record.attempts, {"stdout": record.stdout_tail, "stderr": record.stderr_tail})
+                        ] if record.attempts else []
         return HTMLResponse(pages.logs_page(job, record, attempts))
 
     async def act(request: Request) -> Response:

@@ -133,3 +133,43 @@ def test_retry_from_the_page_renders_the_chunk_again_through_the_cli_s_calls(far
     assert farm.manager.get_job(job_id).chunk(4).attempts == 2
     page = client.get(f"/jobs/{job_id}").text
     assert len(re.findall(r'class="bar \w+" data-chunk="4"', page)) == 2
+
+
+def test_the_job_page_reads_a_job_on_dynamodb_and_s3_the_same_way(table, bucket, dynamodb_client, s3_client):
+    from framefarm import ExecutionOptions, JobExecutor, JobManager
+    from framefarm.monitor.app import Monitor, create_app
+    from framefarm.repositories.dynamodb import DynamoDBJobRepository
+    from framefarm.storage.s3 import S3Storage
+    from tests.helpers import ScriptedWorker, make_spec, retry_at_once
+    from tests.unit.monitor.conftest import TestClient
+
+    # GIVEN a job recorded in DynamoDB with its logs and earlier attempts in S3, chunk 1 retried once
+    storage = S3Storage(bucket, client=s3_client)
+    manager = JobManager(DynamoDBJobRepository(table, client=dynamodb_client, storage=storage),
+                         JobExecutor(ScriptedWorker(fail={1: 1}).adapter()), storage)
+    manager.create_job(make_spec(4, job_id="aws-job"))
+    manager.run_job("aws-job", ExecutionOptions(retry=retry_at_once(1)))
+    client = TestClient(create_app(Monitor(manager, actions=None)), base_url="http://127.0.0.1:8765")  # type: ignore[arg-type]
+    # WHEN its page and chunk 1's logs are asked for
+    page, logs = client.get("/jobs/aws-job").text, client.get("/jobs/aws-job/chunks/1/logs").text
+    # THEN four rows, five bars (two on chunk 1), and both attempts' logs
+    assert page.count('<g class="row"') == 4 and page.count('class="bar ') == 5
+    assert re.findall(r'class="bar (\w+)" data-chunk="1"', page) == ["failed", "completed"]
+    assert "boom in chunk 1 attempt 1" in logs and "rendered chunk 1" in logs
+
+
+def test_without_storage_the_logs_page_shows_the_record_s_tails(tmp_path):
+    from framefarm import ExecutionOptions, JobExecutor, JobManager, SqliteJobRepository
+    from framefarm.monitor.app import Monitor, create_app
+    from tests.helpers import ScriptedWorker, make_spec
+    from tests.unit.monitor.conftest import TestClient
+
+    # GIVEN a job in a store read without its storage (a table named without its bucket)
+    manager = JobManager(SqliteJobRepository(tmp_path / "jobs.db"), JobExecutor(ScriptedWorker().adapter()))
+    manager.create_job(make_spec(2, job_id="bare"))
+    manager.run_job("bare", ExecutionOptions())
+    client = TestClient(create_app(Monitor(manager, actions=None)), base_url="http://127.0.0.1:8765")  # type: ignore[arg-type]
+    # WHEN a chunk's logs are asked for  THEN its record's tail is shown as its one attempt
+    logs = client.get("/jobs/bare/chunks/1/logs").text
+    assert "attempt 1 of 1" in logs and "rendered chunk 1" in logs
+    manager.repository.close()
