@@ -7,9 +7,11 @@ import heapq
 import random
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from framefarm import ExecutionOptions, JobExecutor, JobManager, WorkerJob
@@ -141,3 +143,19 @@ def wait_or_cancel(job: WorkerJob, gate: threading.Event) -> None:
         gate.wait(60)
     finally:
         forget()
+
+
+@pytest.fixture(name="farm")
+def farm_fixture(tmp_path: Path) -> Iterator[Farm]:
+    """A Farm in the test's directory; held chunks released and runs waited for at the end."""
+    farm = Farm(tmp_path)
+    yield farm
+    farm.close()
+
+
+@pytest.fixture(name="monitor")
+def monitor_fixture(farm: Farm) -> Iterator[Monitor]:
+    """The monitor over ``farm``'s store, its own runs waited for at the end."""
+    monitor = farm.monitor()
+    yield monitor
+    farm.close(monitor)

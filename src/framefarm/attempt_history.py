@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 
+from framefarm.failures import FailureKind
 from framefarm.status import ChunkAttempt, ChunkRecord, ChunkState
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import attempt_key, attempts_prefix
@@ -23,49 +24,26 @@ from framefarm.storage.keys import attempt_key, attempts_prefix
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptFigures:
-    """One attempt's own times and amounts. ``finished_at`` None: still running."""
+def attempt_json(attempt: ChunkAttempt) -> str:
+    """The attempt without its logs, which are kept whole beside it (``storage.logs``)."""
+    return json.dumps({**asdict(replace(attempt, stdout_tail="", stderr_tail="")), "state": attempt.state.value,
+                       "kind": attempt.kind.value if attempt.kind is not None else None})
 
-    chunk_id: int
-    attempt: int
-    state: ChunkState
-    started_at: float | None = None
-    finished_at: float | None = None
-    duration_ms: float = 0.0
-    billed_duration_ms: int = 0
-    memory_mb: int | None = None
-    max_memory_used_mb: int | None = None
-    init_duration_ms: float | None = None
-    cost_usd: float = 0.0
-    throttles: int = 0
-    kind: str | None = None
-    error: str | None = None
 
-    @classmethod
-    def of_attempt(cls, attempt: ChunkAttempt) -> AttemptFigures:
-        return cls(chunk_id=attempt.chunk_id, attempt=attempt.attempt, state=attempt.state,
-                   started_at=attempt.started_at, finished_at=attempt.finished_at, duration_ms=attempt.duration_ms,
-                   billed_duration_ms=attempt.billed_duration_ms, memory_mb=attempt.memory_mb,
-                   max_memory_used_mb=attempt.max_memory_used_mb, init_duration_ms=attempt.init_duration_ms,
-                   cost_usd=attempt.cost_usd, throttles=attempt.throttles,
-                   kind=attempt.kind.value if attempt.kind is not None else None, error=attempt.error)
-
-    def to_json(self) -> str:
-        return json.dumps({**asdict(self), "state": self.state.value})
-
-    @classmethod
-    def from_json(cls, text: str) -> AttemptFigures:
-        data = json.loads(text)
-        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
-        return cls(**{**known, "state": ChunkState(known["state"])})
+def attempt_from_json(text: str) -> ChunkAttempt:
+    """ValueError, KeyError or TypeError for a text that is no attempt."""
+    data = json.loads(text)
+    known = {name: data[name] for name in ChunkAttempt.__dataclass_fields__ if name in data}
+    kind = known.get("kind")
+    return ChunkAttempt(**{**known, "state": ChunkState(known["state"]),
+                           "kind": FailureKind(kind) if kind is not None else None})
 
 
 def keep_attempt(storage: Storage, job_id: str, attempt: ChunkAttempt) -> None:
     """Keep an attempt that a later one may replace in its chunk's record (failed or cancelled).
 
     Like a full log, a copy that cannot be written loses only itself: logged, never raised."""
-    keep(storage, job_id, AttemptFigures.of_attempt(attempt))
+    keep(storage, job_id, attempt)
 
 
 def keep_reopened(storage: Storage, job_id: str, records: Collection[ChunkRecord]) -> None:
@@ -79,19 +57,19 @@ def keep_reopened(storage: Storage, job_id: str, records: Collection[ChunkRecord
             keep(storage, job_id, figures[-1])
 
 
-def keep(storage: Storage, job_id: str, figures: AttemptFigures) -> None:
+def keep(storage: Storage, job_id: str, attempt: ChunkAttempt) -> None:
     try:
-        storage.put_text(attempt_key(job_id, figures.chunk_id, figures.attempt), figures.to_json())
+        storage.put_text(attempt_key(job_id, attempt.chunk_id, attempt.attempt), attempt_json(attempt))
     except Exception:
-        logger.warning("job %s chunk %d attempt %d: could not keep its figures", job_id, figures.chunk_id,
-                       figures.attempt, exc_info=True)
+        logger.warning("job %s chunk %d attempt %d: could not keep its figures", job_id, attempt.chunk_id,
+                       attempt.attempt, exc_info=True)
 
 
 def earlier_attempts(storage: Storage, job_id: str, chunk_ids: Collection[int] | None = None,
-                     known: Mapping[str, AttemptFigures] | None = None) -> dict[int, dict[int, AttemptFigures]]:
+                     known: Mapping[str, ChunkAttempt] | None = None) -> dict[int, dict[int, ChunkAttempt]]:
     """The kept attempts of the job's chunks (only ``chunk_ids``, if given), by chunk id then attempt
     number: one listing, then one read per object not already in ``known`` (kept by key: they never change)."""
-    found: dict[int, dict[int, AttemptFigures]] = {}
+    found: dict[int, dict[int, ChunkAttempt]] = {}
     for stored in storage.list(attempts_prefix(job_id)):
         figures = known.get(stored.key) if known is not None else None
         if figures is None:
@@ -99,7 +77,7 @@ def earlier_attempts(storage: Storage, job_id: str, chunk_ids: Collection[int] |
             if chunk_ids is not None and int(name.partition(".")[0]) not in chunk_ids:
                 continue
             try:
-                figures = AttemptFigures.from_json(storage.get_text(stored.key))
+                figures = attempt_from_json(storage.get_text(stored.key))
             except (FileNotFoundError, ValueError, KeyError, TypeError):
                 logger.warning("job %s: unreadable attempt figures at %s", job_id, stored.key)
                 continue
@@ -108,7 +86,7 @@ def earlier_attempts(storage: Storage, job_id: str, chunk_ids: Collection[int] |
     return found
 
 
-def attempts_of(record: ChunkRecord, earlier: Mapping[int, AttemptFigures]) -> list[AttemptFigures]:
+def attempts_of(record: ChunkRecord, earlier: Mapping[int, ChunkAttempt]) -> list[ChunkAttempt]:
     """Every attempt of ``record``'s chunk that is known, oldest first: the kept earlier ones, the record's
     latest (its amounts less the earlier ones') unless it waits to render again, and the one running now, if
     any. An earlier attempt
@@ -120,17 +98,17 @@ def attempts_of(record: ChunkRecord, earlier: Mapping[int, AttemptFigures]) -> l
     kept = last_finished - 1 if in_record else last_finished
     shown = [earlier[number] for number in range(1, kept + 1) if number in earlier]
     if in_record:  # its own amounts: the record's sums less the earlier attempts' (most chunks have none)
-        shown.append(AttemptFigures(
-            record.chunk_id, last_finished, record.state, record.started_at, record.finished_at,
+        shown.append(ChunkAttempt(
+            record.chunk_id, last_finished, record.state,
             max(0.0, record.duration_ms - sum(f.duration_ms for f in shown)) if shown else record.duration_ms,
             max(0, record.billed_duration_ms - sum(f.billed_duration_ms for f in shown)) if shown
             else record.billed_duration_ms,
-            record.memory_mb, record.max_memory_used_mb, record.init_duration_ms,
+            record.memory_mb, record.max_memory_used_mb, record.init_duration_ms, record.request_id,
             max(0.0, record.cost_usd - sum(f.cost_usd for f in shown)) if shown else record.cost_usd,
             max(0, record.throttles - sum(f.throttles for f in shown)) if shown else record.throttles,
-            record.kind.value if record.kind is not None else None, record.error))
+            error=record.error, kind=record.kind, started_at=record.started_at, finished_at=record.finished_at))
     if running:
-        shown.append(AttemptFigures(chunk_id=record.chunk_id, attempt=last_finished + 1, state=ChunkState.RUNNING,
-                                    started_at=record.started_at))
+        shown.append(ChunkAttempt(chunk_id=record.chunk_id, attempt=last_finished + 1, state=ChunkState.RUNNING,
+                                  started_at=record.started_at))
     return shown
 

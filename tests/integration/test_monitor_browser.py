@@ -12,7 +12,7 @@ from framefarm.monitor.report import report_html
 from framefarm.status import ChunkState, JobState
 from tests.browser import chromium, serving
 from tests.helpers import eventually
-from tests.monitor_jobs import Farm
+from tests.monitor_jobs import farm_fixture, monitor_fixture  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -24,18 +24,9 @@ def browser():
 
 
 @pytest.fixture
-def farm(tmp_path):
-    farm = Farm(tmp_path)
-    yield farm
-    farm.close()
-
-
-@pytest.fixture
-def site(farm):
-    monitor = farm.monitor()
+def site(monitor):
     with serving(create_app(monitor)) as url:
         yield url
-    farm.close(monitor)
 
 
 def bars(driver) -> list[tuple[int, int, str]]:

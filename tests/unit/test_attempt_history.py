@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from framefarm import ExecutionOptions
-from framefarm.attempt_history import AttemptFigures, attempts_of, earlier_attempts
-from framefarm.status import ChunkRecord, ChunkState
+from framefarm.attempt_history import attempt_from_json, attempt_json, attempts_of, earlier_attempts
+from framefarm.failures import FailureKind
+from framefarm.status import ChunkAttempt, ChunkRecord, ChunkState
 from framefarm.storage.keys import attempts_prefix
 from tests.helpers import retry_at_once
 from tests.monitor_jobs import Farm
@@ -23,7 +26,7 @@ def test_a_retried_chunk_keeps_its_failed_attempt_with_its_own_times_and_amounts
         "00002.attempt1.json"]
     # AND chunk 2 shows both attempts in order, each with its own times and durations
     first, second = attempts
-    assert (first.attempt, first.state, first.kind, first.duration_ms) == (1, ChunkState.FAILED, "exit_code", 2.0)
+    assert (first.attempt, first.state, first.kind, first.duration_ms) == (1, ChunkState.FAILED, FailureKind.EXIT_CODE, 2.0)
     assert (second.attempt, second.state, second.duration_ms) == (2, ChunkState.COMPLETED, 12.0)
     assert first.started_at <= first.finished_at <= second.started_at <= second.finished_at
     assert job.chunk(2).duration_ms == first.duration_ms + second.duration_ms
@@ -47,7 +50,7 @@ def test_a_completed_attempt_that_retry_reopens_is_kept_before_the_record_forget
 
 def test_a_running_attempt_follows_the_kept_ones_and_a_chunk_never_tried_has_none():
     # GIVEN a chunk whose first attempt failed (kept) and whose second runs now
-    kept = {1: AttemptFigures(chunk_id=5, attempt=1, state=ChunkState.FAILED, started_at=10.0, finished_at=12.0)}
+    kept = {1: ChunkAttempt(chunk_id=5, attempt=1, state=ChunkState.FAILED, started_at=10.0, finished_at=12.0)}
     running = ChunkRecord(chunk_id=5, state=ChunkState.RUNNING, attempts=1, started_at=13.0, finished_at=12.0)
     # WHEN its attempts are laid out  THEN the kept one comes first, then the running one with no end
     shown = attempts_of(running, kept)
@@ -57,9 +60,12 @@ def test_a_running_attempt_follows_the_kept_ones_and_a_chunk_never_tried_has_non
     assert attempts_of(ChunkRecord(chunk_id=6), {}) == []
 
 
-def test_attempt_figures_survive_their_json():
-    # GIVEN an attempt's figures  WHEN written and read back  THEN they are the same
-    figures = AttemptFigures(chunk_id=3, attempt=2, state=ChunkState.FAILED, started_at=1.5, finished_at=2.5,
-                             duration_ms=1000.0, billed_duration_ms=1000, memory_mb=2048, init_duration_ms=300.0,
-                             cost_usd=0.0001, throttles=2, kind="timeout", error="timed out")
-    assert AttemptFigures.from_json(figures.to_json()) == figures
+def test_a_kept_attempt_reads_back_the_same_but_for_its_logs():
+    # GIVEN an attempt with its figures and log tails
+    attempt = ChunkAttempt(chunk_id=3, attempt=2, state=ChunkState.FAILED, started_at=1.5, finished_at=2.5,
+                           duration_ms=1000.0, billed_duration_ms=1000, memory_mb=2048, init_duration_ms=300.0,
+                           request_id="r-1", cost_usd=0.0001, throttles=2, kind=FailureKind.TIMEOUT, error="timed out",
+                           stdout_tail="frame 1\n", stderr_tail="killed\n")
+    # WHEN written and read back  THEN every figure is the same; the logs are not in it (kept whole beside it)
+    back = attempt_from_json(attempt_json(attempt))
+    assert back == dataclasses.replace(attempt, stdout_tail="", stderr_tail="")

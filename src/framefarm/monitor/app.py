@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from framefarm.attempt_history import AttemptFigures, earlier_attempts
+from framefarm.attempt_history import earlier_attempts
 from framefarm.cli.reports import attempt_logs
 from framefarm.errors import FramefarmError, JobNotFoundError
 from framefarm.manager import JobManager
@@ -33,7 +33,7 @@ from framefarm.monitor import pages
 from framefarm.monitor.access import Gate
 from framefarm.monitor.live import follow
 from framefarm.monitor.timeline import Timeline, build_timeline
-from framefarm.status import JobRecord
+from framefarm.status import ChunkAttempt, JobRecord
 from framefarm.storage.keys import attempt_key
 
 #: Jobs the jobs page lists, newest first.
@@ -60,7 +60,7 @@ class Monitor:
     actions: Actions
     clock: Callable[[], float] = time.time
     interval: float = 1.0
-    _known: dict[str, AttemptFigures] = field(default_factory=dict)
+    _known: dict[str, ChunkAttempt] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def job(self, job_id: str) -> JobRecord:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from framefarm.attempt_history import AttemptFigures
 from framefarm.monitor.pages import job_page
 from framefarm.monitor.timeline import build_timeline
-from framefarm.status import JobRecord
+from framefarm.status import ChunkAttempt, JobRecord
 
 
-def report_html(job: JobRecord, earlier: Mapping[int, Mapping[int, AttemptFigures]], now: float) -> str:
+def report_html(job: JobRecord, earlier: Mapping[int, Mapping[int, ChunkAttempt]], now: float) -> str:
     """The report of ``job`` (with its chunk records) as it stands at ``now``."""
     return job_page(job, build_timeline(job, earlier, now), now, link=lambda chunk_id: None, live=False)

@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from framefarm.attempt_history import AttemptFigures, attempts_of
-from framefarm.failures import FailureKind
-from framefarm.status import ChunkState, JobRecord
+from framefarm.attempt_history import attempts_of
+from framefarm.status import ChunkAttempt, ChunkState, JobRecord
 
 #: Rows drawn one per chunk up to this many chunks; above it, chunks share rows.
 MAX_ROWS = 400
@@ -23,7 +22,7 @@ OUTCOMES = ("running", "failed", "transient", "cancelled", "completed")
 class Bar:
     """One attempt from ``start`` to ``end`` (now, while it runs)."""
 
-    figures: AttemptFigures
+    figures: ChunkAttempt
     start: float
     end: float
     outcome: str
@@ -87,13 +86,13 @@ class Timeline:
         return [bar for row in self.rows for bar in row.bars]
 
 
-def outcome(figures: AttemptFigures) -> str:
-    if figures.state is ChunkState.FAILED and figures.kind is not None and FailureKind(figures.kind).transient:
+def outcome(figures: ChunkAttempt) -> str:
+    if figures.state is ChunkState.FAILED and figures.kind is not None and figures.kind.transient:
         return "transient"
     return figures.state.value
 
 
-def attempt_bars(job: JobRecord, earlier: Mapping[int, Mapping[int, AttemptFigures]], now: float
+def attempt_bars(job: JobRecord, earlier: Mapping[int, Mapping[int, ChunkAttempt]], now: float
                  ) -> dict[int, list[Bar]]:
     """Each chunk's attempts as bars, by chunk id (an attempt without a start time is left out)."""
     bars: dict[int, list[Bar]] = {}
@@ -107,7 +106,7 @@ def attempt_bars(job: JobRecord, earlier: Mapping[int, Mapping[int, AttemptFigur
     return bars
 
 
-def build_timeline(job: JobRecord, earlier: Mapping[int, Mapping[int, AttemptFigures]], now: float, *,
+def build_timeline(job: JobRecord, earlier: Mapping[int, Mapping[int, ChunkAttempt]], now: float, *,
                    max_rows: int = MAX_ROWS) -> Timeline:
     """The job's timeline at ``now``: a row per chunk, or per bucket when it has over ``max_rows`` chunks."""
     by_chunk = attempt_bars(job, earlier, now)
@@ -135,7 +134,7 @@ def bucket_row(ids: list[int], by_chunk: Mapping[int, list[Bar]]) -> Row:
         return Row(ids[0], ids[-1], (), 0, label)
     worst = next(name for name in OUTCOMES if counts[name])
     slow = max(bars, key=lambda bar: bar.seconds)
-    span_figures = AttemptFigures(chunk_id=ids[0], attempt=len(bars), state=slow.figures.state,
+    span_figures = ChunkAttempt(chunk_id=ids[0], attempt=len(bars), state=slow.figures.state,
                                   cost_usd=sum(bar.figures.cost_usd for bar in bars),
                                   billed_duration_ms=sum(bar.figures.billed_duration_ms for bar in bars))
     span = Bar(span_figures, min(bar.start for bar in bars), max(bar.end for bar in bars), worst)

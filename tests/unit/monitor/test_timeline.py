@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from framefarm.attempt_history import AttemptFigures
+from framefarm.failures import FailureKind
 from framefarm.monitor.charts import MAX_COLUMNS, cost_over_time_svg, cost_per_chunk_svg, timeline_svg
 from framefarm.monitor.timeline import MAX_ROWS, build_timeline
-from framefarm.status import ChunkRecord, ChunkState, JobRecord
+from framefarm.status import ChunkAttempt, ChunkRecord, ChunkState, JobRecord
 from tests.helpers import make_spec
 
 
@@ -24,8 +24,8 @@ def done(chunk_id: int, start: float, end: float, **figures) -> ChunkRecord:
 
 def test_one_row_per_chunk_one_bar_per_attempt_coloured_by_outcome():
     # GIVEN chunk 0 rendered, chunk 1 timed out once then rendered, chunk 2 runs, chunk 3 never started
-    timed_out = {1: AttemptFigures(chunk_id=1, attempt=1, state=ChunkState.FAILED, started_at=0.0, finished_at=4.0,
-                                   kind="timeout", duration_ms=4000.0)}
+    timed_out = {1: ChunkAttempt(chunk_id=1, attempt=1, state=ChunkState.FAILED, started_at=0.0, finished_at=4.0,
+                                 kind=FailureKind.TIMEOUT, duration_ms=4000.0)}
     job = job_of([done(0, 0.0, 2.0), done(1, 4.5, 6.0, attempts=2, duration_ms=5500.0, init_duration_ms=250.0,
                                            throttles=3, billed_duration_ms=1600, memory_mb=2048, cost_usd=0.0001),
                   ChunkRecord(chunk_id=2, state=ChunkState.RUNNING, started_at=5.0), ChunkRecord(chunk_id=3)])
