@@ -60,7 +60,22 @@ def cmd_monitor(args: argparse.Namespace, context: Context) -> int:
                       soft_wrap=True, highlight=False)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
     server.run(sockets=[listener])
+    pause_runs_here(manager, context)
     return EXIT_OK
+
+
+def pause_runs_here(manager: JobManager, context: Context, *, patience: float = 300.0) -> None:
+    """Pause the jobs the page resumed in this process, once the server stops: the chunks in flight
+    finish and are kept (waiting ``patience`` s at most for each), and `framefarm resume` continues."""
+    for job_id in sorted(manager.running_here()):
+        context.err.print(f"pausing job {job_id}, which this monitor was running; "
+                          f"continue with `{context.hint(f'resume {job_id}')}`", soft_wrap=True, highlight=False)
+        manager.pause_job(job_id)
+        try:
+            manager.wait(job_id, timeout=patience)
+        except TimeoutError:
+            context.err.print(f"job {job_id} still has chunks in flight after {patience:g} s; leaving it",
+                              soft_wrap=True, highlight=False)
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -101,3 +101,38 @@ def test_report_needs_no_web_server_installed(tmp_path):
                            "--home", str(tmp_path / "home")], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "r.html").read_text().count('<g class="row"') == 6
+
+
+def test_a_job_the_page_resumed_is_paused_when_the_monitor_stops(tmp_path, capsys):
+    import threading
+
+    from rich.console import Console
+
+    from framefarm.cli.context import Context
+    from framefarm.cli.monitor import pause_runs_here
+    from framefarm.status import JobState
+    from tests.helpers import make_spec
+
+    # GIVEN a paused job of 3 chunks, resumed from the page so that the monitor's process runs it
+    farm = Farm(tmp_path / "home")
+    farm.manager.create_job(make_spec(3, job_id="p"))
+    farm.manager.pause_job("p")
+    monitor = farm.monitor()
+    context = Context(home=farm.home, out=Console(), err=Console(stderr=True))
+    stopping = threading.Thread(target=pause_runs_here, args=(monitor.manager, context))
+
+    def server_stops_during_chunk_0(job):  # the monitor stops while chunk 0 is in flight
+        stopping.start()
+        assert job.cancel.wait(30), "the run was never asked to stop"
+
+    farm.worker.hooks[0] = server_stops_during_chunk_0
+    farm.worker.hooks[1] = farm.worker.hooks[2] = lambda job: job.cancel.wait(30)  # in flight until asked to stop
+    monitor.actions.resume("p")
+    # WHEN the server has stopped
+    eventually(lambda: stopping.ident, what="the server stopping")
+    stopping.join(timeout=60)
+    # THEN the job is paused with the two chunks in flight then (two at a time) kept, and it said how to continue
+    final = farm.manager.summary("p")
+    assert final.state is JobState.PAUSED and final.completed_chunks == 2 and not monitor.manager.running_here()
+    assert "pausing job p, which this monitor was running; continue with `framefarm resume p`" in capsys.readouterr().err
+    farm.close(monitor)
