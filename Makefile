@@ -20,7 +20,7 @@ $(CORE): $(BIN)/python pyproject.toml
 	touch $@
 
 $(ALL): $(CORE)
-	$(BIN)/pip install --quiet -e '.[dev,aws,gcp,devcloud,infra]'
+	$(BIN)/pip install --quiet -e '.[dev,aws,gcp,devcloud,infra,monitor]'
 	touch $@
 
 # The CDK CLI, pinned to major 2 (the unversioned npm package is an old 3.0.0 that cannot read
@@ -29,16 +29,23 @@ CDK := .cdk-cli/node_modules/.bin/cdk
 $(CDK):
 	npm install --prefix .cdk-cli --no-audit --no-fund --silent aws-cdk@2
 
+# Debian packages the tests drive, installed when missing (apt-get as root, as in CI, else with sudo):
+# chromium + chromium-driver for the monitor's browser tests, blender for the Blender example.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
+DEBIAN_TOOLS := /usr/bin/chromedriver /usr/bin/blender
+/usr/bin/chromedriver:
+	$(APT_INSTALL) chromium chromium-driver
+/usr/bin/blender:
+	$(APT_INSTALL) --no-install-recommends blender
+
 install: $(ALL)
 
 demo: $(CORE)
 	$(BIN)/framefarm render examples/testsrc.yaml
 
-# The SQLite store also runs its contract tests on an older SQLite (Debian 11's) first. The Blender
-# example's slow test needs Debian's blender: installed when missing (apt-get as root, else with sudo).
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-test: $(ALL) $(CDK)
-	command -v blender >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends blender; }
+# The SQLite store also runs its contract tests on an older SQLite (Debian 11's) first.
+test: $(ALL) $(CDK) $(DEBIAN_TOOLS)
 	tests/old_sqlite/run.sh $(BIN)/python
 	$(BIN)/python -m pytest -q
 
@@ -68,6 +75,7 @@ bench: $(ALL)
 	$(BIN)/python bench/merge.py
 	$(BIN)/python bench/cloud_run_overhead.py
 	$(BIN)/python bench/watchdog.py
+	$(BIN)/python bench/monitor.py
 
 clean:
 	rm -rf $(VENV) .framefarm out .cdk-cli .cdk-home cdk.out

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from framefarm.adapters.base import WorkerResult
+from framefarm.attempt_history import keep_attempt, keep_reopened
 from framefarm.cancel import CancelToken
 from framefarm.config import HANDOVER, LEASE_LOST, framefarm_home, heartbeat_timing
 from framefarm.errors import FramefarmError, JobAbortedError, JobStateError, id_list
@@ -44,7 +45,7 @@ from framefarm.redaction import secret_values
 from framefarm.repositories.base import JobRepository
 from framefarm.run_recording import RecordingHooks
 from framefarm.spec import JobSpec
-from framefarm.status import ChunkState, JobRecord, JobState
+from framefarm.status import ChunkAttempt, ChunkState, JobRecord, JobState
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import cancel_key, chunk_key, job_prefix
 from framefarm.storage.logs import keep_full_logs
@@ -214,6 +215,9 @@ class JobManager:
         if status.state is JobState.PENDING:
             raise JobStateError(f"job {job_id!r} is pending: no chunk has run yet; resume it instead")
         gone = status.lease_owner if owner_is_gone(status.lease_owner) else None
+        # their completed attempts, which the records will no longer show once they render again
+        done = [] if self.storage is None else [record for record in self.repository.require(job_id).chunks
+                                                 if record.chunk_id in wanted and record.state is ChunkState.COMPLETED]
         reopened = self.repository.reopen_chunks(job_id, wanted, state=JobState.PAUSED, now=self._clock(),
                                                  expected={status.state}, gone_owner=gone)
         if reopened is None:
@@ -221,6 +225,7 @@ class JobManager:
         if self.storage is not None:  # an earlier attempt's upload must not be stitched in their place
             for chunk_id in reopened:
                 self.storage.delete_prefix(chunk_key(job_id, chunk_id, status.spec.chunk(chunk_id).output_file))
+            keep_reopened(self.storage, job_id, [record for record in done if record.chunk_id in reopened])
         logger.info("job %s: chunks %s reopened to render again", job_id, id_list(reopened))
         return reopened
 
@@ -445,8 +450,7 @@ class JobManager:
         output_file = options.output_file or status.output
         hooks = RecordingHooks(self.repository, writer, job_id, owner, caller=options.hooks, spec=status.spec,
                                job_dir=job_dir, secrets=self._secrets, clock=self._clock,
-                               keep_logs=lambda chunk_id, attempt, result: self._save_full_logs(
-                                   job_id, chunk_id, attempt, result))
+                               keep_logs=lambda record, result: self._save_full_logs(job_id, record, result))
         run_options = dataclasses.replace(
             options, cancel=token, job_dir=job_dir, hooks=hooks,
             output_file=output_file if options.stitcher is not None or options.output_file else None)
@@ -475,10 +479,13 @@ class JobManager:
         local = self.storage.local_path(job_prefix(job_id)) if self.storage is not None else None
         return local or framefarm_home() / job_prefix(job_id)
 
-    def _save_full_logs(self, job_id: str, chunk_id: int, attempt: int, result: WorkerResult) -> None:
+    def _save_full_logs(self, job_id: str, record: ChunkAttempt, result: WorkerResult) -> None:
+        """Keep the attempt's long logs, and all of a failed attempt (logs and figures) that a retry replaces."""
         if self.storage is not None:
-            keep_full_logs(self.storage, job_id, chunk_id, attempt, stdout=result.stdout, stderr=result.stderr,
-                           kept_chars=self.repository.tail_chars, failed=not result.ok)
+            keep_full_logs(self.storage, job_id, record.chunk_id, record.attempt, stdout=result.stdout,
+                           stderr=result.stderr, kept_chars=self.repository.tail_chars, failed=not result.ok)
+            if record.state is not ChunkState.COMPLETED:
+                keep_attempt(self.storage, job_id, record)
 
     def _mark_cancelled(self, job_id: str) -> None:
         """Leave the cancel marker that workers of remote adapters check between stages."""

@@ -18,7 +18,7 @@ from framefarm.spec import JobSpec
 from framefarm.status import ChunkAttempt, ChunkStarted, ChunkState, JobState, tail
 from framefarm.store_writer import StoreWriter
 
-KeepLogs = Callable[[int, int, WorkerResult], None]  # (chunk id, attempt, result): full logs to storage
+KeepLogs = Callable[[ChunkAttempt, WorkerResult], None]  # (the attempt's record, result): full logs to storage
 
 
 class RecordingHooks(RunHooks):
@@ -47,10 +47,10 @@ class RecordingHooks(RunHooks):
     def attempt_finished(self, chunk_id: int, attempt: int, result: WorkerResult, started_at: float,
                          finished_at: float) -> None:
         result = redact_result(result, self._secrets)
-        self._keep_logs(chunk_id, attempt, result)
-        self._writer.put(attempt_record(
-            chunk_id, attempt, result, started_at, finished_at,
-            output=result.output_location or f"{self._base}/{self._outputs[chunk_id]}"))
+        record = attempt_record(chunk_id, attempt, result, started_at, finished_at,
+                                output=result.output_location or f"{self._base}/{self._outputs[chunk_id]}")
+        self._keep_logs(record, result)
+        self._writer.put(record)
         self._caller.attempt_finished(chunk_id, attempt, result, started_at, finished_at)
 
     def stitch_started(self) -> None:

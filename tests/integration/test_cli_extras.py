@@ -25,6 +25,8 @@ def without(tmp_path: Path, module: str) -> dict[str, str]:
     ("boto3", ["status", "some-job", "--table", "jobs"], "aws"),
     ("boto3", ["logs", "some-job", "--bucket", "artifacts"], "aws"),
     ("moto", ["devcloud"], "devcloud"),
+    ("starlette", ["monitor"], "monitor"),
+    ("uvicorn", ["monitor"], "monitor"),
     ("google", ["render", "job.yaml", "--backend", "cloudrun", "--service", "http://127.0.0.1:9",
                 "--gcs-bucket", "artifacts"], "gcp"),
 ])

@@ -98,8 +98,14 @@ def adapters_never_import_the_worker(imports: list[Import]) -> list[str]:
 
 
 def library_never_imports_the_cli(imports: list[Import]) -> list[str]:
+    """The monitor is a face of the CLI (a web one) and sits beside it."""
     return offenders(imports, lambda e: within(e.imported, *layer("cli"))
-                     and not within(e.importer, *layer("cli", "__main__")))
+                     and not within(e.importer, *layer("cli", "monitor", "__main__")))
+
+
+def only_the_cli_imports_the_monitor(imports: list[Import]) -> list[str]:
+    return offenders(imports, lambda e: within(e.imported, *layer("monitor"))
+                     and not within(e.importer, *layer("cli", "monitor")))
 
 
 def devcloud_stays_out_of_the_product(imports: list[Import]) -> list[str]:
@@ -122,7 +128,7 @@ def low_layers_look_down(imports: list[Import]) -> list[str]:
 
 
 RULES = [storage_knows_bytes_not_jobs, adapters_never_import_the_worker, library_never_imports_the_cli,
-         devcloud_stays_out_of_the_product, low_layers_look_down]
+         only_the_cli_imports_the_monitor, devcloud_stays_out_of_the_product, low_layers_look_down]
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +156,11 @@ def test_adapters_never_import_the_worker(imports: list[Import]) -> None:
 def test_library_never_imports_the_cli(imports: list[Import]) -> None:
     # GIVEN every import  WHEN imports of the CLI are checked  THEN only the CLI and __main__ make them
     check(library_never_imports_the_cli, imports)
+
+
+def test_only_the_cli_imports_the_monitor(imports: list[Import]) -> None:
+    # GIVEN every import  WHEN imports of the monitor are checked  THEN only the CLI (and the monitor) make them
+    check(only_the_cli_imports_the_monitor, imports)
 
 
 def test_devcloud_and_moto_stay_out_of_the_product(imports: list[Import]) -> None:
@@ -208,6 +219,10 @@ BROKEN = {
     library_never_imports_the_cli: ({"manager.py": "from framefarm import cli\n", "cli/jobs.py": "",
                                      "__main__.py": "from framefarm.cli import main\n"},
                                     ["framefarm.manager -> framefarm.cli"]),
+    only_the_cli_imports_the_monitor: ({"manager.py": "from framefarm.monitor import app\n", "monitor/app.py": "",
+                                        "cli/monitor.py": "def f():\n    from framefarm.monitor.app import x\n"},
+                                       ["framefarm.manager -> framefarm.monitor",
+                                        "framefarm.manager -> framefarm.monitor.app"]),
     devcloud_stays_out_of_the_product: ({"cli/aws.py": "from framefarm.devcloud import server\n",
                                          "aws/handlers.py": "def f():\n    from moto import mock_aws\n",
                                          "devcloud/server.py": "import moto\n"},

@@ -27,8 +27,12 @@ def cmd_pause(args: argparse.Namespace, context: Context) -> int:
 
 
 def report_control(context: Context, status: JobRecord, action: str) -> int:
-    if status.pending_action:
-        context.err.print(f"asked the process running {status.id} to {action} it")
-    else:
-        context.err.print(f"job {status.id} is {status.state.value}")
+    context.err.print(control_message(status, action))
     return EXIT_OK
+
+
+def control_message(status: JobRecord, action: str) -> str:
+    """What came of asking to ``action`` a job (the monitor's page says the same)."""
+    if status.pending_action:
+        return f"asked the process running {status.id} to {action} it"
+    return f"job {status.id} is {status.state.value}"

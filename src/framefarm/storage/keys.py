@@ -4,6 +4,7 @@
     jobs/<job>/assets.zip
     jobs/<job>/chunks/<00042>.<ext>
     jobs/<job>/logs/<00042>.attempt<N>.<stdout|stderr>.log
+    jobs/<job>/attempts/<00042>.attempt<N>.json   an attempt a later one replaced in the chunk's record
     jobs/<job>/cancel               present while the job is cancelled: remote workers stop early
     jobs/<job>/<video>.mp4          the stitched video, when `framefarm stitch --upload` put it back
 """
@@ -44,6 +45,14 @@ def logs_prefix(job_id: str) -> str:
 
 def log_key(job_id: str, chunk_id: int, attempt: int, stream: str) -> str:
     return f"{logs_prefix(job_id)}{chunk_id:05d}.attempt{attempt}.{stream}.log"
+
+
+def attempts_prefix(job_id: str) -> str:
+    return f"{job_prefix(job_id)}attempts/"
+
+
+def attempt_key(job_id: str, chunk_id: int, attempt: int) -> str:
+    return f"{attempts_prefix(job_id)}{chunk_id:05d}.attempt{attempt}.json"
 
 
 def cancel_key(job_id: str) -> str:
