@@ -314,13 +314,21 @@ def test_a_render_started_ignoring_hangups_renders_through_one(tmp_path):
 
 
 def test_pause_from_another_terminal_then_resume_finishes(tmp_path):
-    # GIVEN a render of 4 one-second chunks, one at a time
-    job = python_job(tmp_path, "import sys, time; time.sleep(1); open(sys.argv[2], 'w').write('x')", chunks=4)
+    # GIVEN a render of 4 chunks, one at a time, each held until the test opens a gate, then one second
+    # long (a pause command that starts slowly on a loaded machine must not find the job done)
+    gate = tmp_path / "gate"
+    job = python_job(tmp_path, "import pathlib, sys, time\n"
+                               "deadline = time.monotonic() + 120\n"
+                               f"while not pathlib.Path({str(gate)!r}).exists() and time.monotonic() < deadline:\n"
+                               "    time.sleep(0.05)\n"
+                               "time.sleep(1); open(sys.argv[2], 'w').write('x')", chunks=4)
     render = subprocess.Popen([sys.executable, "-m", "framefarm", "render", str(job), "--job-id", "p",
-                               "--concurrency", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               "--concurrency", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "FRAMEFARM_HEARTBEAT_INTERVAL": "0.2"})
     wait_for_state("p", JobState.RUNNING)
-    # WHEN it is paused, THEN the render exits 3 after the chunk in flight
+    # WHEN it is paused (the runner sees it at its next heartbeat), THEN the render exits 3 after the chunk in flight
     assert framefarm("pause", "p").returncode == 0
+    gate.touch()
     _, err = render.communicate(timeout=60)
     assert render.returncode == 3, err
     paused = store().require("p")
