@@ -54,9 +54,8 @@ def with_budget(spec: JobSpec, max_cost: float) -> JobSpec:
 
 
 def budget_error(spent: float, max_cost: float) -> str:
-    """The error a job paused by its cap keeps: what it spent, the cap, and how to go on."""
-    return (f"{BUDGET_ERROR_PREFIX}${spent:.6f} spent of the ${max_cost:.6f} cap, and the next chunk would pass "
-            "it; resume with a higher cap (--max-cost USD) to go on")
+    """The error a job paused by its cap keeps: what it spent, and the cap (a resume with a higher one goes on)."""
+    return f"{BUDGET_ERROR_PREFIX}${spent:.6f} spent of the ${max_cost:.6f} cap, and the next chunk would pass it"
 
 
 class BudgetGate:
