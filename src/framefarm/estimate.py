@@ -8,13 +8,19 @@ The figures come from chunks that already ran, found in the backend's job store:
 earlier job is the same as one of this job when it renders the same frames with the same command
 line at the same size and rate (``chunk_key``), so a job file rendered before, an earlier estimate's
 sample, or a ``--frames`` part all count, whatever their job ids (the ``HISTORY_JOBS`` newest jobs
-are looked at). Without any, one sample chunk (the job's first) really renders on the backend, as a
-job of its own (``<id>-sample-<hex>``, left in the store where the next estimate finds it).
+are looked at). Without any, a sample really renders on the backend: the job's first two chunks,
+one after the other, as a job of its own (``<id>-sample-<hex>``, left in the store where the next
+estimate finds it) -- the first on a new worker instance (a cold start), the second, on Lambda, on
+the same instance warm: on a loaded devcloud a worker's first call was billed 3.1-3.3 s against
+1.1-1.3 s warm for the same chunk, so one cold chunk alone over-estimates a job by a third.
 
 Cost and work time are taken per frame over the matching chunks (every attempt of each counted: a
-retried chunk costs what it cost) and scaled to the job's frames; the wall time lays the chunks'
-work out on ``concurrency`` workers, in order. Cold starts, throttling and the stitch are not
-counted. A backend that reports no cost (local) gets a wall time and no cost.
+retried chunk costs what it cost), apart for chunks that ran cold (a Lambda record with an init
+duration) and warm, and scaled to the job's frames: its first ``concurrency`` chunks at the cold
+rate, the rest at the warm one (either stands in for the other when it is all there is). The wall
+time lays the chunks' work out on ``concurrency`` workers, in order. Throttling, instances already
+warm and the stitch are not counted. A backend that reports no cost (local) gets a wall time and
+no cost.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from framefarm.spec import Chunk, JobSpec, new_job_id, select_frames, split_comm
 from framefarm.status import ChunkRecord, ChunkState, JobRecord
 
 HISTORY_JOBS = 20  # the newest jobs of the store looked through for chunks that ran before
-SAMPLE_TIMEOUT = 900.0  # seconds a sample chunk may take before the estimate gives up
+SAMPLE_TIMEOUT = 900.0  # seconds a sample may take before the estimate gives up
+SAMPLE_CHUNKS = 2  # rendered one after the other: a cold start, then (on Lambda) the same instance warm
 
 ChunkKey = tuple[int, int, float, int, int, tuple[str, ...]]
 
@@ -87,9 +94,10 @@ def estimate(job: JobInput, *, backend: Backend | None = None, concurrency: int 
 
 
 def _sample_of(spec: JobSpec) -> JobSpec:
-    """The job's first chunk as a job of its own: no cap (it is the look before one), no output."""
-    first = min(spec.chunks, key=lambda chunk: chunk.start_frame)
-    part = select_frames(spec, first.start_frame, first.end_frame - 1)
+    """The job's first two chunks (one if it has one) as a job of its own: no cap (it is the look
+    before one), no output."""
+    first, *rest = sorted(spec.chunks, key=lambda chunk: chunk.start_frame)[:SAMPLE_CHUNKS]
+    part = select_frames(spec, first.start_frame, (rest[-1] if rest else first).end_frame - 1)
     return part.model_copy(update={"id": new_job_id(f"{spec.id}-sample"), "budget": None, "output": None})
 
 
@@ -103,14 +111,27 @@ def _same_chunks(job: JobRecord, wanted: set[ChunkKey], priced: bool) -> list[tu
 
 def _projected(spec: JobSpec, matched: list[tuple[str, Chunk, ChunkRecord]], concurrency: int, *, priced: bool,
                basis: str) -> Estimate:
-    frames = sum(chunk.frame_count for _, chunk, _ in matched)
-    cost_per_frame = sum(record.cost_usd for _, _, record in matched) / frames
-    seconds_per_frame = sum(record.duration_ms for _, _, record in matched) / 1000.0 / frames
-    work = [seconds_per_frame * chunk.frame_count for chunk in sorted(spec.chunks, key=lambda c: c.id)]
+    cold = _per_frame([(chunk, record) for _, chunk, record in matched if record.init_duration_ms is not None])
+    warm = _per_frame([(chunk, record) for _, chunk, record in matched if record.init_duration_ms is None])
+    cold, warm = cold or warm, warm or cold
+    assert cold is not None and warm is not None  # matched is never empty
+    rates = [cold if index < concurrency else warm for index in range(len(spec.chunks))]
+    chunks = sorted(spec.chunks, key=lambda c: c.id)
+    cost = sum(rate[0] * chunk.frame_count for rate, chunk in zip(rates, chunks, strict=True))
+    work = [rate[1] * chunk.frame_count for rate, chunk in zip(rates, chunks, strict=True)]
     return Estimate(job_id=spec.id, chunks=len(spec.chunks), frames=spec.metadata.total_frames,
-                    concurrency=concurrency, cost_usd=cost_per_frame * spec.metadata.total_frames if priced else None,
+                    concurrency=concurrency, cost_usd=cost if priced else None,
                     wall_s=_laid_out(work, concurrency), work_s=sum(work), basis=basis,
                     sources=tuple(dict.fromkeys(job_id for job_id, _, _ in matched)), samples=len(matched))
+
+
+def _per_frame(chunks: list[tuple[Chunk, ChunkRecord]]) -> tuple[float, float] | None:
+    """(USD, seconds of work) a frame over ``chunks``; None without any."""
+    frames = sum(chunk.frame_count for chunk, _ in chunks)
+    if not frames:
+        return None
+    return (sum(record.cost_usd for _, record in chunks) / frames,
+            sum(record.duration_ms for _, record in chunks) / 1000.0 / frames)
 
 
 def _laid_out(work: Iterable[float], workers: int) -> float:
