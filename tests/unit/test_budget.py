@@ -155,3 +155,19 @@ def test_a_cap_must_be_a_positive_number_of_dollars(tmp_path):
     spec = parse_job(ledger_job(tmp_path, 2, budget={"max_cost": 2}), source="job")
     assert max_cost_of(spec) == 2 and max_cost_of(spec, 5) == 5 and max_cost_of(make_spec(2)) is None
     assert json.loads(spec.model_dump_json())["budget"] == {"max_cost": 2.0}
+
+
+def test_the_library_refuses_a_cap_the_local_backend_cannot_keep_and_stores_nothing(tmp_path):
+    import framefarm as ff
+    from framefarm.api import run_options
+
+    local = ff.Local(home=tmp_path / "home")
+    # WHEN a job is rendered locally with max_cost=, or with a budget of its own
+    for job, cap in ((ledger_job(tmp_path, 2), 1.0), (ledger_job(tmp_path, 2, budget={"max_cost": 1}), None)):
+        with pytest.raises(JobSpecError, match="the local backend reports no cost"):
+            ff.render(job, backend=local, max_cost=cap)
+    # THEN no chunk ran and no job was stored
+    assert started_at_worker(tmp_path) == {} and local.manager(runs_chunks=False).list_jobs() == []
+    # AND on a backend that reports cost, a run's cap reaches its options
+    options = run_options(ff.CloudRun(service="http://127.0.0.1:9"), make_spec(2), output=None, max_cost=2.5)
+    assert options.max_cost == 2.5
