@@ -24,7 +24,7 @@ from typing import Any
 from framefarm.backends import Backend, Lambda, Local, lambda_submission, submit_to_lambda
 from framefarm.budget import max_cost_of, with_budget
 from framefarm.cancel import CancelToken
-from framefarm.config import ffmpeg_path
+from framefarm.config import BUDGET, ffmpeg_path
 from framefarm.errors import FramefarmError, JobAbortedError, JobSpecError, JobStateError
 from framefarm.failures import FailureKind
 from framefarm.manager import JobManager
@@ -124,9 +124,9 @@ class RenderHandle:
         """Block until the job settles (at most ``timeout`` s: TimeoutError), stitch it when an output
         was asked and its chunks are rendered elsewhere, and return the result.
 
-        Raises RenderFailed when it failed, JobAbortedError when it was cancelled or paused, and
-        JobStateError, saying to resume it, when nothing runs it any more (its runner died, or nothing
-        started it within ``PENDING_PATIENCE``)."""
+        Raises RenderFailed when it failed, JobAbortedError when it was cancelled or paused (reason
+        ``budget`` when its spending cap paused it), and JobStateError, saying to resume it, when nothing
+        runs it any more (its runner died, or nothing started it within ``PENDING_PATIENCE``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.job_id in self.manager.running_here():
             self.manager.wait(self.job_id, timeout)
@@ -163,8 +163,9 @@ class RenderHandle:
     def _result(self, status: JobRecord) -> RenderResult:
         if status.state is JobState.FAILED:
             raise self._failure(status)
-        if status.state in (JobState.CANCELLED, JobState.PAUSED):
-            raise JobAbortedError(status.state.value, job_id=self.job_id)
+        if status.state in (JobState.CANCELLED, JobState.PAUSED):  # a pause for the job's cap says "budget"
+            raise JobAbortedError(BUDGET if status.pause_reason == BUDGET else status.state.value,
+                                  job_id=self.job_id)
         output = Path(status.output) if status.state is JobState.COMPLETED and status.output else None
         return RenderResult(job_id=status.id, state=status.state, output=output,
                             frames=status.spec.metadata.total_frames,

@@ -4,21 +4,20 @@ counted at the worker; ``framefarm estimate`` against the real cost of the same 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
-import pytest
 import yaml
 
 from framefarm.billing import LAMBDA_PRICES
-from framefarm.devcloud import LocalAwsStack
 from framefarm.devcloud.server import ORCHESTRATOR_FUNCTION, SUBMIT_FUNCTION, WORKER_FUNCTION
 from framefarm.repositories.dynamodb import DynamoDBJobRepository
 from framefarm.status import JobState
 from framefarm.storage.s3 import S3Storage
+from tests.integration.test_aws import framefarm, stack
+
+__all__ = ["stack"]  # the AWS tests' fixture (devcloud + moto's server), used here too
 
 # Appends "<chunk id> <unix time>" to LEDGER as it starts, works SECONDS, writes its output.
 LEDGER_CHUNK = [sys.executable, "-c",
@@ -26,17 +25,6 @@ LEDGER_CHUNK = [sys.executable, "-c",
                 "time.sleep(float(sys.argv[4])); open(sys.argv[2], 'wb').write(b'chunk')",
                 "{chunk_id}", "{output}"]
 WORKER_MEMORY_MB = 2048  # devcloud's render-chunk, as the stack deploys it by default
-
-
-@pytest.fixture
-def stack(aws_credentials):
-    with LocalAwsStack(worker_timeout=60, orchestrator_timeout=300) as running:
-        yield running
-
-
-def framefarm(stack: LocalAwsStack, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "framefarm", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **stack.env})
 
 
 def ledger_job(tmp_path: Path, chunks: int, seconds: float) -> Path:

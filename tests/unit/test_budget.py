@@ -79,6 +79,12 @@ def test_the_cap_stops_dispatch_and_pauses_the_job_and_a_higher_cap_finishes_it(
     assert status.error.startswith("budget: $0.020000 spent of the $0.025000 cap")
     assert status.metrics.cost_usd == pytest.approx(0.02) and status.completed_chunks == 2
     assert reached == [(pytest.approx(0.01), 0.025)]
+    # AND a library caller waiting on it hears why it stopped
+    import framefarm as ff
+
+    with pytest.raises(JobAbortedError) as stopped:
+        ff.attach(spec.id, backend=ff.Local(home=tmp_path)).wait(timeout=60)
+    assert stopped.value.reason == "budget"
     # WHEN it is resumed with a higher cap
     resumed = manager.resume_job(spec.id, ExecutionOptions(concurrency=4, job_dir=tmp_path / "run", max_cost=1.0),
                                  background=False)

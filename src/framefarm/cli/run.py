@@ -153,12 +153,12 @@ def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, 
         context.err.print(f"[red]error:[/] {exc}", soft_wrap=True)
         return EXIT_FAILED
     except JobAbortedError as exc:
-        if exc.reason == JobState.PAUSED.value:
+        if exc.reason in (JobState.PAUSED.value, BUDGET):
             no_stitch = " --no-stitch" if stitch_note else ""  # as this run was asked
-            paused = handle.manager.summary(handle.job_id)
-            if paused.pause_reason == BUDGET:
+            if exc.reason == BUDGET:
                 hint = context.hint(f"resume {handle.job_id}{no_stitch} --max-cost USD")
-                context.err.print(f"[yellow]paused[/] job {handle.job_id} for its {escape(paused.error or BUDGET)}; "
+                error = handle.manager.summary(handle.job_id).error or BUDGET
+                context.err.print(f"[yellow]paused[/] job {handle.job_id} for its {escape(error)}; "
                                   f"continue with a higher cap: `{hint}`", soft_wrap=True)
                 return EXIT_PAUSED
             context.err.print(f"[yellow]paused[/] job {handle.job_id}; "
