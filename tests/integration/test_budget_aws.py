@@ -4,7 +4,6 @@ counted at the worker; ``framefarm estimate`` against the real cost of the same 
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,15 +14,11 @@ from framefarm.devcloud.server import ORCHESTRATOR_FUNCTION, SUBMIT_FUNCTION, WO
 from framefarm.repositories.dynamodb import DynamoDBJobRepository
 from framefarm.status import JobState
 from framefarm.storage.s3 import S3Storage
+from tests.helpers import LEDGER_CHUNK, assert_stopped_at_the_cap, ledger_starts
 from tests.integration.test_aws import framefarm, stack
 
 __all__ = ["stack"]  # the AWS tests' fixture (devcloud + moto's server), used here too
 
-# Appends "<chunk id> <unix time>" to LEDGER as it starts, works SECONDS, writes its output.
-LEDGER_CHUNK = [sys.executable, "-c",
-                "import sys, time; open(sys.argv[3], 'a').write('%s %f\\n' % (sys.argv[1], time.time())); "
-                "time.sleep(float(sys.argv[4])); open(sys.argv[2], 'wb').write(b'chunk')",
-                "{chunk_id}", "{output}"]
 WORKER_MEMORY_MB = 2048  # devcloud's render-chunk, as the stack deploys it by default
 
 
@@ -36,10 +31,7 @@ def ledger_job(tmp_path: Path, chunks: int, seconds: float) -> Path:
 
 
 def starts(tmp_path: Path) -> list[tuple[int, float]]:
-    """Each chunk start the workers wrote: (chunk id, when)."""
-    ledger = tmp_path / "ledger"
-    lines = ledger.read_text().splitlines() if ledger.exists() else []
-    return [(int(chunk), float(at)) for chunk, at in (line.split() for line in lines)]
+    return ledger_starts(tmp_path / "ledger")
 
 
 def test_the_orchestrator_stops_at_the_cap_and_a_resume_with_a_higher_one_finishes(stack, tmp_path):
@@ -54,19 +46,11 @@ def test_the_orchestrator_stops_at_the_cap_and_a_resume_with_a_higher_one_finish
     assert stack.cloud.wait_idle(timeout=240)
     # THEN the job is paused for its budget, and says so
     repository = DynamoDBJobRepository(stack.table, storage=S3Storage(stack.bucket))
-    job = repository.require("capped")
-    assert job.state is JobState.PAUSED and job.pause_reason == "budget", job.error
     status = json.loads(framefarm(stack, "status", "capped", "--json").stdout)["job"]
     assert status["pause_reason"] == "budget" and status["error"].startswith("budget: $")
-    # AND the workers started fewer chunks than the job has, each one recorded (chunks in flight finished)
-    started = starts(tmp_path)
-    assert 1 <= len(started) < 12
-    assert Counter(chunk for chunk, _ in started) == {r.chunk_id: r.attempts for r in job.chunks if r.attempts}
-    assert all(r.state.value == "completed" for r in job.chunks if r.attempts)
-    # AND no chunk started once what had finished before it had reached the cap
-    for chunk, at in started:
-        spent_before = sum(r.cost_usd for r in job.chunks if r.finished_at is not None and r.finished_at <= at)
-        assert spent_before < cap, (chunk, spent_before, cap)
+    # AND the workers started fewer chunks than the job has, each one recorded (chunks in flight finished),
+    # none once what had finished before it had reached the cap
+    assert_stopped_at_the_cap(repository.require("capped"), starts(tmp_path), cap)
     # WHEN it is resumed with a higher cap
     resumed = framefarm(stack, "resume", "capped", "--function", ORCHESTRATOR_FUNCTION, "--max-cost", "1")
     assert resumed.returncode == 0, resumed.stderr

@@ -7,7 +7,9 @@ import json
 import sys
 
 from framefarm import ExecutionOptions, JobExecutor, JobManager
+from framefarm.billing import CLOUD_RUN_PRICES
 from framefarm.spec import load_job_file
+from tests.helpers import LEDGER_CHUNK, WorkerServer, assert_stopped_at_the_cap, ledger_starts
 from tests.integration.test_cli import framefarm, store, write_job
 from tests.unit.test_budget import FlatPriceWorker
 
@@ -61,3 +63,25 @@ def test_estimate_on_this_machine_gives_a_wall_time_and_no_cost(tmp_path):
     assert estimate["basis"] == "sample" and estimate["samples"] == 2 and estimate["cost_usd"] is None
     assert estimate["chunks"] == 4 and estimate["wall_s"] > 0 and estimate["concurrency"] == 2
     assert "no cost (the local backend reports none)" in framefarm("estimate", str(jobfile)).stdout
+
+
+def test_a_cap_on_cloud_run_stops_the_render_which_exits_paused_saying_how_to_go_on(tmp_path):
+    # GIVEN the real Cloud Run worker server (1 vCPU, 0.5 GiB) and 8 chunks of ~0.3 s, capped at about 3.5
+    # chunks' cost (billed in 100 ms steps)
+    cap = 3.5 * CLOUD_RUN_PRICES.cost(billed_duration_ms=500, vcpu=1.0, memory_gib=0.5)
+    job = write_job(tmp_path, width=64, height=48, fps=10, total_frames=8, frames_per_chunk=1,
+                    command=[*LEDGER_CHUNK, str(tmp_path / "ledger"), "0.3"])
+    server = WorkerServer(timeout=60)
+    try:
+        # WHEN it renders there, two at a time
+        result = framefarm("render", str(job), "--backend", "cloudrun", "--service", server.url, "--job-id", "capped",
+                           "--concurrency", "2", "--no-stitch", "--max-cost", f"{cap:.10f}")
+    finally:
+        server.close()
+    # THEN it exits paused (3), its last line saying why and how to go on
+    assert result.returncode == 3, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("paused job capped for its budget: $") and last.endswith(
+        "continue with a higher cap: `framefarm resume capped --no-stitch --max-cost USD`")
+    # AND the worker started fewer chunks than the job has, each recorded, none past the cap
+    assert_stopped_at_the_cap(store().require("capped"), ledger_starts(tmp_path / "ledger"), cap)
