@@ -32,6 +32,33 @@ def make_spec(chunks: int = 5, *, frames_per_chunk: int = 10, job_id: str | None
                      "frames_per_chunk": frames_per_chunk, "command": command}, job_id=job_id)
 
 
+# A chunk command that appends "<chunk id> <unix time>" to a ledger as it starts, works a while, writes its
+# output: ``[*LEDGER_CHUNK, LEDGER_PATH, SECONDS]``, so tests count starts at the worker (see ``ledger_starts``).
+LEDGER_CHUNK = [sys.executable, "-c",
+                "import sys, time; open(sys.argv[3], 'a').write('%s %f\\n' % (sys.argv[1], time.time())); "
+                "time.sleep(float(sys.argv[4])); open(sys.argv[2], 'wb').write(b'chunk')",
+                "{chunk_id}", "{output}"]
+
+
+def ledger_starts(ledger: Path) -> list[tuple[int, float]]:
+    """Each chunk start a ``LEDGER_CHUNK`` command wrote: (chunk id, when)."""
+    lines = ledger.read_text().splitlines() if ledger.exists() else []
+    return [(int(chunk), float(at)) for chunk, at in (line.split() for line in lines)]
+
+
+def assert_stopped_at_the_cap(job, starts: list[tuple[int, float]], cap: float) -> None:
+    """A job paused by its spending cap, counted at the worker: fewer chunks started than it has, every
+    start recorded and completed (those in flight finished), and none started once the attempts that
+    had finished before it had reached the cap."""
+    assert job.state.value == "paused" and job.pause_reason == "budget", job.error
+    assert 1 <= len(starts) < job.total_chunks
+    assert Counter(chunk for chunk, _ in starts) == {r.chunk_id: r.attempts for r in job.chunks if r.attempts}
+    assert all(r.state.value == "completed" for r in job.chunks if r.attempts)
+    for chunk, at in starts:
+        spent_before = sum(r.cost_usd for r in job.chunks if r.finished_at is not None and r.finished_at <= at)
+        assert spent_before < cap, (chunk, spent_before, cap)
+
+
 def hooks(**methods: Callable[..., None]) -> RunHooks:
     """A RunHooks whose hooks named here are these functions, e.g. ``hooks(progress=lambda done, total: ...)``;
     the others do nothing. A name RunHooks has no hook for is a TypeError, not a hook never called."""

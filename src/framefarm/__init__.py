@@ -28,6 +28,7 @@ from framefarm.errors import (
     StorageError,
     ToolNotFoundError,
 )
+from framefarm.estimate import Estimate, estimate
 from framefarm.executor import ExecutionReport, JobExecutor
 from framefarm.failures import FailureKind
 from framefarm.manager import JobManager
@@ -71,6 +72,7 @@ __all__ = [
     "CloudRun",
     "CloudRunWorkerAdapter",
     "DynamoDBJobRepository",
+    "Estimate",
     "ExecutionOptions",
     "ExecutionReport",
     "FailureKind",
@@ -113,6 +115,7 @@ __all__ = [
     "WorkerJob",
     "WorkerResult",
     "attach",
+    "estimate",
     "load_job",
     "load_job_file",
     "plan_job",

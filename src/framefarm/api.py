@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from framefarm.backends import Backend, Lambda, Local, lambda_submission, submit_to_lambda
+from framefarm.budget import max_cost_of, with_budget
 from framefarm.cancel import CancelToken
-from framefarm.config import ffmpeg_path
+from framefarm.config import BUDGET, ffmpeg_path
 from framefarm.errors import FramefarmError, JobAbortedError, JobSpecError, JobStateError
 from framefarm.failures import FailureKind
 from framefarm.manager import JobManager
@@ -123,9 +124,9 @@ class RenderHandle:
         """Block until the job settles (at most ``timeout`` s: TimeoutError), stitch it when an output
         was asked and its chunks are rendered elsewhere, and return the result.
 
-        Raises RenderFailed when it failed, JobAbortedError when it was cancelled or paused, and
-        JobStateError, saying to resume it, when nothing runs it any more (its runner died, or nothing
-        started it within ``PENDING_PATIENCE``)."""
+        Raises RenderFailed when it failed, JobAbortedError when it was cancelled or paused (reason
+        ``budget`` when its spending cap paused it), and JobStateError, saying to resume it, when nothing
+        runs it any more (its runner died, or nothing started it within ``PENDING_PATIENCE``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.job_id in self.manager.running_here():
             self.manager.wait(self.job_id, timeout)
@@ -162,8 +163,9 @@ class RenderHandle:
     def _result(self, status: JobRecord) -> RenderResult:
         if status.state is JobState.FAILED:
             raise self._failure(status)
-        if status.state in (JobState.CANCELLED, JobState.PAUSED):
-            raise JobAbortedError(status.state.value, job_id=self.job_id)
+        if status.state in (JobState.CANCELLED, JobState.PAUSED):  # a pause for the job's cap says "budget"
+            raise JobAbortedError(BUDGET if status.pause_reason == BUDGET else status.state.value,
+                                  job_id=self.job_id)
         output = Path(status.output) if status.state is JobState.COMPLETED and status.output else None
         return RenderResult(job_id=status.id, state=status.state, output=output,
                             frames=status.spec.metadata.total_frames,
@@ -207,7 +209,8 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
            concurrency: int | None = None, retry: RetryPolicy | None = None, chunk_timeout: float | None = None,
            hooks: RunHooks | None = None, stitcher: Stitcher | None = None, job_id: str | None = None,
            client_token: str | None = None, assets: str | os.PathLike[str] | None = None, stitch: bool = True,
-           cancel: CancelToken | None = None, frames: tuple[int, int] | None = None) -> RenderHandle:
+           cancel: CancelToken | None = None, frames: tuple[int, int] | None = None,
+           max_cost: float | None = None) -> RenderHandle:
     """Store the job and start it; returns a handle at once.
 
     On ``Local`` and ``CloudRun`` (and ``Lambda`` without a submit function) this process runs the
@@ -220,10 +223,14 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
     (``spec.select_frames``; the video holds just those). ``retry`` defaults to ``RetryPolicy()`` and
     ``concurrency`` to the backend's default: the same as the CLI's and the Lambda handlers'. ``hooks``
     and ``cancel`` (a token that stops the run, as ``handle.cancel()`` does) act on runs in this process.
-    Nothing is stored when an argument is wrong.
+    ``max_cost`` caps what the job may spend, in USD (the job's ``budget``; see ``framefarm.budget``): it
+    ends ``paused`` before it would pass it. Nothing is stored when an argument is wrong.
     """
     backend = backend or Local()
     spec = load_job(job, job_id=job_id)
+    if max_cost is not None:
+        spec = with_budget(spec, max_cost)
+    check_budget(backend, spec)
     if frames is not None:
         spec = job = select_frames(spec, *frames)  # the submit function is sent the part, in full
     target = output if output is not None else spec.output
@@ -259,17 +266,28 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
 
 def run_options(backend: Backend, spec: JobSpec, *, output: Path | None, concurrency: int | None = None,
                 retry: RetryPolicy | None = None, chunk_timeout: float | None = None, hooks: RunHooks | None = None,
-                stitcher: Stitcher | None = None, cancel: CancelToken | None = None) -> ExecutionOptions:
+                stitcher: Stitcher | None = None, cancel: CancelToken | None = None,
+                max_cost: float | None = None) -> ExecutionOptions:
     """How a run of ``spec`` goes on ``backend``: its default concurrency, ``RetryPolicy()``, and a merge
     on this machine when the chunks are rendered here and an ``output`` is asked (or the spec has its
-    own merge command); chunks rendered elsewhere are stitched by the handle, after a download."""
+    own merge command); chunks rendered elsewhere are stitched by the handle, after a download.
+    ``max_cost``: a spending cap for this run, in place of the job's own ``budget``."""
+    check_budget(backend, spec, max_cost)
     here = not backend.chunks_in_storage
     stitch_here = here and output is not None
     return ExecutionOptions(concurrency=backend.concurrency(concurrency), retry=retry or RetryPolicy(),
                             timeout=chunk_timeout, hooks=hooks or RunHooks(),
                             merge=stitch_here or (here and spec.merge_command is not None),
                             stitcher=(stitcher or FfmpegStitcher()) if stitch_here else None,
-                            output_file=output if stitch_here else None, cancel=cancel)
+                            output_file=output if stitch_here else None, cancel=cancel, max_cost=max_cost)
+
+
+def check_budget(backend: Backend, spec: JobSpec, max_cost: float | None = None) -> None:
+    """JobSpecError when a spending cap is asked of a backend whose workers report no cost (it could
+    not be kept there, and a cap silently ignored would be worse than none)."""
+    if max_cost_of(spec, max_cost) is not None and not backend.reports_cost:
+        raise JobSpecError(f"max_cost: the {backend.name} backend reports no cost, so a spending cap cannot be "
+                           "kept there; render on lambda or cloudrun, or drop the cap (--max-cost, budget:)")
 
 
 def _document(job: JobInput, spec: JobSpec) -> dict[str, Any]:
@@ -279,6 +297,8 @@ def _document(job: JobInput, spec: JobSpec) -> dict[str, Any]:
         return spec.model_dump(mode="json", exclude_none=True)
     document = dict(job) if isinstance(job, Mapping) else read_job_document(Path(job))
     document["id"] = spec.id
+    if spec.budget is not None:
+        document["budget"] = spec.budget.model_dump()
     if spec.assets_url:
         document["assets_url"] = spec.assets_url
     return document
@@ -299,11 +319,12 @@ def render(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
            concurrency: int | None = None, retry: RetryPolicy | None = None, chunk_timeout: float | None = None,
            hooks: RunHooks | None = None, stitcher: Stitcher | None = None, job_id: str | None = None,
            assets: str | os.PathLike[str] | None = None, timeout: float | None = None,
-           frames: tuple[int, int] | None = None) -> RenderResult:
-    """Render a job and return its result: ``submit(...).wait(timeout)``. Raises RenderFailed when it fails."""
+           frames: tuple[int, int] | None = None, max_cost: float | None = None) -> RenderResult:
+    """Render a job and return its result: ``submit(...).wait(timeout)``. Raises RenderFailed when it fails,
+    JobAbortedError when it stops short (cancelled, or paused: by request, or by its ``max_cost``)."""
     handle = submit(job, backend=backend, output=output, concurrency=concurrency, retry=retry,
                     chunk_timeout=chunk_timeout, hooks=hooks, stitcher=stitcher, job_id=job_id, assets=assets,
-                    frames=frames)
+                    frames=frames, max_cost=max_cost)
     return handle.wait(timeout)
 
 

@@ -51,6 +51,7 @@ class Backend(ABC):
     name: ClassVar[str]
     default_concurrency: ClassVar[int]
     chunks_in_storage: ClassVar[bool]  # chunk outputs land in storage (a remote worker): stitched after a download
+    reports_cost: ClassVar[bool] = True  # its workers' results carry what they cost (a spending cap needs it)
 
     @abstractmethod
     def storage(self) -> Storage: ...
@@ -90,6 +91,7 @@ class Local(Backend):
     name: ClassVar[str] = "local"
     default_concurrency: ClassVar[int] = DEFAULT_CONCURRENCY
     chunks_in_storage: ClassVar[bool] = False
+    reports_cost: ClassVar[bool] = False  # this machine's time is not billed per chunk
 
     @cached_property
     def root(self) -> Path:

@@ -47,6 +47,7 @@ TAIL_CHARS = 8_192  # bounded log tails on records; full logs go to storage
 CHUNK_TAG = {"framefarm-kind": "chunk"}
 HANDOVER = "handover"  # a stop reason: another runner continues the job (the orchestrator Lambda's deadline)
 LEASE_LOST = "lease lost"  # a stop reason: another runner holds the job now, or may
+BUDGET = "budget"  # a stop reason: the job's spending cap (framefarm.budget); it ends paused
 HANDOVER_SPARE = 15.0  # seconds an orchestrator keeps after the slowest in-flight worker may return
 
 DEFAULT_HOME_DIRNAME = ".framefarm"

@@ -144,7 +144,7 @@ def jobs_table(jobs: list[JobRecord]) -> FittedTable:
     columns = [Column("job", 0, "left", middle, least=ID_LEAST), Column("state", 1, "left"), Column("done", 2),
                Column("created", 4, "left"), Column("work", 5), Column("billed", 6), Column("cost", 3)]
     return FittedTable(columns, [
-        [job.id, _state(job.state.value), f"{job.completed_chunks}/{job.total_chunks}", _time(job.created_at),
+        [job.id, _job_state(job), f"{job.completed_chunks}/{job.total_chunks}", _time(job.created_at),
          _ms(job.metrics.total_duration_ms), _ms(job.metrics.total_billed_duration_ms), _usd(job.metrics.cost_usd)]
         for job in jobs], title="framefarm jobs")
 
@@ -152,7 +152,7 @@ def jobs_table(jobs: list[JobRecord]) -> FittedTable:
 def job_summary(job: JobRecord) -> Facts:
     metrics = job.metrics
     lines = [
-        [f"[bold]{job.id}[/]", _state(job.state.value),  # a floor: 299 of 300 chunks is not 100 %
+        [f"[bold]{job.id}[/]", _job_state(job),  # a floor: 299 of 300 chunks is not 100 %
          f"{int(job.progress)}% ({job.completed_chunks}/{job.total_chunks} chunks)"],
         [f"frames {job.spec.metadata.total_frames} @ {job.spec.metadata.fps:g} fps",
          f"{job.spec.metadata.width}x{job.spec.metadata.height}", f"created {_time(job.created_at)}"],
@@ -162,7 +162,8 @@ def job_summary(job: JobRecord) -> Facts:
     if job.output:
         lines.append([f"output {escape(job.output)}"])
     if job.error:
-        lines.append([f"[red]error[/] {escape(job.error)}"])
+        label = "[yellow]paused[/]" if job.pause_reason else "[red]error[/]"  # a cap reached is no failure
+        lines.append([f"{label} {escape(job.error)}"])
     return Facts(lines)
 
 
@@ -230,6 +231,12 @@ def _one_line(record: ChunkRecord) -> str:
 
 def _state(state: str) -> str:
     return f"[{STATE_STYLES.get(state, 'white')}]{state}[/]"
+
+
+def _job_state(job: JobRecord) -> str:
+    """The job's state, a pause with its reason when it is not the asked-for kind: ``paused (budget)``."""
+    reason = job.pause_reason
+    return _state(job.state.value) + (f" ({reason})" if reason and reason != "requested" else "")
 
 
 def _ms(value: float) -> str:

@@ -31,7 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from framefarm.adapters.base import WorkerAdapter, WorkerJob, WorkerResult
+from framefarm.budget import BudgetGate
 from framefarm.cancel import CancelToken
+from framefarm.config import BUDGET
 from framefarm.errors import ChunkFailedError, FramefarmError, JobAbortedError, JobSpecError, StitchError
 from framefarm.failures import FailureKind
 from framefarm.options import ExecutionOptions, ResumeState, RetryPolicy, RunHooks, Stitcher  # noqa: F401 - re-exported
@@ -141,6 +143,8 @@ class _Dispatch:
         self.failures: dict[int, Counter[bool]] = {}  # chunk id -> failed attempts by transient-ness
         self.watchdog = Watchdog.for_run(options, adapter)
         self.look_at: float | None = None  # when the watchdog looks again (time.monotonic()); None: work it out
+        self.budget = BudgetGate.for_run(spec, options.max_cost, spent=resume.spent_usd,
+                                         earlier_attempts=resume.earlier_attempts, hooks=options.hooks)
 
     def dispatch(self, todo: deque[Chunk], *, already_done: int) -> list[int]:
         options, stop, hooks = self.options, self.stop, self.options.hooks
@@ -151,7 +155,8 @@ class _Dispatch:
         self.pool = AttemptThreads(max(1, min(options.concurrency, len(todo))))
         try:
             while True:
-                while todo and len(self.live) < options.concurrency and not stop.stopping:
+                while (todo and len(self.live) < options.concurrency and not stop.stopping
+                       and self.budget.allows_another(len(self.live))):
                     chunk = todo.popleft()
                     self._submit(chunk, self.earlier_attempts.get(chunk.id, 0) + 1, 0.0)
                 if not self.live:
@@ -161,6 +166,7 @@ class _Dispatch:
                 if result is None:
                     continue
                 chunk, attempt = outcome.chunk, outcome.attempt
+                self.budget.charge(result)
                 hooks.attempt_finished(chunk.id, attempt, result, outcome.started_at, outcome.finished_at)
                 if result.ok:
                     completed += 1
@@ -174,6 +180,8 @@ class _Dispatch:
                     stop.cancel("cancelled")
                     continue
                 elif self._may_retry(chunk, result):
+                    if not self.budget.allows_another(len(self.live)):
+                        continue  # over the cap: the job pauses, and a resume tries the chunk again
                     delay = options.retry.backoff(self.failures[chunk.id][result.transient])
                     hooks.chunk_retrying(chunk.id, attempt, delay, result)
                     self._submit(chunk, attempt + 1, delay)
@@ -191,6 +199,8 @@ class _Dispatch:
             raise failure
         if stop.stopping and len(ran) + already_done < total:
             raise JobAbortedError(stop.reason or "cancelled")
+        if self.budget.reached and len(ran) + already_done < total:
+            raise JobAbortedError(BUDGET)
         return ran
 
     def _may_retry(self, chunk: Chunk, result: WorkerResult) -> bool:

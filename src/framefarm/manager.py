@@ -34,8 +34,9 @@ from pathlib import Path
 
 from framefarm.adapters.base import WorkerResult
 from framefarm.attempt_history import keep_attempt, keep_reopened
+from framefarm.budget import budget_error, max_cost_of
 from framefarm.cancel import CancelToken
-from framefarm.config import HANDOVER, LEASE_LOST, framefarm_home, heartbeat_timing
+from framefarm.config import BUDGET, HANDOVER, LEASE_LOST, framefarm_home, heartbeat_timing
 from framefarm.errors import FramefarmError, JobAbortedError, JobStateError, id_list
 from framefarm.executor import JobExecutor
 from framefarm.heartbeat import Heartbeat, stop_as_asked
@@ -445,7 +446,8 @@ class JobManager:
         # ones already recorded (remote workers get the number in their request).
         resume = ResumeState(
             completed=frozenset(chunk_id for chunk_id, (state, _) in states.items() if state is ChunkState.COMPLETED),
-            earlier_attempts={chunk_id: attempts for chunk_id, (_, attempts) in states.items()})
+            earlier_attempts={chunk_id: attempts for chunk_id, (_, attempts) in states.items()},
+            spent_usd=status.metrics.cost_usd)
         job_dir = Path(options.job_dir) if options.job_dir else self.job_dir(job_id)
         output_file = options.output_file or status.output
         hooks = RecordingHooks(self.repository, writer, job_id, owner, caller=options.hooks, spec=status.spec,
@@ -461,6 +463,11 @@ class JobManager:
                 return JobState.PAUSED, None, None
             if exc.reason == HANDOVER:
                 return JobState.RUNNING, None, None
+            if exc.reason == BUDGET:  # the store's total, every attempt of this run written
+                writer.flush()
+                cap = max_cost_of(status.spec, options.max_cost)
+                assert cap is not None  # only a cap stops a run for its budget
+                return JobState.PAUSED, budget_error(self.summary(job_id).metrics.cost_usd, cap), None
             if exc.reason == LEASE_LOST:
                 return JobState.FAILED, ("stopped: this runner could not renew its lease on the job, so another "
                                          "may run it; resume it if none does"), None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from framefarm.backoff import Backoff
+from framefarm.budget import checked_max_cost
 from framefarm.cancel import CancelToken
 from framefarm.config import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TRANSIENT_RETRIES
 from framefarm.errors import JobSpecError
@@ -99,6 +100,10 @@ class RunHooks:
     def stitch_started(self) -> None:
         """Every chunk is done; the merge begins."""
 
+    def budget_reached(self, spent_usd: float, max_cost: float) -> None:
+        """The job's spending cap stops it: no new attempt starts (``framefarm.budget``), those in
+        flight finish, and the job ends paused. ``spent_usd``: its cost so far, earlier runs included."""
+
     def listens_to(self, name: str) -> bool:
         """Whether hook ``name`` does anything here (live output is streamed only to someone listening)."""
         return name in vars(self) or getattr(type(self), name) is not getattr(RunHooks, name)
@@ -111,6 +116,7 @@ class ResumeState:
 
     completed: frozenset[int] = frozenset()
     earlier_attempts: Mapping[int, int] = field(default_factory=dict)
+    spent_usd: float = 0.0  # what earlier runs cost (a spending cap counts it)
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,8 @@ class ExecutionOptions:
     ``merge`` is the one switch for joining the chunks: with it, the ``stitcher`` (which needs
     ``output_file``) or the spec's ``merge_command`` runs once every chunk is done; without it the
     run ends with the chunks rendered. ``timeout`` bounds one attempt (seconds); an attempt silent
-    for ``timeout + watchdog_margin`` is given up on.
+    for ``timeout + watchdog_margin`` is given up on. ``max_cost`` (USD) caps the job's cost for this
+    run, in place of the spec's ``budget`` (see ``framefarm.budget``).
     """
 
     concurrency: int = 1
@@ -137,6 +144,7 @@ class ExecutionOptions:
     cancel: CancelToken | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
+    max_cost: float | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -145,6 +153,8 @@ class ExecutionOptions:
             raise JobSpecError(f"watchdog_margin: must be 0 or more (got {self.watchdog_margin})")
         if self.timeout is not None and not 0 < self.timeout < float("inf"):
             raise JobSpecError(f"timeout: must be a positive number of seconds (got {self.timeout})")
+        if self.max_cost is not None:
+            checked_max_cost(self.max_cost)
 
 
 # -- the options of framefarm 0.1 ---------------------------------------------------------------------

@@ -37,8 +37,8 @@ class RecordingHooks(RunHooks):
         for name in ("chunk_stdout", "chunk_stderr"):  # streamed only when the caller listens
             if caller.listens_to(name):
                 setattr(self, name, getattr(caller, name))
-        self.progress, self.chunk_retrying, self.chunk_completed = (  # type: ignore[method-assign]
-            caller.progress, caller.chunk_retrying, caller.chunk_completed)
+        self.progress, self.chunk_retrying, self.chunk_completed, self.budget_reached = (  # type: ignore[method-assign]
+            caller.progress, caller.chunk_retrying, caller.chunk_completed, caller.budget_reached)
 
     def chunk_started(self, chunk_id: int, attempt: int) -> None:
         self._writer.put(ChunkStarted(chunk_id, attempt, self._clock()))

@@ -23,9 +23,12 @@ from pydantic import (
     model_validator,
 )
 
+from framefarm.config import BUDGET
 from framefarm.failures import FailureKind
 from framefarm.spec import JobSpec
 from framefarm.tails import TAIL_CHARS, TAIL_MARK, is_cut, tail  # noqa: F401 - the records' tails, re-exported
+
+BUDGET_ERROR_PREFIX = f"{BUDGET}: "  # how the error of a job paused by its spending cap starts
 
 
 class JobState(str, Enum):
@@ -253,6 +256,16 @@ class JobRecord(BaseModel):
         if self.total_chunks == 0:
             return 0.0
         return round(100.0 * self.completed_chunks / self.total_chunks, 2)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def pause_reason(self) -> str | None:
+        """Why a paused job stopped: ``budget`` (its spending cap: the error says how far it got) or
+        ``requested`` (``pause``, or chunks reopened to render again); None for a job not paused.
+        Kept as the error's ``budget:`` lead, so every store holds it without a field of its own."""
+        if self.state is not JobState.PAUSED:
+            return None
+        return BUDGET if (self.error or "").startswith(BUDGET_ERROR_PREFIX) else "requested"
 
     def lease_free(self, now: float) -> bool:
         """True when no runner holds the job: no lease, or one that ran out by ``now``."""

@@ -20,7 +20,8 @@ from tests.integration.test_cli import chunk_pids, framefarm, python_job, shorte
 __all__ = ["chunk_pids"]  # a fixture of the CLI tests, used here too
 
 JOB_FIELDS = {"id", "state", "total_chunks", "completed_chunks", "progress", "created_at", "updated_at", "output",
-              "error", "frames", "fps", "width", "height", "duration_ms", "billed_ms", "cost_usd", "failed_attempts"}
+              "error", "frames", "fps", "width", "height", "duration_ms", "billed_ms", "cost_usd", "failed_attempts",
+              "pause_reason", "max_cost"}
 
 
 def read_json(*args: str) -> dict:

@@ -69,6 +69,7 @@ class RunOptions(BaseModel):
     transient_retries: int = Field(default=DEFAULT_TRANSIENT_RETRIES, ge=0, le=50)
     retry_delay: float = Field(default=DEFAULT_RETRY_DELAY, ge=0, le=900)
     timeout: float | None = Field(default=None, gt=0, le=900)
+    max_cost: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # this run's cap (resume --max-cost)
 
     @classmethod
     def parse(cls, raw: Any) -> RunOptions:
@@ -196,7 +197,7 @@ def orchestrate(event: Any, context: Any, *, backend: Lambda | None = None,
     run_options = ExecutionOptions(
         concurrency=concurrency, timeout=run.timeout, merge=False, cancel=token, hooks=_LogAttempts(job_id),
         retry=RetryPolicy(retries=run.retries, transient_retries=run.transient_retries, delay=run.retry_delay),
-        job_dir=tempfile.mkdtemp(prefix=f"framefarm-{job_id}-"))
+        job_dir=tempfile.mkdtemp(prefix=f"framefarm-{job_id}-"), max_cost=run.max_cost)
     try:
         if continuation:
             summary = manager.continue_job(job_id, run_options, handed_by=event.get("run_id"))
@@ -240,6 +241,9 @@ class _LogAttempts(RunHooks):
         log_event("chunk attempt", job_id=self.job_id, chunk_id=chunk_id, attempt=attempt,
                   exit_code=result.exit_code, kind=result.kind, billed_duration_ms=result.billed_duration_ms,
                   cost_usd=result.cost_usd, error=result.error)
+
+    def budget_reached(self, spent_usd: float, max_cost: float) -> None:
+        log_event("budget reached", job_id=self.job_id, spent_usd=spent_usd, max_cost=max_cost)
 
 
 def sweep(*, backend: Lambda | None = None, client: Any = None) -> dict[str, Any]:

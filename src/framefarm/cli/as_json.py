@@ -32,6 +32,8 @@ def job_json(job: JobRecord) -> dict[str, Any]:
         "frames": metadata.total_frames, "fps": metadata.fps, "width": metadata.width, "height": metadata.height,
         "duration_ms": job.metrics.total_duration_ms, "billed_ms": job.metrics.total_billed_duration_ms,
         "cost_usd": job.metrics.cost_usd, "failed_attempts": job.metrics.failed_attempts,
+        "pause_reason": job.pause_reason,
+        "max_cost": job.spec.budget.max_cost if job.spec.budget else None,
     }
 
 

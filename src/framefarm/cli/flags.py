@@ -33,8 +33,26 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retry-delay", type=float, default=DEFAULT_RETRY_DELAY,
                         help=f"first retry delay in seconds (default {DEFAULT_RETRY_DELAY:g})")
     parser.add_argument("--timeout", type=float, help="seconds per chunk attempt")
+    add_max_cost_flag(parser)
     parser.add_argument("--no-stitch", action="store_true",
                         help="render the chunks only; join them later with `framefarm stitch`")
+
+
+def add_max_cost_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-cost", type=usd, metavar="USD",
+                        help="stop starting chunks before the job's cost would pass USD; it ends paused "
+                             "(default: the job file's budget: max_cost; needs a backend that reports cost)")
+
+
+def usd(text: str) -> float:
+    """A positive, finite amount of US dollars (``--max-cost``)."""
+    try:
+        value = float(text.strip().removeprefix("$"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount of US dollars, e.g. 2.50") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive amount of US dollars (got {text})")
+    return value
 
 
 def output_path(explicit: Path | None, saved: str | None, job_id: str) -> Path:

@@ -16,6 +16,7 @@ from framefarm.cli.flags import add_resume_flags, add_run_flags, frame_range, ou
 from framefarm.cli.settings import BACKENDS
 from framefarm.cli.signals import cancel_on_interrupt
 from framefarm.config import (
+    BUDGET,
     ffmpeg_path,
 )
 from framefarm.console import RenderProgress
@@ -75,7 +76,7 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
     with cancel_on_interrupt(lambda: token.cancel("cancelled")):
         handle = submit(spec, backend=backend, output=output, concurrency=args.concurrency, retry=retry_policy(args),
                         chunk_timeout=args.timeout, hooks=progress, assets=args.assets, stitch=not args.no_stitch,
-                        cancel=token)
+                        cancel=token, max_cost=args.max_cost)
         part = f" (frames {spec.first_frame}-{spec.first_frame + spec.metadata.total_frames - 1})" \
             if args.frames else ""
         context.err.print(f"job [bold]{spec.id}[/]: {len(spec.chunks)} chunks, "
@@ -95,7 +96,8 @@ def cmd_resume(args: argparse.Namespace, context: Context) -> int:
     progress = RenderProgress(context.err, status.id, status.total_chunks, status.completed_chunks)
     token = CancelToken()
     options = run_options(backend, status.spec, output=output, concurrency=args.concurrency,
-                          retry=retry, chunk_timeout=args.timeout, hooks=progress, cancel=token)
+                          retry=retry, chunk_timeout=args.timeout, hooks=progress, cancel=token,
+                          max_cost=args.max_cost)
     with cancel_on_interrupt(lambda: token.cancel("cancelled")):
         manager.resume_job(status.id, options)
         return follow(RenderHandle(status.id, backend, manager, output=output), progress, context,
@@ -130,7 +132,8 @@ def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManage
         raise JobStateError(f"job {status.id!r} is {status.state.value}; nothing to resume"
                             + (" (its orchestrator is alive)" if status.state is JobState.RUNNING else ""))
     options = {"retries": args.retries, "retry_delay": args.retry_delay}
-    options.update({name: value for name in ("concurrency", "timeout") if (value := getattr(args, name)) is not None})
+    options.update({name: value for name in ("concurrency", "timeout", "max_cost")
+                    if (value := getattr(args, name)) is not None})
     backend = context.backend()
     assert isinstance(backend, Lambda)  # a job on AWS
     invoke_async(backend.lambda_client(), function, {"job_id": status.id, "options": options, "resume": True})
@@ -150,8 +153,14 @@ def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, 
         context.err.print(f"[red]error:[/] {exc}", soft_wrap=True)
         return EXIT_FAILED
     except JobAbortedError as exc:
-        if exc.reason == JobState.PAUSED.value:
+        if exc.reason in (JobState.PAUSED.value, BUDGET):
             no_stitch = " --no-stitch" if stitch_note else ""  # as this run was asked
+            if exc.reason == BUDGET:
+                hint = context.hint(f"resume {handle.job_id}{no_stitch} --max-cost USD")
+                error = handle.manager.summary(handle.job_id).error or BUDGET
+                context.err.print(f"[yellow]paused[/] job {handle.job_id} for its {escape(error)}; "
+                                  f"continue with a higher cap: `{hint}`", soft_wrap=True)
+                return EXIT_PAUSED
             context.err.print(f"[yellow]paused[/] job {handle.job_id}; "
                               f"continue with `{context.hint(f'resume {handle.job_id}{no_stitch}')}`", soft_wrap=True)
             return EXIT_PAUSED

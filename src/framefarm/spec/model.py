@@ -175,6 +175,13 @@ class AudioTrack(SpecModel):
     output_file: RelativePath = DEFAULT_AUDIO_OUTPUT
 
 
+class Budget(SpecModel):
+    """A job's spending cap (``budget: {max_cost: USD}`` in a job file): no chunk starts once the cost
+    so far plus the expected cost of the chunks in flight would pass it (see ``framefarm.budget``)."""
+
+    max_cost: float = Field(gt=0, allow_inf_nan=False)
+
+
 def new_job_id(prefix: str = "job") -> str:
     stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in prefix).strip("-_")[:48] or "job"
     return f"{stem}-{uuid.uuid4().hex[:8]}"
@@ -193,6 +200,7 @@ class JobSpec(SpecModel):
     audio: AudioTrack | None = None
     output: str | None = None
     first_frame: int = Field(default=0, ge=0)
+    budget: Budget | None = None
 
     @model_validator(mode="after")
     def _chunks_tile_the_video(self) -> JobSpec:

@@ -18,6 +18,7 @@ from framefarm.spec.model import (
     MAX_FPS,
     MAX_TOTAL_FRAMES,
     AudioTrack,
+    Budget,
     Command,
     JobSpec,
     RenderMetadata,
@@ -54,6 +55,7 @@ class JobTemplate(SpecModel):
     output: str | None = None
     merge_command: Command | None = None
     assets_url: str | None = None
+    budget: Budget | None = None
 
     @model_validator(mode="after")
     def _one_way_to_split(self) -> JobTemplate:
@@ -153,6 +155,7 @@ def plan_job(source: JobTemplate | Mapping[str, Any], *, job_id: str | None = No
         "assets_url": template.assets_url,
         "audio": audio,
         "output": template.output,
+        "budget": template.budget.model_dump() if template.budget else None,
     })
 
 
