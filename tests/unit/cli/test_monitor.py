@@ -121,12 +121,20 @@ def test_a_job_the_page_resumed_is_paused_when_the_monitor_stops(tmp_path, capsy
     context = Context(home=farm.home, out=Console(), err=Console(stderr=True))
     stopping = threading.Thread(target=pause_runs_here, args=(monitor.manager, context))
 
-    def server_stops_during_chunk_0(job):  # the monitor stops while chunk 0 is in flight
+    chunk_1_started = threading.Event()
+
+    def server_stops_during_chunks_0_and_1(job):  # the monitor stops while chunks 0 and 1 are in flight
+        assert chunk_1_started.wait(30), "chunk 1 never started"
         stopping.start()
         assert job.cancel.wait(30), "the run was never asked to stop"
 
-    farm.worker.hooks[0] = server_stops_during_chunk_0
-    farm.worker.hooks[1] = farm.worker.hooks[2] = lambda job: job.cancel.wait(30)  # in flight until asked to stop
+    def chunk_1(job):
+        chunk_1_started.set()
+        job.cancel.wait(30)  # in flight until asked to stop
+
+    farm.worker.hooks[0] = server_stops_during_chunks_0_and_1
+    farm.worker.hooks[1] = chunk_1
+    farm.worker.hooks[2] = lambda job: job.cancel.wait(30)
     monitor.actions.resume("p")
     # WHEN the server has stopped
     eventually(lambda: stopping.ident, what="the server stopping")
