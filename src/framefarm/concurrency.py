@@ -62,6 +62,12 @@ class Slots(Protocol):
 
     def release(self) -> None: ...
 
+    def renew(self, until: float) -> None:
+        """Extend the lease on the run's slots (its heartbeat)."""
+
+    def leave(self) -> None:
+        """Give back every slot and the place in the queue (the run ended)."""
+
 
 class NoBudget:
     """No budget (``FRAMEFARM_MAX_CONCURRENCY`` unset): every attempt may start."""
@@ -70,6 +76,12 @@ class NoBudget:
         return not stop.stopping
 
     def release(self) -> None:
+        pass
+
+    def renew(self, until: float) -> None:
+        pass
+
+    def leave(self) -> None:
         pass
 
 

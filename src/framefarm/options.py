@@ -26,6 +26,7 @@ from framefarm.errors import JobSpecError
 
 if TYPE_CHECKING:
     from framefarm.adapters.base import WorkerAdapter, WorkerResult
+    from framefarm.concurrency import Slots
 
 DEFAULT_MAX_RETRY_DELAY = 60.0
 
@@ -120,7 +121,8 @@ class ExecutionOptions:
     ``merge`` is the one switch for joining the chunks: with it, the ``stitcher`` (which needs
     ``output_file``) or the spec's ``merge_command`` runs once every chunk is done; without it the
     run ends with the chunks rendered. ``timeout`` bounds one attempt (seconds); an attempt silent
-    for ``timeout + watchdog_margin`` is given up on.
+    for ``timeout + watchdog_margin`` is given up on. ``slots``: the store's shared concurrency budget
+    (``framefarm.slots.SlotGate``), a slot taken before each attempt; None: no budget.
     """
 
     concurrency: int = 1
@@ -137,6 +139,7 @@ class ExecutionOptions:
     cancel: CancelToken | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
+    slots: Slots | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

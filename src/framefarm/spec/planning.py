@@ -16,6 +16,7 @@ from framefarm.spec.model import (
     MAX_CHUNKS,
     MAX_DIMENSION,
     MAX_FPS,
+    MAX_PRIORITY,
     MAX_TOTAL_FRAMES,
     AudioTrack,
     Command,
@@ -52,6 +53,7 @@ class JobTemplate(SpecModel):
     output: str | None = None
     merge_command: Command | None = None
     assets_url: str | None = None
+    priority: float = Field(default=1.0, gt=0, le=MAX_PRIORITY)
 
     @model_validator(mode="after")
     def _one_way_to_split(self) -> JobTemplate:
@@ -143,6 +145,7 @@ def plan_job(source: JobTemplate | Mapping[str, Any], *, job_id: str | None = No
         "assets_url": template.assets_url,
         "audio": audio,
         "output": template.output,
+        "priority": template.priority,
     })
 
 

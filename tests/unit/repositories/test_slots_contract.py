@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from framefarm.concurrency import SlotAsk, live, queue_places
 from framefarm.repositories.base import JobRepository
-from tests.unit.repositories.test_contract import repo  # noqa: F401 - the store fixture, every backend
 
 NOW = 1_000.0
 
