@@ -11,8 +11,10 @@ Fair share (weighted max-min, "water-filling"): the limit is divided among the j
 want slots in proportion to their priorities; a job that wants less than its part keeps only what it
 wants and the rest is divided again among the others. A job may take a free slot while it holds
 fewer than its share; above its share, only while more slots are free than the jobs below their
-share still lack (so idle slots never wait for a job that does not want them). A job over its share
-is not preempted: its attempts end, and the slots they free go to the jobs below theirs.
+share still lack (so idle slots never wait for a job that does not want them). Jobs holding no slot
+yet are served in queue order (highest priority, then the longest waiting): one takes a free slot
+only while more are free than jobs ahead of it. A job over its share is not preempted: its attempts
+end, and the slots they free go to the jobs below theirs.
 """
 
 from __future__ import annotations
@@ -119,15 +121,18 @@ def live(holders: Iterable[SlotHolder], now: float) -> list[SlotHolder]:
 def may_take(ask: SlotAsk, holders: Iterable[SlotHolder], limit: int, now: float) -> bool:
     """Whether ``ask`` may take one more slot of ``limit``, given the store's ``holders`` (see the
     module docstring for the rule)."""
+    current = [holder for holder in live(holders, now) if holder.owner == ask.owner]
     others = [holder for holder in live(holders, now) if holder.owner != ask.owner]
-    mine = next((holder.held for holder in holders if holder.owner == ask.owner and holder.lease_until > now), 0)
-    free = limit - mine - sum(holder.held for holder in others)
+    me = ask.holder(current[0].held if current else 0, current[0].since if current else now)
+    free = limit - me.held - sum(holder.held for holder in others)
     if free <= 0:
         return False
-    held, priority, demand = _by_job([*others, ask.holder(mine, now)])
+    everyone = [*others, me]
+    held, priority, demand = _by_job(everyone)
     shares = fair_shares({job: (priority[job], demand[job]) for job in held}, limit)
     if held[ask.job_id] < shares.get(ask.job_id, 0.0):
-        return True
+        # a job with no slot yet waits for those ahead of it in the queue
+        return free > queue_places(everyone, now).get(ask.job_id, 1) - 1
     lacking = sum(max(0, math.ceil(share) - held[job]) for job, share in shares.items() if job != ask.job_id)
     return free > lacking
 

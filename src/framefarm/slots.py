@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 
 from framefarm.backoff import Backoff
 from framefarm.cancel import CancelToken
-from framefarm.concurrency import NO_BUDGET, SlotAsk, Slots
+from framefarm.concurrency import NO_BUDGET, SlotAsk, Slots, queue_places
 from framefarm.errors import JobSpecError
 from framefarm.repositories.base import JobRepository
 
@@ -132,3 +132,9 @@ def gate_for(repository: JobRepository, job_id: str, owner: str, *, limit: int |
     if limit is None:
         return NO_BUDGET
     return SlotGate(repository, job_id, owner, limit=limit, priority=priority, lease_for=lease_for, clock=clock)
+
+
+def waiting_jobs(repository: JobRepository, now: float) -> dict[str, int]:
+    """The jobs on ``repository`` waiting for a slot with none held, by id: their place in the queue
+    (1 is served first). A job waiting so for its first slot shows as ``pending``."""
+    return queue_places(repository.slot_holders(), now)

@@ -59,3 +59,13 @@ def test_queue_places_order_by_priority_then_arrival():
     holders = [holder("running", 3, 3), holder("late", 0, 5, since=20.0), holder("early", 0, 5, since=10.0),
                holder("urgent", 0, 5, since=30.0, priority=2.0), holder("idle", 0, 0, since=5.0)]
     assert queue_places(holders, now=50.0) == {"urgent": 1, "early": 2, "late": 3}
+
+
+def test_jobs_with_no_slot_yet_are_served_in_queue_order():
+    # GIVEN one free slot and two jobs waiting for their first, "early" since 10 s, "late" since 20 s
+    holders = [holder("running", 9, 9), holder("late", 0, 5, since=20.0), holder("early", 0, 5, since=10.0)]
+    # THEN only the first in the queue may take it
+    assert may_take(asking("late", 5), holders, 10, now=50.0) is False
+    assert may_take(asking("early", 5), holders, 10, now=50.0) is True
+    # AND with two free slots both may
+    assert may_take(asking("late", 5), holders, 11, now=50.0) is True
