@@ -118,23 +118,23 @@ def live(holders: Iterable[SlotHolder], now: float) -> list[SlotHolder]:
     return [holder for holder in holders if holder.lease_until > now]
 
 
-def may_take(ask: SlotAsk, holders: Iterable[SlotHolder], limit: int, now: float) -> bool:
-    """Whether ``ask`` may take one more slot of ``limit``, given the store's ``holders`` (see the
-    module docstring for the rule)."""
+def grantable(ask: SlotAsk, holders: Iterable[SlotHolder], limit: int, now: float, count: int = 1) -> int:
+    """How many of the ``count`` slots ``ask`` asks for it may take now, given the store's ``holders``
+    and a budget of ``limit`` (see the module docstring for the rule)."""
     current = [holder for holder in live(holders, now) if holder.owner == ask.owner]
     others = [holder for holder in live(holders, now) if holder.owner != ask.owner]
     me = ask.holder(current[0].held if current else 0, current[0].since if current else now)
-    free = limit - me.held - sum(holder.held for holder in others)
-    if free <= 0:
-        return False
     everyone = [*others, me]
     held, priority, demand = _by_job(everyone)
+    free = limit - sum(held.values())
+    if held[ask.job_id] == 0:  # a job with no slot yet leaves one to each job ahead of it in the queue
+        free -= queue_places(everyone, now).get(ask.job_id, 1) - 1
+    if free <= 0 or count <= 0:
+        return 0
     shares = fair_shares({job: (priority[job], demand[job]) for job in held}, limit)
-    if held[ask.job_id] < shares.get(ask.job_id, 0.0):
-        # a job with no slot yet waits for those ahead of it in the queue
-        return free > queue_places(everyone, now).get(ask.job_id, 1) - 1
+    up_to_share = min(free, max(0, math.ceil(shares.get(ask.job_id, 0.0)) - held[ask.job_id]))
     lacking = sum(max(0, math.ceil(share) - held[job]) for job, share in shares.items() if job != ask.job_id)
-    return free > lacking
+    return min(count, up_to_share + max(0, free - up_to_share - lacking))
 
 
 def queue_places(holders: Iterable[SlotHolder], now: float) -> dict[str, int]:

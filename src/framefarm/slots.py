@@ -1,15 +1,16 @@
 """SlotGate: one run's use of the concurrency budget its job store keeps for every job on it.
 
 Before each attempt the dispatch loop's pool thread calls ``acquire``: it returns once the store gave
-this run a slot (``JobRepository.take_slot``, one conditional step under the fair-share rule of
+this run a slot (``JobRepository.take_slots``, one conditional step under the fair-share rule of
 :mod:`framefarm.concurrency`), or False as soon as the run is stopped (cancel, pause, a failure). The
 attempt gives the slot back when it ends (``release``). The run's heartbeat renews the lease on its
 slots (``renew``) with the lease on its job, so a runner that dies leaves its slots to be reclaimed
 when that lease runs out; ``leave`` gives back whatever is left when the run ends.
 
-Only one thread of a run asks the store at a time (the others wait their turn, so 200 attempts
-waiting poll like one); it asks again with backoff (``POLL``), at once when one of the run's own
-slots is given back, and never waits past a stop.
+One thread of a run asks the store at a time, for a slot for every attempt waiting (so 200 attempts
+waiting cost one conditional write, not 200), and hands what it got to them; refused, it asks again
+with backoff (``POLL``), at once when one of the run's own slots is given back, and never waits past
+a stop. Slots handed out but not picked up by an attempt (the run stopped) go back with ``leave``.
 """
 
 from __future__ import annotations
@@ -53,57 +54,66 @@ class SlotGate:
                  lease_for: float, clock: Callable[[], float]) -> None:
         self._repository, self._job_id, self._owner = repository, job_id, owner
         self._limit, self._priority, self._lease_for, self._clock = limit, priority, lease_for, clock
-        self._lock = threading.Lock()
-        self._turn = threading.Lock()  # held by the one thread asking the store
+        self._changed = threading.Condition()
+        self._held = 0  # slots attempts of this run hold
+        self._granted = 0  # slots the store gave this run that no attempt has picked up yet
+        self._waiting = 0  # attempts waiting for a slot
+        self._asking = False  # one thread asks the store for all of them
         self._waker: CancelToken | None = None  # what the asking thread waits on between asks
-        self._held = 0
-        self._waiting = 0
         self._lease_until = clock() + lease_for
 
-    @property
-    def held(self) -> int:
-        with self._lock:
-            return self._held
-
     def acquire(self, stop: CancelToken) -> bool:
-        with self._lock:
+        with self._changed:
             self._waiting += 1
         try:
             while not stop.stopping:
-                if self._turn.acquire(timeout=TURN_WAIT):
-                    try:
-                        return self._ask_until_given(stop)
-                    finally:
-                        self._turn.release()
+                with self._changed:
+                    if self._granted:
+                        self._granted -= 1
+                        self._held += 1
+                        return True
+                    if self._asking:
+                        self._changed.wait(TURN_WAIT)
+                        continue
+                    self._asking = True
+                got = 0
+                try:
+                    got = self._ask_until_given(stop)
+                finally:
+                    with self._changed:
+                        self._asking = False
+                        self._granted += got
+                        self._changed.notify_all()
             return False
         finally:
-            with self._lock:
+            with self._changed:
                 self._waiting -= 1
 
-    def _ask_until_given(self, stop: CancelToken) -> bool:
+    def _ask_until_given(self, stop: CancelToken) -> int:
+        """Ask the store for a slot for every attempt waiting, until it gives some or the run stops."""
         tries = 0
         while not stop.stopping:
             # woken by a stop of the run, or by a slot this run gives back while it waits
             waker = stop.child()
-            with self._lock:
+            with self._changed:
                 self._waker = waker
+                count = self._waiting - self._granted
                 ask = SlotAsk(self._owner, self._job_id, self._held + self._waiting, self._priority,
                               self._lease_until)
             try:
-                if self._repository.take_slot(ask, limit=self._limit, now=self._clock()):
-                    with self._lock:
-                        self._held += 1
-                    return True
+                taken = self._repository.take_slots(ask, count=count, limit=self._limit, now=self._clock())
+                if taken:
+                    return taken
                 tries += 1
                 waker.wait(POLL.delay(tries))
             finally:
-                with self._lock:
+                with self._changed:
                     self._waker = None
                 stop.release(waker)
-        return False
+        return 0
 
     def release(self) -> None:
-        with self._lock:
+        with self._changed:
             self._held -= 1
             wants, waker = self._held + self._waiting, self._waker
         try:

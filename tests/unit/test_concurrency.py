@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from framefarm.concurrency import SlotAsk, SlotHolder, fair_shares, may_take, queue_places
+from framefarm.concurrency import SlotAsk, SlotHolder, fair_shares, grantable, queue_places
 
 
 def holder(job: str, held: int, wants: int, *, priority: float = 1.0, since: float = 0.0,
@@ -35,24 +35,24 @@ def test_a_job_wanting_less_than_its_share_leaves_the_rest_to_others():
 
 def test_a_job_below_its_share_may_take_a_free_slot():
     holders = [holder("a", 7, 10), holder("b", 1, 10)]
-    assert may_take(asking("b", 10), holders, 10, now=50.0) is True
+    assert grantable(asking("b", 10), holders, 10, now=50.0) == 1
 
 
 def test_a_job_over_its_share_waits_while_another_is_below_its_share():
     # GIVEN a budget of 10: a holds 8, b holds 1 and wants 10; one slot free
     holders = [holder("a", 8, 10), holder("b", 1, 10)]
     # THEN a may not take it, since b still lacks 4 of its 5
-    assert may_take(asking("a", 10), holders, 10, now=50.0) is False
+    assert grantable(asking("a", 10), holders, 10, now=50.0) == 0
 
 
 def test_no_slot_is_taken_beyond_the_limit_whoever_asks():
     holders = [holder("a", 5, 10), holder("b", 5, 10)]
-    assert may_take(asking("c", 10, priority=100), holders, 10, now=50.0) is False
+    assert grantable(asking("c", 10, priority=100), holders, 10, now=50.0) == 0
 
 
 def test_holders_whose_lease_ran_out_do_not_count():
     holders = [holder("dead", 10, 10, until=40.0)]
-    assert may_take(asking("c", 1), holders, 10, now=50.0) is True
+    assert grantable(asking("c", 1), holders, 10, now=50.0) == 1
 
 
 def test_queue_places_order_by_priority_then_arrival():
@@ -65,7 +65,16 @@ def test_jobs_with_no_slot_yet_are_served_in_queue_order():
     # GIVEN one free slot and two jobs waiting for their first, "early" since 10 s, "late" since 20 s
     holders = [holder("running", 9, 9), holder("late", 0, 5, since=20.0), holder("early", 0, 5, since=10.0)]
     # THEN only the first in the queue may take it
-    assert may_take(asking("late", 5), holders, 10, now=50.0) is False
-    assert may_take(asking("early", 5), holders, 10, now=50.0) is True
+    assert grantable(asking("late", 5), holders, 10, now=50.0) == 0
+    assert grantable(asking("early", 5), holders, 10, now=50.0) == 1
     # AND with two free slots both may
-    assert may_take(asking("late", 5), holders, 11, now=50.0) is True
+    assert grantable(asking("late", 5), holders, 11, now=50.0) == 1
+
+
+def test_a_job_asking_for_several_slots_gets_its_share_and_what_nobody_else_lacks():
+    # GIVEN a budget of 10 with 6 free: b holds 4 of its share 5, a holds none and asks for 8
+    holders = [holder("b", 4, 10)]
+    # THEN a gets its share (5), leaving the one slot b lacks
+    assert grantable(asking("a", 8), holders, 10, now=50.0, count=8) == 5
+    # AND when b wants only what it holds, a gets every free slot
+    assert grantable(asking("a", 8), [holder("b", 4, 4)], 10, now=50.0, count=8) == 6

@@ -12,7 +12,7 @@ events at once (SQLite) do, the rest apply them one by one; ``record_attempt`` a
 ``mark_chunk_running`` are one-event batches.
 
 The store also keeps the concurrency budget every job on it shares (:mod:`framefarm.concurrency`):
-one holder record per runner holding or wanting slots; ``take_slot`` is one conditional step.
+one holder record per runner holding or wanting slots; ``take_slots`` is one conditional step.
 """
 
 from __future__ import annotations
@@ -149,11 +149,12 @@ class JobRepository(ABC):
     # -- the shared concurrency budget (framefarm.concurrency) ----------------------------------
 
     @abstractmethod
-    def take_slot(self, ask: SlotAsk, *, limit: int, now: float) -> bool:
-        """Give ``ask.owner`` one more slot of the budget of ``limit``, in one conditional step: only
-        while the live holders hold fewer than ``limit`` in all and ``concurrency.may_take`` agrees
-        (fair share). Either way the holder's ``wants``, priority and lease are recorded (a refused
-        runner keeps its place in the queue); holders whose lease ran out at ``now`` are dropped."""
+    def take_slots(self, ask: SlotAsk, *, count: int, limit: int, now: float) -> int:
+        """Give ``ask.owner`` up to ``count`` more slots of the budget of ``limit`` in one conditional
+        step, as many as ``concurrency.grantable`` allows (fair share), never taking the live holders
+        past ``limit`` in all; returns how many. Either way the holder's ``wants``, priority and lease
+        are recorded (a refused runner keeps its place in the queue); holders whose lease ran out at
+        ``now`` no longer count and are dropped."""
 
     @abstractmethod
     def give_slot(self, owner: str, *, wants: int) -> None:

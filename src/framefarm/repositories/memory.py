@@ -7,7 +7,7 @@ import threading
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
-from framefarm.concurrency import SlotAsk, SlotHolder, may_take
+from framefarm.concurrency import SlotAsk, SlotHolder, grantable
 from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository
 from framefarm.status import (
@@ -188,12 +188,12 @@ class InMemoryJobRepository(JobRepository):
             self._jobs[job_id] = job.model_copy(update={"pending_action": action})
             return True
 
-    def take_slot(self, ask: SlotAsk, *, limit: int, now: float) -> bool:
+    def take_slots(self, ask: SlotAsk, *, count: int, limit: int, now: float) -> int:
         with self._lock:
             self._holders = {owner: holder for owner, holder in self._holders.items() if holder.lease_until > now}
             current = self._holders.get(ask.owner)
-            taken = may_take(ask, self._holders.values(), limit, now)
-            held = (current.held if current else 0) + int(taken)
+            taken = grantable(ask, self._holders.values(), limit, now, count)
+            held = (current.held if current else 0) + taken
             self._holders[ask.owner] = ask.holder(held, current.since if current else now)
             return taken
 

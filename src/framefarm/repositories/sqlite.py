@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from framefarm.concurrency import SlotAsk, SlotHolder, may_take
+from framefarm.concurrency import SlotAsk, SlotHolder, grantable
 from framefarm.errors import ToolNotFoundError
 from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository, SpecCache
@@ -97,7 +97,7 @@ CREATE TABLE IF NOT EXISTS slot_holders (
 );
 """
 HOLDER_COLUMNS = "owner, job_id, held, wants, priority, since, lease_until"
-# Taking a slot: the runner's row, created with its place in the queue or updated (held + 0 or 1).
+# Taking slots: the runner's row, created with its place in the queue or updated (held + those taken).
 PUT_HOLDER = f"""
 INSERT INTO slot_holders ({HOLDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (owner) DO UPDATE SET held = held + excluded.held, wants = excluded.wants,
@@ -327,13 +327,13 @@ class SqliteJobRepository(JobRepository):
             return self._db.execute(f"UPDATE jobs SET requested = ? WHERE id = ? AND NOT {LEASE_FREE}",
                                     (action, job_id, now)).rowcount > 0
 
-    def take_slot(self, ask: SlotAsk, *, limit: int, now: float) -> bool:
+    def take_slots(self, ask: SlotAsk, *, count: int, limit: int, now: float) -> int:
         # BEGIN IMMEDIATE holds the database's write lock from the read to the write: every process
         # sharing this file decides on the same holders, one at a time.
         with self._transaction() as db:
             db.execute("DELETE FROM slot_holders WHERE lease_until <= ?", (now,))
-            taken = may_take(ask, self._holders(db), limit, now)
-            db.execute(PUT_HOLDER, (ask.owner, ask.job_id, int(taken), ask.wants, ask.priority, now, ask.lease_until))
+            taken = grantable(ask, self._holders(db), limit, now, count)
+            db.execute(PUT_HOLDER, (ask.owner, ask.job_id, taken, ask.wants, ask.priority, now, ask.lease_until))
         return taken
 
     def give_slot(self, owner: str, *, wants: int) -> None:

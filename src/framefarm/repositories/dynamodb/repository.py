@@ -293,8 +293,8 @@ class DynamoDBJobRepository(JobRepository):
 
     # -- the shared concurrency budget (repositories/dynamodb/slots.py) ---------------------------
 
-    def take_slot(self, ask: SlotAsk, *, limit: int, now: float) -> bool:
-        return self._slots.take(ask, limit=limit, now=now)
+    def take_slots(self, ask: SlotAsk, *, count: int, limit: int, now: float) -> int:
+        return self._slots.take(ask, count=count, limit=limit, now=now)
 
     def give_slot(self, owner: str, *, wants: int) -> None:
         self._slots.give(owner, wants=wants)

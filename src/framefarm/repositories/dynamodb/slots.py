@@ -3,10 +3,11 @@
 One partition, ``PK=SLOTS``: a counter item (``SK=COUNTER``, ``in_use``) and one small item per
 runner holding or wanting slots (``SK=HOLDER#<run id>``: job, held, wants, priority, since,
 lease_until). Not one item listing every holder: 1,000 slots of long run ids would not fit in
-DynamoDB's 400 KB, and every take would rewrite it all. A take is one transaction: the counter's
-``ADD in_use 1`` on condition ``in_use < limit``, and the holder's ``ADD held 1``; giving back is the
-reverse. A holder whose lease ran out is reclaimed by whoever sees it first: one transaction deletes
-it (on condition its lease is still out and it still holds what was read) and subtracts its slots
+DynamoDB's 400 KB, and every take would rewrite it all. A take of n slots is one transaction: the
+counter's ``ADD in_use :n`` on condition ``in_use <= limit - n``, and the holder's ``ADD held :n`` (a
+job with many attempts waiting asks once, not once per attempt); giving back is the reverse. A
+holder whose lease ran out is reclaimed by whoever sees it first: one transaction deletes it (on
+condition its lease is still out and it still holds what was read) and subtracts its slots
 from the counter. Fair share is decided on a consistent read of the partition just before the write
 (the counter's condition alone keeps the limit, whatever races).
 """
@@ -17,7 +18,7 @@ import builtins
 import contextlib
 from typing import Any
 
-from framefarm.concurrency import SlotAsk, SlotHolder, may_take
+from framefarm.concurrency import SlotAsk, SlotHolder, grantable
 from framefarm.repositories.dynamodb.items import ItemCodec
 from framefarm.repositories.dynamodb.table import PK, SK, TTL_ATTRIBUTE
 
@@ -38,31 +39,33 @@ class SlotItems:
     def holders(self) -> builtins.list[SlotHolder]:
         return [_holder(item) for item in self._partition() if item[SK].startswith(HOLDER_PREFIX)]
 
-    def take(self, ask: SlotAsk, *, limit: int, now: float) -> bool:
+    def take(self, ask: SlotAsk, *, count: int, limit: int, now: float) -> int:
         holders = self.holders()
         for holder in holders:
             if holder.lease_until <= now:
                 self._reclaim(holder, now)
         current = next((holder for holder in holders if holder.owner == ask.owner and holder.lease_until > now), None)
-        if not may_take(ask, holders, limit, now):
+        taken = grantable(ask, holders, limit, now, count)
+        if not taken:
             if current is None or (current.wants, current.priority) != (ask.wants, ask.priority):
                 # its place in the queue, and what it wants (asked again unchanged, nothing is written)
                 self.client.update_item(TableName=self.table, Key=_key(HOLDER_PREFIX + ask.owner),
                                         **self._holder_update(ask, now, added=0))
-            return False
+            return 0
         try:
             self.client.transact_write_items(TransactItems=[
                 {"Update": {"TableName": self.table, "Key": _key(COUNTER),
-                            "UpdateExpression": "ADD #in_use :one",
-                            "ConditionExpression": "attribute_not_exists(#in_use) OR #in_use < :limit",
+                            "UpdateExpression": "ADD #in_use :taken",
+                            "ConditionExpression": "attribute_not_exists(#in_use) OR #in_use <= :room",
                             "ExpressionAttributeNames": {"#in_use": "in_use"},
-                            "ExpressionAttributeValues": self._codec.encode({":one": 1, ":limit": limit})}},
+                            "ExpressionAttributeValues": self._codec.encode({":taken": taken,
+                                                                             ":room": limit - taken})}},
                 {"Update": {"TableName": self.table, "Key": _key(HOLDER_PREFIX + ask.owner),
-                            **self._holder_update(ask, now, added=1)}},
+                            **self._holder_update(ask, now, added=taken)}},
             ])
-            return True
+            return taken
         except self.client.exceptions.TransactionCanceledException:
-            return False  # the budget is spent (or a racing take won): the caller asks again
+            return 0  # the budget is spent (a racing take won): the caller asks again
 
     def give(self, owner: str, *, wants: int) -> None:
         # A holder reclaimed meanwhile (its lease ran out) has given its slots back already.
