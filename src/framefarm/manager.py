@@ -282,6 +282,11 @@ class JobManager:
         return self._heartbeat_interval
 
     @property
+    def max_concurrency(self) -> int | None:
+        """Chunks in flight across every job on this store (the shared budget); None: no budget."""
+        return self._max_concurrency
+
+    @property
     def stale_after(self) -> float:
         """Seconds without a heartbeat after which a running job counts as abandoned."""
         return self._stale_after
