@@ -79,7 +79,8 @@ class DynamoDBJobRepository(JobRepository):
         self._conflict_tries = conflict_tries
         self._codec = ItemCodec()
         self._specs = ItemSpecs(client, table_name, self._codec, storage)
-        self._slots = SlotItems(client, table_name, self._codec)
+        self._slots = SlotItems(client, table_name, self._codec, sleep=sleep, backoff=CONFLICT_BACKOFF,
+                                tries=conflict_tries)
 
     # -- jobs -------------------------------------------------------------------------------------
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
+from framefarm.backoff import Backoff
 from framefarm.concurrency import SlotAsk, SlotHolder, grantable
 from framefarm.repositories.dynamodb.items import ItemCodec
 from framefarm.repositories.dynamodb.table import PK, SK, TTL_ATTRIBUTE
@@ -33,8 +35,10 @@ def _key(sort_key: str) -> dict[str, Any]:
 class SlotItems:
     """The budget's operations on the table (the repository delegates to these)."""
 
-    def __init__(self, client: Any, table: str, codec: ItemCodec) -> None:
+    def __init__(self, client: Any, table: str, codec: ItemCodec, *, sleep: Callable[[float], None],
+                 backoff: Backoff, tries: int) -> None:
         self.client, self.table, self._codec = client, table, codec
+        self._sleep, self._backoff, self._tries = sleep, backoff, tries
 
     def holders(self) -> builtins.list[SlotHolder]:
         return [_holder(item) for item in self._partition() if item[SK].startswith(HOLDER_PREFIX)]
@@ -68,17 +72,29 @@ class SlotItems:
             return 0  # the budget is spent (a racing take won): the caller asks again
 
     def give(self, owner: str, *, wants: int) -> None:
-        # A holder reclaimed meanwhile (its lease ran out) has given its slots back already.
-        with contextlib.suppress(self.client.exceptions.TransactionCanceledException):
-            self.client.transact_write_items(TransactItems=[
-                {"Update": {"TableName": self.table, "Key": _key(HOLDER_PREFIX + owner),
-                            "UpdateExpression": "ADD #held :minus SET #wants = :wants",
-                            "ConditionExpression": "#held > :zero",
-                            "ExpressionAttributeNames": {"#held": "held", "#wants": "wants"},
-                            "ExpressionAttributeValues": self._codec.encode({":minus": -1, ":wants": wants,
-                                                                             ":zero": 0})}},
-                self._counter_down(1),
-            ])
+        """Give one slot back; a transaction that conflicted with another on the counter is tried again
+        (``tries`` times in all), one refused because the holder is gone is done: a holder reclaimed
+        meanwhile (its lease ran out) gave its slots back already."""
+        for tries in range(1, self._tries + 1):
+            try:
+                self._give(owner, wants)
+                return
+            except self.client.exceptions.TransactionCanceledException as exc:
+                codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+                if codes[:1] == ["ConditionalCheckFailed"] or tries == self._tries:
+                    return  # gone; or still held after every try: the run's leave (or lease) settles it
+                self._sleep(self._backoff.delay(tries))
+
+    def _give(self, owner: str, wants: int) -> None:
+        self.client.transact_write_items(TransactItems=[
+            {"Update": {"TableName": self.table, "Key": _key(HOLDER_PREFIX + owner),
+                        "UpdateExpression": "ADD #held :minus SET #wants = :wants",
+                        "ConditionExpression": "#held > :zero",
+                        "ExpressionAttributeNames": {"#held": "held", "#wants": "wants"},
+                        "ExpressionAttributeValues": self._codec.encode({":minus": -1, ":wants": wants,
+                                                                         ":zero": 0})}},
+            self._counter_down(1),
+        ])
 
     def renew(self, owner: str, until: float) -> None:
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
