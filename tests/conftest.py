@@ -26,7 +26,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Nor reads the developer's settings: their profiles, or names exported in their shell.
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     for name in ("FRAMEFARM_PROFILE", "FRAMEFARM_TABLE", "FRAMEFARM_BUCKET", "FRAMEFARM_STACK", "FRAMEFARM_GCS_BUCKET",
-                 "FRAMEFARM_BACKEND", "FRAMEFARM_REGION"):
+                 "FRAMEFARM_BACKEND", "FRAMEFARM_REGION", "FRAMEFARM_MAX_CONCURRENCY"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from types import TracebackType
 
 from rich.console import Console
@@ -139,12 +139,15 @@ def bar_columns(width: int, total: int) -> list[ProgressColumn]:
     return [column for i in kept for column in (columns[i][2] or [BarColumn(bar_width=min(bar, 40))])]
 
 
-def jobs_table(jobs: list[JobRecord]) -> FittedTable:
-    """Jobs, one a line; a narrow terminal shortens long ids in the middle, then drops work, billed..."""
+def jobs_table(jobs: list[JobRecord], queue: Mapping[str, int] | None = None) -> FittedTable:
+    """Jobs, one a line; a narrow terminal shortens long ids in the middle, then drops work, billed...
+    ``queue``: the place of jobs waiting for a slot of the shared budget, by id, shown with their state."""
+    queue = queue or {}
     columns = [Column("job", 0, "left", middle, least=ID_LEAST), Column("state", 1, "left"), Column("done", 2),
                Column("created", 4, "left"), Column("work", 5), Column("billed", 6), Column("cost", 3)]
     return FittedTable(columns, [
-        [job.id, _job_state(job), f"{job.completed_chunks}/{job.total_chunks}", _time(job.created_at),
+        [job.id, _job_state(job) + (f" #{queue[job.id]} in queue" if job.id in queue else ""),
+         f"{job.completed_chunks}/{job.total_chunks}", _time(job.created_at),
          _ms(job.metrics.total_duration_ms), _ms(job.metrics.total_billed_duration_ms), _usd(job.metrics.cost_usd)]
         for job in jobs], title="framefarm jobs")
 

@@ -34,6 +34,7 @@ from framefarm.adapters.base import WorkerAdapter, WorkerJob, WorkerResult
 from framefarm.budget import BudgetGate
 from framefarm.cancel import CancelToken
 from framefarm.config import BUDGET
+from framefarm.concurrency import UNLIMITED_SLOTS
 from framefarm.errors import ChunkFailedError, FramefarmError, JobAbortedError, JobSpecError, StitchError
 from framefarm.failures import FailureKind
 from framefarm.options import ExecutionOptions, ResumeState, RetryPolicy, RunHooks, Stitcher  # noqa: F401 - re-exported
@@ -142,6 +143,7 @@ class _Dispatch:
         self.sequence = itertools.count()
         self.failures: dict[int, Counter[bool]] = {}  # chunk id -> failed attempts by transient-ness
         self.watchdog = Watchdog.for_run(options, adapter)
+        self.slots = options.slots or UNLIMITED_SLOTS  # the store's budget shared with other jobs: a slot per attempt
         self.look_at: float | None = None  # when the watchdog looks again (time.monotonic()); None: work it out
         self.budget = BudgetGate.for_run(spec, options.max_cost, spent=resume.spent_usd,
                                          earlier_attempts=resume.earlier_attempts, hooks=options.hooks)
@@ -250,16 +252,18 @@ class _Dispatch:
         """Run one attempt on a pool thread; always puts exactly one outcome on the queue."""
         options, chunk, attempt = self.options, live.chunk, live.attempt
         try:
-            if (delay > 0 and self.stop.wait(delay)) or self.stop.stopping:
+            if (delay > 0 and self.stop.wait(delay)) or self.stop.stopping or not self.slots.acquire(self.stop):
                 self.results.put(_Outcome(chunk, attempt, None, key=key))
                 return
-            options.hooks.chunk_started(chunk.id, attempt)
-            live.started_at = options.clock()
-            live.sent()
             try:
+                options.hooks.chunk_started(chunk.id, attempt)
+                live.started_at = options.clock()
+                live.sent()
                 result = self.adapter.execute(self._worker_job(chunk, attempt, live))
             except Exception as exc:
                 result = _raised(exc)
+            finally:
+                self.slots.release()
             self.results.put(_Outcome(chunk, attempt, result, live.started_at, options.clock(), key=key))
         except BaseException as exc:  # a callback raised: report it as this attempt's failure
             self.results.put(_Outcome(chunk, attempt, _raised(exc), key=key))

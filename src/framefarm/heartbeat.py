@@ -34,8 +34,10 @@ class Heartbeat:
     """Keeps one run's lease alive until ``stop``; drains ``token`` with LEASE_LOST when it cannot."""
 
     def __init__(self, repository: JobRepository, job_id: str, lease: Lease, token: CancelToken, *,
-                 interval: float, stale_after: float, clock: Callable[[], float]) -> None:
+                 interval: float, stale_after: float, clock: Callable[[], float],
+                 on_renewed: Callable[[float], None] | None = None) -> None:
         self._repository, self._job_id, self._owner, self._token = repository, job_id, lease.owner, token
+        self._on_renewed = on_renewed  # what else the run leases until the same time (its budget slots)
         self._interval, self._stale_after, self._clock = interval, stale_after, clock
         self._held_until = lease.until
         self._lost = False
@@ -68,6 +70,8 @@ class Heartbeat:
             else:
                 self._held_until = lease.until
                 stop_as_asked(self._token, beat.pending_action)
+                if self._on_renewed is not None:
+                    self._on_renewed(lease.until)
         except Exception:  # a store hiccup is retried next beat, while the lease still holds
             logger.warning("job %s: heartbeat failed", self._job_id, exc_info=True)
         finally:

@@ -45,6 +45,7 @@ from framefarm.options import ExecutionOptions, ResumeState
 from framefarm.redaction import secret_values
 from framefarm.repositories.base import JobRepository
 from framefarm.run_recording import RecordingHooks
+from framefarm.slots import gate_for, shared_budget
 from framefarm.spec import JobSpec
 from framefarm.status import ChunkAttempt, ChunkState, JobRecord, JobState
 from framefarm.storage.base import Storage
@@ -89,7 +90,8 @@ class JobManager:
 
     def __init__(self, repository: JobRepository, executor: JobExecutor, storage: Storage | None = None, *,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 heartbeat_interval: float | None = None, stale_after: float | None = None) -> None:
+                 heartbeat_interval: float | None = None, stale_after: float | None = None,
+                 max_concurrency: int | None = None) -> None:
         self.repository = repository
         self.executor = executor
         self.storage = storage
@@ -103,6 +105,8 @@ class JobManager:
         self._handovers: dict[str, str] = {}
         self._options: dict[str, ExecutionOptions] = {}
         self._secrets = secret_values()  # blanked out of every chunk record and log kept
+        # chunks in flight across every job on this store (framefarm.slots); None: no shared budget
+        self._max_concurrency = shared_budget(max_concurrency)
 
     # -- creating and running -------------------------------------------------------------------
 
@@ -284,6 +288,11 @@ class JobManager:
         return self._heartbeat_interval
 
     @property
+    def max_concurrency(self) -> int | None:
+        """Chunks in flight across every job on this store (the shared budget); None: no budget."""
+        return self._max_concurrency
+
+    @property
     def stale_after(self) -> float:
         """Seconds without a heartbeat after which a running job counts as abandoned."""
         return self._stale_after
@@ -423,15 +432,21 @@ class JobManager:
                     ) -> tuple[JobState, str | None, str | None]:
         """Execute the job's chunks under the heartbeat; returns the final (state, error, output)."""
         job_id = status.id
+        slots = gate_for(self.repository, job_id, run.lease.owner, limit=self._max_concurrency,
+                         priority=status.spec.priority, lease_for=self._stale_after, clock=self._clock)
         run.heartbeat = Heartbeat(self.repository, job_id, run.lease, run.token, interval=self._heartbeat_interval,
-                                  stale_after=self._stale_after, clock=self._clock)
+                                  stale_after=self._stale_after, clock=self._clock, on_renewed=slots.renew)
         run.heartbeat.start()
         if self.storage is not None:  # a resumed job may carry the marker of an earlier cancel
             self.storage.delete_prefix(cancel_key(job_id))
             run.token.on_cancel(lambda: self._mark_cancelled(job_id))
         run.writer = StoreWriter(self.repository, job_id, sleep=self._sleep,
                                  on_error=lambda exc: run.token.cancel("stopped: the job store failed"))
-        result = self._execute(status, options, run.token, run.writer, run.lease.owner)
+        try:
+            result = self._execute(status, dataclasses.replace(options, slots=slots), run.token, run.writer,
+                                   run.lease.owner)
+        finally:
+            slots.leave()
         run.writer.close()
         if run.writer.error is not None:
             return JobState.FAILED, f"job store write failed: {run.writer.error}", None

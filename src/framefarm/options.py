@@ -27,6 +27,7 @@ from framefarm.errors import JobSpecError
 
 if TYPE_CHECKING:
     from framefarm.adapters.base import WorkerAdapter, WorkerResult
+    from framefarm.concurrency import Slots
 
 DEFAULT_MAX_RETRY_DELAY = 60.0
 
@@ -128,6 +129,8 @@ class ExecutionOptions:
     run ends with the chunks rendered. ``timeout`` bounds one attempt (seconds); an attempt silent
     for ``timeout + watchdog_margin`` is given up on. ``max_cost`` (USD) caps the job's cost for this
     run, in place of the spec's ``budget`` (see ``framefarm.budget``).
+    ``slots``: the store's shared concurrency budget (``framefarm.slots.SlotGate``), a slot taken before
+    each attempt; None: no budget.
     """
 
     concurrency: int = 1
@@ -145,6 +148,7 @@ class ExecutionOptions:
     meta: Mapping[str, Any] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
     max_cost: float | None = None
+    slots: Slots | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

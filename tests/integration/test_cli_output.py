@@ -46,7 +46,8 @@ def test_every_read_command_writes_one_versioned_json_document(tmp_path):
     # THEN each is a version 1 document naming its command, with the job's and chunks' fields
     assert [doc["version"] for doc in (jobs, status, cost, logs)] == [1, 1, 1, 1]
     assert [doc["command"] for doc in (jobs, status, cost, logs)] == ["jobs", "status", "cost", "logs"]
-    assert [job["id"] for job in jobs["jobs"]] == ["scripted"] and set(jobs["jobs"][0]) == JOB_FIELDS
+    assert [job["id"] for job in jobs["jobs"]] == ["scripted"] and set(jobs["jobs"][0]) == JOB_FIELDS | {"queue_place"}
+    assert jobs["jobs"][0]["queue_place"] is None  # not waiting for a slot of a shared budget
     assert status["job"]["state"] == "rendered" and status["job"]["completed_chunks"] == 2
     assert status["job"]["failed_attempts"] == 1 and status["job"]["frames"] == 2
     assert [(c["id"], c["state"], c["attempts"], c["start_frame"], c["end_frame"]) for c in status["chunks"]] == [

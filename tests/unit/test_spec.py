@@ -138,3 +138,14 @@ def test_bad_job_files_fail_with_one_line_naming_file_and_problem(tmp_path, name
 def test_missing_job_file_is_one_line(tmp_path):
     with pytest.raises(JobSpecError, match=r"nope.yaml: no such job file"):
         load_job_file(tmp_path / "nope.yaml")
+
+
+def test_a_job_files_priority_weights_its_share_and_is_checked():
+    # GIVEN job files with and without a priority (its weight in a store's shared concurrency budget)
+    template = {"width": 64, "height": 48, "fps": 10, "total_frames": 20, "chunks": 2, "command": "r {output}"}
+    # THEN it is kept, 1 by default, and a weight that is not a positive number up to 1,000 is named
+    assert plan_job({**template, "priority": 3}).priority == 3.0
+    assert plan_job(template).priority == 1.0
+    for bad, why in ((0, "greater than 0"), ("high", "valid number"), (5000, "less than or equal to 1000")):
+        with pytest.raises(JobSpecError, match=f"priority: Input should be .*{why}"):
+            plan_job({**template, "priority": bad})

@@ -8,6 +8,7 @@ flag, else the environment, else a profile (``framefarm.cli.settings``).
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from framefarm.config import framefarm_home
 from framefarm.errors import FramefarmError
 from framefarm.manager import JobManager
 from framefarm.repositories.base import JobRepository
+from framefarm.slots import ENV_MAX_CONCURRENCY
 from framefarm.storage.base import Storage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 2, 3, 130
@@ -40,6 +42,8 @@ class Context:
         """Each setting from its flag, environment variable or profile; a stack fills what they leave out
         from its outputs."""
         settings = resolve(args)
+        if (budget := settings.get("max_concurrency")) is not None:  # a profile's reaches every JobManager here
+            os.environ[ENV_MAX_CONCURRENCY] = budget
         stack, region = settings.get("stack"), settings.get("region")
         outputs = stack_outputs(stack, region) if stack else {}
         return cls(home=framefarm_home(settings.get("home")).resolve(), out=Console(),

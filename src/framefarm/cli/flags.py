@@ -13,6 +13,7 @@ from framefarm.config import (
     DEFAULT_RETRIES,
     DEFAULT_RETRY_DELAY,
 )
+from framefarm.spec.model import MAX_PRIORITY
 
 
 def add_resume_flags(parser: argparse.ArgumentParser) -> None:
@@ -80,3 +81,14 @@ def frame_range(text: str) -> tuple[int, int]:
     if match is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a frame range; give A-B, e.g. 0-149")
     return int(match.group(1)), int(match.group(2))
+
+
+def priority(text: str) -> float:
+    """``--priority``: a job's weight in the shared concurrency budget, as a job file's ``priority``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a weight such as 2") from None
+    if not 0 < value <= MAX_PRIORITY:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most {MAX_PRIORITY:g} (got {value:g})")
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from framefarm.cli.as_json import chunks_json, emit, job_json
@@ -11,7 +12,8 @@ from framefarm.cli.flags import positive_int
 from framefarm.console import chunk_counts, chunk_groups, chunks_table, cost_table, job_summary, jobs_table
 from framefarm.errors import JobSpecError
 from framefarm.repositories.base import JobRepository
-from framefarm.status import ChunkRecord, ChunkState
+from framefarm.slots import waiting_jobs
+from framefarm.status import ChunkRecord, ChunkState, JobRecord, JobState
 from framefarm.storage.base import Storage
 from framefarm.storage.logs import attempt_log, full_log
 
@@ -51,15 +53,23 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 def cmd_jobs(args: argparse.Namespace, context: Context) -> int:
     repository = context.repository()
-    listed = repository.list(limit=args.limit)
+    queue = waiting_jobs(repository, time.time())  # the shared concurrency budget's queue (framefarm.slots)
+    listed = [as_queued(job, queue) for job in repository.list(limit=args.limit)]
     context.err.print(f"jobs in {repository.location}", soft_wrap=True, highlight=False)
     if args.json:
-        emit(context.out, "jobs", jobs=[job_json(job) for job in listed])
+        emit(context.out, "jobs", jobs=[{**job_json(job), "queue_place": queue.get(job.id)} for job in listed])
     elif not listed:
         context.out.print("no jobs yet")
     else:
-        context.out.print(jobs_table(listed))
+        context.out.print(jobs_table(listed, queue))
     return EXIT_OK
+
+
+def as_queued(job: JobRecord, queue: dict[str, int]) -> JobRecord:
+    """A running job still waiting for its first slot of the shared budget is shown ``pending``."""
+    if job.id in queue and job.state is JobState.RUNNING and job.completed_chunks == 0:
+        return job.model_copy(update={"state": JobState.PENDING})
+    return job
 
 
 def cmd_status(args: argparse.Namespace, context: Context) -> int:

@@ -12,7 +12,7 @@ from rich.markup import escape
 from framefarm.api import RenderFailed, RenderHandle, run_options, submit
 from framefarm.cancel import CancelToken
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_PAUSED, Context, add_store_flags
-from framefarm.cli.flags import add_resume_flags, add_run_flags, frame_range, output_path
+from framefarm.cli.flags import add_resume_flags, add_run_flags, frame_range, output_path, priority
 from framefarm.cli.settings import BACKENDS
 from framefarm.cli.signals import cancel_on_interrupt
 from framefarm.config import (
@@ -43,6 +43,9 @@ def register(commands: Any) -> None:
                              "scene first: the video then holds just those chunks, without the audio track")
     render.add_argument("--assets", type=Path,
                         help="a directory the commands read (inputs, fonts...): shipped to every chunk's work dir")
+    render.add_argument("--priority", type=priority, help="its weight in the fair share of a shared concurrency "
+                                                          "budget (FRAMEFARM_MAX_CONCURRENCY; default: the job "
+                                                          "file's `priority`, else 1)")
     add_run_flags(render)
     add_store_flags(render)
     render.set_defaults(handler=cmd_render)
@@ -64,6 +67,8 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
     spec = load_job_file(args.jobfile, job_id=args.job_id)
     if args.frames is not None:
         spec = select_frames(spec, *args.frames)
+    if args.priority is not None:
+        spec = spec.model_copy(update={"priority": args.priority})
     # the same backend every other command finds (a table in the settings: Lambda), so its hints find the job
     backend = context.backend(context.settings.get("backend"), function=args.function, service=args.service,
                               run_here=True)

@@ -29,17 +29,21 @@ else:  # Python 3.10: the same parser, from PyPI
 
 from framefarm.config import ENV_BUCKET, ENV_HOME, ENV_TABLE
 from framefarm.errors import JobSpecError
+from framefarm.slots import ENV_MAX_CONCURRENCY
 
 SETTINGS_FILENAME = "framefarm.toml"
 ENV_PROFILE = "FRAMEFARM_PROFILE"
 DEFAULT_PROFILE = "default"
 BACKENDS = ("local", "lambda", "cloudrun")
 # Each setting: its flag and its environment variable. A profile names it as the key here. No command
-# takes --region (boto3's AWS_REGION works too); render alone takes --backend.
+# takes --region (boto3's AWS_REGION works too) or --max-concurrency; render alone takes --backend.
 FLAGS = {"home": "--home", "table": "--table", "bucket": "--bucket", "stack": "--stack",
-         "gcs_bucket": "--gcs-bucket", "region": "--region", "backend": "--backend"}
+         "gcs_bucket": "--gcs-bucket", "region": "--region", "backend": "--backend",
+         "max_concurrency": "--max-concurrency"}
 ENVIRONMENT = {"home": ENV_HOME, "table": ENV_TABLE, "bucket": ENV_BUCKET, "stack": "FRAMEFARM_STACK",
-               "gcs_bucket": "FRAMEFARM_GCS_BUCKET", "region": "FRAMEFARM_REGION", "backend": "FRAMEFARM_BACKEND"}
+               "gcs_bucket": "FRAMEFARM_GCS_BUCKET", "region": "FRAMEFARM_REGION", "backend": "FRAMEFARM_BACKEND",
+               "max_concurrency": ENV_MAX_CONCURRENCY}
+NUMBERS = frozenset({"max_concurrency"})  # settings a profile may give as a TOML number
 # Flags every command takes, before or after its name: repeated in the hints a command prints.
 GLOBAL_FLAGS = ("home", "profile", "table", "bucket", "stack", "gcs_bucket")
 
@@ -113,6 +117,6 @@ def read_profiles(path: Path) -> dict[str, dict[str, str]]:
             if key not in FLAGS:
                 raise JobSpecError(f"{path}: [profile.{name}] has unknown key {key!r}; "
                                    f"known: {', '.join(sorted(FLAGS))}")
-            if not isinstance(value, str):
+            if not isinstance(value, str) and not (key in NUMBERS and isinstance(value, int)):
                 raise JobSpecError(f"{path}: [profile.{name}] {key} must be a string")
     return profiles

@@ -10,6 +10,9 @@ A run owns its job through a lease (:mod:`framefarm.lease`): ``take_lease``, ``r
 Every chunk event goes through one method, ``record_batch``: backends that can commit several
 events at once (SQLite) do, the rest apply them one by one; ``record_attempt`` and
 ``mark_chunk_running`` are one-event batches.
+
+The store also keeps the concurrency budget every job on it shares (:mod:`framefarm.concurrency`):
+one holder record per runner holding or wanting slots; ``take_slots`` is one conditional step.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 
+from framefarm.concurrency import SlotAsk, SlotHolder
 from framefarm.config import TAIL_CHARS
 from framefarm.errors import JobNotFoundError
 from framefarm.lease import Beat, Lease
@@ -141,6 +145,32 @@ class JobRepository(ABC):
         """Ask the runner holding a job to ``cancel`` or ``pause`` it, in one conditional write: only
         while a lease on the job runs past ``now`` (a request left on a job nobody runs would stop
         its next run). False when nobody holds it: then act on the job directly."""
+
+    # -- the shared concurrency budget (framefarm.concurrency) ----------------------------------
+
+    @abstractmethod
+    def take_slots(self, ask: SlotAsk, *, count: int, limit: int, now: float) -> int:
+        """Give ``ask.owner`` up to ``count`` more slots of the budget of ``limit`` in one conditional
+        step, as many as ``concurrency.grantable`` allows (fair share), never taking the live holders
+        past ``limit`` in all; returns how many. Either way the holder's ``wants``, priority and lease
+        are recorded (a refused runner keeps its place in the queue); holders whose lease ran out at
+        ``now`` no longer count and are dropped."""
+
+    @abstractmethod
+    def give_slot(self, owner: str, *, wants: int) -> None:
+        """Give back one of ``owner``'s slots (an attempt ended) and record what it wants now."""
+
+    @abstractmethod
+    def renew_slots(self, owner: str, until: float) -> None:
+        """Extend the lease of ``owner``'s slots (the run's heartbeat); nothing if it holds none."""
+
+    @abstractmethod
+    def leave_slots(self, owner: str) -> None:
+        """Drop ``owner``'s holder record and give back every slot it holds (its run ended)."""
+
+    @abstractmethod
+    def slot_holders(self) -> builtins.list[SlotHolder]:
+        """Every holder record, leases run out or not (``concurrency.live`` filters)."""
 
     def require(self, job_id: str) -> JobRecord:
         """The job, or JobNotFoundError."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import builtins
 import threading
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 
+from framefarm.concurrency import SlotAsk, SlotHolder, grantable
 from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository
 from framefarm.status import (
@@ -28,6 +30,7 @@ class InMemoryJobRepository(JobRepository):
         self._lock = threading.Lock()
         self._jobs: dict[str, JobRecord] = {}
         self._chunks: dict[str, dict[int, ChunkRecord]] = {}
+        self._holders: dict[str, SlotHolder] = {}  # the concurrency budget's holders, by run id
 
     def save(self, status: JobRecord) -> None:
         with self._lock:
@@ -184,3 +187,32 @@ class InMemoryJobRepository(JobRepository):
                 return False
             self._jobs[job_id] = job.model_copy(update={"pending_action": action})
             return True
+
+    def take_slots(self, ask: SlotAsk, *, count: int, limit: int, now: float) -> int:
+        with self._lock:
+            self._holders = {owner: holder for owner, holder in self._holders.items() if holder.lease_until > now}
+            current = self._holders.get(ask.owner)
+            taken = grantable(ask, self._holders.values(), limit, now, count)
+            held = (current.held if current else 0) + taken
+            self._holders[ask.owner] = ask.holder(held, current.since if current else now)
+            return taken
+
+    def give_slot(self, owner: str, *, wants: int) -> None:
+        with self._lock:
+            holder = self._holders.get(owner)
+            if holder is not None and holder.held > 0:
+                self._holders[owner] = replace(holder, held=holder.held - 1, wants=wants)
+
+    def renew_slots(self, owner: str, until: float) -> None:
+        with self._lock:
+            holder = self._holders.get(owner)
+            if holder is not None:
+                self._holders[owner] = replace(holder, lease_until=until)
+
+    def leave_slots(self, owner: str) -> None:
+        with self._lock:
+            self._holders.pop(owner, None)
+
+    def slot_holders(self) -> builtins.list[SlotHolder]:
+        with self._lock:
+            return builtins.list(self._holders.values())

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from framefarm.concurrency import SlotAsk, SlotHolder, grantable
 from framefarm.errors import ToolNotFoundError
 from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository, SpecCache
@@ -85,7 +86,22 @@ CREATE TABLE IF NOT EXISTS chunks (
     finished_at REAL,
     PRIMARY KEY (job_id, chunk_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS slot_holders (
+    owner TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    held INTEGER NOT NULL DEFAULT 0,
+    wants INTEGER NOT NULL DEFAULT 0,
+    priority REAL NOT NULL DEFAULT 1,
+    since REAL NOT NULL,
+    lease_until REAL NOT NULL
+);
 """
+HOLDER_COLUMNS = "owner, job_id, held, wants, priority, since, lease_until"
+# Taking slots: the runner's row, created with its place in the queue or updated (held + those taken).
+PUT_HOLDER = f"""
+INSERT INTO slot_holders ({HOLDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (owner) DO UPDATE SET held = held + excluded.held, wants = excluded.wants,
+    priority = excluded.priority, lease_until = excluded.lease_until"""
 
 RECORD_ATTEMPT = """
 UPDATE chunks SET state = ?, attempts = ?, duration_ms = duration_ms + ?,
@@ -310,6 +326,36 @@ class SqliteJobRepository(JobRepository):
         with self._lock:
             return self._db.execute(f"UPDATE jobs SET requested = ? WHERE id = ? AND NOT {LEASE_FREE}",
                                     (action, job_id, now)).rowcount > 0
+
+    def take_slots(self, ask: SlotAsk, *, count: int, limit: int, now: float) -> int:
+        # BEGIN IMMEDIATE holds the database's write lock from the read to the write: every process
+        # sharing this file decides on the same holders, one at a time.
+        with self._transaction() as db:
+            db.execute("DELETE FROM slot_holders WHERE lease_until <= ?", (now,))
+            taken = grantable(ask, self._holders(db), limit, now, count)
+            db.execute(PUT_HOLDER, (ask.owner, ask.job_id, taken, ask.wants, ask.priority, now, ask.lease_until))
+        return taken
+
+    def give_slot(self, owner: str, *, wants: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE slot_holders SET held = held - 1, wants = ? WHERE owner = ? AND held > 0",
+                             (wants, owner))
+
+    def renew_slots(self, owner: str, until: float) -> None:
+        with self._lock:
+            self._db.execute("UPDATE slot_holders SET lease_until = ? WHERE owner = ?", (until, owner))
+
+    def leave_slots(self, owner: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM slot_holders WHERE owner = ?", (owner,))
+
+    def slot_holders(self) -> builtins.list[SlotHolder]:
+        with self._lock:
+            return self._holders(self._db)
+
+    @staticmethod
+    def _holders(db: sqlite3.Connection) -> builtins.list[SlotHolder]:
+        return [SlotHolder(*row) for row in db.execute(f"SELECT {HOLDER_COLUMNS} FROM slot_holders").fetchall()]
 
     @property
     def location(self) -> str:

@@ -23,6 +23,7 @@ MAX_CHUNKS = 100_000
 MAX_DIMENSION = 16_384
 MAX_FPS = 1_000.0
 MAX_STEPS = 64  # commands in one chunk; a render, an encode and a few moves fit many times over
+MAX_PRIORITY = 1_000.0  # a weight in the shared budget; beyond this one job would starve every other
 DEFAULT_AUDIO_OUTPUT = "audio.m4a"
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -201,6 +202,8 @@ class JobSpec(SpecModel):
     output: str | None = None
     first_frame: int = Field(default=0, ge=0)
     budget: Budget | None = None
+    # its weight in the fair share of a store's concurrency budget (framefarm.concurrency): 2 gets twice 1's
+    priority: float = Field(default=1.0, gt=0, le=MAX_PRIORITY)
 
     @model_validator(mode="after")
     def _chunks_tile_the_video(self) -> JobSpec:

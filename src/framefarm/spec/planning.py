@@ -16,6 +16,7 @@ from framefarm.spec.model import (
     MAX_CHUNKS,
     MAX_DIMENSION,
     MAX_FPS,
+    MAX_PRIORITY,
     MAX_TOTAL_FRAMES,
     AudioTrack,
     Budget,
@@ -56,6 +57,7 @@ class JobTemplate(SpecModel):
     merge_command: Command | None = None
     assets_url: str | None = None
     budget: Budget | None = None
+    priority: float = Field(default=1.0, gt=0, le=MAX_PRIORITY)
 
     @model_validator(mode="after")
     def _one_way_to_split(self) -> JobTemplate:
@@ -156,6 +158,7 @@ def plan_job(source: JobTemplate | Mapping[str, Any], *, job_id: str | None = No
         "audio": audio,
         "output": template.output,
         "budget": template.budget.model_dump() if template.budget else None,
+        "priority": template.priority,
     })
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from framefarm.backends import Local
 from framefarm.cli import main
+from framefarm.cli.context import Context
 from framefarm.cli.settings import resolve
 from framefarm.errors import JobSpecError
 from framefarm.repositories.dynamodb import DynamoDBJobRepository
@@ -150,3 +152,18 @@ def test_a_malformed_settings_file_stops_any_command_in_one_line(tmp_path, monke
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
     assert err.startswith(f"error: {path}: not valid TOML: ") and "line 2" in err, err
+
+
+def test_a_profiles_max_concurrency_sets_the_shared_budget_unless_the_environment_does(tmp_path, monkeypatch):
+    # GIVEN a default profile with a budget of 3 chunks in flight across every job on the store
+    write_settings(tmp_path, "[profile.default]\nmax_concurrency = 3\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FRAMEFARM_MAX_CONCURRENCY", "unset by the test")
+    monkeypatch.delenv("FRAMEFARM_MAX_CONCURRENCY")  # restored (removed) after the test
+    # WHEN settings are resolved with and without FRAMEFARM_MAX_CONCURRENCY
+    # THEN the environment wins over the profile
+    assert resolve(flags(), {}, tmp_path).get("max_concurrency") == "3"
+    assert resolve(flags(), {"FRAMEFARM_MAX_CONCURRENCY": "9"}, tmp_path).get("max_concurrency") == "9"
+    # AND the job managers of a command get the profile's budget
+    Context.from_args(flags())
+    assert Local(tmp_path / "home").manager().max_concurrency == 3

@@ -8,31 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from framefarm import InMemoryJobRepository, JobRecord, JobSpec, JobState, SqliteJobRepository
+from framefarm import JobRecord, JobSpec, JobState, SqliteJobRepository
 from framefarm.errors import JobNotFoundError
 from framefarm.failures import FailureKind
 from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository
 from framefarm.status import ChunkAttempt, ChunkState
 from tests.helpers import make_spec
-
-
-@pytest.fixture(params=["memory", "sqlite", "dynamodb"])
-def repo(request, tmp_path) -> JobRepository:
-    if request.param == "memory":
-        yield InMemoryJobRepository()
-    elif request.param == "sqlite":
-        repository = SqliteJobRepository(tmp_path / "jobs.db")
-        yield repository
-        repository.close()
-    else:
-        from framefarm.repositories.dynamodb import DynamoDBJobRepository
-        from framefarm.storage.s3 import S3Storage
-
-        table = request.getfixturevalue("table")
-        storage = S3Storage(request.getfixturevalue("bucket"), client=request.getfixturevalue("s3_client"))
-        yield DynamoDBJobRepository(table, client=request.getfixturevalue("dynamodb_client"), storage=storage,
-                                    sleep=lambda s: None)
 
 
 def new_job(repo: JobRepository, chunks: int = 4, *, job_id: str = "job-1", now: float = 100.0) -> JobRecord:

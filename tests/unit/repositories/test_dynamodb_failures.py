@@ -115,3 +115,22 @@ def test_unprocessed_batch_items_are_retried_a_bounded_number_of_times(repo, stu
                                              rf"unprocessed {UNPROCESSED_TRIES} times \(throttled\); try again$"):
         repo.save(status)
     assert sleeps == [UNPROCESSED_BACKOFF.delay(n) for n in range(1, UNPROCESSED_TRIES)]
+
+
+def test_a_slot_given_back_during_a_conflict_on_the_counter_is_given_back_on_the_next_try(repo, stubbed, sleeps):
+    # GIVEN DynamoDB cancels the first give-back for a conflict with another transaction on the counter
+    cancel(stubbed[1], "TransactionConflict", "None")
+    stubbed[1].add_response("transact_write_items", {})
+    # WHEN a run gives a slot back THEN it is written on the second try, after one backoff
+    repo.give_slot("run-1", wants=3)
+    stubbed[1].assert_no_pending_responses()
+    assert len(sleeps) == 1 and sleeps[0] <= CONFLICT_BACKOFF.delay(1)
+
+
+def test_a_slot_given_back_by_a_holder_already_reclaimed_is_not_tried_again(repo, stubbed, sleeps):
+    # GIVEN the holder's item is gone (its lease ran out and another runner reclaimed its slots)
+    cancel(stubbed[1], "ConditionalCheckFailed", "None")
+    # WHEN the run gives a slot back THEN nothing more is sent: its slots are back in the budget already
+    repo.give_slot("run-1", wants=0)
+    stubbed[1].assert_no_pending_responses()
+    assert sleeps == []

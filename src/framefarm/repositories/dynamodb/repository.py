@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 from framefarm.backoff import Backoff
+from framefarm.concurrency import SlotAsk, SlotHolder
 from framefarm.errors import FramefarmError, JobNotFoundError
 from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository
@@ -30,6 +31,7 @@ from framefarm.repositories.dynamodb.items import (
     record_from_item,
 )
 from framefarm.repositories.dynamodb.paging import batch_write, query_job
+from framefarm.repositories.dynamodb.slots import SlotItems
 from framefarm.repositories.dynamodb.specs import ItemSpecs
 from framefarm.repositories.dynamodb.table import (
     GSI_NAME,
@@ -77,6 +79,8 @@ class DynamoDBJobRepository(JobRepository):
         self._conflict_tries = conflict_tries
         self._codec = ItemCodec()
         self._specs = ItemSpecs(client, table_name, self._codec, storage)
+        self._slots = SlotItems(client, table_name, self._codec, sleep=sleep, backoff=CONFLICT_BACKOFF,
+                                tries=conflict_tries)
 
     # -- jobs -------------------------------------------------------------------------------------
 
@@ -287,6 +291,23 @@ class DynamoDBJobRepository(JobRepository):
         return self._conditional_update(job_id, "SET #requested = :action", "#lease_until > :now",
                                         {"#requested": "requested", "#lease_until": "lease_until"},
                                         {":action": action, ":now": now})
+
+    # -- the shared concurrency budget (repositories/dynamodb/slots.py) ---------------------------
+
+    def take_slots(self, ask: SlotAsk, *, count: int, limit: int, now: float) -> int:
+        return self._slots.take(ask, count=count, limit=limit, now=now)
+
+    def give_slot(self, owner: str, *, wants: int) -> None:
+        self._slots.give(owner, wants=wants)
+
+    def renew_slots(self, owner: str, until: float) -> None:
+        self._slots.renew(owner, until)
+
+    def leave_slots(self, owner: str) -> None:
+        self._slots.leave(owner)
+
+    def slot_holders(self) -> builtins.list[SlotHolder]:
+        return self._slots.holders()
 
     # -- helpers ----------------------------------------------------------------------------------
 
