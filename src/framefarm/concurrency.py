@@ -71,7 +71,7 @@ class Slots(Protocol):
         """Give back every slot and the place in the queue (the run ended)."""
 
 
-class NoBudget:
+class NoSlotLimit:
     """No budget (``FRAMEFARM_MAX_CONCURRENCY`` unset): every attempt may start."""
 
     def acquire(self, stop: CancelToken) -> bool:
@@ -87,7 +87,7 @@ class NoBudget:
         pass
 
 
-UNLIMITED_SLOTS = NoBudget()
+UNLIMITED_SLOTS = NoSlotLimit()
 
 
 def fair_shares(demands: Mapping[str, tuple[float, int]], limit: int) -> dict[str, float]:

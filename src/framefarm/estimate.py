@@ -32,14 +32,14 @@ from dataclasses import dataclass
 
 from framefarm.api import JobInput, load_job, submit
 from framefarm.backends import Backend, Local
-from framefarm.spec import Chunk, JobSpec, new_job_id, select_frames, split_command
+from framefarm.spec import Chunk, JobSpec, command_steps, new_job_id, select_frames
 from framefarm.status import ChunkRecord, ChunkState, JobRecord
 
 HISTORY_JOBS = 20  # the newest jobs of the store looked through for chunks that ran before
 SAMPLE_TIMEOUT = 900.0  # seconds a sample may take before the estimate gives up
 SAMPLE_CHUNKS = 2  # rendered one after the other: a cold start, then (on Lambda) the same instance warm
 
-ChunkKey = tuple[int, int, float, int, int, tuple[str, ...]]
+ChunkKey = tuple[int, int, float, int, int, tuple[tuple[str, ...], ...]]
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def chunk_key(spec: JobSpec, chunk: Chunk) -> ChunkKey:
     """What makes two chunks the same work: frames, video size and rate, and the command line."""
     metadata = spec.metadata
     return (chunk.start_frame, chunk.frame_count, metadata.fps, metadata.width, metadata.height,
-            tuple(split_command(chunk.command)))
+            tuple(tuple(argv) for argv in command_steps(chunk.command)))
 
 
 def estimate(job: JobInput, *, backend: Backend | None = None, concurrency: int | None = None,

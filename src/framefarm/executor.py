@@ -33,8 +33,8 @@ from pathlib import Path
 from framefarm.adapters.base import WorkerAdapter, WorkerJob, WorkerResult
 from framefarm.budget import BudgetGate
 from framefarm.cancel import CancelToken
-from framefarm.config import BUDGET
 from framefarm.concurrency import UNLIMITED_SLOTS
+from framefarm.config import BUDGET
 from framefarm.errors import ChunkFailedError, FramefarmError, JobAbortedError, JobSpecError, StitchError
 from framefarm.failures import FailureKind
 from framefarm.options import ExecutionOptions, ResumeState, RetryPolicy, RunHooks, Stitcher  # noqa: F401 - re-exported
