@@ -31,6 +31,7 @@ from framefarm.aws.functions import FIXED_LIMITS, HANDLERS
 from framefarm.config import (
     ENV_BUCKET,
     ENV_CONCURRENCY,
+    ENV_MAX_CONCURRENCY,
     ENV_ORCHESTRATOR_FUNCTION,
     ENV_TABLE,
     ENV_WORKER_ARCHITECTURE,
@@ -78,10 +79,14 @@ class WorkerFunctions(Construct):
                 timeout=Duration.seconds(timeout), log_group=log_group, environment=environment,
                 architecture=lambda_.Architecture.ARM_64 if arm else lambda_.Architecture.X86_64,
                 ephemeral_storage_size=Size.gibibytes(4) if kind == "render-chunk" else None,
+                # renders get maxConcurrency guaranteed and can take no more of the account
+                reserved_concurrent_executions=settings.max_concurrency if kind == "render-chunk" else None,
                 code=lambda_.DockerImageCode.from_image_asset(
                     str(ROOT), file="infra/docker/Dockerfile", cmd=[handler],
                     platform=ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64),
             )
+        # the orchestrator dispatches: its jobs share the reserved capacity (framefarm's concurrency budget)
+        self.functions["orchestrate"].add_environment(ENV_MAX_CONCURRENCY, str(settings.max_concurrency))
         self._grant(settings, bucket, table)
         # The watchdog for jobs: a run that died unseen (Lambda's retries spent) is handed back.
         self.sweeper = events.Rule(

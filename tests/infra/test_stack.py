@@ -98,6 +98,19 @@ def test_environment_is_wired_to_the_real_names(synthesized):
         assert env["FRAMEFARM_WORKER_TIMEOUT"] == "300"
 
 
+def test_renders_have_max_concurrency_reserved_and_the_orchestrator_shares_it(synthesized):
+    # GIVEN the default stack (maxConcurrency 100)
+    _, template, _ = synthesized
+    worker, orchestrator, submit = (function(template, s) for s in ("-render-chunk", "-orchestrate", "-submit"))
+    # THEN render-chunk has exactly that capacity reserved, and the orchestrator's jobs share it as their budget
+    assert worker["ReservedConcurrentExecutions"] == 100
+    assert orchestrator["Environment"]["Variables"]["FRAMEFARM_MAX_CONCURRENCY"] == "100"
+    # the other two draw on the account's unreserved pool, and only the dispatching function gets the budget
+    assert "ReservedConcurrentExecutions" not in orchestrator and "ReservedConcurrentExecutions" not in submit
+    assert "FRAMEFARM_MAX_CONCURRENCY" not in worker["Environment"]["Variables"]
+    assert "FRAMEFARM_MAX_CONCURRENCY" not in submit["Environment"]["Variables"]
+
+
 def test_log_groups_have_retention(synthesized):
     _, template, _ = synthesized
     for group in resources(template, "AWS::Logs::LogGroup").values():
@@ -172,11 +185,14 @@ def test_context_knobs_reach_the_template(tmp_path):
     from infra.app import build_app
 
     _, stack = build_app(context={"workerArchitecture": "arm64", "workerMemory": "4096", "workerTimeout": "120",
-                                    "chunkExpiryDays": "3", "logRetentionDays": "14", "stackName": "Render"},
+                                    "chunkExpiryDays": "3", "logRetentionDays": "14", "stackName": "Render",
+                                    "maxConcurrency": "1900", "accountConcurrency": "2000"},
                            outdir=str(tmp_path))
     template = Template.from_stack(stack)
     worker = function(template, "Render-render-chunk")
     assert (worker["Architectures"], worker["MemorySize"], worker["Timeout"]) == (["arm64"], 4096, 120)
+    assert worker["ReservedConcurrentExecutions"] == 1900
+    assert function(template, "Render-orchestrate")["Environment"]["Variables"]["FRAMEFARM_MAX_CONCURRENCY"] == "1900"
     template.has_resource_properties("AWS::S3::Bucket", {"LifecycleConfiguration": {"Rules": Match.array_with([
         Match.object_like({"Id": "expire-chunks", "ExpirationInDays": 3})])}})
     template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 14})
@@ -186,6 +202,12 @@ def test_context_knobs_reach_the_template(tmp_path):
     ({"workerTimeout": "890"}, "workerTimeout: 890 s leaves the 900 s orchestrator under 60 s to dispatch"),
     ({"workerArchitecture": "sparc"}, "workerArchitecture: 'sparc'"),
     ({"logRetentionDays": "13"}, "logRetentionDays: 13"),
+    ({"maxConcurrency": "lots"}, "maxConcurrency: 'lots' is not a whole number"),
+    ({"maxConcurrency": "0"}, "maxConcurrency: 0 cannot be reserved .* use 1-900"),
+    ({"maxConcurrency": "901"}, "maxConcurrency: 901 cannot be reserved for render-chunk in an account of 1000 "
+                                "concurrent executions .* use 1-900, or -c accountConcurrency=N"),
+    ({"maxConcurrency": "150", "accountConcurrency": "200"}, "maxConcurrency: 150 .* use 1-100"),
+    ({"accountConcurrency": "100"}, "accountConcurrency: 100 leaves nothing to reserve"),
 ])
 def test_bad_knobs_fail_at_synth_with_the_reason(tmp_path, context, message):
     from infra.app import build_app
