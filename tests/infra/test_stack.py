@@ -18,7 +18,7 @@ def test_resource_counts(synthesized):
     _, template, _ = synthesized
     for kind, count in {"AWS::S3::Bucket": 2, "AWS::DynamoDB::Table": 1, "AWS::Lambda::Function": 3,
                         "AWS::IAM::Role": 3, "AWS::IAM::Policy": 3, "AWS::Logs::LogGroup": 3,
-                        "AWS::CloudWatch::Alarm": 3}.items():
+                        "AWS::CloudWatch::Alarm": 3, "AWS::SQS::Queue": 1, "AWS::Lambda::EventInvokeConfig": 1}.items():
         template.resource_count_is(kind, count)
 
 
@@ -150,7 +150,9 @@ def test_least_privilege_per_function(synthesized):
     assert actions(worker) == log_actions | {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:ListBucket"}
     assert actions(orchestrator) == log_actions | {
         "lambda:InvokeFunction", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
-        "dynamodb:ConditionCheckItem", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+        "dynamodb:ConditionCheckItem", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket",
+        "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
     # the cancel marker: the worker may only read it, the orchestrator sets and clears it
     deletes = next(s for s in orchestrator if "s3:DeleteObject" in actions([s]))
     assert json.dumps(deletes["Resource"]).endswith('"/jobs/*/cancel"]]}')
@@ -227,3 +229,28 @@ def test_a_schedule_sweeps_for_abandoned_jobs(synthesized):
     orchestrator = policy_of(template, "orchestraterole")
     queries = [s for s in orchestrator if actions([s]) == {"dynamodb:Query"}]
     assert len(queries) == 1 and json.dumps(queries[0]["Resource"]).endswith('/index/by-created"]]}')
+
+
+def test_events_the_orchestrator_loses_go_to_an_encrypted_queue_its_sweep_reads(synthesized):
+    stack, template, _ = synthesized
+    queue = stack.resolve(stack.get_logical_id(stack.lost_events.queue.node.default_child))
+    orchestrator = stack.resolve(stack.get_logical_id(stack.functions.functions["orchestrate"].node.default_child))
+    # the orchestrator's asynchronous calls (and only its) end, after Lambda's two retries, in the queue
+    (config,) = resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    assert config["Properties"]["FunctionName"] == {"Ref": orchestrator}
+    assert config["Properties"]["MaximumRetryAttempts"] == 2
+    assert config["Properties"]["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": [queue, "Arn"]}}}
+    # encrypted, kept two weeks (SQS's longest), kept when the stack goes, plain HTTP refused
+    template.has_resource("AWS::SQS::Queue", {"Properties": {"KmsMasterKeyId": "alias/aws/sqs",
+                                                             "MessageRetentionPeriod": 14 * 24 * 3600},
+                                              "DeletionPolicy": "Retain"})
+    (policy,) = resources(template, "AWS::SQS::QueuePolicy").values()
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+               for s in policy["Properties"]["PolicyDocument"]["Statement"])
+    # the sweep finds it by name, and its rights on SQS are on this queue alone
+    assert function(template, "-orchestrate")["Environment"]["Variables"]["FRAMEFARM_LOST_EVENTS_QUEUE"] == {
+        "Ref": queue}
+    queued = [s for s in policy_of(template, "orchestraterole") if any(a.startswith("sqs:") for a in actions([s]))]
+    assert queued and all(s["Resource"] == {"Fn::GetAtt": [queue, "Arn"]} for s in queued)
+    for suffix in ("-render-chunk", "-submit"):
+        assert "FRAMEFARM_LOST_EVENTS_QUEUE" not in function(template, suffix)["Environment"]["Variables"]
