@@ -39,13 +39,22 @@ DEBIAN_TOOLS := /usr/bin/chromedriver /usr/bin/blender
 /usr/bin/blender:
 	$(APT_INSTALL) --no-install-recommends blender
 
+# checkov, pinned, in a virtualenv of its own: it pins boto3 to an old release (1.35.49) that must not replace
+# the one framefarm is tested with. Only tests/infra/test_checkov.py runs it (on the synthesized template).
+CHECKOV_VERSION := 3.3.30
+CHECKOV := .checkov/.installed-$(CHECKOV_VERSION)
+$(CHECKOV):
+	rm -rf .checkov && $(PYTHON) -m venv .checkov
+	.checkov/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
 install: $(ALL)
 
 demo: $(CORE)
 	$(BIN)/framefarm render examples/testsrc.yaml
 
 # The SQLite store also runs its contract tests on an older SQLite (Debian 11's) first.
-test: $(ALL) $(CDK) $(DEBIAN_TOOLS)
+test: $(ALL) $(CDK) $(CHECKOV) $(DEBIAN_TOOLS)
 	tests/old_sqlite/run.sh $(BIN)/python
 	$(BIN)/python -m pytest -q
 
@@ -78,4 +87,4 @@ bench: $(ALL)
 	$(BIN)/python bench/monitor.py
 
 clean:
-	rm -rf $(VENV) .framefarm out .cdk-cli .cdk-home cdk.out
+	rm -rf $(VENV) .framefarm out .cdk-cli .cdk-home cdk.out .checkov

@@ -14,6 +14,7 @@ from framefarm.config import HANDOVER_SPARE
 
 ORCHESTRATOR_TIMEOUT = FIXED_LIMITS[ORCHESTRATE][1]  # seconds: Lambda's maximum
 MIN_DISPATCH_WINDOW = 60  # seconds each orchestrator run must have for dispatching, at least
+UNRESERVED_MINIMUM = 100  # concurrent executions Lambda keeps unreserved in every account and region
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class InfraSettings:
     worker_memory_mb: int = 2048
     worker_architecture: str = "x86_64"
     worker_timeout: int = 300
-    max_concurrency: int = 100
+    max_concurrency: int = 100  # chunks in flight on the stack at once: render-chunk's reserved concurrency
+    account_concurrency: int = 1000  # the account's Lambda concurrency quota (1,000 unless raised)
     chunk_expiry_days: int = 7
     log_retention_days: int = 30
     sweep_minutes: int = 5  # how often the orchestrator looks for abandoned running jobs
@@ -32,12 +34,18 @@ class InfraSettings:
         """``get`` is ``node.try_get_context``."""
         def pick(name: str, default: Any, kind: type) -> Any:
             value = get(name)
-            return default if value is None else kind(value)
+            if value is None:
+                return default
+            try:
+                return kind(value)
+            except ValueError:  # only the numbers can be wrong
+                raise ValueError(f"{name}: {value!r} is not a whole number") from None
 
         settings = cls(region=get("region"), worker_memory_mb=pick("workerMemory", 2048, int),
                        worker_architecture=pick("workerArchitecture", "x86_64", str),
                        worker_timeout=pick("workerTimeout", 300, int),
                        max_concurrency=pick("maxConcurrency", 100, int),
+                       account_concurrency=pick("accountConcurrency", 1000, int),
                        chunk_expiry_days=pick("chunkExpiryDays", 7, int),
                        log_retention_days=pick("logRetentionDays", 30, int),
                        sweep_minutes=pick("sweepMinutes", 5, int))
@@ -53,5 +61,14 @@ class InfraSettings:
             raise ValueError(f"workerArchitecture: {self.worker_architecture!r}; use x86_64 or arm64")
         if not 128 <= self.worker_memory_mb <= 10_240:
             raise ValueError(f"workerMemory: {self.worker_memory_mb} MB; Lambda allows 128-10240")
-        if self.max_concurrency < 1 or self.chunk_expiry_days < 1 or self.sweep_minutes < 1:
-            raise ValueError("maxConcurrency, chunkExpiryDays and sweepMinutes must be at least 1")
+        if self.chunk_expiry_days < 1 or self.sweep_minutes < 1:
+            raise ValueError("chunkExpiryDays and sweepMinutes must be at least 1")
+        most = self.account_concurrency - UNRESERVED_MINIMUM
+        if most < 1:
+            raise ValueError(f"accountConcurrency: {self.account_concurrency} leaves nothing to reserve "
+                             f"(Lambda keeps {UNRESERVED_MINIMUM} unreserved); give your account's quota")
+        if not 1 <= self.max_concurrency <= most:
+            raise ValueError(f"maxConcurrency: {self.max_concurrency} cannot be reserved for render-chunk in an "
+                             f"account of {self.account_concurrency} concurrent executions (Lambda keeps "
+                             f"{UNRESERVED_MINIMUM} unreserved); use 1-{most}, or -c accountConcurrency=N if your "
+                             "quota is higher")

@@ -30,6 +30,7 @@ from framefarm.aws.functions import FIXED_LIMITS, HANDLERS
 from framefarm.config import (
     ENV_BUCKET,
     ENV_CONCURRENCY,
+    ENV_MAX_CONCURRENCY,
     ENV_ORCHESTRATOR_FUNCTION,
     ENV_TABLE,
     ENV_WORKER_ARCHITECTURE,
@@ -38,6 +39,7 @@ from framefarm.config import (
 )
 from framefarm.repositories.dynamodb import GSI_NAME
 from framefarm.storage.keys import assets_key, cancel_key, chunks_prefix, job_prefix, logs_prefix, spec_key
+from infra.components.checkov import acknowledge
 from infra.components.worker_image import WorkerImage
 from infra.settings import InfraSettings
 
@@ -78,9 +80,16 @@ class WorkerFunctions(Construct):
                 timeout=Duration.seconds(timeout), log_group=log_group, environment=environment,
                 architecture=lambda_.Architecture.ARM_64 if arm else lambda_.Architecture.X86_64,
                 ephemeral_storage_size=Size.gibibytes(4) if kind == "render-chunk" else None,
+                # renders get maxConcurrency guaranteed and can take no more of the account
+                reserved_concurrent_executions=settings.max_concurrency if kind == "render-chunk" else None,
                 code=image.code(kind, handler,
                                 platform=ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64),
             )
+            acknowledge(self.functions[kind], CHECKOV_FINDINGS[kind])
+            acknowledge(log_group, {"CKV_AWS_158": "CloudWatch Logs encrypts every log group at rest, and what "
+                                                   "the functions log is blanked of secret values"})
+        # the orchestrator dispatches: its jobs share the reserved capacity (framefarm's concurrency budget)
+        self.functions["orchestrate"].add_environment(ENV_MAX_CONCURRENCY, str(settings.max_concurrency))
         self._grant(settings, bucket, table)
         # The watchdog for jobs: a run that died unseen (Lambda's retries spent) is handed back.
         self.sweeper = events.Rule(
@@ -147,6 +156,24 @@ class WorkerFunctions(Construct):
                     reason=f"{kind} {purpose}; job ids are made at submit time, so the key is a pattern inside "
                            "this stack's own bucket, with named actions only"))
 
+
+_EVERY_FUNCTION = {
+    "CKV_AWS_117": "the functions reach only S3, DynamoDB, SQS and Lambda, over HTTPS with IAM: a VPC would need NAT "
+                   "or interface endpoints (a charge per zone) and has nothing of ours inside to protect",
+    "CKV_AWS_173": "the environment holds resource names and numbers, no secret; Lambda encrypts it at rest",
+}
+_UNRESERVED = ("draws on the account's unreserved concurrency: a reservation would cap how many jobs are submitted "
+               "or run at once; render-chunk, the function that fans out, is the one reserved (maxConcurrency)")
+_SYNCHRONOUS = "invoked synchronously only: its caller sees every failure and retries it; no event can be lost"
+# What checkov finds on each function, and why it stands.
+CHECKOV_FINDINGS = {
+    "submit": {**_EVERY_FUNCTION, "CKV_AWS_115": _UNRESERVED, "CKV_AWS_116": _SYNCHRONOUS},
+    "orchestrate": {**_EVERY_FUNCTION, "CKV_AWS_115": _UNRESERVED,
+                    "CKV_AWS_116": "its asynchronous events have an on-failure destination instead of a DLQ "
+                                   "(LostEvents: the record keeps the error with the event); checkov reads only "
+                                   "DeadLetterConfig"},
+    "render-chunk": {**_EVERY_FUNCTION, "CKV_AWS_116": _SYNCHRONOUS},
+}
 
 RETENTION = {1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
              7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,

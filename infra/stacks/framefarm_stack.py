@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.components.artifact_bucket import ArtifactBucket
 from infra.components.functions import WorkerFunctions
 from infra.components.job_table import JobTable
+from infra.components.lost_events import LostEvents
 from infra.components.monitoring import Monitoring
 from infra.settings import InfraSettings
 
@@ -24,6 +25,7 @@ class FramefarmStack(Stack):
         self.jobs = JobTable(self, "Jobs")
         self.functions = WorkerFunctions(self, "Functions", settings=settings, bucket=self.artifacts.bucket,
                                          table=self.jobs.table)
+        self.lost_events = LostEvents(self, "LostEvents", orchestrator=self.functions.functions["orchestrate"])
         self.monitoring = Monitoring(self, "Monitoring", worker=self.functions.functions["render-chunk"],
                                      orchestrator=self.functions.functions["orchestrate"])
         values = {"BucketName": self.artifacts.bucket.bucket_name, "TableName": self.jobs.table.table_name,

@@ -22,6 +22,8 @@ ENV_SUBMIT_FUNCTION = "FRAMEFARM_SUBMIT_FUNCTION"
 ENV_WORKER_TIMEOUT = "FRAMEFARM_WORKER_TIMEOUT"  # seconds; the orchestrator keeps this much in reserve
 ENV_WORKER_ARCHITECTURE = "FRAMEFARM_WORKER_ARCHITECTURE"
 ENV_CONCURRENCY = "FRAMEFARM_CONCURRENCY"
+ENV_MAX_CONCURRENCY = "FRAMEFARM_MAX_CONCURRENCY"  # chunks in flight across every job on one store
+ENV_LOST_EVENTS_QUEUE = "FRAMEFARM_LOST_EVENTS_QUEUE"  # SQS URL: orchestrator events Lambda gave up on
 # Workers.
 ENV_CANCEL_POLL = "FRAMEFARM_CANCEL_POLL"  # seconds between cancel-marker checks while a command runs (2)
 ENV_CHUNK_TIMEOUT = "FRAMEFARM_CHUNK_TIMEOUT"  # seconds a chunk may run on a Cloud Run worker before it is killed

@@ -23,12 +23,12 @@ from collections.abc import Callable, Mapping
 from framefarm.backoff import Backoff
 from framefarm.cancel import CancelToken
 from framefarm.concurrency import UNLIMITED_SLOTS, SlotAsk, Slots, queue_places
+from framefarm.config import ENV_MAX_CONCURRENCY
 from framefarm.errors import JobSpecError
 from framefarm.repositories.base import JobRepository
 
 logger = logging.getLogger(__name__)
 
-ENV_MAX_CONCURRENCY = "FRAMEFARM_MAX_CONCURRENCY"
 POLL = Backoff(0.02, 0.5)  # between asks while the budget is spent
 TURN_WAIT = 0.1  # seconds a waiting thread sleeps before it looks at the stop token again
 

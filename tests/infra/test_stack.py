@@ -18,7 +18,7 @@ def test_resource_counts(synthesized):
     _, template, _ = synthesized
     for kind, count in {"AWS::S3::Bucket": 2, "AWS::DynamoDB::Table": 1, "AWS::Lambda::Function": 3,
                         "AWS::IAM::Role": 3, "AWS::IAM::Policy": 3, "AWS::Logs::LogGroup": 3,
-                        "AWS::CloudWatch::Alarm": 3}.items():
+                        "AWS::CloudWatch::Alarm": 3, "AWS::SQS::Queue": 1, "AWS::Lambda::EventInvokeConfig": 1}.items():
         template.resource_count_is(kind, count)
 
 
@@ -98,6 +98,19 @@ def test_environment_is_wired_to_the_real_names(synthesized):
         assert env["FRAMEFARM_WORKER_TIMEOUT"] == "300"
 
 
+def test_renders_have_max_concurrency_reserved_and_the_orchestrator_shares_it(synthesized):
+    # GIVEN the default stack (maxConcurrency 100)
+    _, template, _ = synthesized
+    worker, orchestrator, submit = (function(template, s) for s in ("-render-chunk", "-orchestrate", "-submit"))
+    # THEN render-chunk has exactly that capacity reserved, and the orchestrator's jobs share it as their budget
+    assert worker["ReservedConcurrentExecutions"] == 100
+    assert orchestrator["Environment"]["Variables"]["FRAMEFARM_MAX_CONCURRENCY"] == "100"
+    # the other two draw on the account's unreserved pool, and only the dispatching function gets the budget
+    assert "ReservedConcurrentExecutions" not in orchestrator and "ReservedConcurrentExecutions" not in submit
+    assert "FRAMEFARM_MAX_CONCURRENCY" not in worker["Environment"]["Variables"]
+    assert "FRAMEFARM_MAX_CONCURRENCY" not in submit["Environment"]["Variables"]
+
+
 def test_log_groups_have_retention(synthesized):
     _, template, _ = synthesized
     for group in resources(template, "AWS::Logs::LogGroup").values():
@@ -137,7 +150,9 @@ def test_least_privilege_per_function(synthesized):
     assert actions(worker) == log_actions | {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:ListBucket"}
     assert actions(orchestrator) == log_actions | {
         "lambda:InvokeFunction", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
-        "dynamodb:ConditionCheckItem", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+        "dynamodb:ConditionCheckItem", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket",
+        "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
     # the cancel marker: the worker may only read it, the orchestrator sets and clears it
     deletes = next(s for s in orchestrator if "s3:DeleteObject" in actions([s]))
     assert json.dumps(deletes["Resource"]).endswith('"/jobs/*/cancel"]]}')
@@ -172,11 +187,14 @@ def test_context_knobs_reach_the_template(tmp_path):
     from infra.app import build_app
 
     _, stack = build_app(context={"workerArchitecture": "arm64", "workerMemory": "4096", "workerTimeout": "120",
-                                    "chunkExpiryDays": "3", "logRetentionDays": "14", "stackName": "Render"},
+                                    "chunkExpiryDays": "3", "logRetentionDays": "14", "stackName": "Render",
+                                    "maxConcurrency": "1900", "accountConcurrency": "2000"},
                            outdir=str(tmp_path))
     template = Template.from_stack(stack)
     worker = function(template, "Render-render-chunk")
     assert (worker["Architectures"], worker["MemorySize"], worker["Timeout"]) == (["arm64"], 4096, 120)
+    assert worker["ReservedConcurrentExecutions"] == 1900
+    assert function(template, "Render-orchestrate")["Environment"]["Variables"]["FRAMEFARM_MAX_CONCURRENCY"] == "1900"
     template.has_resource_properties("AWS::S3::Bucket", {"LifecycleConfiguration": {"Rules": Match.array_with([
         Match.object_like({"Id": "expire-chunks", "ExpirationInDays": 3})])}})
     template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 14})
@@ -186,6 +204,12 @@ def test_context_knobs_reach_the_template(tmp_path):
     ({"workerTimeout": "890"}, "workerTimeout: 890 s leaves the 900 s orchestrator under 60 s to dispatch"),
     ({"workerArchitecture": "sparc"}, "workerArchitecture: 'sparc'"),
     ({"logRetentionDays": "13"}, "logRetentionDays: 13"),
+    ({"maxConcurrency": "lots"}, "maxConcurrency: 'lots' is not a whole number"),
+    ({"maxConcurrency": "0"}, "maxConcurrency: 0 cannot be reserved .* use 1-900"),
+    ({"maxConcurrency": "901"}, "maxConcurrency: 901 cannot be reserved for render-chunk in an account of 1000 "
+                                "concurrent executions .* use 1-900, or -c accountConcurrency=N"),
+    ({"maxConcurrency": "150", "accountConcurrency": "200"}, "maxConcurrency: 150 .* use 1-100"),
+    ({"accountConcurrency": "100"}, "accountConcurrency: 100 leaves nothing to reserve"),
 ])
 def test_bad_knobs_fail_at_synth_with_the_reason(tmp_path, context, message):
     from infra.app import build_app
@@ -205,3 +229,28 @@ def test_a_schedule_sweeps_for_abandoned_jobs(synthesized):
     orchestrator = policy_of(template, "orchestraterole")
     queries = [s for s in orchestrator if actions([s]) == {"dynamodb:Query"}]
     assert len(queries) == 1 and json.dumps(queries[0]["Resource"]).endswith('/index/by-created"]]}')
+
+
+def test_events_the_orchestrator_loses_go_to_an_encrypted_queue_its_sweep_reads(synthesized):
+    stack, template, _ = synthesized
+    queue = stack.resolve(stack.get_logical_id(stack.lost_events.queue.node.default_child))
+    orchestrator = stack.resolve(stack.get_logical_id(stack.functions.functions["orchestrate"].node.default_child))
+    # the orchestrator's asynchronous calls (and only its) end, after Lambda's two retries, in the queue
+    (config,) = resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    assert config["Properties"]["FunctionName"] == {"Ref": orchestrator}
+    assert config["Properties"]["MaximumRetryAttempts"] == 2
+    assert config["Properties"]["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": [queue, "Arn"]}}}
+    # encrypted, kept two weeks (SQS's longest), kept when the stack goes, plain HTTP refused
+    template.has_resource("AWS::SQS::Queue", {"Properties": {"KmsMasterKeyId": "alias/aws/sqs",
+                                                             "MessageRetentionPeriod": 14 * 24 * 3600},
+                                              "DeletionPolicy": "Retain"})
+    (policy,) = resources(template, "AWS::SQS::QueuePolicy").values()
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+               for s in policy["Properties"]["PolicyDocument"]["Statement"])
+    # the sweep finds it by name, and its rights on SQS are on this queue alone
+    assert function(template, "-orchestrate")["Environment"]["Variables"]["FRAMEFARM_LOST_EVENTS_QUEUE"] == {
+        "Ref": queue}
+    queued = [s for s in policy_of(template, "orchestraterole") if any(a.startswith("sqs:") for a in actions([s]))]
+    assert queued and all(s["Resource"] == {"Fn::GetAtt": [queue, "Arn"]} for s in queued)
+    for suffix in ("-render-chunk", "-submit"):
+        assert "FRAMEFARM_LOST_EVENTS_QUEUE" not in function(template, suffix)["Environment"]["Variables"]

@@ -173,7 +173,8 @@ def test_the_sweep_hands_abandoned_jobs_back_and_leaves_live_ones(aws_credential
             FunctionName="framefarm-orchestrate", Payload=json.dumps({"sweep": True}).encode())["Payload"].read())
         assert stack.cloud.wait_idle(timeout=120)
         # THEN the abandoned job was taken over and finished, each chunk once; the live one untouched
-        assert answer == {"checked": 2, "resumed": ["abandoned"]}
+        assert answer == {"checked": 2, "resumed": ["abandoned"],
+                          "lost_events": {"handed_back": [], "failed": [], "dropped": 0}}
         check_counted_once(repository.require("abandoned"), 3)
         assert repository.require("alive").state is JobState.RUNNING
         assert repository.require("alive").completed_chunks == 0

@@ -11,8 +11,8 @@
   dead run's lease to run out and takes it over (completed chunks are kept, each chunk is counted
   once). A submission's first event runs only a job still pending (a job cancelled before its
   orchestrator came stays cancelled); ``framefarm resume`` sends ``"resume": true`` to restart a
-  stopped one, and ``{"sweep": true}`` (the stack's schedule) sends an event for every abandoned
-  ``running`` job.
+  stopped one, and ``{"sweep": true}`` (the stack's schedule) hands back every job whose event
+  Lambda gave up on (``framefarm.aws.lost_events``) and every abandoned ``running`` job.
 - ``render_chunk(event, context)``: run one chunk (``framefarm.worker.runtime``; request and reply:
   ``framefarm.protocol``).
 
@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from framefarm.adapters.aws_lambda import invoke_async
 from framefarm.adapters.base import WorkerResult
+from framefarm.aws.lost_events import recover_lost_events
 from framefarm.backends import Lambda
 from framefarm.cancel import CancelToken
 from framefarm.config import (
@@ -247,20 +248,28 @@ class _LogAttempts(RunHooks):
 
 
 def sweep(*, backend: Lambda | None = None, client: Any = None) -> dict[str, Any]:
-    """Find recent ``running`` jobs whose orchestrator died unseen (Lambda's retries spent, nobody ran
-    ``framefarm resume``) and hand each back to the orchestrator. Runs on a schedule (the stack's rule)."""
+    """Hand back to the orchestrator every job whose event Lambda gave up on (its lost-events queue,
+    ``framefarm.aws.lost_events``), then every recent ``running`` job whose orchestrator died unseen
+    (Lambda's retries spent, nobody ran ``framefarm resume``). Runs on a schedule (the stack's rule)."""
     backend = backend or Lambda()
     manager = backend.manager(runs_chunks=False)
+    client = client or backend.lambda_client()
+    orchestrator = backend.settings.require("orchestrator_function")
+    queue = backend.settings.lost_events_queue
+    lost = recover_lost_events(backend.client("sqs"), queue, manager, lambda event: invoke_async(
+        client, orchestrator, event)) if queue else None
     recent = manager.list_jobs(limit=SWEEP_LIMIT)
     # A listing has no heartbeats (the index leaves them out): a running job's own item says if it is stale.
     running = [manager.repository.get(job.id, chunks=False) for job in recent if job.state is JobState.RUNNING]
     abandoned = [job.id for job in running if job is not None and job.state is JobState.RUNNING
-                 and manager.is_stale(job)]
-    client = client or backend.lambda_client()
+                 and manager.is_stale(job) and not (lost and job.id in lost.handed_back)]
     for job_id in abandoned:
-        invoke_async(client, backend.settings.require("orchestrator_function"), {"job_id": job_id})
-    log_event("swept", checked=len(recent), resumed=abandoned)
-    return {"checked": len(recent), "resumed": abandoned}
+        invoke_async(client, orchestrator, {"job_id": job_id})
+    answer: dict[str, Any] = {"checked": len(recent), "resumed": abandoned}
+    if lost is not None:
+        answer["lost_events"] = lost.as_dict()
+    log_event("swept", **answer)
+    return answer
 
 
 # -- render chunk -----------------------------------------------------------------------------------

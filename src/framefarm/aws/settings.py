@@ -13,6 +13,7 @@ from framefarm.config import (
     DEFAULT_LAMBDA_CONCURRENCY,
     ENV_BUCKET,
     ENV_CONCURRENCY,
+    ENV_LOST_EVENTS_QUEUE,
     ENV_ORCHESTRATOR_FUNCTION,
     ENV_TABLE,
     ENV_WORKER_ARCHITECTURE,
@@ -31,6 +32,7 @@ class AwsSettings:
     worker_timeout: float = 300.0
     worker_architecture: str = "x86_64"
     concurrency: int = DEFAULT_LAMBDA_CONCURRENCY
+    lost_events_queue: str | None = None  # the orchestrator's on-failure destination, which the sweep reads
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> AwsSettings:
@@ -42,6 +44,7 @@ class AwsSettings:
             "worker_timeout": float(environ.get(ENV_WORKER_TIMEOUT, 300)),
             "worker_architecture": environ.get(ENV_WORKER_ARCHITECTURE, "x86_64"),
             "concurrency": int(environ.get(ENV_CONCURRENCY, DEFAULT_LAMBDA_CONCURRENCY)),
+            "lost_events_queue": environ.get(ENV_LOST_EVENTS_QUEUE),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)

@@ -16,11 +16,10 @@ from rich.console import Console
 
 from framefarm.backends import Backend, CloudRun, Lambda, Local
 from framefarm.cli.settings import Settings, resolve
-from framefarm.config import framefarm_home
+from framefarm.config import ENV_MAX_CONCURRENCY, framefarm_home
 from framefarm.errors import FramefarmError
 from framefarm.manager import JobManager
 from framefarm.repositories.base import JobRepository
-from framefarm.slots import ENV_MAX_CONCURRENCY
 from framefarm.storage.base import Storage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 2, 3, 130

@@ -27,9 +27,8 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: the same parser, from PyPI
     import tomli as tomllib
 
-from framefarm.config import ENV_BUCKET, ENV_HOME, ENV_TABLE
+from framefarm.config import ENV_BUCKET, ENV_HOME, ENV_MAX_CONCURRENCY, ENV_TABLE
 from framefarm.errors import JobSpecError
-from framefarm.slots import ENV_MAX_CONCURRENCY
 
 SETTINGS_FILENAME = "framefarm.toml"
 ENV_PROFILE = "FRAMEFARM_PROFILE"

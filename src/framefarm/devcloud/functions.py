@@ -30,6 +30,7 @@ class DevFunction:
     timeout: float = 900.0
     reserved_concurrency: int | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    on_failure: str | None = None  # SQS queue URL: the record of an Event call that failed every attempt
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ boto3 client and the real ``LambdaWorkerAdapter`` talk HTTP to it (``AWS_ENDPOIN
 
     POST /2015-03-31/functions/{name}/invocations
       X-Amz-Invocation-Type: RequestResponse (default) | Event (202; queued, run when an instance is free,
-                             retried twice on a function error after ``event_retry_delays``)
+                             retried twice on a function error after ``event_retry_delays``, then its
+                             record sent to the function's ``on_failure`` queue, if any)
       X-Amz-Log-Type: Tail  ->  X-Amz-Log-Result: base64 of START, the function's output, END, REPORT, where
                                 REPORT carries the measured Duration, Billed Duration (rounded up to 1 ms),
                                 Memory Size, Max Memory Used (the instance process's peak RSS), Init
@@ -44,6 +45,7 @@ import uuid
 from typing import Any
 
 from framefarm.adapters.aws_lambda import LAMBDA_PAYLOAD_LIMIT
+from framefarm.devcloud.destinations import failure_record, send_to_queue
 from framefarm.devcloud.faults import FAULTS, EventMatch, Faults
 from framefarm.devcloud.functions import (
     ACCOUNT,
@@ -289,14 +291,20 @@ class DevCloud:
     def _start_background(self, function: DevFunction, event: Any) -> None:
         def run() -> None:
             try:
-                for delay in (0.0, *self.event_retry_delays):  # Lambda retries failed asynchronous calls twice
+                delays = (0.0, *self.event_retry_delays)
+                for delay in delays:  # Lambda retries failed asynchronous calls twice
                     if delay and self._stopping.wait(delay):
                         return
                     if not self._take_slot(function, wait=True):
                         return
-                    _, headers, _ = self.invoke(function, event, "Event")
+                    _, headers, payload = self.invoke(function, event, "Event")
                     if "X-Amz-Function-Error" not in headers:
                         break
+                else:  # given up on: its record goes to the on-failure destination, if any
+                    if function.on_failure:
+                        send_to_queue(function.on_failure, failure_record(
+                            function, event, request_id=headers["X-Amzn-RequestId"], attempts=len(delays),
+                            function_error=headers["X-Amz-Function-Error"], payload=payload))
             finally:
                 with self._lock:
                     self._background.discard(threading.current_thread())

@@ -1,4 +1,5 @@
-"""LocalAwsStack: moto's server (S3, DynamoDB) + devcloud (Lambda) + a table and a bucket, on 127.0.0.1."""
+"""LocalAwsStack: moto's server (S3, DynamoDB, SQS) + devcloud (Lambda) + a table, a bucket and the
+orchestrator's lost-events queue, on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from framefarm.config import (
     ENV_BUCKET,
+    ENV_LOST_EVENTS_QUEUE,
     ENV_ORCHESTRATOR_FUNCTION,
     ENV_SUBMIT_FUNCTION,
     ENV_TABLE,
@@ -59,8 +61,9 @@ def fix_moto_number_arithmetic() -> None:
 
 
 class LocalAwsStack:
-    """The whole AWS flow on this machine: moto's server (S3, DynamoDB) + devcloud (Lambda) + a table
-    and a bucket, with the environment the CDK stack would give the functions.
+    """The whole AWS flow on this machine: moto's server (S3, DynamoDB, SQS) + devcloud (Lambda) + a table,
+    a bucket and the orchestrator's lost-events queue, with the environment the CDK stack would give the
+    functions.
 
     While it runs, ``os.environ`` carries the endpoints, fake credentials and ``FRAMEFARM_*`` names,
     so the function instances (which start from it) and any boto3 client made here reach the local
@@ -84,6 +87,7 @@ class LocalAwsStack:
         self._saved_env: dict[str, str | None] = {}
         self.env: dict[str, str] = {}
         self.cloud: DevCloud | None = None
+        self.lost_events: str | None = None  # the orchestrator's on-failure destination (an SQS queue URL)
         self._lambda_stopped = False
         self._moto: Any = None
 
@@ -97,6 +101,7 @@ class LocalAwsStack:
         self.env = {
             "AWS_ACCESS_KEY_ID": "devcloud", "AWS_SECRET_ACCESS_KEY": "devcloud", "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL_S3": moto_endpoint, "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint,
+            "AWS_ENDPOINT_URL_SQS": moto_endpoint,
             "AWS_ENDPOINT_URL_LAMBDA": self.cloud.endpoint,
             ENV_TABLE: self.table, ENV_BUCKET: self.bucket, ENV_WORKER_TIMEOUT: str(self.worker_timeout),
         }
@@ -105,9 +110,7 @@ class LocalAwsStack:
         for env_name, function in served:
             if function in names:
                 self.env[env_name] = function
-        for name, value in self.env.items():
-            self._saved_env[name] = os.environ.get(name)
-            os.environ[name] = value
+        self._export(self.env)
         os.environ.pop("AWS_SESSION_TOKEN", None)
         import boto3
 
@@ -115,7 +118,20 @@ class LocalAwsStack:
 
         boto3.client("s3").create_bucket(Bucket=self.bucket)
         create_table(boto3.client("dynamodb"), self.table)
+        # The orchestrator's on-failure destination, as the CDK stack gives it (LostEvents)
+        self.lost_events = boto3.client("sqs").create_queue(QueueName=f"{self.table}-lost-events")["QueueUrl"]
+        for served_function in self._functions:
+            if served_function.name == ORCHESTRATOR_FUNCTION:
+                served_function.on_failure = self.lost_events
+        self.env[ENV_LOST_EVENTS_QUEUE] = self.lost_events
+        self._export({ENV_LOST_EVENTS_QUEUE: self.lost_events})
         return self
+
+    def _export(self, values: dict[str, str]) -> None:
+        """Set ``values`` in ``os.environ``, remembering what they replace for ``__exit__``."""
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
 
     def stop_lambda(self) -> None:
         """Stop devcloud's functions (calls under way finish first), leaving S3 and DynamoDB up: what
