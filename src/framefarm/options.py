@@ -23,6 +23,7 @@ from framefarm.backoff import Backoff
 from framefarm.cancel import CancelToken
 from framefarm.config import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TRANSIENT_RETRIES
 from framefarm.errors import JobSpecError
+from framefarm.spec import Notify
 
 if TYPE_CHECKING:
     from framefarm.adapters.base import WorkerAdapter, WorkerResult
@@ -137,6 +138,7 @@ class ExecutionOptions:
     cancel: CancelToken | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
+    notify: Notify | None = None  # who hears when the job ends; None: as its spec says (``spec.notify``)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shlex
 import uuid
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -120,6 +121,24 @@ class AudioTrack(SpecModel):
     output_file: RelativePath = DEFAULT_AUDIO_OUTPUT
 
 
+def _webhook_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(ch.isspace() for ch in url):
+        raise ValueError(f"expected an http:// or https:// URL, got {short_repr(url)}")
+    return url
+
+
+WebhookUrl = Annotated[str, Field(max_length=2048), AfterValidator(_webhook_url)]
+
+
+class Notify(SpecModel):
+    """Who hears about the job: ``webhook`` gets a signed POST when the job ends (completed, failed,
+    cancelled, paused, rendered) and, with ``chunk_failures``, when a chunk fails for good."""
+
+    webhook: WebhookUrl | None = None
+    chunk_failures: bool = False
+
+
 def new_job_id(prefix: str = "job") -> str:
     stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in prefix).strip("-_")[:48] or "job"
     return f"{stem}-{uuid.uuid4().hex[:8]}"
@@ -138,6 +157,7 @@ class JobSpec(SpecModel):
     audio: AudioTrack | None = None
     output: str | None = None
     first_frame: int = Field(default=0, ge=0)
+    notify: Notify | None = None
 
     @model_validator(mode="after")
     def _chunks_tile_the_video(self) -> JobSpec:

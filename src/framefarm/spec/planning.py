@@ -20,6 +20,7 @@ from framefarm.spec.model import (
     AudioTrack,
     Command,
     JobSpec,
+    Notify,
     RenderMetadata,
     SpecModel,
     new_job_id,
@@ -52,6 +53,7 @@ class JobTemplate(SpecModel):
     output: str | None = None
     merge_command: Command | None = None
     assets_url: str | None = None
+    notify: Notify | None = None
 
     @model_validator(mode="after")
     def _one_way_to_split(self) -> JobTemplate:
@@ -143,6 +145,7 @@ def plan_job(source: JobTemplate | Mapping[str, Any], *, job_id: str | None = No
         "assets_url": template.assets_url,
         "audio": audio,
         "output": template.output,
+        "notify": template.notify,
     })
 
 
