@@ -40,7 +40,7 @@ from framefarm.executor import JobExecutor
 from framefarm.heartbeat import Heartbeat, stop_as_asked
 from framefarm.lease import Lease, new_handover_token, new_run_id, owner_is_gone
 from framefarm.options import ExecutionOptions, ResumeState
-from framefarm.redaction import secret_values
+from framefarm.redaction import redact, secret_values
 from framefarm.repositories.base import JobRepository
 from framefarm.run_recording import RecordingHooks
 from framefarm.spec import JobSpec, Notify
@@ -406,7 +406,8 @@ class JobManager:
                 if self.repository.hand_over(job_id, owner, successor):
                     with self._lock:
                         self._handovers[job_id] = successor.owner
-            elif self.repository.set_state(job_id, state, now=self._clock(), error=error, output=output,
+            elif self.repository.set_state(job_id, state, now=self._clock(), output=output,
+                                           error=redact(error, self._secrets) if error else None,
                                            expected=ACTIVE, owner=owner, release=True):
                 self.announce(job_id, options.notify, since=started)  # only a run that still held the job
             return self.summary(job_id)

@@ -166,3 +166,30 @@ def test_the_secret_appears_in_no_record_log_or_delivery(store, tmp_path, monkey
     assert record.state is DeliveryState.DELIVERED and all(got.genuine for got in hook.received)
     assert "PATH" in store.get("job-1").chunks[0].stdout_tail  # the command did print its environment
     assert SECRET not in kept
+
+
+def test_a_failed_chunk_that_prints_the_secret_leaks_it_into_no_error_payload_or_event(store, tmp_path, monkeypatch):
+    # GIVEN the secret in the environment, and a chunk that finds it on disk, prints it to stderr and fails
+    monkeypatch.setenv("FRAMEFARM_WEBHOOK_SECRET", SECRET)
+    found = tmp_path / "found-elsewhere"
+    found.write_text(f"the secret is {SECRET}")
+    published: list[dict] = []
+    notifier = Notifier(store, sender=lambda repository: WebhookSender(repository, secret=lambda: SECRET,
+                                                                      backoff=QUICK),
+                        publish=lambda kind, detail: published.append(dict(detail)) or True)
+    manager = JobManager(store, JobExecutor(LocalWorkerAdapter()), LocalStorage(tmp_path / "artifacts"),
+                         notifier=notifier)
+    command = f"{sys.executable} -c \"import sys; sys.exit(open(sys.argv[1]).read())\" {found} {{output}}"
+    with Receiver(SECRET) as hook:
+        spec = make_spec(1, job_id="job-1", command=command)
+        manager.submit_job(spec.model_copy(update={"notify": Notify(webhook=hook.url, chunk_failures=True)}),
+                           ExecutionOptions(merge=False))
+        # WHEN the job fails
+        final = manager.wait("job-1", timeout=60)
+        settled(store, count=2)
+    # THEN its error, the webhooks and the events say it failed, without the secret
+    assert final.state is JobState.FAILED and "[redacted]" in final.error
+    texts = [final.model_dump_json(), store.get("job-1").model_dump_json(), repr(published),
+             *(got.body.decode() for got in hook.received)]
+    assert len(hook.received) == 2 and len(published) == 2
+    assert all(SECRET not in text for text in texts)
