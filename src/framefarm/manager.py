@@ -406,10 +406,11 @@ class JobManager:
                 if self.repository.hand_over(job_id, owner, successor):
                     with self._lock:
                         self._handovers[job_id] = successor.owner
+            # Only while this run still holds the job: a runner that lost it writes and announces nothing.
             elif self.repository.set_state(job_id, state, now=self._clock(), output=output,
                                            error=redact(error, self._secrets) if error else None,
                                            expected=ACTIVE, owner=owner, release=True):
-                self.announce(job_id, options.notify, since=started)  # only a run that still held the job
+                self.announce(job_id, options.notify, since=started)
             return self.summary(job_id)
         finally:
             if run.writer is not None:
