@@ -1,7 +1,8 @@
 """The CDK app: `cdk synth` / `cdk deploy` run this (see cdk.json).
 
 Context knobs (cdk deploy -c name=value): region, workerMemory, workerArchitecture (x86_64|arm64),
-workerTimeout (s), maxConcurrency, chunkExpiryDays, logRetentionDays, stackName.
+workerTimeout (s), maxConcurrency, chunkExpiryDays, logRetentionDays, stackName, eventBus (where job
+events go; default: the account's default bus).
 cdk-nag's AwsSolutions checks run on every synth.
 """
 

@@ -6,6 +6,7 @@ at 3 a.m. in production.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ class InfraSettings:
     chunk_expiry_days: int = 7
     log_retention_days: int = 30
     sweep_minutes: int = 5  # how often the orchestrator looks for abandoned running jobs
+    event_bus: str = "default"  # the EventBridge bus job events go to
 
     @classmethod
     def from_context(cls, get: Any) -> InfraSettings:
@@ -48,7 +50,7 @@ class InfraSettings:
                        account_concurrency=pick("accountConcurrency", 1000, int),
                        chunk_expiry_days=pick("chunkExpiryDays", 7, int),
                        log_retention_days=pick("logRetentionDays", 30, int),
-                       sweep_minutes=pick("sweepMinutes", 5, int))
+                       sweep_minutes=pick("sweepMinutes", 5, int), event_bus=pick("eventBus", "default", str))
         settings.validate()
         return settings
 
@@ -61,6 +63,8 @@ class InfraSettings:
             raise ValueError(f"workerArchitecture: {self.worker_architecture!r}; use x86_64 or arm64")
         if not 128 <= self.worker_memory_mb <= 10_240:
             raise ValueError(f"workerMemory: {self.worker_memory_mb} MB; Lambda allows 128-10240")
+        if not re.fullmatch(r"[A-Za-z0-9._/-]{1,256}", self.event_bus):
+            raise ValueError(f"eventBus: {self.event_bus!r}; an EventBridge bus name (letters, digits, . _ - /)")
         if self.chunk_expiry_days < 1 or self.sweep_minutes < 1:
             raise ValueError("chunkExpiryDays and sweepMinutes must be at least 1")
         most = self.account_concurrency - UNRESERVED_MINIMUM

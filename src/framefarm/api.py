@@ -35,6 +35,8 @@ from framefarm.status import ChunkState, JobRecord, JobState
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.stitching import stitch_job
 from framefarm.storage.base import Storage
+from framefarm.webhooks.notifier import with_webhook
+from framefarm.webhooks.secret import webhook_secret
 
 JobInput = str | os.PathLike[str] | Mapping[str, Any] | JobSpec
 POLL_SECONDS = 1.0  # how often a handle on a job run elsewhere reads its state
@@ -210,7 +212,7 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
            hooks: RunHooks | None = None, stitcher: Stitcher | None = None, job_id: str | None = None,
            client_token: str | None = None, assets: str | os.PathLike[str] | None = None, stitch: bool = True,
            cancel: CancelToken | None = None, frames: tuple[int, int] | None = None,
-           max_cost: float | None = None) -> RenderHandle:
+           max_cost: float | None = None, webhook: str | None = None) -> RenderHandle:
     """Store the job and start it; returns a handle at once.
 
     On ``Local`` and ``CloudRun`` (and ``Lambda`` without a submit function) this process runs the
@@ -224,13 +226,17 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
     ``concurrency`` to the backend's default: the same as the CLI's and the Lambda handlers'. ``hooks``
     and ``cancel`` (a token that stops the run, as ``handle.cancel()`` does) act on runs in this process.
     ``max_cost`` caps what the job may spend, in USD (the job's ``budget``; see ``framefarm.budget``): it
-    ends ``paused`` before it would pass it. Nothing is stored when an argument is wrong.
+    ends ``paused`` before it would pass it. ``webhook``: a URL that gets a signed POST when the job
+    ends (``notify.webhook`` of a job file; signed with ``FRAMEFARM_WEBHOOK_SECRET`` here, with the
+    stack's secret on Lambda). Nothing is stored when an argument is wrong.
     """
     backend = backend or Local()
     spec = load_job(job, job_id=job_id)
     if max_cost is not None:
         spec = with_budget(spec, max_cost)
     check_budget(backend, spec)
+    if webhook is not None:
+        spec = spec.model_copy(update={"notify": with_webhook(spec.notify, webhook)})
     if frames is not None:
         spec = job = select_frames(spec, *frames)  # the submit function is sent the part, in full
     target = output if output is not None else spec.output
@@ -245,6 +251,8 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
             document["assets_url"] = bundle_assets(spec, Path(assets), backend.storage()).assets_url
         answer = submit_to_lambda(backend, document, options, client_token=client_token)
         return RenderHandle(str(answer["job_id"]), backend, output=wanted, stitcher=stitcher)
+    if spec.notify is not None and spec.notify.webhook:
+        webhook_secret()  # nothing to sign deliveries with: say so before anything is stored
     run = run_options(backend, spec, output=wanted, concurrency=concurrency, retry=retry,
                       chunk_timeout=chunk_timeout, hooks=hooks, stitcher=stitcher, cancel=cancel)
     manager = backend.manager(concurrency=concurrency)
@@ -301,6 +309,8 @@ def _document(job: JobInput, spec: JobSpec) -> dict[str, Any]:
         document["budget"] = spec.budget.model_dump()
     if spec.assets_url:
         document["assets_url"] = spec.assets_url
+    if spec.notify is not None:
+        document["notify"] = spec.notify.model_dump(mode="json")
     return document
 
 
@@ -319,12 +329,13 @@ def render(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
            concurrency: int | None = None, retry: RetryPolicy | None = None, chunk_timeout: float | None = None,
            hooks: RunHooks | None = None, stitcher: Stitcher | None = None, job_id: str | None = None,
            assets: str | os.PathLike[str] | None = None, timeout: float | None = None,
-           frames: tuple[int, int] | None = None, max_cost: float | None = None) -> RenderResult:
+           frames: tuple[int, int] | None = None, max_cost: float | None = None,
+           webhook: str | None = None) -> RenderResult:
     """Render a job and return its result: ``submit(...).wait(timeout)``. Raises RenderFailed when it fails,
     JobAbortedError when it stops short (cancelled, or paused: by request, or by its ``max_cost``)."""
     handle = submit(job, backend=backend, output=output, concurrency=concurrency, retry=retry,
                     chunk_timeout=chunk_timeout, hooks=hooks, stitcher=stitcher, job_id=job_id, assets=assets,
-                    frames=frames, max_cost=max_cost)
+                    frames=frames, max_cost=max_cost, webhook=webhook)
     return handle.wait(timeout)
 
 

@@ -27,6 +27,11 @@ ENV_LOST_EVENTS_QUEUE = "FRAMEFARM_LOST_EVENTS_QUEUE"  # SQS URL: orchestrator e
 # Workers.
 ENV_CANCEL_POLL = "FRAMEFARM_CANCEL_POLL"  # seconds between cancel-marker checks while a command runs (2)
 ENV_CHUNK_TIMEOUT = "FRAMEFARM_CHUNK_TIMEOUT"  # seconds a chunk may run on a Cloud Run worker before it is killed
+# Webhooks and events (framefarm.webhooks, framefarm.events).
+ENV_WEBHOOK_SECRET = "FRAMEFARM_WEBHOOK_SECRET"  # the signing secret itself (this machine)
+ENV_WEBHOOK_SECRET_ARN = "FRAMEFARM_WEBHOOK_SECRET_ARN"  # a Secrets Manager secret holding it (the stack's)
+ENV_WEBHOOK_EXIT_WAIT = "FRAMEFARM_WEBHOOK_EXIT_WAIT"  # seconds a finished render waits for its webhooks (10)
+ENV_EVENT_BUS = "FRAMEFARM_EVENT_BUS"  # the EventBridge bus the orchestrator puts events on (set by the stack)
 
 # How a running job shows it is alive, and how long a silent one is left before it counts as abandoned.
 ENV_HEARTBEAT_INTERVAL = "FRAMEFARM_HEARTBEAT_INTERVAL"

@@ -24,7 +24,7 @@ from framefarm.adapters.base import WorkerResult
 from framefarm.failures import FailureKind
 from framefarm.fitted_table import Column, Facts, FittedTable, drawn, end, keep, middle
 from framefarm.options import RunHooks
-from framefarm.status import ChunkRecord, ChunkState, JobRecord
+from framefarm.status import ChunkRecord, ChunkState, DeliveryRecord, JobRecord
 
 STATE_STYLES = {"completed": "green", "failed": "red", "cancelled": "yellow", "paused": "yellow",
                 "running": "cyan", "rendered": "green", "stitching": "cyan", "pending": "dim"}
@@ -220,6 +220,17 @@ def cost_table(job: JobRecord) -> FittedTable:
     billed = _ms(job.metrics.total_billed_duration_ms)
     title = f"{middle(job.id, ID_LEAST)}: ${job.metrics.cost_usd:.6f} for {billed} billed"
     return FittedTable(columns, rows, title=title)
+
+
+def deliveries_table(records: list[DeliveryRecord]) -> FittedTable:
+    """A job's webhook deliveries, oldest first: event, state, attempts and their outcomes, why it stopped."""
+    columns = [Column("webhook", 0, "left"), Column("state", 1, "left"), Column("attempts", 2),
+               Column("outcomes", 4, "left", end, least=8), Column("url", 5, "left", middle, least=16),
+               Column("error", 3, "left", end, least=12)]
+    rows: list[list[str] | None] = [
+        [record.event, _state(record.state.value), str(record.attempts), " ".join(record.outcomes), record.url,
+         record.error or ""] for record in records]
+    return FittedTable(columns, rows)
 
 
 def _one_line(record: ChunkRecord) -> str:

@@ -42,16 +42,17 @@ from framefarm.executor import JobExecutor
 from framefarm.heartbeat import Heartbeat, stop_as_asked
 from framefarm.lease import Lease, new_handover_token, new_run_id, owner_is_gone
 from framefarm.options import ExecutionOptions, ResumeState
-from framefarm.redaction import secret_values
+from framefarm.redaction import redact, secret_values
 from framefarm.repositories.base import JobRepository
 from framefarm.run_recording import RecordingHooks
 from framefarm.slots import gate_for, shared_budget
-from framefarm.spec import JobSpec
+from framefarm.spec import JobSpec, Notify
 from framefarm.status import ChunkAttempt, ChunkState, JobRecord, JobState
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import cancel_key, chunk_key, job_prefix
 from framefarm.storage.logs import keep_full_logs
 from framefarm.store_writer import StoreWriter
+from framefarm.webhooks.notifier import Notifier
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,11 @@ class JobManager:
     def __init__(self, repository: JobRepository, executor: JobExecutor, storage: Storage | None = None, *,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  heartbeat_interval: float | None = None, stale_after: float | None = None,
-                 max_concurrency: int | None = None) -> None:
+                 max_concurrency: int | None = None,
+                 notifier: Notifier | None = None) -> None:
+
         self.repository = repository
+        self.notifier = notifier or Notifier(repository)
         self.executor = executor
         self.storage = storage
         self._clock = clock
@@ -356,6 +360,8 @@ class JobManager:
             if self.repository.set_state(job_id, REQUESTS[action], now=self._clock(),
                                          expected=ACTIVE | {JobState.PENDING, JobState.PAUSED},
                                          owner=gone, free_at=None if gone else self._clock()):
+                options = self._options.get(job_id)
+                self.announce(job_id, options.notify if options is not None else None)
                 break
         else:
             raise JobStateError(f"job {job_id!r} kept changing hands while it was asked to {action}; try again")
@@ -399,6 +405,7 @@ class JobManager:
 
     def _run(self, job_id: str, options: ExecutionOptions, run: _ActiveRun) -> JobRecord:
         owner = run.lease.owner
+        started = self._clock()
         try:
             status = self.summary(job_id)
             try:
@@ -415,9 +422,11 @@ class JobManager:
                 if self.repository.hand_over(job_id, owner, successor):
                     with self._lock:
                         self._handovers[job_id] = successor.owner
-            else:  # only while this run still holds the job: a runner that lost it writes nothing
-                self.repository.set_state(job_id, state, now=self._clock(), error=error, output=output,
-                                          expected=ACTIVE, owner=owner, release=True)
+            # Only while this run still holds the job: a runner that lost it writes and announces nothing.
+            elif self.repository.set_state(job_id, state, now=self._clock(), output=output,
+                                           error=redact(error, self._secrets) if error else None,
+                                           expected=ACTIVE, owner=owner, release=True):
+                self.announce(job_id, options.notify, since=started)
             return self.summary(job_id)
         finally:
             if run.writer is not None:
@@ -495,6 +504,15 @@ class JobManager:
         if not report.merged:
             return JobState.RENDERED, None, None  # chunks ready; `framefarm stitch` joins them
         return JobState.COMPLETED, None, str(report.output) if report.output else None
+
+    def announce(self, job_id: str, notify: Notify | None = None, *, since: float | None = None) -> None:
+        """Tell the outside how the job ended (webhook, EventBridge event): ``notify``, else its spec's.
+        Never raises: the job's state is stored already, and an announcement that fails is only logged."""
+        try:
+            status = self.summary(job_id)
+            self.notifier.job_ended(status, notify or status.spec.notify, since=since)
+        except Exception:
+            logger.warning("job %s: its end was not announced", job_id, exc_info=True)
 
     def job_dir(self, job_id: str) -> Path:
         """Where a job's chunk outputs live on this machine."""

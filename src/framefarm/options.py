@@ -24,6 +24,7 @@ from framefarm.budget import checked_max_cost
 from framefarm.cancel import CancelToken
 from framefarm.config import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TRANSIENT_RETRIES
 from framefarm.errors import JobSpecError
+from framefarm.spec import Notify
 
 if TYPE_CHECKING:
     from framefarm.adapters.base import WorkerAdapter, WorkerResult
@@ -149,6 +150,7 @@ class ExecutionOptions:
     clock: Callable[[], float] = time.time
     max_cost: float | None = None
     slots: Slots | None = None
+    notify: Notify | None = None  # who hears when the job ends; None: as its spec says (``spec.notify``)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

@@ -189,6 +189,44 @@ class JobMetrics(BaseModel):
     failed_attempts: int = 0
 
 
+class DeliveryState(str, Enum):
+    """A webhook delivery: pending (being tried), delivered (a 2xx answer), failed (given up: a 4xx
+    answer, or retries ran out), abandoned (the process sending it exited before it was done)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+
+
+DELIVERY_OUTCOMES_KEPT = 10  # the latest attempts' outcomes a delivery record keeps ("500", "timeout", ...)
+
+
+class DeliveryRecord(BaseModel):
+    """One webhook delivery of one event and its attempts so far, as the job store keeps it (small:
+    the body sent, and a short outcome per attempt). ``body`` is what every attempt sends; its
+    signature is made per attempt and never stored. Stored only forward: a record with fewer
+    attempts, or after a final state, never replaces a newer one (``JobRepository.record_delivery``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    delivery_id: str
+    event: str
+    url: str
+    body: str
+    state: DeliveryState = DeliveryState.PENDING
+    attempts: int = 0
+    outcomes: list[str] = Field(default_factory=list)
+    error: str | None = None
+    created_at: float
+    updated_at: float
+    next_at: float | None = None
+
+    def supersedes(self, stored: DeliveryRecord | None) -> bool:
+        """Whether this record may replace ``stored``: never one that is final, or further along."""
+        return stored is None or (stored.state is DeliveryState.PENDING and self.attempts >= stored.attempts)
+
+
 SpecLoader = Callable[[], JobSpec]
 
 

@@ -99,4 +99,6 @@ def stitch_job(manager: JobManager, job_id: str, output: Path, *, chunks_in_stor
             video = stitch_job_dir(manager, job, output, stitcher)
     marked = manager.repository.set_state(job_id, JobState.COMPLETED, now=time.time(), output=str(video),
                                           expected={JobState.STITCHING}, owner=owner, release=True)
+    if marked:
+        manager.announce(job_id)
     return video, marked

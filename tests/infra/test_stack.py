@@ -16,7 +16,7 @@ def resources(template: Template, kind: str) -> dict:
 
 def test_resource_counts(synthesized):
     _, template, _ = synthesized
-    for kind, count in {"AWS::S3::Bucket": 2, "AWS::DynamoDB::Table": 1, "AWS::Lambda::Function": 3,
+    for kind, count in {"AWS::SecretsManager::Secret": 1, "AWS::S3::Bucket": 2, "AWS::DynamoDB::Table": 1, "AWS::Lambda::Function": 3,
                         "AWS::IAM::Role": 3, "AWS::IAM::Policy": 3, "AWS::Logs::LogGroup": 3,
                         "AWS::CloudWatch::Alarm": 3, "AWS::SQS::Queue": 1, "AWS::Lambda::EventInvokeConfig": 1}.items():
         template.resource_count_is(kind, count)
@@ -152,7 +152,8 @@ def test_least_privilege_per_function(synthesized):
         "lambda:InvokeFunction", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
         "dynamodb:ConditionCheckItem", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket",
         "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
-        "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+        "sqs:GetQueueAttributes", "sqs:GetQueueUrl",
+        "events:PutEvents", "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
     # the cancel marker: the worker may only read it, the orchestrator sets and clears it
     deletes = next(s for s in orchestrator if "s3:DeleteObject" in actions([s]))
     assert json.dumps(deletes["Resource"]).endswith('"/jobs/*/cancel"]]}')
@@ -210,6 +211,7 @@ def test_context_knobs_reach_the_template(tmp_path):
                                 "concurrent executions .* use 1-900, or -c accountConcurrency=N"),
     ({"maxConcurrency": "150", "accountConcurrency": "200"}, "maxConcurrency: 150 .* use 1-100"),
     ({"accountConcurrency": "100"}, "accountConcurrency: 100 leaves nothing to reserve"),
+    ({"eventBus": "no spaces"}, "eventBus: 'no spaces'"),
 ])
 def test_bad_knobs_fail_at_synth_with_the_reason(tmp_path, context, message):
     from infra.app import build_app
@@ -254,3 +256,33 @@ def test_events_the_orchestrator_loses_go_to_an_encrypted_queue_its_sweep_reads(
     assert queued and all(s["Resource"] == {"Fn::GetAtt": [queue, "Arn"]} for s in queued)
     for suffix in ("-render-chunk", "-submit"):
         assert "FRAMEFARM_LOST_EVENTS_QUEUE" not in function(template, suffix)["Environment"]["Variables"]
+
+
+def test_only_the_orchestrator_reads_the_webhook_secret_and_puts_events_on_one_bus(synthesized):
+    _, template, _ = synthesized
+    (secret_id,) = resources(template, "AWS::SecretsManager::Secret")
+    # the orchestrator reads the secret (and no other function can), by ARN: its value is in no environment
+    readers = [name for name in ("renderchunkrole", "orchestraterole", "submitrole")
+               if any(secret_id in json.dumps(s) for s in policy_of(template, name))]
+    assert readers == ["orchestraterole"]
+    reads = next(s for s in policy_of(template, "orchestraterole") if "secretsmanager:GetSecretValue" in actions([s]))
+    assert reads["Resource"] == {"Ref": secret_id}
+    orchestrator = function(template, "Framefarm-orchestrate")["Environment"]["Variables"]
+    assert orchestrator["FRAMEFARM_WEBHOOK_SECRET_ARN"] == {"Ref": secret_id}
+    assert orchestrator["FRAMEFARM_EVENT_BUS"] == "default"
+    assert "FRAMEFARM_WEBHOOK_SECRET_ARN" not in function(template, "Framefarm-render-chunk")["Environment"]["Variables"]
+    # PutEvents on the default bus only
+    puts = next(s for s in policy_of(template, "orchestraterole") if actions([s]) == {"events:PutEvents"})
+    assert json.dumps(puts["Resource"]).endswith(':event-bus/default"]]}')
+    assert "WebhookSecretArn" in template.find_outputs("*")
+
+
+def test_event_bus_knob_names_the_bus_in_the_grant_and_the_environment(tmp_path):
+    from infra.app import build_app
+
+    _, stack = build_app(context={"eventBus": "render-events"}, outdir=str(tmp_path))
+    template = Template.from_stack(stack)
+    puts = next(s for s in policy_of(template, "orchestraterole") if actions([s]) == {"events:PutEvents"})
+    assert json.dumps(puts["Resource"]).endswith(':event-bus/render-events"]]}')
+    assert function(template, "Framefarm-orchestrate")["Environment"]["Variables"]["FRAMEFARM_EVENT_BUS"] == \
+        "render-events"

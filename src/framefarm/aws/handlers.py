@@ -33,6 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from framefarm import events
 from framefarm.adapters.aws_lambda import invoke_async
 from framefarm.adapters.base import WorkerResult
 from framefarm.aws.lost_events import recover_lost_events
@@ -50,8 +51,10 @@ from framefarm.manager import default_client_token
 from framefarm.options import ExecutionOptions, RetryPolicy, RunHooks
 from framefarm.protocol import ChunkResponse, parse_request
 from framefarm.spec import parse_job
+from framefarm.spec.model import WebhookUrl
 from framefarm.status import JobState
 from framefarm.validation import one_line
+from framefarm.webhooks.notifier import with_webhook
 from framefarm.worker.runtime import run_chunk
 
 logger = logging.getLogger("framefarm.aws")
@@ -71,6 +74,7 @@ class RunOptions(BaseModel):
     retry_delay: float = Field(default=DEFAULT_RETRY_DELAY, ge=0, le=900)
     timeout: float | None = Field(default=None, gt=0, le=900)
     max_cost: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # this run's cap (resume --max-cost)
+    webhook: WebhookUrl | None = None  # replaces the job's notify.webhook for this run (``resume --webhook``)
 
     @classmethod
     def parse(cls, raw: Any) -> RunOptions:
@@ -177,6 +181,8 @@ def orchestrate(event: Any, context: Any, *, backend: Lambda | None = None,
     """
     if isinstance(event, dict) and event.get("sweep"):
         return sweep(backend=backend, client=client)
+    if isinstance(event, dict) and isinstance(event.get("deliveries"), list):
+        return deliver(event, context, backend=backend, client=client)
     if not isinstance(event, dict) or not isinstance(event.get("job_id"), str):
         log_event("bad orchestrator event", event=str(event)[:200])
         return {"error": "expected {\"job_id\": ...} or {\"sweep\": true}"}
@@ -196,6 +202,7 @@ def orchestrate(event: Any, context: Any, *, backend: Lambda | None = None,
     timer.daemon = True
     timer.start()
     run_options = ExecutionOptions(
+        notify=with_webhook(before.spec.notify, run.webhook) if run.webhook else None,
         concurrency=concurrency, timeout=run.timeout, merge=False, cancel=token, hooks=_LogAttempts(job_id),
         retry=RetryPolicy(retries=run.retries, transient_retries=run.transient_retries, delay=run.retry_delay),
         job_dir=tempfile.mkdtemp(prefix=f"framefarm-{job_id}-"), max_cost=run.max_cost)
@@ -227,8 +234,41 @@ def orchestrate(event: Any, context: Any, *, backend: Lambda | None = None,
                          {"job_id": job_id, "continuation": continuation + 1, "options": options, "idle": idle,
                           "run_id": successor})
             answer["continued"] = True
+    answer.update(_settle_deliveries(manager, context, client, settings.require("orchestrator_function")))
     log_event("orchestrator finished", **answer)
     return answer
+
+
+def deliver(event: dict[str, Any], context: Any, *, backend: Lambda | None = None, client: Any = None
+            ) -> dict[str, Any]:
+    """Carry on the webhook deliveries an earlier invocation handed over: ``{"deliveries": [{"job_id",
+    "delivery_id"}, ...]}``. Those already settled (a repeated event) are skipped."""
+    backend = backend or Lambda()
+    manager = backend.manager(runs_chunks=False)
+    client = client or backend.lambda_client()
+    wanted: dict[str, set[str]] = {}
+    for entry in event["deliveries"]:
+        if isinstance(entry, dict) and isinstance(entry.get("job_id"), str):
+            wanted.setdefault(entry["job_id"], set()).add(str(entry.get("delivery_id")))
+    for job_id, ids in wanted.items():
+        for record in manager.repository.deliveries(job_id):
+            if record.delivery_id in ids:
+                manager.notifier.sender.resume(job_id, record)
+    answer = _settle_deliveries(manager, context, client, backend.settings.require("orchestrator_function"))
+    log_event("deliveries carried on", **answer)
+    return answer
+
+
+def _settle_deliveries(manager: Any, context: Any, client: Any, orchestrator: str) -> dict[str, Any]:
+    """Wait for this invocation's webhook deliveries while its time lasts (keeping HANDOVER_SPARE), then
+    hand those still pending to a new invocation (``deliver``); a frozen Lambda sends nothing."""
+    remaining = context.get_remaining_time_in_millis() / 1000.0 if context is not None else 0.0
+    left = manager.notifier.drain(max(0.0, remaining - HANDOVER_SPARE), abandon=False)
+    if not left:
+        return {}
+    invoke_async(client, orchestrator, {"deliveries": [{"job_id": job_id, "delivery_id": record.delivery_id}
+                                                       for job_id, record in left]})
+    return {"deliveries_handed_over": len(left)}
 
 
 class _LogAttempts(RunHooks):
@@ -245,6 +285,7 @@ class _LogAttempts(RunHooks):
 
     def budget_reached(self, spent_usd: float, max_cost: float) -> None:
         log_event("budget reached", job_id=self.job_id, spent_usd=spent_usd, max_cost=max_cost)
+        events.publish(events.BUDGET_REACHED, {"job_id": self.job_id, "cost_usd": spent_usd, "max_cost_usd": max_cost})
 
 
 def sweep(*, backend: Lambda | None = None, client: Any = None) -> dict[str, Any]:

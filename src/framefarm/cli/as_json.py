@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from framefarm.spec import Chunk
-from framefarm.status import ChunkRecord, JobRecord
+from framefarm.status import ChunkRecord, DeliveryRecord, JobRecord
 
 JSON_VERSION = 1
 
@@ -52,3 +52,11 @@ def _chunk_json(record: ChunkRecord, chunk: Chunk | None) -> dict[str, Any]:
         "started_at": record.started_at, "finished_at": record.finished_at,
         "kind": record.kind.value if record.kind else None, "error": record.error,
     }
+
+
+def deliveries_json(records: list[DeliveryRecord]) -> list[dict[str, Any]]:
+    """A job's webhook deliveries (the body sent is left out: it is the job's own facts again)."""
+    return [{"id": record.delivery_id, "event": record.event, "url": record.url, "state": record.state.value,
+             "attempts": record.attempts, "outcomes": record.outcomes, "error": record.error,
+             "created_at": record.created_at, "updated_at": record.updated_at, "next_at": record.next_at}
+            for record in records]

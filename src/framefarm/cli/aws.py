@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from framefarm.cli.context import EXIT_OK, Context
-from framefarm.cli.flags import add_max_cost_flag, non_negative_int, positive_int
+from framefarm.cli.flags import add_max_cost_flag, add_webhook_flag, non_negative_int, positive_int
 from framefarm.config import DEFAULT_LAMBDA_CONCURRENCY, DEFAULT_RETRIES
 from framefarm.errors import JobSpecError
 
@@ -27,6 +27,7 @@ def register(commands: Any) -> None:
     submit.add_argument("--retries", type=non_negative_int, help=f"retries per chunk (default {DEFAULT_RETRIES})")
     submit.add_argument("--assets", type=Path, help="a directory the commands read, shipped to every chunk")
     add_max_cost_flag(submit)
+    add_webhook_flag(submit)
     submit.set_defaults(handler=cmd_submit)
 
     devcloud = commands.add_parser("devcloud", help="run the AWS flow on this machine (moto + local Lambda)")
@@ -53,7 +54,8 @@ def cmd_submit(args: argparse.Namespace, context: Context) -> int:
                      region=context.settings.get("region"))
     retry = RetryPolicy(retries=args.retries) if args.retries is not None else None
     handle = submit(args.jobfile, backend=backend, job_id=args.job_id, concurrency=args.concurrency, retry=retry,
-                    assets=args.assets, stitch=False, max_cost=args.max_cost)
+                    assets=args.assets, stitch=False, max_cost=args.max_cost,
+                    webhook=args.webhook)
     context.out.print(handle.job_id)
     watch = (f"`{context.hint(f'status {handle.job_id}')}`" if context.table  # else no command here can find it
              else f"`framefarm status {handle.job_id} --table TABLE` (the table of {function}'s deployment)")

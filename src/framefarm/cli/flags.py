@@ -37,6 +37,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     add_max_cost_flag(parser)
     parser.add_argument("--no-stitch", action="store_true",
                         help="render the chunks only; join them later with `framefarm stitch`")
+    add_webhook_flag(parser)
+
+
+def add_webhook_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--webhook", metavar="URL",
+                        help="POST a signed JSON event here when the job ends (secret: $FRAMEFARM_WEBHOOK_SECRET; "
+                             "on AWS the stack's)")
 
 
 def add_max_cost_flag(parser: argparse.ArgumentParser) -> None:

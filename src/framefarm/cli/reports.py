@@ -6,10 +6,18 @@ import argparse
 import time
 from typing import Any
 
-from framefarm.cli.as_json import chunks_json, emit, job_json
+from framefarm.cli.as_json import chunks_json, deliveries_json, emit, job_json
 from framefarm.cli.context import EXIT_OK, Context, add_store_flags
 from framefarm.cli.flags import positive_int
-from framefarm.console import chunk_counts, chunk_groups, chunks_table, cost_table, job_summary, jobs_table
+from framefarm.console import (
+    chunk_counts,
+    chunk_groups,
+    chunks_table,
+    cost_table,
+    deliveries_table,
+    job_summary,
+    jobs_table,
+)
 from framefarm.errors import JobSpecError
 from framefarm.repositories.base import JobRepository
 from framefarm.slots import waiting_jobs
@@ -73,11 +81,14 @@ def as_queued(job: JobRecord, queue: dict[str, int]) -> JobRecord:
 
 
 def cmd_status(args: argparse.Namespace, context: Context) -> int:
-    job = context.repository().require(args.job_id)
+    repository = context.repository()
+    job = repository.require(args.job_id)
+    deliveries = repository.deliveries(job.id)
     states = {ChunkState(state) for state in args.state or ()}
     if args.json:
         chosen = [record for group in chunk_groups(job, states).values() for record in group]
-        emit(context.out, "status", job=job_json(job), chunks=chunks_json(job, sorted(chosen, key=chunk_id)))
+        emit(context.out, "status", job=job_json(job), chunks=chunks_json(job, sorted(chosen, key=chunk_id)),
+             deliveries=deliveries_json(deliveries))
         return EXIT_OK
     context.out.print(job_summary(job))
     context.out.print(chunk_counts(job))
@@ -85,6 +96,8 @@ def cmd_status(args: argparse.Namespace, context: Context) -> int:
         context.out.print(f"no {' or '.join(sorted(args.state))} chunks")
     else:
         context.out.print(chunks_table(job, states))
+    if deliveries:
+        context.out.print(deliveries_table(deliveries))
     return EXIT_OK
 
 

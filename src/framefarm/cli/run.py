@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,9 @@ from framefarm.manager import RUNNABLE, JobManager
 from framefarm.options import ExecutionOptions, RetryPolicy
 from framefarm.spec import load_job_file, select_frames
 from framefarm.status import JobRecord, JobState
+from framefarm.webhooks.notifier import with_webhook
+from framefarm.webhooks.secret import webhook_secret
+from framefarm.webhooks.sender import exit_wait
 
 
 def register(commands: Any) -> None:
@@ -81,7 +87,7 @@ def cmd_render(args: argparse.Namespace, context: Context) -> int:
     with cancel_on_interrupt(lambda: token.cancel("cancelled")):
         handle = submit(spec, backend=backend, output=output, concurrency=args.concurrency, retry=retry_policy(args),
                         chunk_timeout=args.timeout, hooks=progress, assets=args.assets, stitch=not args.no_stitch,
-                        cancel=token, max_cost=args.max_cost)
+                        cancel=token, max_cost=args.max_cost, webhook=args.webhook)
         part = f" (frames {spec.first_frame}-{spec.first_frame + spec.metadata.total_frames - 1})" \
             if args.frames else ""
         context.err.print(f"job [bold]{spec.id}[/]: {len(spec.chunks)} chunks, "
@@ -103,6 +109,11 @@ def cmd_resume(args: argparse.Namespace, context: Context) -> int:
     options = run_options(backend, status.spec, output=output, concurrency=args.concurrency,
                           retry=retry, chunk_timeout=args.timeout, hooks=progress, cancel=token,
                           max_cost=args.max_cost)
+    if args.webhook is not None:
+        options = dataclasses.replace(options, notify=with_webhook(status.spec.notify, args.webhook))
+    notify = options.notify or status.spec.notify
+    if notify is not None and notify.webhook:
+        webhook_secret()  # nothing to sign deliveries with: say so before the job runs
     with cancel_on_interrupt(lambda: token.cancel("cancelled")):
         manager.resume_job(status.id, options)
         return follow(RenderHandle(status.id, backend, manager, output=output), progress, context,
@@ -137,7 +148,7 @@ def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManage
         raise JobStateError(f"job {status.id!r} is {status.state.value}; nothing to resume"
                             + (" (its orchestrator is alive)" if status.state is JobState.RUNNING else ""))
     options = {"retries": args.retries, "retry_delay": args.retry_delay}
-    options.update({name: value for name in ("concurrency", "timeout", "max_cost")
+    options.update({name: value for name in ("concurrency", "timeout", "max_cost", "webhook")
                     if (value := getattr(args, name)) is not None})
     backend = context.backend()
     assert isinstance(backend, Lambda)  # a job on AWS
@@ -152,7 +163,7 @@ def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, 
     """Show a run's progress until it settles (its video stitched, if asked); returns the exit code."""
     started = time.monotonic()
     try:
-        with progress:
+        with settled_webhooks(handle, context), progress:
             result = handle.wait()
     except RenderFailed as exc:
         context.err.print(f"[red]error:[/] {exc}", soft_wrap=True)
@@ -185,6 +196,21 @@ def follow(handle: RenderHandle, progress: RenderProgress, context: Context, *, 
         context.err.print(f"[green]rendered[/] {result.frames} frames {spent} → [bold]{escape(str(result.output))}[/]",
                           soft_wrap=True)
     return EXIT_OK
+
+
+@contextmanager
+def settled_webhooks(handle: RenderHandle, context: Context) -> Iterator[None]:
+    """Once the run settles, wait a bounded time (FRAMEFARM_WEBHOOK_EXIT_WAIT, 10 s) for its webhook
+    deliveries; those still failing are recorded abandoned on the job, and said so here."""
+    try:
+        yield
+    finally:
+        wait = exit_wait()
+        for job_id, record in handle.manager.notifier.drain(wait):
+            last = f", last: {record.outcomes[-1]}" if record.outcomes else ""
+            context.err.print(f"[yellow]webhook not delivered:[/] {record.event} to {escape(record.url)} "
+                              f"({record.attempts} attempts in {wait:g} s{last}); recorded on job {job_id} "
+                              f"(`{context.hint(f'status {job_id}')}`)", soft_wrap=True)
 
 
 def retry_policy(args: argparse.Namespace) -> RetryPolicy:

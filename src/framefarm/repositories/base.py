@@ -27,7 +27,15 @@ from framefarm.config import TAIL_CHARS
 from framefarm.errors import JobNotFoundError
 from framefarm.lease import Beat, Lease
 from framefarm.spec import JobSpec
-from framefarm.status import ChunkAttempt, ChunkEvent, ChunkStarted, ChunkState, JobRecord, JobState
+from framefarm.status import (
+    ChunkAttempt,
+    ChunkEvent,
+    ChunkStarted,
+    ChunkState,
+    DeliveryRecord,
+    JobRecord,
+    JobState,
+)
 from framefarm.storage.base import Storage
 from framefarm.storage.keys import spec_key
 
@@ -171,6 +179,18 @@ class JobRepository(ABC):
     @abstractmethod
     def slot_holders(self) -> builtins.list[SlotHolder]:
         """Every holder record, leases run out or not (``concurrency.live`` filters)."""
+
+    # -- webhook deliveries (framefarm.webhooks) ---------------------------------------------------
+
+    @abstractmethod
+    def record_delivery(self, job_id: str, delivery: DeliveryRecord) -> bool:
+        """Insert or move forward a webhook delivery of the job, in one conditional write: only when
+        ``delivery.supersedes`` the one stored (a late or repeated write never undoes a newer one).
+        False when it did not, or the job is gone."""
+
+    @abstractmethod
+    def deliveries(self, job_id: str) -> builtins.list[DeliveryRecord]:
+        """The job's webhook deliveries, oldest first (empty for none, or no such job)."""
 
     def require(self, job_id: str) -> JobRecord:
         """The job, or JobNotFoundError."""

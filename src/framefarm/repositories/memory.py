@@ -15,6 +15,7 @@ from framefarm.status import (
     ChunkRecord,
     ChunkStarted,
     ChunkState,
+    DeliveryRecord,
     JobMetrics,
     JobRecord,
     JobState,
@@ -31,6 +32,7 @@ class InMemoryJobRepository(JobRepository):
         self._jobs: dict[str, JobRecord] = {}
         self._chunks: dict[str, dict[int, ChunkRecord]] = {}
         self._holders: dict[str, SlotHolder] = {}  # the concurrency budget's holders, by run id
+        self._deliveries: dict[str, dict[str, DeliveryRecord]] = {}
 
     def save(self, status: JobRecord) -> None:
         with self._lock:
@@ -72,6 +74,7 @@ class InMemoryJobRepository(JobRepository):
     def delete(self, job_id: str) -> bool:
         with self._lock:
             self._chunks.pop(job_id, None)
+            self._deliveries.pop(job_id, None)
             return self._jobs.pop(job_id, None) is not None
 
     def record_batch(self, job_id: str, events: Sequence[ChunkEvent]) -> int:
@@ -216,3 +219,16 @@ class InMemoryJobRepository(JobRepository):
     def slot_holders(self) -> builtins.list[SlotHolder]:
         with self._lock:
             return builtins.list(self._holders.values())
+    def record_delivery(self, job_id: str, delivery: DeliveryRecord) -> bool:
+        with self._lock:
+            if job_id not in self._jobs:
+                return False
+            kept = self._deliveries.setdefault(job_id, {})
+            if not delivery.supersedes(kept.get(delivery.delivery_id)):
+                return False
+            kept[delivery.delivery_id] = delivery
+            return True
+
+    def deliveries(self, job_id: str) -> builtins.list[DeliveryRecord]:
+        with self._lock:
+            return sorted(self._deliveries.get(job_id, {}).values(), key=lambda record: record.created_at)

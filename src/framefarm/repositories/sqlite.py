@@ -13,6 +13,7 @@ An older library is refused when the store opens.
 from __future__ import annotations
 
 import builtins
+import json
 import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Sequence
@@ -34,6 +35,7 @@ from framefarm.status import (
     ChunkRecord,
     ChunkStarted,
     ChunkState,
+    DeliveryRecord,
     JobMetrics,
     JobRecord,
     JobState,
@@ -95,6 +97,21 @@ CREATE TABLE IF NOT EXISTS slot_holders (
     since REAL NOT NULL,
     lease_until REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deliveries (
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    delivery_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    url TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    outcomes TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    next_at REAL,
+    PRIMARY KEY (job_id, delivery_id)
+) WITHOUT ROWID;
 """
 HOLDER_COLUMNS = "owner, job_id, held, wants, priority, since, lease_until"
 # Taking slots: the runner's row, created with its place in the queue or updated (held + those taken).
@@ -117,6 +134,15 @@ UPDATE jobs SET completed_chunks = completed_chunks + ?, failed_attempts = faile
     total_duration_ms = total_duration_ms + ?, total_billed_duration_ms = total_billed_duration_ms + ?,
     cost_usd = cost_usd + ?, updated_at = COALESCE(?, updated_at)
 WHERE id = ?"""
+
+# A webhook delivery moves only forward: never back from a final state, never to fewer attempts.
+RECORD_DELIVERY = """
+INSERT INTO deliveries (job_id, delivery_id, event, url, body, state, attempts, outcomes, error, created_at,
+    updated_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (job_id, delivery_id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
+    outcomes = excluded.outcomes, error = excluded.error, updated_at = excluded.updated_at, next_at = excluded.next_at
+WHERE deliveries.state = 'pending' AND deliveries.attempts <= excluded.attempts"""
+DELIVERY_FIELDS = tuple(DeliveryRecord.model_fields)
 
 JOB_COLUMNS = ("id, spec, state, total_chunks, completed_chunks, failed_attempts, total_duration_ms, "
                "total_billed_duration_ms, cost_usd, error, output, requested, created_at, updated_at, "
@@ -236,6 +262,7 @@ class SqliteJobRepository(JobRepository):
     def delete(self, job_id: str) -> bool:
         with self._transaction() as db:
             db.execute("DELETE FROM chunks WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM deliveries WHERE job_id = ?", (job_id,))
             return db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
 
     def record_batch(self, job_id: str, events: Sequence[ChunkEvent]) -> int:
@@ -356,6 +383,21 @@ class SqliteJobRepository(JobRepository):
     @staticmethod
     def _holders(db: sqlite3.Connection) -> builtins.list[SlotHolder]:
         return [SlotHolder(*row) for row in db.execute(f"SELECT {HOLDER_COLUMNS} FROM slot_holders").fetchall()]
+    def record_delivery(self, job_id: str, delivery: DeliveryRecord) -> bool:
+        values = delivery.model_dump(mode="json")
+        values["outcomes"] = json.dumps(values["outcomes"])
+        try:
+            with self._lock:
+                return self._db.execute(RECORD_DELIVERY, (job_id, *(values[name] for name in DELIVERY_FIELDS))
+                                        ).rowcount > 0
+        except sqlite3.IntegrityError:  # no such job (deleted meanwhile)
+            return False
+
+    def deliveries(self, job_id: str) -> builtins.list[DeliveryRecord]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {', '.join(DELIVERY_FIELDS)} FROM deliveries WHERE job_id = ? "
+                                    "ORDER BY created_at", (job_id,)).fetchall()
+        return [DeliveryRecord.model_validate({**dict(row), "outcomes": json.loads(row["outcomes"])}) for row in rows]
 
     @property
     def location(self) -> str:

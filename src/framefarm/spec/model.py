@@ -9,6 +9,7 @@ import shlex
 import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -183,6 +184,24 @@ class Budget(SpecModel):
     max_cost: float = Field(gt=0, allow_inf_nan=False)
 
 
+def _webhook_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(ch.isspace() for ch in url):
+        raise ValueError(f"expected an http:// or https:// URL, got {short_repr(url)}")
+    return url
+
+
+WebhookUrl = Annotated[str, Field(max_length=2048), AfterValidator(_webhook_url)]
+
+
+class Notify(SpecModel):
+    """Who hears about the job: ``webhook`` gets a signed POST when the job ends (completed, failed,
+    cancelled, paused, rendered) and, with ``chunk_failures``, when a chunk fails for good."""
+
+    webhook: WebhookUrl | None = None
+    chunk_failures: bool = False
+
+
 def new_job_id(prefix: str = "job") -> str:
     stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in prefix).strip("-_")[:48] or "job"
     return f"{stem}-{uuid.uuid4().hex[:8]}"
@@ -204,6 +223,7 @@ class JobSpec(SpecModel):
     budget: Budget | None = None
     # its weight in the fair share of a store's concurrency budget (framefarm.concurrency): 2 gets twice 1's
     priority: float = Field(default=1.0, gt=0, le=MAX_PRIORITY)
+    notify: Notify | None = None
 
     @model_validator(mode="after")
     def _chunks_tile_the_video(self) -> JobSpec:

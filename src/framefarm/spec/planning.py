@@ -22,6 +22,7 @@ from framefarm.spec.model import (
     Budget,
     Command,
     JobSpec,
+    Notify,
     RenderMetadata,
     SpecModel,
     Steps,
@@ -58,6 +59,7 @@ class JobTemplate(SpecModel):
     assets_url: str | None = None
     budget: Budget | None = None
     priority: float = Field(default=1.0, gt=0, le=MAX_PRIORITY)
+    notify: Notify | None = None
 
     @model_validator(mode="after")
     def _one_way_to_split(self) -> JobTemplate:
@@ -159,6 +161,7 @@ def plan_job(source: JobTemplate | Mapping[str, Any], *, job_id: str | None = No
         "output": template.output,
         "budget": template.budget.model_dump() if template.budget else None,
         "priority": template.priority,
+        "notify": template.notify,
     })
 
 

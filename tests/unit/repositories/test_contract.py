@@ -13,7 +13,7 @@ from framefarm.errors import JobNotFoundError
 from framefarm.failures import FailureKind
 from framefarm.lease import Beat, Lease
 from framefarm.repositories.base import JobRepository
-from framefarm.status import ChunkAttempt, ChunkState
+from framefarm.status import ChunkAttempt, ChunkState, DeliveryRecord, DeliveryState
 from tests.helpers import make_spec
 
 
@@ -438,3 +438,35 @@ def test_reopening_needs_the_job_free_or_its_runner_known_gone(repo):
                               gone_owner="dead-runner") == [0]
     job = repo.require("job-1")
     assert (job.state, job.lease_owner, job.completed_chunks) == (JobState.PAUSED, None, 0)
+
+
+def delivery(attempts: int = 0, state: str = "pending", *, outcomes: tuple[str, ...] = ()) -> DeliveryRecord:
+    return DeliveryRecord(delivery_id="d-1", event="job.completed", url="http://127.0.0.1:9/hook",
+                          body='{"job_id": "job-1"}', state=DeliveryState(state), attempts=attempts,
+                          outcomes=list(outcomes), created_at=300.0, updated_at=300.0 + attempts)
+
+
+def test_a_delivery_moves_only_forward(repo):
+    # GIVEN a job with a pending delivery tried twice
+    new_job(repo)
+    assert repo.record_delivery("job-1", delivery())
+    assert repo.record_delivery("job-1", delivery(2, outcomes=("500", "500")))
+    # WHEN a late write of its first attempt arrives, then the delivery succeeds, then a stale retry writes
+    assert not repo.record_delivery("job-1", delivery(1, outcomes=("500",)))
+    assert repo.record_delivery("job-1", delivery(3, "delivered", outcomes=("500", "500", "200")))
+    assert not repo.record_delivery("job-1", delivery(4, "pending", outcomes=("500",) * 4))
+    # THEN the store keeps the delivered record, which reads back whole, beside the job's own records
+    assert repo.deliveries("job-1") == [delivery(3, "delivered", outcomes=("500", "500", "200"))]
+    assert len(repo.get("job-1").chunks) == 4
+
+
+def test_deliveries_go_with_their_job(repo):
+    # GIVEN a job with a delivery
+    new_job(repo)
+    repo.record_delivery("job-1", delivery(1))
+    # WHEN the job is deleted
+    repo.delete("job-1")
+    # THEN its deliveries are gone, and none can be recorded for it any more
+    assert repo.deliveries("job-1") == []
+    assert not repo.record_delivery("job-1", delivery(2))
+    assert repo.deliveries("job-1") == []

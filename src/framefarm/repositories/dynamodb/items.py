@@ -18,10 +18,21 @@ from framefarm.repositories.dynamodb.table import (
     SK,
     TTL_ATTRIBUTE,
     chunk_sk,
+    delivery_sk,
     job_pk,
 )
 from framefarm.spec import JobSpec
-from framefarm.status import TAIL_MARK, ChunkRecord, ChunkState, JobMetrics, JobRecord, JobState, tail
+from framefarm.status import (
+    TAIL_MARK,
+    ChunkRecord,
+    ChunkState,
+    DeliveryRecord,
+    DeliveryState,
+    JobMetrics,
+    JobRecord,
+    JobState,
+    tail,
+)
 
 # ~6 lines of ffmpeg's output: enough to see in `framefarm status` why a chunk failed; with these,
 # a chunk item (keys, numbers, request id, output URL ~100 B) stays under 2 KB for ASCII logs.
@@ -101,13 +112,28 @@ def chunk_item(job_id: str, record: ChunkRecord, meta: dict[str, Any]) -> dict[s
     return item
 
 
+def delivery_item(job_id: str, record: DeliveryRecord, expires: int) -> dict[str, Any]:
+    """The item of a webhook delivery (under 2 KB: the body sent and a few short outcomes)."""
+    item = {PK: job_pk(job_id), SK: delivery_sk(record.delivery_id), "type": "delivery",
+            **record.model_dump(mode="json")}
+    if expires:
+        item[TTL_ATTRIBUTE] = expires
+    return {name: value for name, value in item.items() if value is not None}
+
+
+def delivery_from_item(item: dict[str, Any]) -> DeliveryRecord:
+    values = {name: float(value) if isinstance(value, Decimal) else value
+              for name in DeliveryRecord.model_fields if (value := item.get(name)) is not None}
+    return DeliveryRecord.model_validate(values)
+
+
 def _dynamo_value(value: Any) -> Any:
     """Python values as DynamoDB takes them: floats as exact Decimals, enums as their values."""
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, float):
         return Decimal(repr(value))
-    if isinstance(value, (ChunkState, JobState, FailureKind)):
+    if isinstance(value, (ChunkState, JobState, FailureKind, DeliveryState)):
         return value.value
     return value
 

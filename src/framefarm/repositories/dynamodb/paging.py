@@ -15,14 +15,17 @@ UNPROCESSED_TRIES = 8  # BatchWriteItem calls per batch of 25 before giving up o
 
 
 def query_job(client: Any, table: str, job_id: str, *, decode: Callable[[dict[str, Any]], dict[str, Any]],
-              chunks_only: bool = False, projection: str | None = None) -> Iterator[dict[str, Any]]:
-    """The job's items (or only its chunk items), decoded, read consistently across every page."""
+              chunks_only: bool = False, projection: str | None = None, prefix: str | None = None
+              ) -> Iterator[dict[str, Any]]:
+    """The job's items (or only its chunk items, or those whose sort key starts with ``prefix``), decoded,
+    read consistently across every page."""
     request: dict[str, Any] = {"TableName": table, "ConsistentRead": True,
                                "KeyConditionExpression": "PK = :pk",
                                "ExpressionAttributeValues": {":pk": {"S": job_pk(job_id)}}}
-    if chunks_only:
-        request["KeyConditionExpression"] += " AND begins_with(SK, :chunk)"
-        request["ExpressionAttributeValues"][":chunk"] = {"S": CHUNK_PREFIX}
+    prefix = CHUNK_PREFIX if chunks_only else prefix
+    if prefix:
+        request["KeyConditionExpression"] += " AND begins_with(SK, :prefix)"
+        request["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
     if projection:
         request["ProjectionExpression"] = projection
         request["ExpressionAttributeNames"] = {f"#{name}": name for name in

@@ -26,6 +26,8 @@ from framefarm.repositories.dynamodb.items import (
     ITEM_TAIL_CHARS,
     ItemCodec,
     chunk_item,
+    delivery_from_item,
+    delivery_item,
     job_from_item,
     job_item,
     record_from_item,
@@ -34,6 +36,8 @@ from framefarm.repositories.dynamodb.paging import batch_write, query_job
 from framefarm.repositories.dynamodb.slots import SlotItems
 from framefarm.repositories.dynamodb.specs import ItemSpecs
 from framefarm.repositories.dynamodb.table import (
+    CHUNK_PREFIX,
+    DELIVERY_PREFIX,
     GSI_NAME,
     GSI_PK,
     JOBS_PARTITION,
@@ -43,7 +47,16 @@ from framefarm.repositories.dynamodb.table import (
     item_key,
 )
 from framefarm.spec import JobSpec
-from framefarm.status import ChunkAttempt, ChunkEvent, ChunkRecord, ChunkStarted, ChunkState, JobRecord, JobState
+from framefarm.status import (
+    ChunkAttempt,
+    ChunkEvent,
+    ChunkRecord,
+    ChunkStarted,
+    ChunkState,
+    DeliveryRecord,
+    JobRecord,
+    JobState,
+)
 from framefarm.storage.base import Storage
 
 CONFLICT_BACKOFF = Backoff(0.02, 1.0)  # between transactions that conflicted on the job item
@@ -127,7 +140,7 @@ class DynamoDBJobRepository(JobRepository):
         for item in self._query(job_id):
             if item[SK] == META:
                 meta = item
-            else:
+            elif item[SK].startswith(CHUNK_PREFIX):  # not a webhook delivery's item
                 record = record_from_item(item)
                 records[record.chunk_id] = record
         if meta is None:
@@ -308,6 +321,34 @@ class DynamoDBJobRepository(JobRepository):
 
     def slot_holders(self) -> builtins.list[SlotHolder]:
         return self._slots.holders()
+    # -- webhook deliveries -----------------------------------------------------------------------
+
+    def record_delivery(self, job_id: str, delivery: DeliveryRecord) -> bool:
+        """One transaction: the job item must exist, and the delivery item be new, or pending with
+        no more attempts than this one has."""
+        items = [
+            {"ConditionCheck": {"TableName": self.table, "Key": item_key(job_id, META),
+                                "ConditionExpression": f"attribute_exists({PK})"}},
+            {"Put": {"TableName": self.table, "Item": self._codec.encode(delivery_item(job_id, delivery,
+                                                                                       self._expires())),
+                     "ConditionExpression": f"attribute_not_exists({PK}) OR (#state = :pending AND #attempts <= :n)",
+                     "ExpressionAttributeNames": {"#state": "state", "#attempts": "attempts"},
+                     "ExpressionAttributeValues": self._codec.encode({":pending": "pending",
+                                                                      ":n": delivery.attempts})}}]
+        for tries in range(1, self._conflict_tries + 1):
+            try:
+                self.client.transact_write_items(TransactItems=items)
+                return True
+            except self.client.exceptions.TransactionCanceledException as exc:
+                codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+                if ALREADY_DONE in codes or not set(codes) <= FINE | RETRIED or tries == self._conflict_tries:
+                    return False  # the job is gone, or a newer record is stored (or the table stays busy)
+                self._sleep(CONFLICT_BACKOFF.delay(tries))
+        return False
+
+    def deliveries(self, job_id: str) -> builtins.list[DeliveryRecord]:
+        found = [delivery_from_item(item) for item in self._query(job_id, prefix=DELIVERY_PREFIX)]
+        return sorted(found, key=lambda record: record.created_at)
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -316,10 +357,10 @@ class DynamoDBJobRepository(JobRepository):
         """The job an item (or index entry) describes; without ``spec``, its spec is read when asked for."""
         return job_from_item(meta, chunks, (lambda: self._specs.get(meta)) if spec is None else spec)
 
-    def _query(self, job_id: str, *, chunks_only: bool = False, projection: str | None = None
-               ) -> Iterator[dict[str, Any]]:
+    def _query(self, job_id: str, *, chunks_only: bool = False, projection: str | None = None,
+               prefix: str | None = None) -> Iterator[dict[str, Any]]:
         return query_job(self.client, self.table, job_id, decode=self._codec.decode, chunks_only=chunks_only,
-                         projection=projection)
+                         projection=projection, prefix=prefix)
 
     def _batch_write(self, job_id: str, requests: builtins.list[dict[str, Any]]) -> None:
         batch_write(self.client, self.table, job_id, requests, sleep=self._sleep)

@@ -12,6 +12,7 @@ LISTED = ("job_id", "state", "total_chunks", "completed_chunks", "failed_attempt
           "total_billed_duration_ms", "cost_usd", "error", "output", "requested", "created_at", "updated_at",
           "spec_url", "spec_sha256")
 CHUNK_PREFIX = "CHUNK#"
+DELIVERY_PREFIX = "DELIVERY#"  # a webhook delivery of the job: PK=JOB#<id>, SK=DELIVERY#<delivery id>
 JOBS_PARTITION = "JOBS"
 
 
@@ -21,6 +22,10 @@ def job_pk(job_id: str) -> str:
 
 def chunk_sk(chunk_id: int) -> str:
     return f"{CHUNK_PREFIX}{chunk_id:05d}"
+
+
+def delivery_sk(delivery_id: str) -> str:
+    return f"{DELIVERY_PREFIX}{delivery_id}"
 
 
 def item_key(job_id: str, sort_key: str) -> dict[str, Any]:

@@ -1,0 +1,67 @@
+"""On AWS the orchestrator sends the webhooks: it waits for them only while its own time lasts,
+hands what is still pending to a new invocation, and that one carries the same delivery on."""
+
+from __future__ import annotations
+
+import json
+
+from framefarm import Lambda
+from framefarm.aws.handlers import _settle_deliveries, deliver
+from framefarm.config import HANDOVER_SPARE
+from framefarm.spec import Notify
+from framefarm.status import DeliveryState, JobRecord, JobState
+from tests.helpers import make_spec
+from tests.webhook_receiver import Receiver
+
+SECRET = "whsec-aws-0123456789abcdef"
+
+
+class Context:
+    def __init__(self, remaining_s: float) -> None:
+        self.remaining_ms = remaining_s * 1000
+
+    def get_remaining_time_in_millis(self) -> float:
+        return self.remaining_ms
+
+
+class Invokes:
+    """A Lambda client that records asynchronous invokes."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+
+    def invoke(self, *, FunctionName, InvocationType, Payload):
+        assert InvocationType == "Event"
+        self.events.append((FunctionName, json.loads(Payload)))
+
+
+def test_pending_deliveries_are_handed_over_and_carried_on_by_the_next_invocation(aws, table, bucket, monkeypatch):
+    monkeypatch.setenv("FRAMEFARM_WEBHOOK_SECRET", SECRET)
+    backend = Lambda(table=table, bucket=bucket, orchestrator="Framefarm-orchestrate")
+    with Receiver(SECRET, answers=[503]) as hook:
+        # GIVEN a job on DynamoDB that ended, with its webhook answering 503 at first
+        manager = backend.manager(runs_chunks=False)
+        spec = make_spec(2, job_id="job-1").model_copy(update={"notify": Notify(webhook=hook.url)})
+        manager.repository.create(JobRecord.new(spec, now=1.0).model_copy(update={"state": JobState.RENDERED}))
+        manager.announce("job-1")
+        hook.arrived.wait(30)
+        # WHEN the orchestrator has no time left to wait for its retry (its spare excepted)
+        client = Invokes()
+        answer = _settle_deliveries(manager, Context(HANDOVER_SPARE), client, "Framefarm-orchestrate")
+        # THEN it hands the pending delivery to a new invocation, still pending in the table
+        assert answer == {"deliveries_handed_over": 1}
+        [(function, event)] = client.events
+        [record] = manager.repository.deliveries("job-1")
+        assert function == "Framefarm-orchestrate"
+        assert event == {"deliveries": [{"job_id": "job-1", "delivery_id": record.delivery_id}]}
+        assert record.state is DeliveryState.PENDING and record.outcomes == ["503"]
+        # AND the next invocation, with time to spare, delivers it under the same delivery id
+        later = Invokes()
+        assert deliver(event, Context(HANDOVER_SPARE + 60), backend=backend, client=later) == {}
+    [record] = backend.manager(runs_chunks=False).repository.deliveries("job-1")
+    assert (record.state, record.attempts, record.outcomes) == (DeliveryState.DELIVERED, 2, ["503", "200"])
+    assert [got.headers["Framefarm-Delivery"] for got in hook.received] == [record.delivery_id] * 2
+    assert all(got.genuine for got in hook.received) and later.events == []
+    # AND a repeated hand-over event finds nothing left to send
+    assert deliver(event, Context(HANDOVER_SPARE + 60), backend=backend, client=later) == {}
+    assert len(hook.received) == 2
