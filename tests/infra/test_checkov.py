@@ -19,6 +19,7 @@ ACKNOWLEDGED = {
     ("CKV_AWS_18", "ArtifactsAccessLogs"), ("CKV_AWS_21", "ArtifactsAccessLogs"),  # the log bucket's own logs
     ("CKV_AWS_21", "ArtifactsBucket"),  # versioning of rewritten, expiring chunks
     ("CKV_AWS_119", "JobsTable"),  # DynamoDB's AWS-managed key
+    ("CKV_AWS_149", "NotificationsWebhookSecret"),  # Secrets Manager's AWS-managed key
     *(("CKV_AWS_158", f"{name}logs") for name in FUNCTIONS),  # log groups: CloudWatch's own encryption
     *(("CKV_AWS_117", name) for name in FUNCTIONS),  # no VPC
     *(("CKV_AWS_173", name) for name in FUNCTIONS),  # environment of names, no secrets
