@@ -18,8 +18,9 @@ def test_each_acknowledgement_is_specific_and_explained(synthesized):
     report = json.loads((outdir / "validation-report.json").read_text())
     suppressed = [entry for plugin in report["pluginReports"] if plugin["pluginName"] == "AwsSolutions"
                   for entry in plugin["suppressedViolations"]]
-    # the six key patterns of issue 4, the cancel marker for worker and orchestrator, and the worker's full logs
-    assert len(suppressed) == 9
+    # the six key patterns of issue 4, the cancel marker for worker and orchestrator, the worker's full logs,
+    # and the job's source media, which the worker presigns (issue 16)
+    assert len(suppressed) == 10
     for entry in suppressed:
         # one object-key pattern per acknowledgement, never a blanket rule id
         assert "[Resource::" in entry["acknowledgedId"] and "/jobs/*/" in entry["acknowledgedId"]

@@ -4,6 +4,7 @@ Chunk per frame range, with each command's placeholders filled argument by argum
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from framefarm.spec.model import (
     MAX_TOTAL_FRAMES,
     AudioTrack,
     Command,
+    Inputs,
     JobSpec,
     RenderMetadata,
     SpecModel,
@@ -27,13 +29,22 @@ from framefarm.spec.model import (
 )
 
 FFMPEG_PLACEHOLDER = "{ffmpeg}"
+INPUT_NAME = re.compile(r"input\.[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_CHUNK_OUTPUT = "chunks/{chunk_id:05d}.mp4"
 
 CHUNK_PLACEHOLDERS = frozenset(
     {"start_frame", "end_frame", "last_frame", "frame_count", "chunk_id", "output", "ffmpeg", "width",
-     "height", "fps", "total_frames", "start_time", "duration"}
+     "height", "fps", "total_frames", "start_time", "duration", "input.NAME"}
 )
-AUDIO_PLACEHOLDERS = frozenset({"output", "ffmpeg", "width", "height", "fps", "total_frames", "duration"})
+AUDIO_PLACEHOLDERS = frozenset({"output", "ffmpeg", "width", "height", "fps", "total_frames", "duration",
+                                "input.NAME"})
+
+
+class _KeptInputs:
+    """``{input.NAME}`` stays in place, for the worker that runs the command to fill (``framefarm.inputs``)."""
+
+    def __getattr__(self, name: str) -> str:
+        return "{input." + name + "}"
 
 
 class JobTemplate(SpecModel):
@@ -52,6 +63,7 @@ class JobTemplate(SpecModel):
     output: str | None = None
     merge_command: Command | None = None
     assets_url: str | None = None
+    inputs: Inputs = None
 
     @model_validator(mode="after")
     def _one_way_to_split(self) -> JobTemplate:
@@ -86,7 +98,8 @@ def fill_placeholders(command: Command, values: Mapping[str, Any], *, field: str
                       allowed: frozenset[str]) -> list[str]:
     """Split ``command`` first, then fill each argument, so a value can never add or split arguments.
 
-    ``{ffmpeg}`` is left in place: the worker that runs the command substitutes its own binary.
+    ``{ffmpeg}`` and ``{input.NAME}`` are left in place: the worker that runs the command substitutes its
+    own binary and its own way to read the input (whether NAME is an input, JobSpec checks).
     """
     try:
         arguments = split_command(command)
@@ -96,10 +109,12 @@ def fill_placeholders(command: Command, values: Mapping[str, Any], *, field: str
     for argument in arguments:
         try:  # parsing raises too, on an unbalanced brace
             for _, name, _, _ in string.Formatter().parse(argument):
+                if name is not None and "input.NAME" in allowed and INPUT_NAME.fullmatch(name):
+                    continue
                 if name is not None and name not in allowed:
                     known = ", ".join("{" + n + "}" for n in sorted(allowed))
                     raise JobSpecError(f"{field}: unknown placeholder {shown('{' + name + '}')}; known: {known}")
-            filled.append(argument.format_map({**values, "ffmpeg": FFMPEG_PLACEHOLDER}))
+            filled.append(argument.format_map({**values, "ffmpeg": FFMPEG_PLACEHOLDER, "input": _KeptInputs()}))
         except JobSpecError:
             raise
         except (ValueError, IndexError, KeyError) as exc:
@@ -143,6 +158,7 @@ def plan_job(source: JobTemplate | Mapping[str, Any], *, job_id: str | None = No
         "assets_url": template.assets_url,
         "audio": audio,
         "output": template.output,
+        "inputs": template.inputs,
     })
 
 
