@@ -131,3 +131,19 @@ def test_on_lambda_each_chunk_reads_its_part_of_the_source_from_s3_by_byte_range
     assert sum(per_chunk) == sum(c.bytes_down for c in reads)  # every read was inside a chunk's attempt
     # AND no presigned URL is kept in the chunk records
     assert not any("X-Amz-Signature" in (r.stderr_tail + r.stdout_tail) for r in records)
+
+
+def test_a_source_that_is_not_a_video_is_refused_in_one_line(tmp_path):
+    # GIVEN no file, then a file that is not a video
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video")
+    for source, expected in ((tmp_path / "missing.mp4", "error: source: no file at"),
+                             (text, "error: source: ")):
+        # WHEN it is given to `framefarm transcode`
+        done = subprocess.run([sys.executable, "-m", "framefarm", "--home", str(tmp_path / "home"), "transcode",
+                               str(source), "-o", str(tmp_path / "out.mp4")], capture_output=True, text=True,
+                              timeout=120)
+        # THEN it exits 2 with one line saying what is wrong, and no job was made
+        assert done.returncode == 2 and done.stderr.startswith(expected), done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "home" / "jobs").exists()
