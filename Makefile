@@ -85,6 +85,7 @@ bench: $(ALL)
 	$(BIN)/python bench/cloud_run_overhead.py
 	$(BIN)/python bench/watchdog.py
 	$(BIN)/python bench/monitor.py
+	$(BIN)/python bench/transcode.py
 
 clean:
 	rm -rf $(VENV) .framefarm out .cdk-cli .cdk-home cdk.out .checkov

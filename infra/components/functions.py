@@ -38,7 +38,15 @@ from framefarm.config import (
     ENV_WORKER_TIMEOUT,
 )
 from framefarm.repositories.dynamodb import GSI_NAME
-from framefarm.storage.keys import assets_key, cancel_key, chunks_prefix, job_prefix, logs_prefix, spec_key
+from framefarm.storage.keys import (
+    assets_key,
+    cancel_key,
+    chunks_prefix,
+    inputs_prefix,
+    job_prefix,
+    logs_prefix,
+    spec_key,
+)
 from infra.components.checkov import acknowledge
 from infra.components.worker_image import WorkerImage
 from infra.settings import InfraSettings
@@ -46,6 +54,7 @@ from infra.settings import InfraSettings
 # The key layout's own functions with a wildcard job id, so the policies follow it (jobs/*/spec.json, ...).
 SPEC_KEYS, ASSET_KEYS, CANCEL_KEYS = spec_key("*"), assets_key("*"), cancel_key("*")
 CHUNK_KEYS, LOG_KEYS = chunks_prefix("*") + "*", logs_prefix("*") + "*"
+INPUT_KEYS = inputs_prefix("*") + "*"  # a job's source media: the worker presigns them for its command
 LISTED_KEYS = {"StringLike": {"s3:prefix": [job_prefix("*").rstrip("/")]}}  # ListBucket under jobs/* only
 
 
@@ -106,7 +115,7 @@ class WorkerFunctions(Construct):
         worker, orchestrator, submit = self.roles["render-chunk"], self.roles["orchestrate"], self.roles["submit"]
         objects = bucket.arn_for_objects
         worker.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[
-            objects(SPEC_KEYS), objects(ASSET_KEYS), objects(CANCEL_KEYS)]))
+            objects(SPEC_KEYS), objects(ASSET_KEYS), objects(CANCEL_KEYS), objects(INPUT_KEYS)]))
         worker.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:PutObjectTagging"],
                                                  resources=[objects(CHUNK_KEYS)]))
         worker.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[objects(LOG_KEYS)]))
@@ -136,6 +145,7 @@ class WorkerFunctions(Construct):
         self._acknowledge_key_patterns(bucket, {
             "render-chunk": {SPEC_KEYS: "reads the spec of whichever job it is given",
                              ASSET_KEYS: "reads that job's asset bundle",
+                             INPUT_KEYS: "presigns reads of that job's source media for its command",
                              CHUNK_KEYS: "writes that job's chunk output",
                              LOG_KEYS: "writes the full logs of that job's chunk",
                              CANCEL_KEYS: "checks that job's cancel marker between stages"},

@@ -41,6 +41,7 @@ from framefarm.status import ChunkRecord, ChunkState, JobMetrics, JobRecord, Job
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.storage.base import Storage
 from framefarm.storage.local import LocalStorage
+from framefarm.transcode import TranscodeResult, transcode
 
 # Names whose modules import a cloud SDK: loaded on first use, so the base install stays SDK-free.
 _LAZY = {
@@ -111,6 +112,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "ToolNotFoundError",
+    "TranscodeResult",
     "WorkerAdapter",
     "WorkerJob",
     "WorkerResult",
@@ -121,5 +123,6 @@ __all__ = [
     "plan_job",
     "render",
     "submit",
+    "transcode",
 ]
 __version__ = "0.1.0"

@@ -221,7 +221,9 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
     ``wait`` stitches the video there with ``stitcher`` (an FfmpegStitcher by default).
     ``stitch=False`` renders the chunks only (a local job keeps the output for ``framefarm stitch``).
     ``chunk_timeout`` bounds one attempt at a chunk, in seconds. ``assets``: a directory the commands
-    read, shipped to every chunk. ``frames=(a, b)``: only the chunks covering frames a..b, inclusive
+    read, shipped to every chunk. The job's ``inputs`` that are local files are uploaded under its
+    prefix when its chunks run elsewhere (``framefarm.inputs``). ``frames=(a, b)``: only the chunks
+    covering frames a..b, inclusive
     (``spec.select_frames``; the video holds just those). ``retry`` defaults to ``RetryPolicy()`` and
     ``concurrency`` to the backend's default: the same as the CLI's and the Lambda handlers'. ``hooks``
     and ``cancel`` (a token that stops the run, as ``handle.cancel()`` does) act on runs in this process.
@@ -249,6 +251,8 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
         if assets is not None:  # too big for Lambda even with room for its URL: say so before uploading
             lambda_submission({**document, "assets_url": "s3://" + "x" * 1100}, options, client_token=client_token)
             document["assets_url"] = bundle_assets(spec, Path(assets), backend.storage()).assets_url
+        if spec.inputs:
+            document["inputs"] = stored_inputs(spec, backend.storage(), upload=True).inputs
         answer = submit_to_lambda(backend, document, options, client_token=client_token)
         return RenderHandle(str(answer["job_id"]), backend, output=wanted, stitcher=stitcher)
     if spec.notify is not None and spec.notify.webhook:
@@ -260,6 +264,9 @@ def submit(job: JobInput, *, backend: Backend | None = None, output: str | os.Pa
     if assets is not None:
         assert manager.storage is not None  # every backend that runs chunks has storage
         spec = bundle_assets(spec, Path(assets), manager.storage)
+    if spec.inputs:
+        assert manager.storage is not None
+        spec = stored_inputs(spec, manager.storage, upload=backend.chunks_in_storage)
     manager.create_job(spec, output=str(video) if video else None, client_token=client_token)
     if backend.chunks_in_storage and manager.storage is not None and manager.storage is not manager.repository.storage:
         put_spec(manager.storage, spec)  # where remote workers read it (a DynamoDB store keeps it there itself)
@@ -323,6 +330,16 @@ def bundle_assets(spec: JobSpec, directory: Path, storage: Storage) -> JobSpec:
     except ValueError as exc:
         raise JobSpecError(str(exc)) from None
     return spec.model_copy(update={"assets_url": url})
+
+
+def stored_inputs(spec: JobSpec, storage: Storage, *, upload: bool) -> JobSpec:
+    """The spec with its ``inputs`` as URLs its workers read (``inputs.store_inputs``): local files uploaded
+    under the job's prefix when its chunks run elsewhere (``upload``), else read where they are."""
+    from framefarm.inputs import store_inputs
+
+    assert spec.inputs is not None
+    return spec.model_copy(update={"inputs": store_inputs(spec.inputs, job_id=spec.id, storage=storage,
+                                                          upload=upload)})
 
 
 def render(job: JobInput, *, backend: Backend | None = None, output: str | os.PathLike[str] | None = None,

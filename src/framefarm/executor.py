@@ -119,7 +119,7 @@ class JobExecutor:
     def _run_merge_step(adapter: WorkerAdapter, command: Command, spec: JobSpec, options: ExecutionOptions,
                         job_dir: Path, stop: CancelToken, step: str) -> None:
         job = WorkerJob(command=command, cwd=job_dir, env=options.env, timeout=options.timeout,
-                        meta={**options.meta, "job_id": spec.id, "step": step}, cancel=stop)
+                        meta={**options.meta, "job_id": spec.id, "step": step, "inputs": spec.inputs}, cancel=stop)
         try:
             result = adapter.execute(job)
         except Exception as exc:
@@ -279,7 +279,7 @@ class _Dispatch:
             timeout=options.timeout,
             meta={**options.meta, "job_id": self.spec.id, "chunk_id": chunk.id, "attempt": attempt,
                   "start_frame": chunk.start_frame, "frame_count": chunk.frame_count,
-                  "output_file": chunk.output_file},
+                  "output_file": chunk.output_file, "inputs": self.spec.inputs},
             cancel=live.token,
             on_stdout=(lambda text: on_out(chunk.id, text)) if on_out else None,
             on_stderr=(lambda text: on_err(chunk.id, text)) if on_err else None,

@@ -6,7 +6,9 @@ stdout/stderr end up in chunk records and logs, so:
 
 - ``chunk_environment`` drops every variable whose name looks secret before the command starts;
 - ``redact`` blanks secret values (those variables', a bearer token) wherever they still appear in
-  output that is kept (a command could read them another way, e.g. from /proc of its parent).
+  output that is kept (a command could read them another way, e.g. from /proc of its parent);
+- ``url_secrets`` are the secret parts of presigned URLs handed to a command (its input media): ffmpeg
+  prints the URLs it opens, so their query strings (signature, credential, token) are blanked too.
 
 Neither is a sandbox: a command that means harm can still reach what the worker's identity can
 (on Cloud Run, the metadata server). Give workers an identity with only the rights they need.
@@ -18,6 +20,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel
 
@@ -44,6 +47,21 @@ def secret_values(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The values of the secret-looking variables in ``environ`` (default: this process's)."""
     source = os.environ if environ is None else environ
     return tuple(value for name, value in source.items() if is_secret_name(name) and len(value) >= MIN_SECRET_LENGTH)
+
+
+def url_secrets(urls: Iterable[str]) -> tuple[str, ...]:
+    """What to blank out of output for ``urls`` handed to a command: each query string whole, then each of
+    its values (raw and decoded) long enough to be a secret, so a URL printed in part is caught too."""
+    found: list[str] = []
+    for url in urls:
+        query = urlsplit(url).query
+        if not query:
+            continue
+        found.append(query)
+        for raw in query.split("&"):
+            found.append(raw.partition("=")[2])
+        found.extend(value for _, value in parse_qsl(query))
+    return tuple(dict.fromkeys(secret for secret in found if len(secret) >= MIN_SECRET_LENGTH))
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

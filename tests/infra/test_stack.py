@@ -164,6 +164,10 @@ def test_least_privilege_per_function(synthesized):
     writes = [s for s in worker if "s3:PutObject" in actions([s])]
     assert [(sorted(actions([s])), json.dumps(s["Resource"]).rpartition(", ")[2]) for s in writes] == [
         (["s3:PutObject", "s3:PutObjectTagging"], '"/jobs/*/chunks/*"]]}'), (["s3:PutObject"], '"/jobs/*/logs/*"]]}')]
+    # it reads specs, asset bundles, cancel markers and source media (which it presigns for its command)
+    reads = next(s for s in worker if actions([s]) == {"s3:GetObject"})
+    assert sorted(json.dumps(r).rpartition(", ")[2] for r in reads["Resource"]) == [
+        '"/jobs/*/assets.zip"]]}', '"/jobs/*/cancel"]]}', '"/jobs/*/inputs/*"]]}', '"/jobs/*/spec.json"]]}']
     invokes = next(s for s in orchestrator if actions([s]) == {"lambda:InvokeFunction"})
     assert sorted(json.dumps(r).split("function:")[-1].strip('"]}') for r in invokes["Resource"]) == [
         "Framefarm-orchestrate", "Framefarm-render-chunk"]

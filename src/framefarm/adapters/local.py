@@ -16,6 +16,10 @@ its command on the thread that started it, and the executor's pool threads leave
 (a retired one once its stuck call returns, which the watchdog's cancel ends by killing the command).
 What a command starts itself dies with its group on a timeout or a cancel, but outlives a SIGKILL of
 the runner: the parent-death signal reaches direct children only.
+
+A job's source media (``meta["inputs"]``, from the spec's ``inputs``) are located here, as the command
+starts: each ``{input.NAME}`` becomes a path or a URL presigned for this attempt (``framefarm.inputs``
+says why here), and those URLs' secrets are blanked out of the output, streamed and kept.
 """
 
 from __future__ import annotations
@@ -31,14 +35,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import IO
 
 from framefarm.adapters.base import CANCELLED, TextCallback, WorkerJob, WorkerResult
 from framefarm.adapters.chunk_output import ChunkOutput
 from framefarm.config import ffmpeg_path
 from framefarm.failures import FailureKind
+from framefarm.inputs import StorageFor, fill_inputs, url_lifetime
+from framefarm.redaction import redact, redact_result, url_secrets
 from framefarm.spec import command_steps
+from framefarm.storage import storage_for_url
 
 logger = logging.getLogger(__name__)
 
@@ -56,22 +64,36 @@ class LocalWorkerAdapter:
     ``tools`` maps placeholder names to programs: a ``{ffmpeg}`` in a command becomes the ffmpeg
     binary (``FRAMEFARM_FFMPEG`` or the bundled one) unless ``tools`` names another.
     Commands see ``base_env`` (default: this process's environment) plus ``env`` and the job's own.
+    ``storage_for`` finds the store of an ``s3://``/``gs://`` input, to presign it.
     """
 
     def __init__(self, *, tools: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
-                 base_env: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 base_env: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
+                 storage_for: StorageFor = storage_for_url) -> None:
         self._tools = dict(tools or {})
         self._env = dict(env or {})
         self._base_env = base_env
         self._clock = clock
+        self._storage_for = storage_for
 
     def execute(self, job: WorkerJob) -> WorkerResult:
         steps = command_steps(job.command)
         steps[-1] = [*steps[-1], *job.args]
         steps = [self._resolve_tools(argv) for argv in steps]
+        started = self._clock()
+        try:
+            steps, handed_out = _fill_inputs(steps, job, self._storage_for)
+        except Exception as exc:  # a bad name, a URL it cannot sign: this attempt fails, saying which
+            message = f"inputs: {exc}"
+            return WorkerResult(stderr=message + "\n", error=message, kind=FailureKind.FUNCTION_ERROR,
+                                duration_ms=(self._clock() - started) * 1000.0)
+        secrets = url_secrets(handed_out)
+        if secrets:
+            job = replace(job, on_stdout=_redacting(job.on_stdout, secrets),
+                          on_stderr=_redacting(job.on_stderr, secrets))
         output = _chunk_output(job, steps)
         try:
-            return self._run(job, steps if output is None else output.steps, output)
+            return redact_result(self._run(job, steps if output is None else output.steps, output), secrets)
         finally:
             if output is not None:
                 output.discard()
@@ -177,6 +199,14 @@ class _StepRun:
         return exit_code, message
 
 
+def _redacting(callback: TextCallback | None, secrets: Sequence[str]) -> TextCallback | None:
+    """``callback`` given text with ``secrets`` blanked (ffmpeg prints each URL it opens in one write)."""
+    if callback is None:
+        return None
+    forward = callback
+    return lambda text: forward(redact(text, secrets))
+
+
 def _shell_status(returncode: int) -> int:
     """A process's exit status as a shell reports it: Popen's -N for "killed by signal N" is 128 + N."""
     return EXIT_SIGNAL_BASE - returncode if returncode < 0 else returncode
@@ -264,3 +294,12 @@ def _pump(process: subprocess.Popen[bytes], on_stdout: TextCallback | None, on_s
                     selector.unregister(pipe)
                     pipe.close()
     return "".join(streams[process.stdout][0]), "".join(streams[process.stderr][0])
+
+
+def _fill_inputs(steps: list[list[str]], job: WorkerJob, storage_for: StorageFor) -> tuple[list[list[str]], list[str]]:
+    """Every step with its ``{input.NAME}`` filled (each input located once for the whole attempt), and
+    what was handed out for them (kept out of the attempt's output)."""
+    flat, handed_out = fill_inputs([argument for argv in steps for argument in argv], job.meta.get("inputs"),
+                                   expires_in=url_lifetime(job.timeout), storage_for=storage_for)
+    arguments = iter(flat)
+    return [[next(arguments) for _ in argv] for argv in steps], handed_out

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from framefarm import __version__
-from framefarm.cli import aws, cleanup, control, estimate, files, monitor, reports, run
+from framefarm.cli import aws, cleanup, control, estimate, files, monitor, reports, run, transcode
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, Context, add_store_flags
 from framefarm.errors import FramefarmError, JobNotFoundError, JobSpecError, JobStateError, ToolNotFoundError
 
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"framefarm {__version__}")
     add_store_flags(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (run, reports, control, files, cleanup, aws, estimate, monitor):
+    for module in (run, reports, control, files, cleanup, aws, estimate, monitor, transcode):
         module.register(commands)
     for command in commands.choices.values():  # the global flags after the command's name too
         add_store_flags(command)

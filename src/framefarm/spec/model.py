@@ -5,6 +5,7 @@ video), and the base model that turns pydantic's errors into one-line JobSpecErr
 
 from __future__ import annotations
 
+import re
 import shlex
 import uuid
 from collections.abc import Mapping
@@ -27,6 +28,9 @@ MAX_STEPS = 64  # commands in one chunk; a render, an encode and a few moves fit
 MAX_PRIORITY = 1_000.0  # a weight in the shared budget; beyond this one job would starve every other
 DEFAULT_AUDIO_OUTPUT = "audio.m4a"
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+INPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+# ``{input.NAME}`` in a command: filled by the worker that runs it (``framefarm.inputs``), like ``{ffmpeg}``
+INPUT_PLACEHOLDER = re.compile(r"\{input\.([^{}]*)\}")
 
 
 
@@ -75,8 +79,19 @@ def _checked_command(command: Command) -> Command:
     return command
 
 
+def _checked_inputs(inputs: dict[str, str] | None) -> dict[str, str] | None:
+    for name, location in (inputs or {}).items():
+        if re.fullmatch(INPUT_NAME_PATTERN, name) is None:
+            raise ValueError(f"inputs: {short_repr(name)} is not a name (letters, digits and _, not first a digit)")
+        if not location.strip() or len(location) > 2048:
+            raise ValueError(f"inputs.{name}: give a path or a URL of at most 2048 characters")
+    return inputs
+
+
 RelativePath = Annotated[str, AfterValidator(safe_relative_path)]
 CheckedCommand = Annotated[Command, AfterValidator(_checked_command)]
+#: Source media the commands read, ``{NAME: path or URL}``; see ``framefarm.inputs``.
+Inputs = Annotated[dict[str, str] | None, AfterValidator(_checked_inputs)]
 
 
 class Steps(SpecModel):
@@ -224,6 +239,7 @@ class JobSpec(SpecModel):
     # its weight in the fair share of a store's concurrency budget (framefarm.concurrency): 2 gets twice 1's
     priority: float = Field(default=1.0, gt=0, le=MAX_PRIORITY)
     notify: Notify | None = None
+    inputs: Inputs = None
 
     @model_validator(mode="after")
     def _chunks_tile_the_video(self) -> JobSpec:
@@ -231,6 +247,11 @@ class JobSpec(SpecModel):
         outputs = {chunk.output_file for chunk in self.chunks}
         if self.audio is not None and self.audio.output_file in outputs:
             raise ValueError(f"audio.output_file: {self.audio.output_file!r} is also a chunk's output_file")
+        commands = [(f"chunks[{index}].command", chunk.command) for index, chunk in enumerate(self.chunks)]
+        if self.audio is not None:
+            commands.append(("audio.command", self.audio.command))
+        for field, command in commands:
+            check_input_names(command, self.inputs, field=field)
         return self
 
     def chunk(self, chunk_id: int) -> Chunk:
@@ -238,6 +259,21 @@ class JobSpec(SpecModel):
             if chunk.id == chunk_id:
                 return chunk
         raise KeyError(chunk_id)
+
+
+def check_input_names(command: Command | Steps, inputs: dict[str, str] | None, *, field: str) -> None:
+    """ValueError when ``command`` (any of its steps) names an ``{input.NAME}`` that ``inputs`` does not have."""
+    text = _command_text(command)  # no split: 100,000 chunks pass here
+    for name in INPUT_PLACEHOLDER.findall(text):
+        if name not in (inputs or {}):
+            known = ", ".join(sorted(inputs or {})) or "none"
+            raise ValueError(f"{field}: {{input.{name}}} names no input (inputs: {known})")
+
+
+def _command_text(command: Command | Steps) -> str:
+    if isinstance(command, Steps):
+        return "\n".join(_command_text(step) for step in command.steps)
+    return command if isinstance(command, str) else "\n".join(command)
 
 
 def check_chunks_tile(chunks: list[Chunk], total_frames: int, *, first_frame: int = 0) -> None:

@@ -4,6 +4,7 @@ Chunk per frame range, with each command's placeholders filled argument by argum
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +22,7 @@ from framefarm.spec.model import (
     AudioTrack,
     Budget,
     Command,
+    Inputs,
     JobSpec,
     Notify,
     RenderMetadata,
@@ -32,13 +34,22 @@ from framefarm.spec.model import (
 )
 
 FFMPEG_PLACEHOLDER = "{ffmpeg}"
+INPUT_NAME = re.compile(r"input\.[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_CHUNK_OUTPUT = "chunks/{chunk_id:05d}.mp4"
 
 CHUNK_PLACEHOLDERS = frozenset(
     {"start_frame", "end_frame", "last_frame", "frame_count", "chunk_id", "output", "ffmpeg", "width",
-     "height", "fps", "total_frames", "start_time", "duration"}
+     "height", "fps", "total_frames", "start_time", "duration", "input.NAME"}
 )
-AUDIO_PLACEHOLDERS = frozenset({"output", "ffmpeg", "width", "height", "fps", "total_frames", "duration"})
+AUDIO_PLACEHOLDERS = frozenset({"output", "ffmpeg", "width", "height", "fps", "total_frames", "duration",
+                                "input.NAME"})
+
+
+class _KeptInputs:
+    """``{input.NAME}`` stays in place, for the worker that runs the command to fill (``framefarm.inputs``)."""
+
+    def __getattr__(self, name: str) -> str:
+        return "{input." + name + "}"
 
 
 class JobTemplate(SpecModel):
@@ -60,6 +71,7 @@ class JobTemplate(SpecModel):
     budget: Budget | None = None
     priority: float = Field(default=1.0, gt=0, le=MAX_PRIORITY)
     notify: Notify | None = None
+    inputs: Inputs = None
 
     @model_validator(mode="after")
     def _one_way_to_split(self) -> JobTemplate:
@@ -94,7 +106,8 @@ def fill_placeholders(command: Command, values: Mapping[str, Any], *, field: str
                       allowed: frozenset[str]) -> list[str]:
     """Split ``command`` first, then fill each argument, so a value can never add or split arguments.
 
-    ``{ffmpeg}`` is left in place: the worker that runs the command substitutes its own binary.
+    ``{ffmpeg}`` and ``{input.NAME}`` are left in place: the worker that runs the command substitutes its
+    own binary and its own way to read the input (whether NAME is an input, JobSpec checks).
     """
     try:
         arguments = split_command(command)
@@ -104,10 +117,12 @@ def fill_placeholders(command: Command, values: Mapping[str, Any], *, field: str
     for argument in arguments:
         try:  # parsing raises too, on an unbalanced brace
             for _, name, _, _ in string.Formatter().parse(argument):
+                if name is not None and "input.NAME" in allowed and INPUT_NAME.fullmatch(name):
+                    continue
                 if name is not None and name not in allowed:
                     known = ", ".join("{" + n + "}" for n in sorted(allowed))
                     raise JobSpecError(f"{field}: unknown placeholder {shown('{' + name + '}')}; known: {known}")
-            filled.append(argument.format_map({**values, "ffmpeg": FFMPEG_PLACEHOLDER}))
+            filled.append(argument.format_map({**values, "ffmpeg": FFMPEG_PLACEHOLDER, "input": _KeptInputs()}))
         except JobSpecError:
             raise
         except (ValueError, IndexError, KeyError) as exc:
@@ -162,6 +177,7 @@ def plan_job(source: JobTemplate | Mapping[str, Any], *, job_id: str | None = No
         "budget": template.budget.model_dump() if template.budget else None,
         "priority": template.priority,
         "notify": template.notify,
+        "inputs": template.inputs,
     })
 
 

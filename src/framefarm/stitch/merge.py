@@ -73,7 +73,8 @@ class S3MergeAdapter:
     def _render_audio(self, spec: JobSpec, base: Path) -> Path:
         assert spec.audio is not None
         result = self.audio_adapter.execute(WorkerJob(command=spec.audio.command, cwd=base,
-                                                      meta={"job_id": spec.id, "step": "audio"}))
+                                                      meta={"job_id": spec.id, "step": "audio",
+                                                            "inputs": spec.inputs}))
         if not result.ok:
             raise StitchError(f"job {spec.id}: audio track failed: {result.failure_text()}")
         return base / spec.audio.output_file

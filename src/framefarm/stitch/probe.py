@@ -47,6 +47,7 @@ class Packet:
     pts: int
     duration: int
     size: int
+    keyframe: bool = True  # framecrc marks the others "F=0x0" (no flag: AV_PKT_FLAG_KEY)
 
 
 def probe(path: str | Path, *, ffmpeg: str | None = None, runner: Runner = subprocess.run) -> MediaInfo:
@@ -101,7 +102,9 @@ def packets(path: str | Path, stream: str = "v", *, ffmpeg: str | None = None,
         if line.startswith("#") or not line.strip():
             continue
         fields = [field.strip() for field in line.split(",")]
-        found.append(Packet(dts=int(fields[1]), pts=int(fields[2]), duration=int(fields[3]), size=int(fields[4])))
+        flags = next((int(field[2:], 16) for field in fields[6:] if field.startswith("F=")), 1)
+        found.append(Packet(dts=int(fields[1]), pts=int(fields[2]), duration=int(fields[3]), size=int(fields[4]),
+                            keyframe=bool(flags & 1)))
     return found
 
 

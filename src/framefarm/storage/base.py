@@ -12,6 +12,7 @@ from framefarm.paths import safe_relative_path
 
 DEFAULT_SHARE_SECONDS = 15 * 60
 MAX_SHARE_SECONDS = 60 * 60  # links handed out are short-lived: an hour at most
+MAX_PRESIGNED_SECONDS = 7 * 24 * 3600  # the longest a SigV4 (S3) or V4 (GCS) signature may last
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,14 @@ class Storage(ABC):
             raise FramefarmError(f"--expires: links last 1 to {MAX_SHARE_SECONDS} seconds (got {expires_in})")
         if not self.exists(key):
             raise FramefarmError(f"nothing at {self.url(key)} to share")
+        return self._signed_url(key, expires_in)
+
+    def presigned_url(self, key: str, expires_in: int) -> str:
+        """A signed GET URL to ``key``, valid ``expires_in`` seconds: what a worker's command reads a job's
+        input through, by byte ranges. It is a credential: keep it out of logs (``redaction.url_secrets``).
+        Unlike ``share_url`` it makes no request (a worker signs one per chunk) and has no one-hour cap."""
+        if not 0 < expires_in <= MAX_PRESIGNED_SECONDS:
+            raise FramefarmError(f"a presigned URL lasts 1 to {MAX_PRESIGNED_SECONDS} seconds (asked {expires_in})")
         return self._signed_url(key, expires_in)
 
     def _signed_url(self, key: str, expires_in: int) -> str:

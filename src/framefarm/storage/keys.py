@@ -2,6 +2,7 @@
 
     jobs/<job>/spec.json
     jobs/<job>/assets.zip
+    jobs/<job>/inputs/<NAME><.ext>  source media a local file given as an input became (``framefarm.inputs``)
     jobs/<job>/chunks/<00042>.<ext>
     jobs/<job>/logs/<00042>.attempt<N>.<stdout|stderr>.log
     jobs/<job>/attempts/<00042>.attempt<N>.json   an attempt a later one replaced in the chunk's record
@@ -28,6 +29,15 @@ def spec_key(job_id: str) -> str:
 
 def assets_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}assets.zip"
+
+
+def inputs_prefix(job_id: str) -> str:
+    return f"{job_prefix(job_id)}inputs/"
+
+
+def input_key(job_id: str, name: str, filename: str) -> str:
+    """Where the input ``name`` uploaded from the file ``filename`` goes (its extension kept, for ffmpeg)."""
+    return f"{inputs_prefix(job_id)}{name}{PurePosixPath(filename).suffix}"
 
 
 def chunks_prefix(job_id: str) -> str:

@@ -2,7 +2,8 @@
 
     request {job_id, chunk_id, spec_url, attempt}
       -> fetch the spec (and the asset bundle, if any) into a fresh temporary directory
-      -> run the chunk's command there (no shell; ``{ffmpeg}`` is this worker's ffmpeg)
+      -> run the chunk's command there (no shell; ``{ffmpeg}`` is this worker's ffmpeg, ``{input.NAME}`` a
+         URL presigned now, for this attempt: see ``framefarm.inputs``)
       -> upload the output to jobs/<job>/chunks/<00042>.<ext> in the spec's store (same key on re-runs)
       (the job's cancel marker is checked between these stages and while the command runs)
       -> keep stdout/stderr longer than a record's tail whole in the store (``storage.logs``)
@@ -33,6 +34,7 @@ from framefarm.cancel import CancelToken
 from framefarm.config import CHUNK_TAG, ENV_CANCEL_POLL
 from framefarm.errors import JobSpecError
 from framefarm.failures import FailureKind
+from framefarm.inputs import outside_job
 from framefarm.protocol import ChunkRequest, ChunkResponse, bad_request
 from framefarm.redaction import chunk_environment, redact_result, secret_values
 from framefarm.spec import JobSpec
@@ -80,6 +82,10 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
         return bad_request(f"job {spec.id} has no chunk {request.chunk_id}")
     if spec.assets_url and not spec.assets_url.startswith(storage.url(job_prefix(spec.id))):
         return bad_request(f"assets_url {spec.assets_url!r} is outside job {spec.id}'s prefix")
+    outside = outside_job(spec.inputs, store_root=request.spec_url[:-len(spec_key)],
+                          job_prefix_url=storage.url(job_prefix(spec.id)))
+    if outside is not None:
+        return bad_request(f"{outside} is in this store but outside job {spec.id}'s prefix")
     marker = CancelMarker(storage, spec.id)
     if marker.present():
         return cancelled(elapsed())
@@ -98,9 +104,11 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
         output.parent.mkdir(parents=True, exist_ok=True)
         token = cancel.child() if cancel is not None else CancelToken()
         with marker.watching(token, every=cancel_poll or float(os.environ.get(ENV_CANCEL_POLL) or 2.0)):
-            result = (adapter or LocalWorkerAdapter(base_env=chunk_environment())).execute(WorkerJob(
+            runner = adapter or LocalWorkerAdapter(base_env=chunk_environment(), storage_for=storage_for)
+            result = runner.execute(WorkerJob(
                 command=chunk.command, cwd=workdir, timeout=timeout, cancel=token,
-                meta={"job_id": spec.id, "chunk_id": chunk.id, "output_file": chunk.output_file}))
+                meta={"job_id": spec.id, "chunk_id": chunk.id, "output_file": chunk.output_file,
+                      "inputs": spec.inputs}))
         result = redact_result(result, secret_values())
         keep_full_logs(storage, request.job_id, request.chunk_id, request.attempt, stdout=result.stdout,
                        stderr=result.stderr)
