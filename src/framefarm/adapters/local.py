@@ -5,7 +5,8 @@ are read by the calling thread through one selector, so a chunk costs one thread
 is, and text reaches ``on_stdout``/``on_stderr`` as it arrives. A timeout or a cancel kills the
 whole process group (ffmpeg's children included); the output read so far stays in the result.
 A chunk (``meta`` names its ``output_file``) writes a file of the attempt's own, put in place only
-when it succeeded: see ``chunk_output``.
+when it succeeded: see ``chunk_output``. A video put in place is measured once, here, and its media
+record written beside it for the stitcher (``stitch.records``).
 
 A command dies with the process that runs it, even one killed by SIGKILL: on Linux each command gets
 SIGKILL as its parent-death signal (elsewhere it outlives a killed runner). The kernel sends it when
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import PurePosixPath
 from typing import IO
 
 from framefarm.adapters.base import CANCELLED, TextCallback, WorkerJob, WorkerResult
@@ -37,6 +39,8 @@ from framefarm.adapters.chunk_output import ChunkOutput
 from framefarm.config import ffmpeg_path
 from framefarm.failures import FailureKind
 from framefarm.spec import split_command
+from framefarm.stitch.records import write_record
+from framefarm.storage.keys import VIDEO_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +115,8 @@ class LocalWorkerAdapter:
         elif exit_code == 0 and kind is None and output is not None:
             error = output.commit()
             kind = FailureKind.NO_OUTPUT if error else None
+            if error is None and PurePosixPath(output.output_file).suffix.lower() in VIDEO_SUFFIXES:
+                write_record(output.final, ffmpeg=self._tools.get("ffmpeg"))  # measured here, once (stitch.records)
         return WorkerResult(exit_code=exit_code, stdout=stdout, stderr=stderr, error=error, kind=kind,
                             duration_ms=(self._clock() - started) * 1000.0)
 
