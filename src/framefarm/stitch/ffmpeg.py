@@ -29,12 +29,14 @@ from framefarm.config import ffmpeg_path
 from framefarm.errors import StitchError
 from framefarm.stitch.probe import MediaInfo, Runner, probe
 from framefarm.stitch.records import MediaRecord, read_record
+from framefarm.storage.growing import UploadWhenWritten
 
 # The reserved index's size: a fixed part (headers, sample descriptions, edit lists) and, per packet,
 # the worst case of its entries (size 4, time-to-sample 8, composition offset 8, sync sample 4, chunk
 # offset 8, sample-to-chunk 12 = 44 bytes); ffmpeg writes about 5 per video frame in practice.
 MOOV_FIXED_BYTES = 64 * 1024
 MOOV_BYTES_PER_PACKET = 48
+MOOV_HEAD_SLACK = 64 * 1024  # the file type box and the media data's header before the reserve, with room
 AAC_FRAME_SAMPLES = 1024
 MIN_AUDIO_PACKETS_PER_SECOND = 50  # codecs with smaller packets than AAC's 1024 samples at 48 kHz
 
@@ -88,11 +90,13 @@ class FfmpegStitcher:
         media = self._checked_files(inputs)
         return self._concat([str(p) for p in inputs], media, Path(output).resolve(), audio)
 
-    def stitch_arriving(self, arriving: Arriving, output: Path, audio: Path | None = None) -> Path:
-        """Like ``stitch``, over chunks still arriving: checked from their records, and joined as they land."""
+    def stitch_arriving(self, arriving: Arriving, output: Path, audio: Path | None = None, *,
+                        upload: UploadWhenWritten | None = None) -> Path:
+        """Like ``stitch``, over chunks still arriving: checked from their records, and joined as they
+        land; ``upload`` sends the video to a store as it is written (``storage.growing``)."""
         media = self._checked(arriving.paths, arriving.records, arriving.wait)
         sources = [arriving.source(index) for index in range(len(arriving.paths))]
-        return self._concat(sources, media, Path(output).resolve(), audio)
+        return self._concat(sources, media, Path(output).resolve(), audio, upload)
 
     def _checked_files(self, inputs: Sequence[Path]) -> list[_Media]:
         for path in inputs:
@@ -132,7 +136,8 @@ class FfmpegStitcher:
                 found.update(zip(indices, pool.map(probed, indices), strict=True))
         return [found[index] for index in sorted(found)]
 
-    def _concat(self, sources: Sequence[str], media: Sequence[_Media], output: Path, audio: Path | None) -> Path:
+    def _concat(self, sources: Sequence[str], media: Sequence[_Media], output: Path, audio: Path | None,
+                upload: UploadWhenWritten | None = None) -> Path:
         audio_info = None
         if audio is not None:
             audio = Path(audio).resolve()
@@ -157,11 +162,21 @@ class FfmpegStitcher:
                 command += ["-map", "0:v:0"]
             command += ["-c", "copy", *(["-moov_size", str(reserve)] if reserve else ["-movflags", "+faststart"]),
                         str(partial)]
+            if upload is not None:  # past the reserved index and the media data's header, ffmpeg only appends
+                upload.start(partial, None if reserve is None else reserve + MOOV_HEAD_SLACK)
             try:
                 completed = self._runner(command, capture_output=True, timeout=self._timeout)
             except subprocess.TimeoutExpired:
+                completed = None
+            try:
+                if upload is not None:
+                    upload.finish(written=completed is not None and completed.returncode == 0)
+            except BaseException:
                 partial.unlink(missing_ok=True)
-                raise StitchError(f"ffmpeg concat took longer than {self._timeout} s") from None
+                raise
+        if completed is None:
+            partial.unlink(missing_ok=True)
+            raise StitchError(f"ffmpeg concat took longer than {self._timeout} s")
         if completed.returncode != 0:
             partial.unlink(missing_ok=True)
             message = completed.stderr.decode("utf-8", errors="replace").strip().splitlines()

@@ -52,20 +52,22 @@ class S3MergeAdapter:
             base = Path(scratch)
             audio = audio_pool.submit(self._render_audio, spec, base) if spec.audio is not None else None
             paths = [base / "chunks" / Path(chunk_key(spec.id, chunk.id, chunk.output_file)).name for chunk in chunks]
+            records = self._records(spec.id, chunks, listed)  # small: first, not queued behind the chunks
             with ChunkFeed(lambda index: self._download(spec.id, chunks[index], listed, paths[index]), paths,
                            workers=self.workers) as feed:
-                feed.records = self._records(spec.id, chunks, listed)
-                result = self._stitch(feed, Path(output), audio)
-        if upload_key is not None:
-            self.storage.put_file(upload_key, result)
-        return result
+                feed.records = records
+                return self._stitch(feed, Path(output), audio, upload_key)
 
-    def _stitch(self, feed: ChunkFeed, output: Path, audio: Future[Path] | None) -> Path:
+    def _stitch(self, feed: ChunkFeed, output: Path, audio: Future[Path] | None, upload_key: str | None) -> Path:
         track = audio.result() if audio is not None else None  # its command's own timeout bounds it
         if not isinstance(self.stitcher, FfmpegStitcher):  # another stitcher takes files that are there
-            return self.stitcher.stitch(feed.landed(), output, audio=track)
+            result = self.stitcher.stitch(feed.landed(), output, audio=track)
+            if upload_key is not None:
+                self.storage.put_file(upload_key, result)
+            return result
+        upload = self.storage.upload_as_written(upload_key) if upload_key is not None else None
         try:
-            video = self.stitcher.stitch_arriving(feed, output, audio=track)
+            video = self.stitcher.stitch_arriving(feed, output, audio=track, upload=upload)
         except StitchError:
             failed = feed.failure()  # a download that failed stops ffmpeg: name the chunk, not ffmpeg's symptom
             if failed is not None:

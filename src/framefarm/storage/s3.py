@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,12 @@ from urllib.parse import urlencode
 
 from framefarm.errors import StorageError
 from framefarm.storage.base import Storage, StoredObject
+from framefarm.storage.growing import UploadWhenWritten
 
 DELETE_BATCH = 1_000  # DeleteObjects takes at most 1,000 keys
 CHECKSUM = "SHA256"  # S3's checksum of every file put here (see the module docstring)
 READ_BLOCK = 1 << 20
+GROWING_POLL = 0.1  # seconds between looks at a file being written, for parts to send
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +126,10 @@ class S3Storage(Storage):
         # the GET, a different size could only make the check fail, never pass bytes S3 did not hash.
         first = self.client.head_object(Bucket=self.bucket, Key=self._key(key), PartNumber=1)
         return S3Sha256(part_size=int(first["ContentLength"])), expected
+
+    def upload_as_written(self, key: str) -> UploadWhenWritten:
+        """A multipart upload that sends each part of a growing file once it is settled (``storage.growing``)."""
+        return _MultipartAsWritten(self, key, self._transfer.multipart_chunksize)
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
@@ -220,3 +227,89 @@ def _multipart_parts(head: Mapping[str, Any]) -> int | None:
     """How many parts an object was uploaded in, from its ETag ("<hex>-<parts>"); None if in one piece."""
     _, dash, parts = str(head.get("ETag", "")).strip('"').partition("-")
     return int(parts) if dash and parts.isdigit() else None
+
+
+class _MultipartAsWritten(UploadWhenWritten):
+    """Parts of ``part_size`` (the first one at least as large as the unsettled head), each with its
+    SHA256: parts 2, 3, ... go up from a thread as soon as the file has grown past their end; at the
+    finish, the rest and then part 1. Parts of equal size but the last, as ``get_file`` checks them."""
+
+    def __init__(self, storage: S3Storage, key: str, part_size: int) -> None:
+        super().__init__(storage, key)
+        self._s3, self._min_part = storage, part_size
+        self._part = part_size
+        self._upload_id: str | None = None
+        self._sent: list[dict[str, Any]] = []
+        self._next = 2
+        self._done = threading.Event()
+        self._follower: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    def start(self, path: Path, settled_from: int | None) -> None:
+        super().start(path, settled_from)
+        if settled_from is None:
+            return  # nothing is settled before the end: one upload then
+        self._part = max(self._min_part, -(-settled_from // READ_BLOCK) * READ_BLOCK)
+        self._upload_id = self._s3.client.create_multipart_upload(
+            Bucket=self._s3.bucket, Key=self._s3._key(self.key), ChecksumAlgorithm=CHECKSUM)["UploadId"]
+        self._follower = threading.Thread(target=self._follow, name="framefarm-upload-as-written", daemon=True)
+        self._follower.start()
+
+    def _follow(self) -> None:
+        try:
+            while not self._done.wait(GROWING_POLL):
+                self._send_settled(final=False)
+        except BaseException as exc:  # reported by finish
+            self._failure = exc
+
+    def _send_settled(self, *, final: bool) -> None:
+        assert self._path is not None
+        size = self._path.stat().st_size if self._path.exists() else 0
+        while size >= self._next * self._part or (final and (self._next - 1) * self._part < size):
+            self._send(self._next)
+            self._next += 1
+
+    def _send(self, number: int) -> None:
+        assert self._path is not None
+        with open(self._path, "rb") as stream:
+            stream.seek((number - 1) * self._part)
+            data = stream.read(self._part)
+        answer = self._s3.client.upload_part(Bucket=self._s3.bucket, Key=self._s3._key(self.key),
+                                             UploadId=self._upload_id, PartNumber=number, Body=data,
+                                             ChecksumAlgorithm=CHECKSUM)
+        self._sent.append({"PartNumber": number, "ETag": answer["ETag"],
+                           f"Checksum{CHECKSUM}": answer[f"Checksum{CHECKSUM}"]})
+
+    def finish(self, written: bool) -> None:
+        if self._upload_id is None:
+            return super().finish(written)
+        self._done.set()
+        if self._follower is not None:
+            self._follower.join()  # ends after the part in flight, which the client's timeouts bound
+        try:
+            if self._failure is not None:
+                raise self._failure
+            if not written:
+                raise _Dropped
+            self._send_settled(final=True)
+            self._send(1)
+            self._s3.client.complete_multipart_upload(
+                Bucket=self._s3.bucket, Key=self._s3._key(self.key), UploadId=self._upload_id,
+                MultipartUpload={"Parts": sorted(self._sent, key=lambda part: part["PartNumber"])})
+        except _Dropped:
+            self._abort()
+        except Exception as exc:
+            self._abort()
+            raise StorageError(f"uploading {self._s3.url(self.key)} as it was written failed: {exc}") from exc
+        except BaseException:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        self._s3.client.abort_multipart_upload(Bucket=self._s3.bucket, Key=self._s3._key(self.key),
+                                               UploadId=self._upload_id)
+
+
+class _Dropped(Exception):
+    """The writer failed: the upload is aborted, and the writer's own error is the one reported."""
+

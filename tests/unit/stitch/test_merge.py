@@ -120,3 +120,16 @@ def test_a_chunk_that_fails_to_download_during_the_join_is_named_and_no_video_is
     with pytest.raises(StitchError, match=r"^chunk 2: .*00002.mp4 is corrupt: its SHA256 is x, S3 stored y$"):
         S3MergeAdapter(storage).merge(spec, output)
     assert not output.exists() and not list(output.parent.glob("*"))
+
+
+def test_an_uploaded_merge_stores_the_video_it_wrote(bucket, s3_client, tmp_path, encode_chunk):
+    from framefarm.storage.s3 import S3Storage
+
+    # GIVEN a job's three chunks, with their records, in S3
+    storage = S3Storage(bucket, client=s3_client)
+    spec = stored_job(storage, tmp_path, encode_chunk, "up", 3, records=True)
+    # WHEN it is merged with an upload key, THEN the stored video is the one written here, byte for byte
+    video = S3MergeAdapter(storage).merge(spec, tmp_path / "final.mp4", upload_key="jobs/up/final.mp4")
+    storage.get_file("jobs/up/final.mp4", tmp_path / "down.mp4")
+    assert (tmp_path / "down.mp4").read_bytes() == video.read_bytes()
+    assert len(packets(video)) == 30
