@@ -52,11 +52,12 @@ class S3MergeAdapter:
             base = Path(scratch)
             audio = audio_pool.submit(self._render_audio, spec, base) if spec.audio is not None else None
             paths = [base / "chunks" / Path(chunk_key(spec.id, chunk.id, chunk.output_file)).name for chunk in chunks]
-            records = self._records(spec.id, chunks, listed)  # small: first, not queued behind the chunks
-            with ChunkFeed(lambda index: self._download(spec.id, chunks[index], listed, paths[index]), paths,
-                           workers=self.workers) as feed:
-                feed.records = records
-                return self._stitch(feed, Path(output), audio, upload_key)
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="framefarm-records") as records_pool:
+                records = [records_pool.submit(self._record, spec.id, chunk, listed) for chunk in chunks]
+                with ChunkFeed(lambda index: self._download(spec.id, chunks[index], listed, paths[index]), paths,
+                               workers=self.workers) as feed:
+                    feed.records = [record.result() for record in records]  # bounded by the store's timeouts
+                    return self._stitch(feed, Path(output), audio, upload_key)
 
     def _stitch(self, feed: ChunkFeed, output: Path, audio: Future[Path] | None, upload_key: str | None) -> Path:
         track = audio.result() if audio is not None else None  # its command's own timeout bounds it
@@ -80,21 +81,17 @@ class S3MergeAdapter:
             raise
         return video
 
-    def _records(self, job_id: str, chunks: list[Chunk], listed: dict[str, StoredObject]) -> list[MediaRecord | None]:
-        """Each chunk's media record from the store, if it has one of the very object listed (same size)."""
-        def record(chunk: Chunk) -> MediaRecord | None:
-            key = chunk_media_key(job_id, chunk.id, chunk.output_file)
-            if key not in listed:
-                return None  # an older worker's chunk: the stitcher probes it
-            try:
-                found = MediaRecord.from_json(self.storage.get_bytes(key))
-            except FileNotFoundError:
-                return None
-            video = listed[chunk_key(job_id, chunk.id, chunk.output_file)]
-            return found if found is not None and found.size == video.size else None
-
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="framefarm-records") as pool:
-            return list(pool.map(record, chunks))
+    def _record(self, job_id: str, chunk: Chunk, listed: dict[str, StoredObject]) -> MediaRecord | None:
+        """The chunk's media record from the store, if it has one of the very object listed (same size)."""
+        key = chunk_media_key(job_id, chunk.id, chunk.output_file)
+        if key not in listed:
+            return None  # an older worker's chunk: the stitcher probes it
+        try:
+            found = MediaRecord.from_json(self.storage.get_bytes(key))
+        except FileNotFoundError:
+            return None
+        video = listed[chunk_key(job_id, chunk.id, chunk.output_file)]
+        return found if found is not None and found.size == video.size else None
 
     def _download(self, job_id: str, chunk: Chunk, listed: dict[str, StoredObject], target: Path) -> Path:
         key = chunk_key(job_id, chunk.id, chunk.output_file)

@@ -26,6 +26,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -231,19 +232,22 @@ def _multipart_parts(head: Mapping[str, Any]) -> int | None:
 
 class _MultipartAsWritten(UploadWhenWritten):
     """Parts of ``part_size`` (the first one at least as large as the unsettled head), each with its
-    SHA256: parts 2, 3, ... go up from a thread as soon as the file has grown past their end; at the
-    finish, the rest and then part 1. Parts of equal size but the last, as ``get_file`` checks them."""
+    SHA256: parts 2, 3, ... go up (``workers`` at a time, so at most that many parts are held in
+    memory) as soon as the file has grown past their end; at the finish, the rest and then part 1.
+    Parts of equal size but the last, as ``get_file`` checks them."""
 
-    def __init__(self, storage: S3Storage, key: str, part_size: int) -> None:
+    def __init__(self, storage: S3Storage, key: str, part_size: int, workers: int = 4) -> None:
         super().__init__(storage, key)
-        self._s3, self._min_part = storage, part_size
+        self._s3, self._min_part, self._workers = storage, part_size, workers
         self._part = part_size
         self._upload_id: str | None = None
-        self._sent: list[dict[str, Any]] = []
         self._next = 2
         self._done = threading.Event()
         self._follower: threading.Thread | None = None
         self._failure: BaseException | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._slots = threading.BoundedSemaphore(workers)
+        self._sending: list[Future[dict[str, Any]]] = []
 
     def start(self, path: Path, settled_from: int | None) -> None:
         super().start(path, settled_from)
@@ -252,6 +256,7 @@ class _MultipartAsWritten(UploadWhenWritten):
         self._part = max(self._min_part, -(-settled_from // READ_BLOCK) * READ_BLOCK)
         self._upload_id = self._s3.client.create_multipart_upload(
             Bucket=self._s3.bucket, Key=self._s3._key(self.key), ChecksumAlgorithm=CHECKSUM)["UploadId"]
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="framefarm-upload-part")
         self._follower = threading.Thread(target=self._follow, name="framefarm-upload-as-written", daemon=True)
         self._follower.start()
 
@@ -263,39 +268,48 @@ class _MultipartAsWritten(UploadWhenWritten):
             self._failure = exc
 
     def _send_settled(self, *, final: bool) -> None:
-        assert self._path is not None
+        assert self._path is not None and self._pool is not None
         size = self._path.stat().st_size if self._path.exists() else 0
         while size >= self._next * self._part or (final and (self._next - 1) * self._part < size):
-            self._send(self._next)
+            self._submit(self._next)
             self._next += 1
 
-    def _send(self, number: int) -> None:
+    def _submit(self, number: int) -> None:
+        assert self._pool is not None
+        self._slots.acquire()  # a slot frees when a part has gone up, which the client's timeouts bound
+        self._sending.append(self._pool.submit(self._send, number))
+
+    def _send(self, number: int) -> dict[str, Any]:
         assert self._path is not None
-        with open(self._path, "rb") as stream:
-            stream.seek((number - 1) * self._part)
-            data = stream.read(self._part)
-        answer = self._s3.client.upload_part(Bucket=self._s3.bucket, Key=self._s3._key(self.key),
-                                             UploadId=self._upload_id, PartNumber=number, Body=data,
-                                             ChecksumAlgorithm=CHECKSUM)
-        self._sent.append({"PartNumber": number, "ETag": answer["ETag"],
-                           f"Checksum{CHECKSUM}": answer[f"Checksum{CHECKSUM}"]})
+        try:
+            with open(self._path, "rb") as stream:
+                stream.seek((number - 1) * self._part)
+                data = stream.read(self._part)
+            answer = self._s3.client.upload_part(Bucket=self._s3.bucket, Key=self._s3._key(self.key),
+                                                 UploadId=self._upload_id, PartNumber=number, Body=data,
+                                                 ChecksumAlgorithm=CHECKSUM)
+        finally:
+            self._slots.release()
+        return {"PartNumber": number, "ETag": answer["ETag"], f"Checksum{CHECKSUM}": answer[f"Checksum{CHECKSUM}"]}
 
     def finish(self, written: bool) -> None:
         if self._upload_id is None:
             return super().finish(written)
+        assert self._pool is not None
         self._done.set()
         if self._follower is not None:
-            self._follower.join()  # ends after the part in flight, which the client's timeouts bound
+            self._follower.join()  # ends after the part it is queueing, which the client's timeouts bound
         try:
             if self._failure is not None:
                 raise self._failure
             if not written:
                 raise _Dropped
             self._send_settled(final=True)
-            self._send(1)
+            self._submit(1)
+            parts = [sending.result() for sending in self._sending]
             self._s3.client.complete_multipart_upload(
                 Bucket=self._s3.bucket, Key=self._s3._key(self.key), UploadId=self._upload_id,
-                MultipartUpload={"Parts": sorted(self._sent, key=lambda part: part["PartNumber"])})
+                MultipartUpload={"Parts": sorted(parts, key=lambda part: part["PartNumber"])})
         except _Dropped:
             self._abort()
         except Exception as exc:
@@ -304,8 +318,12 @@ class _MultipartAsWritten(UploadWhenWritten):
         except BaseException:
             self._abort()
             raise
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _abort(self) -> None:
+        assert self._pool is not None
+        self._pool.shutdown(wait=True, cancel_futures=True)  # no part may land after the abort
         self._s3.client.abort_multipart_upload(Bucket=self._s3.bucket, Key=self._s3._key(self.key),
                                                UploadId=self._upload_id)
 

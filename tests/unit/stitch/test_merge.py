@@ -11,8 +11,7 @@ from framefarm.stitch.probe import packets
 from framefarm.stitch.records import media_path, write_record
 from framefarm.storage.keys import chunk_key, chunk_media_key
 from framefarm.storage.local import LocalStorage
-from tests.helpers import RecordingStitcher, corrupt_s3_object, eventually
-from tests.unit.stitch.test_records import CommandLog
+from tests.helpers import CommandLog, RecordingStitcher, corrupt_s3_object, eventually
 
 
 def test_a_failing_audio_track_is_named_with_its_stderr(tmp_path):

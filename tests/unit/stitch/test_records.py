@@ -4,7 +4,6 @@ the stitcher's check of the chunks made from them, probing only what has none or
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 
 import pytest
 
@@ -16,18 +15,7 @@ from framefarm.repositories.base import put_spec
 from framefarm.stitch.probe import packets
 from framefarm.stitch.records import MediaRecord, media_path, read_record, write_record
 from framefarm.worker.runtime import run_chunk
-
-
-class CommandLog:
-    def __init__(self) -> None:
-        self.commands: list[list[str]] = []
-
-    def __call__(self, command, **kwargs):
-        self.commands.append(list(command))
-        return subprocess.run(command, **kwargs)
-
-    def probed(self, path) -> bool:
-        return any(str(path) in command and "concat" not in command for command in self.commands)
+from tests.helpers import CommandLog
 
 
 def rewrite_record(path, **info_changes) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from framefarm import FfmpegStitcher
 from framefarm.stitch.probe import decoded_audio_samples, packets
+from tests.helpers import CommandLog
 
 
 def atoms(path: Path) -> list[tuple[str, int, int]]:
@@ -49,15 +50,6 @@ def todays_stitch(ffmpeg: str, chunks: list[Path], output: Path, audio: Path | N
     command += ["-i", str(audio), "-map", "0:v:0", "-map", "1:a:0"] if audio else ["-map", "0:v:0"]
     subprocess.run([*command, "-c", "copy", "-movflags", "+faststart", str(output)], check=True)
     return output
-
-
-class CommandLog:
-    def __init__(self) -> None:
-        self.commands: list[list[str]] = []
-
-    def __call__(self, command, **kwargs):
-        self.commands.append(list(command))
-        return subprocess.run(command, **kwargs)
 
 
 @pytest.fixture
