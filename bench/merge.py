@@ -7,7 +7,7 @@ process it would take the merge's interpreter lock for every byte it serves). Pr
 CPU times of both, their ratio, each phase's span and its share of the merge (the phases overlap,
 so the shares add up to more than 100 %), and the peak memory of the merge (this process and ffmpeg).
 
-    python bench/merge.py [--chunks 50] [--frames 150] [--workers 8] [--records] [--upload]
+    python bench/merge.py [--chunks 50] [--frames 150] [--workers 8] [--older-chunks] [--upload]
     python bench/merge.py --total-gb 5 --frames 1500     # 5 GB of ~100 MB chunks: linear cost, flat memory
 """
 
@@ -153,8 +153,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=150, help="frames per chunk (sets the chunk size)")
     parser.add_argument("--total-gb", type=float, help="as many chunks as make this many GB (overrides --chunks)")
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--records", action="store_true", help="store each chunk's media record beside it, "
-                        "as a worker does (without: chunks from an older worker, probed at the stitch)")
+    parser.add_argument("--older-chunks", action="store_true", help="store no media record beside each chunk, "
+                        "as a worker before framefarm 0.3 did (the stitch probes them)")
     parser.add_argument("--upload", action="store_true", help="also upload the video (framefarm stitch --upload)")
     parser.add_argument("--dir", type=Path, help="scratch directory (default: the system's)")
     args = parser.parse_args()
@@ -181,7 +181,7 @@ def main() -> None:
             spec = plan_job({"id": "merge-bench", "width": 1280, "height": 720, "fps": 30,
                              "total_frames": count * args.frames, "frames_per_chunk": args.frames,
                              "command": "render {output}"})
-            record = store_record(chunk, storage) if args.records else None
+            record = None if args.older_chunks else store_record(chunk)
             for item in spec.chunks:
                 storage.put_file(chunk_key(spec.id, item.id, item.output_file), chunk)
                 if record is not None:
@@ -220,7 +220,7 @@ def main() -> None:
         server.wait(timeout=30)
 
 
-def store_record(chunk: Path, storage: Any) -> Path | None:
+def store_record(chunk: Path) -> Path | None:
     from framefarm.stitch.records import media_path, write_record  # framefarm 0.3: records
 
     write_record(chunk)
@@ -231,7 +231,7 @@ def report(args: argparse.Namespace, count: int, size: int, merge_s: float, merg
            cat_cpu: float, phases: Phases, *, started_at: float, memory: PeakMemory) -> None:
     total_mb = size * count / MB
     print(f"{count} chunks x {size / MB:.1f} MB = {total_mb:.0f} MB, {args.workers} download workers, "
-          f"records {'stored' if args.records else 'absent'}{', upload' if args.upload else ''}")
+          f"records {'absent' if args.older_chunks else 'stored'}{', upload' if args.upload else ''}")
     print(f"  S3MergeAdapter (list, download, verify, check, join{', upload' if args.upload else ''}): "
           f"{merge_s:.2f} s wall ({total_mb / merge_s:.0f} MB/s), {merge_cpu:.2f} s CPU")
     print(f"  cat from local disk (floor): {cat_s:.2f} s wall ({total_mb / cat_s:.0f} MB/s), {cat_cpu:.2f} s CPU")
