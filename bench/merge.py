@@ -32,7 +32,7 @@ from framefarm.config import ffmpeg_path
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.stitch.merge import S3MergeAdapter
 from framefarm.stitch.probe import packets
-from framefarm.storage.keys import chunk_key
+from framefarm.storage.keys import chunk_key, chunk_media_key
 
 MB = 1e6
 
@@ -185,7 +185,7 @@ def main() -> None:
             for item in spec.chunks:
                 storage.put_file(chunk_key(spec.id, item.id, item.output_file), chunk)
                 if record is not None:
-                    storage.put_file(chunk_key(spec.id, item.id, item.output_file) + ".media.json", record)
+                    storage.put_file(chunk_media_key(spec.id, item.id), record)
             local_copies = []
             for index in range(count):
                 copy = base / "local" / f"{index:05d}.mp4"

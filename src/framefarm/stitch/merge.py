@@ -5,7 +5,7 @@ downloaded it checks that every chunk of the spec is in the store and refuses, n
 ones. The phases overlap: chunks download in order on a pool, each checked by the store's own
 checksum as it comes down (S3: SHA256, see ``storage.s3``), against the listed size, and against
 the listed MD5 where the store reports a real one (GCS); the chunks are checked from the media
-records the workers stored beside them (``stitch.records``) before they land; and ffmpeg joins
+records the workers stored with them (``stitch.records``) before they land; and ffmpeg joins
 chunk k while the chunks after it download (``stitch.feed``). Audio, if the job has any, is
 rendered here in one pass while the chunks download, and muxed in.
 """
@@ -26,7 +26,7 @@ from framefarm.stitch.feed import ChunkFeed
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.stitch.records import MediaRecord
 from framefarm.storage.base import Storage, StoredObject
-from framefarm.storage.keys import chunk_key, chunk_media_key, chunks_prefix, job_prefix
+from framefarm.storage.keys import chunk_key, chunk_media_key, chunks_prefix, job_prefix, media_prefix
 
 
 class S3MergeAdapter:
@@ -41,7 +41,8 @@ class S3MergeAdapter:
 
     def merge(self, spec: JobSpec, output: Path, *, work_dir: Path | None = None,
               upload_key: str | None = None) -> Path:
-        listed = {obj.key: obj for obj in self.storage.list(chunks_prefix(spec.id))}
+        listed = {obj.key: obj for prefix in (chunks_prefix(spec.id), media_prefix(spec.id))
+                  for obj in self.storage.list(prefix)}
         chunks = sorted(spec.chunks, key=lambda c: c.id)
         missing = [chunk.id for chunk in chunks if chunk_key(spec.id, chunk.id, chunk.output_file) not in listed]
         if missing:
@@ -83,7 +84,7 @@ class S3MergeAdapter:
 
     def _record(self, job_id: str, chunk: Chunk, listed: dict[str, StoredObject]) -> MediaRecord | None:
         """The chunk's media record from the store, if it has one of the very object listed (same size)."""
-        key = chunk_media_key(job_id, chunk.id, chunk.output_file)
+        key = chunk_media_key(job_id, chunk.id)
         if key not in listed:
             return None  # an older worker's chunk: the stitcher probes it
         try:

@@ -1,8 +1,8 @@
 """Media records: what a chunk video holds, measured once where it was rendered.
 
-The worker (and the local adapter) writes ``<output>.media.json`` beside each chunk output it
-commits: codec, size, frame rate, pixel format, duration, frame count, and the file's byte size.
-The stitcher checks the chunks from these records before a byte of them is downloaded, and probes
+The local adapter writes ``<output>.media.json`` beside each chunk output it commits (and a worker
+stores it as ``jobs/<job>/media/<00042>.json``): codec, size, frame rate, pixel format, duration,
+frame count, and the file's byte size. The stitcher checks the chunks from these records before a byte of them is downloaded, and probes
 only a chunk with no record (an older worker's), a record of another file (its size differs), or a
 record that disagrees with the first chunk's. The frame counts size the space reserved for the
 output's index (``-moov_size``), so the video is written once.
@@ -22,7 +22,8 @@ from pathlib import Path
 from framefarm.config import ffmpeg_path
 from framefarm.errors import FramefarmError, StitchError
 from framefarm.stitch.probe import MediaInfo, Runner, parse_framecrc, parse_probe_output
-from framefarm.storage.keys import MEDIA_SUFFIX
+
+MEDIA_SUFFIX = ".media.json"  # a video's record on disk: beside it, named like it with this added
 
 logger = logging.getLogger(__name__)
 

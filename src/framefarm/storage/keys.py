@@ -3,7 +3,7 @@
     jobs/<job>/spec.json
     jobs/<job>/assets.zip
     jobs/<job>/chunks/<00042>.<ext>
-    jobs/<job>/chunks/<00042>.<ext>.media.json   what the worker measured of that chunk (``stitch.records``)
+    jobs/<job>/media/<00042>.json   what the worker measured of that chunk's video (``stitch.records``)
     jobs/<job>/logs/<00042>.attempt<N>.<stdout|stderr>.log
     jobs/<job>/cancel               present while the job is cancelled: remote workers stop early
     jobs/<job>/<video>.mp4          the stitched video, when `framefarm stitch --upload` put it back
@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
-#: A media record's name: its video's, with this added.
-MEDIA_SUFFIX = ".media.json"
 #: What a stitched video may be called: the audio track (``audio.m4a``), assets and markers are not videos.
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 
@@ -41,9 +39,13 @@ def chunk_key(job_id: str, chunk_id: int, output_file: str) -> str:
     return f"{chunks_prefix(job_id)}{chunk_id:05d}{suffix}"
 
 
-def chunk_media_key(job_id: str, chunk_id: int, output_file: str) -> str:
-    """The key of the chunk output's media record, beside it."""
-    return chunk_key(job_id, chunk_id, output_file) + MEDIA_SUFFIX
+def media_prefix(job_id: str) -> str:
+    return f"{job_prefix(job_id)}media/"
+
+
+def chunk_media_key(job_id: str, chunk_id: int) -> str:
+    """The key of a chunk output's media record (not under ``chunks/``, which holds the outputs alone)."""
+    return f"{media_prefix(job_id)}{chunk_id:05d}.json"
 
 
 def logs_prefix(job_id: str) -> str:

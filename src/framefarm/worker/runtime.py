@@ -4,7 +4,8 @@
       -> fetch the spec (and the asset bundle, if any) into a fresh temporary directory
       -> run the chunk's command there (no shell; ``{ffmpeg}`` is this worker's ffmpeg)
       -> upload the output to jobs/<job>/chunks/<00042>.<ext> in the spec's store (same key on re-runs),
-         and its media record beside it (codec, size, rate, pixel format, frames: ``stitch.records``)
+         and its media record to jobs/<job>/media/<00042>.json (codec, size, rate, pixel format, frames:
+         ``stitch.records``)
       (the job's cancel marker is checked between these stages and while the command runs)
       -> keep stdout/stderr longer than a record's tail whole in the store (``storage.logs``)
       -> reply {exit_code, kind, stdout, stderr, output_key, duration_ms, error}, stdout/stderr as tails
@@ -114,12 +115,12 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
                                  error=result.error, duration_ms=elapsed())
         key = chunk_key(spec.id, chunk.id, chunk.output_file)
         storage.put_file(key, output, tags=CHUNK_TAG)
-        keep_media_record(storage, output, chunk_media_key(spec.id, chunk.id, chunk.output_file))
+        keep_media_record(storage, output, chunk_media_key(spec.id, chunk.id))
         return ChunkResponse(exit_code=0, stdout=stdout, stderr=stderr, output_key=key, duration_ms=elapsed())
 
 
 def keep_media_record(storage: Storage, output: Path, key: str) -> None:
-    """Store what the chunk video holds beside it, measured here once (``stitch.records``): by the local
+    """Store what the chunk video holds, measured here once (``stitch.records``): by the local
     adapter when it ran the command, else now. Without one the stitcher probes the chunk itself."""
     if read_record(output) is None and write_record(output) is None:
         return  # not a video ffmpeg reads: the stitcher will name it

@@ -70,7 +70,7 @@ def stored_job(storage, tmp_path, encode_chunk, job_id: str, chunks: int, *, rec
         storage.put_file(chunk_key(spec.id, chunk.id, chunk.output_file), video)
         if records:
             write_record(video)
-            storage.put_file(chunk_media_key(spec.id, chunk.id, chunk.output_file), media_path(video))
+            storage.put_file(chunk_media_key(spec.id, chunk.id), media_path(video))
     return spec
 
 

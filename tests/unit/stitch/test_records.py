@@ -53,7 +53,7 @@ def test_the_worker_stores_the_chunks_record_beside_it(tmp_path, ffmpeg):
     response = run_chunk(ChunkRequest(job_id="measured", chunk_id=1, spec_url=url))
     # THEN the record of the stored chunk is stored beside it
     assert response.exit_code == 0
-    stored = MediaRecord.from_json(storage.get_bytes(response.output_key + ".media.json"))
+    stored = MediaRecord.from_json(storage.get_bytes("jobs/measured/media/00001.json"))
     assert stored is not None and stored.frames == 5
     assert stored.size == len(storage.get_bytes(response.output_key))
 
