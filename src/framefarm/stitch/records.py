@@ -2,10 +2,10 @@
 
 The local adapter writes ``<output>.media.json`` beside each chunk output it commits (and a worker
 stores it as ``jobs/<job>/media/<00042>.json``): codec, size, frame rate, pixel format, duration,
-frame count, and the file's byte size. The stitcher checks the chunks from these records before a byte of them is downloaded, and probes
-only a chunk with no record (an older worker's), a record of another file (its size differs), or a
-record that disagrees with the first chunk's. The frame counts size the space reserved for the
-output's index (``-moov_size``), so the video is written once.
+frame count, and the file's byte size. The stitcher checks the chunks from these records before a
+byte of them is downloaded, and probes only a chunk with no record (an older worker's), a record of
+another file (its size differs), or a record that disagrees with the first chunk's. The frame
+counts size the space reserved for the output's index (``-moov_size``), so the video is written once.
 """
 
 from __future__ import annotations
