@@ -32,7 +32,7 @@ from framefarm.config import ffmpeg_path
 from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.stitch.merge import S3MergeAdapter
 from framefarm.stitch.probe import packets
-from framefarm.storage.keys import chunk_key, chunk_media_key
+from framefarm.storage.keys import chunk_key
 
 MB = 1e6
 
@@ -185,7 +185,7 @@ def main() -> None:
             for item in spec.chunks:
                 storage.put_file(chunk_key(spec.id, item.id, item.output_file), chunk)
                 if record is not None:
-                    storage.put_file(chunk_media_key(spec.id, item.id), record)
+                    storage.put_file(media_key(spec.id, item.id), record)
             local_copies = []
             for index in range(count):
                 copy = base / "local" / f"{index:05d}.mp4"
@@ -220,8 +220,14 @@ def main() -> None:
         server.wait(timeout=30)
 
 
+def media_key(job_id: str, chunk_id: int) -> str:
+    from framefarm.storage.keys import chunk_media_key  # framefarm 0.3: records (--older-chunks runs 0.2 too)
+
+    return chunk_media_key(job_id, chunk_id)
+
+
 def store_record(chunk: Path) -> Path | None:
-    from framefarm.stitch.records import media_path, write_record  # framefarm 0.3: records
+    from framefarm.stitch.records import media_path, write_record
 
     write_record(chunk)
     return media_path(chunk)

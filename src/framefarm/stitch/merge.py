@@ -53,12 +53,15 @@ class S3MergeAdapter:
             base = Path(scratch)
             audio = audio_pool.submit(self._render_audio, spec, base) if spec.audio is not None else None
             paths = [base / "chunks" / Path(chunk_key(spec.id, chunk.id, chunk.output_file)).name for chunk in chunks]
+            # The records first: small, they let the join start as soon as the first chunk has landed
+            # (read while the chunks download, they queue behind them and hold it back; measured in
+            # bench/merge.py).
             with ThreadPoolExecutor(self.workers, thread_name_prefix="framefarm-records") as records_pool:
-                records = [records_pool.submit(self._record, spec.id, chunk, listed) for chunk in chunks]
-                with ChunkFeed(lambda index: self._download(spec.id, chunks[index], listed, paths[index]), paths,
-                               workers=self.workers) as feed:
-                    feed.records = [record.result() for record in records]  # bounded by the store's timeouts
-                    return self._stitch(feed, Path(output), audio, upload_key)
+                records = list(records_pool.map(lambda chunk: self._record(spec.id, chunk, listed), chunks))
+            with ChunkFeed(lambda index: self._download(spec.id, chunks[index], listed, paths[index]), paths,
+                           workers=self.workers) as feed:
+                feed.records = records
+                return self._stitch(feed, Path(output), audio, upload_key)
 
     def _stitch(self, feed: ChunkFeed, output: Path, audio: Future[Path] | None, upload_key: str | None) -> Path:
         track = audio.result() if audio is not None else None  # its command's own timeout bounds it
