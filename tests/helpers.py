@@ -124,6 +124,21 @@ class ScriptedWorker:
                 raise AssertionError("condition not reached")
 
 
+class CommandLog:
+    """A subprocess runner (for FfmpegStitcher(runner=...)) that keeps every command it ran."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+
+    def __call__(self, command, **kwargs):
+        self.commands.append(list(command))
+        return subprocess.run(command, **kwargs)
+
+    def probed(self, path) -> bool:
+        """Whether a command other than the join read ``path``."""
+        return any(str(path) in command and "concat" not in command for command in self.commands)
+
+
 class RecordingStitcher:
     """Records what it was asked to stitch and writes a marker file."""
 

@@ -7,7 +7,8 @@ are read by the calling thread through one selector, so a chunk costs one thread
 is, and text reaches ``on_stdout``/``on_stderr`` as it arrives. A timeout or a cancel kills the
 whole process group (ffmpeg's children included); the output read so far stays in the result.
 A chunk (``meta`` names its ``output_file``) writes a file of the attempt's own, put in place only
-when it succeeded: see ``chunk_output``.
+when it succeeded: see ``chunk_output``. A video put in place is measured once, here, and its media
+record written beside it for the stitcher (``stitch.records``).
 
 A command dies with the process that runs it, even one killed by SIGKILL: on Linux each command gets
 SIGKILL as its parent-death signal (elsewhere it outlives a killed runner). The kernel sends it when
@@ -37,6 +38,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from pathlib import PurePosixPath
 from typing import IO
 
 from framefarm.adapters.base import CANCELLED, TextCallback, WorkerJob, WorkerResult
@@ -46,7 +48,9 @@ from framefarm.failures import FailureKind
 from framefarm.inputs import StorageFor, fill_inputs, url_lifetime
 from framefarm.redaction import redact, redact_result, url_secrets
 from framefarm.spec import command_steps
+from framefarm.stitch.records import write_record
 from framefarm.storage import storage_for_url
+from framefarm.storage.keys import VIDEO_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +137,8 @@ class LocalWorkerAdapter:
         elif exit_code == 0 and output is not None:
             error = output.commit()
             kind = FailureKind.NO_OUTPUT if error else None
+            if error is None and PurePosixPath(output.output_file).suffix.lower() in VIDEO_SUFFIXES:
+                write_record(output.final, ffmpeg=self._tools.get("ffmpeg"))  # measured here, once (stitch.records)
         return WorkerResult(exit_code=exit_code, stdout="".join(run.stdout), stderr="".join(run.stderr),
                             error=error, kind=kind, duration_ms=(self._clock() - started) * 1000.0)
 

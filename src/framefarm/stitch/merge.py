@@ -2,17 +2,19 @@
 
 Works with any store behind the storage interface (S3, GCS, a local directory). Before anything is
 downloaded it checks that every chunk of the spec is in the store and refuses, naming the missing
-ones. Downloads run in parallel; each file is checked by the store's own checksum as it comes
-down (S3: SHA256, see ``storage.s3``), against the listed size, and against the listed MD5 where
-the store reports a real one (GCS). Audio, if the job has any, is rendered here in one pass and
-muxed in.
+ones. The phases overlap: chunks download in order on a pool, each checked by the store's own
+checksum as it comes down (S3: SHA256, see ``storage.s3``), against the listed size, and against
+the listed MD5 where the store reports a real one (GCS); the chunks are checked from the media
+records the workers stored with them (``stitch.records``) before they land; and ffmpeg joins
+chunk k while the chunks after it download (``stitch.feed``). Audio, if the job has any, is
+rendered here in one pass while the chunks download, and muxed in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from framefarm.adapters.base import WorkerAdapter, WorkerJob
@@ -20,9 +22,11 @@ from framefarm.adapters.local import LocalWorkerAdapter
 from framefarm.errors import StitchError, StorageError, id_list
 from framefarm.options import Stitcher
 from framefarm.spec import Chunk, JobSpec
+from framefarm.stitch.feed import ChunkFeed
 from framefarm.stitch.ffmpeg import FfmpegStitcher
+from framefarm.stitch.records import MediaRecord
 from framefarm.storage.base import Storage, StoredObject
-from framefarm.storage.keys import chunk_key, chunks_prefix, job_prefix
+from framefarm.storage.keys import chunk_key, chunk_media_key, chunks_prefix, job_prefix, media_prefix
 
 
 class S3MergeAdapter:
@@ -37,28 +41,67 @@ class S3MergeAdapter:
 
     def merge(self, spec: JobSpec, output: Path, *, work_dir: Path | None = None,
               upload_key: str | None = None) -> Path:
-        listed = {obj.key: obj for obj in self.storage.list(chunks_prefix(spec.id))}
+        listed = {obj.key: obj for prefix in (chunks_prefix(spec.id), media_prefix(spec.id))
+                  for obj in self.storage.list(prefix)}
         chunks = sorted(spec.chunks, key=lambda c: c.id)
         missing = [chunk.id for chunk in chunks if chunk_key(spec.id, chunk.id, chunk.output_file) not in listed]
         if missing:
             raise StitchError(f"job {spec.id}: {len(missing)} of {len(chunks)} chunks are not in "
                               f"{self.storage.url(job_prefix(spec.id))}: {id_list(missing)}")
-        with tempfile.TemporaryDirectory(prefix=f"framefarm-merge-{spec.id}-", dir=work_dir) as scratch:
+        with tempfile.TemporaryDirectory(prefix=f"framefarm-merge-{spec.id}-", dir=work_dir) as scratch, \
+                ThreadPoolExecutor(1, thread_name_prefix="framefarm-audio") as audio_pool:
             base = Path(scratch)
-            with ThreadPoolExecutor(self.workers) as pool:
-                paths = list(pool.map(lambda chunk: self._download(spec.id, chunk, listed, base), chunks))
-            audio = self._render_audio(spec, base) if spec.audio is not None else None
-            result = self.stitcher.stitch(paths, Path(output), audio=audio)
-        if upload_key is not None:
-            self.storage.put_file(upload_key, result)
-        return result
+            audio = audio_pool.submit(self._render_audio, spec, base) if spec.audio is not None else None
+            paths = [base / "chunks" / Path(chunk_key(spec.id, chunk.id, chunk.output_file)).name for chunk in chunks]
+            # The records first: small, they let the join start as soon as the first chunk has landed
+            # (read while the chunks download, they queue behind them and hold it back; measured in
+            # bench/merge.py).
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="framefarm-records") as records_pool:
+                records = list(records_pool.map(lambda chunk: self._record(spec.id, chunk, listed), chunks))
+            with ChunkFeed(lambda index: self._download(spec.id, chunks[index], listed, paths[index]), paths,
+                           workers=self.workers) as feed:
+                feed.records = records
+                return self._stitch(feed, Path(output), audio, upload_key)
 
-    def _download(self, job_id: str, chunk: Chunk, listed: dict[str, StoredObject], base: Path) -> Path:
+    def _stitch(self, feed: ChunkFeed, output: Path, audio: Future[Path] | None, upload_key: str | None) -> Path:
+        track = audio.result() if audio is not None else None  # its command's own timeout bounds it
+        if not isinstance(self.stitcher, FfmpegStitcher):  # another stitcher takes files that are there
+            result = self.stitcher.stitch(feed.landed(), output, audio=track)
+            if upload_key is not None:
+                self.storage.put_file(upload_key, result)
+            return result
+        upload = self.storage.upload_as_written(upload_key) if upload_key is not None else None
+        try:
+            video = self.stitcher.stitch_arriving(feed, output, audio=track, upload=upload)
+        except StitchError:
+            failed = feed.failure()  # a download that failed stops ffmpeg: name the chunk, not ffmpeg's symptom
+            if failed is not None:
+                raise failed from None
+            raise
+        try:
+            feed.landed()  # every chunk came down whole and checked, or the video is not the job's
+        except StitchError:
+            video.unlink(missing_ok=True)
+            raise
+        return video
+
+    def _record(self, job_id: str, chunk: Chunk, listed: dict[str, StoredObject]) -> MediaRecord | None:
+        """The chunk's media record from the store, if it has one of the very object listed (same size)."""
+        key = chunk_media_key(job_id, chunk.id)
+        if key not in listed:
+            return None  # an older worker's chunk: the stitcher probes it
+        try:
+            found = MediaRecord.from_json(self.storage.get_bytes(key))
+        except FileNotFoundError:
+            return None
+        video = listed[chunk_key(job_id, chunk.id, chunk.output_file)]
+        return found if found is not None and found.size == video.size else None
+
+    def _download(self, job_id: str, chunk: Chunk, listed: dict[str, StoredObject], target: Path) -> Path:
         key = chunk_key(job_id, chunk.id, chunk.output_file)
-        target = base / "chunks" / Path(key).name
         try:
             self.storage.get_file(key, target)
-        except StorageError as exc:
+        except (StorageError, FileNotFoundError) as exc:
             raise StitchError(f"chunk {chunk.id}: {exc}") from None
         expected = listed[key]
         size = target.stat().st_size

@@ -97,8 +97,13 @@ def packets(path: str | Path, stream: str = "v", *, ffmpeg: str | None = None,
                        capture_output=True, timeout=300)
     if completed.returncode != 0:
         raise StitchError(f"{path}: cannot list packets: {completed.stderr.decode(errors='replace').strip()}")
+    return parse_framecrc(completed.stdout)
+
+
+def parse_framecrc(output: bytes) -> list[Packet]:
+    """The packets the ``framecrc`` muxer listed, one line each after its ``#`` header."""
     found = []
-    for line in completed.stdout.decode().splitlines():
+    for line in output.decode().splitlines():
         if line.startswith("#") or not line.strip():
             continue
         fields = [field.strip() for field in line.split(",")]

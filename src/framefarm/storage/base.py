@@ -9,6 +9,7 @@ from pathlib import Path
 
 from framefarm.errors import FramefarmError
 from framefarm.paths import safe_relative_path
+from framefarm.storage.growing import UploadWhenWritten
 
 DEFAULT_SHARE_SECONDS = 15 * 60
 MAX_SHARE_SECONDS = 60 * 60  # links handed out are short-lived: an hour at most
@@ -54,6 +55,10 @@ class Storage(ABC):
 
     @abstractmethod
     def url(self, key: str) -> str: ...
+
+    def upload_as_written(self, key: str) -> UploadWhenWritten:
+        """An upload of a file another process is writing (see ``storage.growing``): here, at the end."""
+        return UploadWhenWritten(self, key)
 
     def local_path(self, key: str) -> Path | None:
         """The directory or file ``key`` maps to on this machine, for stores that are local; else None."""

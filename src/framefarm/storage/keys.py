@@ -4,6 +4,7 @@
     jobs/<job>/assets.zip
     jobs/<job>/inputs/<NAME><.ext>  source media a local file given as an input became (``framefarm.inputs``)
     jobs/<job>/chunks/<00042>.<ext>
+    jobs/<job>/media/<00042>.json   what the worker measured of that chunk's video (``stitch.records``)
     jobs/<job>/logs/<00042>.attempt<N>.<stdout|stderr>.log
     jobs/<job>/attempts/<00042>.attempt<N>.json   an attempt a later one replaced in the chunk's record
     jobs/<job>/cancel               present while the job is cancelled: remote workers stop early
@@ -47,6 +48,15 @@ def chunks_prefix(job_id: str) -> str:
 def chunk_key(job_id: str, chunk_id: int, output_file: str) -> str:
     suffix = PurePosixPath(output_file).suffix or ".bin"
     return f"{chunks_prefix(job_id)}{chunk_id:05d}{suffix}"
+
+
+def media_prefix(job_id: str) -> str:
+    return f"{job_prefix(job_id)}media/"
+
+
+def chunk_media_key(job_id: str, chunk_id: int) -> str:
+    """The key of a chunk output's media record (not under ``chunks/``, which holds the outputs alone)."""
+    return f"{media_prefix(job_id)}{chunk_id:05d}.json"
 
 
 def logs_prefix(job_id: str) -> str:

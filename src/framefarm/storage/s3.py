@@ -1,15 +1,16 @@
 """S3Storage: the storage interface over one S3 bucket (and an optional key prefix).
 
-Files go through boto3's managed transfers (multipart and parallel parts above ``multipart_mb``);
-small objects through single requests. The client is injectable (moto in tests, a tuned client in
+Files go up through boto3's managed transfers (multipart and parallel parts above ``multipart_mb``)
+and come down as one streamed GET each (a merge downloads many at once); small objects through
+single requests. The client is injectable (moto in tests, a tuned client in
 Lambda); boto3 is imported only when no client is given.
 
 Integrity comes from S3's own checksums, not the ETag (which is no MD5 under SSE-KMS or for a
-multipart upload): files go up with ``ChecksumAlgorithm=SHA256``, and ``get_file`` reads the
-stored checksum (HEAD with ``ChecksumMode=ENABLED``), downloads exactly that version of the object
-(If-Match its ETag), and checks the file against it, raising StorageError on a mismatch. The GETs
-ask for checksums too, so botocore checks a whole-object GET as it streams; only the check here
-covers a large download's ranged GETs and a composite checksum, and makes sure one was checked.
+multipart upload): files go up with ``ChecksumAlgorithm=SHA256``, and ``get_file`` downloads with
+one GET (``ChecksumMode=ENABLED``: one version of the object, and its stored checksum with it) and
+checks the bytes as they arrive, never in a second pass over the file, raising StorageError on a
+mismatch. botocore checks a whole-object checksum as it streams (the check here makes sure it
+did); a composite one (a multipart upload's) is computed here, part by part, as the bytes pass.
 
 SHA256 rather than CRC32C: botocore computes CRC32C only with the compiled ``awscrt`` package
 (not in this project or its Lambda image), while SHA256 is hashlib's, hardware-accelerated (1.3
@@ -23,17 +24,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import threading
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import urlencode
 
 from framefarm.errors import StorageError
 from framefarm.storage.base import Storage, StoredObject
+from framefarm.storage.growing import UploadWhenWritten
 
 DELETE_BATCH = 1_000  # DeleteObjects takes at most 1,000 keys
 CHECKSUM = "SHA256"  # S3's checksum of every file put here (see the module docstring)
 READ_BLOCK = 1 << 20
+GROWING_POLL = 0.1  # seconds between looks at a file being written, for parts to send
 
 logger = logging.getLogger(__name__)
 
@@ -71,44 +76,61 @@ class S3Storage(Storage):
         self.client.upload_file(str(path), self.bucket, self._key(key), Config=self._transfer, ExtraArgs=extra)
 
     def get_file(self, key: str, path: Path) -> None:
-        """Download ``key`` to ``path`` and check it against S3's stored SHA256 (StorageError if it differs)."""
+        """Download ``key`` to ``path``, checked against S3's stored SHA256 as the bytes arrive
+        (StorageError if it differs, and no file is left)."""
         from botocore.exceptions import ClientError, FlexibleChecksumError
-        from s3transfer.manager import TransferManager
 
-        url = self.url(key)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")
-            with TransferManager(self.client, self._transfer) as transfers:  # pinned to the version HEAD saw
-                transfers.download(self.bucket, self._key(key), str(path), extra_args={"ChecksumMode": "ENABLED"},
-                                   subscribers=[_KnownObject(head["ContentLength"], head["ETag"])]).result()
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                raise FileNotFoundError(f"no object {url}") from None
+                raise FileNotFoundError(f"no object {self.url(key)}") from None
             raise
-        except FlexibleChecksumError as exc:  # botocore's own check of a whole-object GET
-            Path(path).unlink(missing_ok=True)
-            raise StorageError(f"{url} is corrupt: {exc}") from None
-        self._verify(key, Path(path), head)
+        body = answer["Body"]
+        try:
+            digest, expected = self._digest_for(key, answer)
+            with open(path, "wb") as sink:
+                while block := body.read(READ_BLOCK):
+                    sink.write(block)
+                    if digest is not None:
+                        digest.update(block)
+        except FlexibleChecksumError as exc:  # botocore's own check of a whole-object checksum
+            path.unlink(missing_ok=True)
+            raise StorageError(f"{self.url(key)} is corrupt: {exc}") from None
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        finally:
+            body.close()
+        if digest is not None and (actual := digest.b64digest()) != expected:
+            path.unlink()  # nobody may take it for the object
+            raise StorageError(f"{self.url(key)} is corrupt: its {CHECKSUM} is {actual}, S3 stored {expected}")
 
-    def _verify(self, key: str, path: Path, head: Mapping[str, Any]) -> None:
-        url = self.url(key)
-        stored = head.get(f"Checksum{CHECKSUM}")
+    def _digest_for(self, key: str, answer: Mapping[str, Any]) -> tuple[S3Sha256 | None, str]:
+        """What to hash a GET's body with as it streams, and the checksum it must give; no hash when
+        botocore checks this body itself, or when S3 holds no checksum to check against."""
+        from botocore.httpchecksum import StreamingChecksumBody
+
+        stored = answer.get(f"Checksum{CHECKSUM}")
         if stored is None:  # uploaded without one (by another tool, or before framefarm asked for it)
-            logger.warning("%s has no %s checksum in S3: not verified", url, CHECKSUM)
-            return
+            logger.warning("%s has no %s checksum in S3: not verified", self.url(key), CHECKSUM)
+            return None, ""
         expected, _, suffix = str(stored).partition("-")
         # A multipart upload's checksum is of its parts' checksums ("...-N"), even of one part: a file
         # of exactly the multipart threshold goes up as a single part.
-        composite = bool(suffix) or head.get("ChecksumType") == "COMPOSITE" or _multipart_parts(head) is not None
-        if head.get("ChecksumType") == "FULL_OBJECT" or not composite:
-            actual = sha256_checksum(path)
-        else:
-            first = self.client.head_object(Bucket=self.bucket, Key=self._key(key), PartNumber=1)
-            actual = sha256_checksum(path, part_size=int(first["ContentLength"]))
-        if actual != expected:
-            path.unlink()  # nobody may take it for the object
-            raise StorageError(f"{url} is corrupt: its {CHECKSUM} is {actual}, S3 stored {expected}")
+        composite = bool(suffix) or answer.get("ChecksumType") == "COMPOSITE" or _multipart_parts(answer) is not None
+        if answer.get("ChecksumType") == "FULL_OBJECT" or not composite:
+            return (None if isinstance(answer["Body"], StreamingChecksumBody) else S3Sha256()), expected
+        # The part size (parts are of equal size as boto3 uploads them). Were the object replaced since
+        # the GET, a different size could only make the check fail, never pass bytes S3 did not hash.
+        first = self.client.head_object(Bucket=self.bucket, Key=self._key(key), PartNumber=1)
+        return S3Sha256(part_size=int(first["ContentLength"])), expected
+
+    def upload_as_written(self, key: str) -> UploadWhenWritten:
+        """A multipart upload that sends each part of a growing file once it is settled (``storage.growing``)."""
+        return _MultipartAsWritten(self, key, self._transfer.multipart_chunksize)
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
@@ -162,27 +184,44 @@ class S3Storage(Storage):
 
 def sha256_checksum(path: Path, *, part_size: int | None = None) -> str:
     """S3's base64 SHA256 of a file: of the whole file, or COMPOSITE (of its ``part_size`` parts' SHA256s)."""
+    digest = S3Sha256(part_size=part_size)
     with open(path, "rb") as stream:
-        if part_size is None:
-            digest = _sha256(stream, None)[0]
+        while block := stream.read(READ_BLOCK):
+            digest.update(block)
+    return digest.b64digest()
+
+
+class S3Sha256:
+    """S3's SHA256 of bytes fed in order: of them all, or COMPOSITE (the SHA256 of the SHA256s of
+    consecutive ``part_size`` parts, the last one shorter), as a multipart upload's is."""
+
+    def __init__(self, *, part_size: int | None = None) -> None:
+        self._part_size = part_size
+        self._parts: list[bytes] = []
+        self._current = hashlib.sha256()
+        self._in_part = 0
+
+    def update(self, data: bytes) -> None:
+        if self._part_size is None:
+            self._current.update(data)
+            return
+        view = memoryview(data)
+        while view:
+            taken = view[:self._part_size - self._in_part]
+            self._current.update(taken)
+            self._in_part += len(taken)
+            view = view[len(taken):]
+            if self._in_part == self._part_size:
+                self._parts.append(self._current.digest())
+                self._current, self._in_part = hashlib.sha256(), 0
+
+    def b64digest(self) -> str:
+        if self._part_size is None:
+            digest = self._current.digest()
         else:
-            parts = []
-            while (part := _sha256(stream, part_size))[1]:
-                parts.append(part[0])
-            digest = hashlib.sha256(b"".join(parts)).digest()
-    return base64.b64encode(digest).decode()
-
-
-def _sha256(stream: BinaryIO, limit: int | None) -> tuple[bytes, int]:
-    """The SHA256 of the stream's next ``limit`` bytes (all of them when None), and how many there were."""
-    digest, read = hashlib.sha256(), 0
-    while limit is None or read < limit:
-        block = stream.read(READ_BLOCK if limit is None else min(READ_BLOCK, limit - read))
-        if not block:
-            break
-        digest.update(block)
-        read += len(block)
-    return digest.digest(), read
+            last = [self._current.digest()] if self._in_part else []
+            digest = hashlib.sha256(b"".join(self._parts + last)).digest()
+        return base64.b64encode(digest).decode()
 
 
 def _multipart_parts(head: Mapping[str, Any]) -> int | None:
@@ -191,13 +230,104 @@ def _multipart_parts(head: Mapping[str, Any]) -> int | None:
     return int(parts) if dash and parts.isdigit() else None
 
 
-class _KnownObject:
-    """An s3transfer subscriber giving a download the size and ETag already read, so it makes no HEAD
-    of its own and every GET carries If-Match: the object checked is the object downloaded."""
+class _MultipartAsWritten(UploadWhenWritten):
+    """Parts of ``part_size`` (the first one at least as large as the unsettled head), each with its
+    SHA256: parts 2, 3, ... go up (``workers`` at a time, so at most that many parts are held in
+    memory) as soon as the file has grown past their end; at the finish, the rest and then part 1.
+    Parts of equal size but the last, as ``get_file`` checks them."""
 
-    def __init__(self, size: int, etag: str) -> None:
-        self.size, self.etag = size, etag
+    def __init__(self, storage: S3Storage, key: str, part_size: int, workers: int = 4) -> None:
+        super().__init__(storage, key)
+        self._s3, self._min_part, self._workers = storage, part_size, workers
+        self._part = part_size
+        self._upload_id: str | None = None
+        self._next = 2
+        self._done = threading.Event()
+        self._follower: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._slots = threading.BoundedSemaphore(workers)
+        self._sending: list[Future[dict[str, Any]]] = []
 
-    def on_queued(self, future: Any, **kwargs: Any) -> None:
-        future.meta.provide_transfer_size(self.size)
-        future.meta.provide_object_etag(self.etag)
+    def start(self, path: Path, settled_from: int | None) -> None:
+        super().start(path, settled_from)
+        if settled_from is None:
+            return  # nothing is settled before the end: one upload then
+        self._part = max(self._min_part, -(-settled_from // READ_BLOCK) * READ_BLOCK)
+        self._upload_id = self._s3.client.create_multipart_upload(
+            Bucket=self._s3.bucket, Key=self._s3._key(self.key), ChecksumAlgorithm=CHECKSUM)["UploadId"]
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="framefarm-upload-part")
+        self._follower = threading.Thread(target=self._follow, name="framefarm-upload-as-written", daemon=True)
+        self._follower.start()
+
+    def _follow(self) -> None:
+        try:
+            while not self._done.wait(GROWING_POLL):
+                self._send_settled(final=False)
+        except BaseException as exc:  # reported by finish
+            self._failure = exc
+
+    def _send_settled(self, *, final: bool) -> None:
+        assert self._path is not None and self._pool is not None
+        size = self._path.stat().st_size if self._path.exists() else 0
+        while size >= self._next * self._part or (final and (self._next - 1) * self._part < size):
+            self._submit(self._next)
+            self._next += 1
+
+    def _submit(self, number: int) -> None:
+        assert self._pool is not None
+        self._slots.acquire()  # a slot frees when a part has gone up, which the client's timeouts bound
+        self._sending.append(self._pool.submit(self._send, number))
+
+    def _send(self, number: int) -> dict[str, Any]:
+        assert self._path is not None
+        try:
+            with open(self._path, "rb") as stream:
+                stream.seek((number - 1) * self._part)
+                data = stream.read(self._part)
+            answer = self._s3.client.upload_part(Bucket=self._s3.bucket, Key=self._s3._key(self.key),
+                                                 UploadId=self._upload_id, PartNumber=number, Body=data,
+                                                 ChecksumAlgorithm=CHECKSUM)
+        finally:
+            self._slots.release()
+        return {"PartNumber": number, "ETag": answer["ETag"], f"Checksum{CHECKSUM}": answer[f"Checksum{CHECKSUM}"]}
+
+    def finish(self, written: bool) -> None:
+        if self._upload_id is None:
+            return super().finish(written)
+        assert self._pool is not None
+        self._done.set()
+        if self._follower is not None:
+            self._follower.join()  # ends after the part it is queueing, which the client's timeouts bound
+        try:
+            if self._failure is not None:
+                raise self._failure
+            if not written:
+                raise _Dropped
+            self._send_settled(final=True)
+            self._submit(1)
+            parts = [sending.result() for sending in self._sending]
+            self._s3.client.complete_multipart_upload(
+                Bucket=self._s3.bucket, Key=self._s3._key(self.key), UploadId=self._upload_id,
+                MultipartUpload={"Parts": sorted(parts, key=lambda part: part["PartNumber"])})
+        except _Dropped:
+            self._abort()
+        except Exception as exc:
+            self._abort()
+            raise StorageError(f"uploading {self._s3.url(self.key)} as it was written failed: {exc}") from exc
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _abort(self) -> None:
+        assert self._pool is not None
+        self._pool.shutdown(wait=True, cancel_futures=True)  # no part may land after the abort
+        self._s3.client.abort_multipart_upload(Bucket=self._s3.bucket, Key=self._s3._key(self.key),
+                                               UploadId=self._upload_id)
+
+
+class _Dropped(Exception):
+    """The writer failed: the upload is aborted, and the writer's own error is the one reported."""
+

@@ -4,7 +4,9 @@
       -> fetch the spec (and the asset bundle, if any) into a fresh temporary directory
       -> run the chunk's command there (no shell; ``{ffmpeg}`` is this worker's ffmpeg, ``{input.NAME}`` a
          URL presigned now, for this attempt: see ``framefarm.inputs``)
-      -> upload the output to jobs/<job>/chunks/<00042>.<ext> in the spec's store (same key on re-runs)
+      -> upload the output to jobs/<job>/chunks/<00042>.<ext> in the spec's store (same key on re-runs),
+         and its media record to jobs/<job>/media/<00042>.json (codec, size, rate, pixel format, frames:
+         ``stitch.records``)
       (the job's cancel marker is checked between these stages and while the command runs)
       -> keep stdout/stderr longer than a record's tail whole in the store (``storage.logs``)
       -> reply {exit_code, kind, stdout, stderr, output_key, duration_ms, error}, stdout/stderr as tails
@@ -38,9 +40,10 @@ from framefarm.inputs import outside_job
 from framefarm.protocol import ChunkRequest, ChunkResponse, bad_request
 from framefarm.redaction import chunk_environment, redact_result, secret_values
 from framefarm.spec import JobSpec
+from framefarm.stitch.records import media_path, read_record, write_record
 from framefarm.storage import storage_for_url
 from framefarm.storage.base import Storage
-from framefarm.storage.keys import cancel_key, chunk_key, job_prefix
+from framefarm.storage.keys import cancel_key, chunk_key, chunk_media_key, job_prefix
 from framefarm.storage.logs import keep_full_logs
 from framefarm.tails import tail
 from framefarm.worker.assets import unpack_assets
@@ -120,7 +123,19 @@ def run_chunk(request: ChunkRequest, *, adapter: WorkerAdapter | None = None,
                                  error=result.error, duration_ms=elapsed())
         key = chunk_key(spec.id, chunk.id, chunk.output_file)
         storage.put_file(key, output, tags=CHUNK_TAG)
+        keep_media_record(storage, output, chunk_media_key(spec.id, chunk.id))
         return ChunkResponse(exit_code=0, stdout=stdout, stderr=stderr, output_key=key, duration_ms=elapsed())
+
+
+def keep_media_record(storage: Storage, output: Path, key: str) -> None:
+    """Store what the chunk video holds, measured here once (``stitch.records``): by the local
+    adapter when it ran the command, else now. Without one the stitcher probes the chunk itself."""
+    if read_record(output) is None and write_record(output) is None:
+        return  # not a video ffmpeg reads: the stitcher will name it
+    try:
+        storage.put_file(key, media_path(output), tags=CHUNK_TAG)
+    except Exception:  # the chunk is stored; only the stitcher's shortcut is lost
+        logger.warning("cannot store the media record %s", key, exc_info=True)
 
 
 def cancelled(duration_ms: float, *, stdout: str = "", stderr: str = "") -> ChunkResponse:

@@ -1,14 +1,17 @@
+import itertools
 import os
 import sys
 
 import pytest
 
-from framefarm import plan_job
-from framefarm.errors import StitchError
+from framefarm import FfmpegStitcher, plan_job
+from framefarm.errors import StitchError, StorageError
 from framefarm.stitch.merge import S3MergeAdapter
-from framefarm.storage.keys import chunk_key
+from framefarm.stitch.probe import packets
+from framefarm.stitch.records import media_path, write_record
+from framefarm.storage.keys import chunk_key, chunk_media_key
 from framefarm.storage.local import LocalStorage
-from tests.helpers import RecordingStitcher, corrupt_s3_object
+from tests.helpers import CommandLog, RecordingStitcher, corrupt_s3_object, eventually
 
 
 def test_a_failing_audio_track_is_named_with_its_stderr(tmp_path):
@@ -43,3 +46,89 @@ def test_a_chunk_that_does_not_match_s3s_checksum_is_refused_naming_it(bucket, s
     with pytest.raises(StitchError, match=rf"^chunk 1: s3://{bucket}/jobs/bad/chunks/00001.mp4 is corrupt: its SHA256"):
         S3MergeAdapter(storage, stitcher=stitcher).merge(spec, tmp_path / "out.mp4")
     assert stitcher.calls == []
+
+
+class SlowLastChunk(LocalStorage):
+    """A store whose last chunk comes down only once the stitch has begun writing the video (its
+    partial file exists), or raises after ``timeout`` seconds."""
+
+    def __init__(self, root, last_key: str, partial, timeout: float = 60.0) -> None:
+        super().__init__(root)
+        self.last_key, self.partial, self.timeout = last_key, partial, timeout
+
+    def get_file(self, key, path):
+        if key == self.last_key:
+            eventually(self.partial.exists, timeout=self.timeout, what="the stitch writing before the last download")
+        super().get_file(key, path)
+
+
+def stored_job(storage, tmp_path, encode_chunk, job_id: str, chunks: int, *, records: bool):
+    spec = plan_job({"id": job_id, "width": 160, "height": 120, "fps": 10, "total_frames": 10 * chunks,
+                     "frames_per_chunk": 10, "command": "render {output}"})
+    for chunk in spec.chunks:
+        video = encode_chunk(tmp_path / "rendered" / f"{chunk.id}.mp4", chunk.start_frame, chunk.frame_count)
+        storage.put_file(chunk_key(spec.id, chunk.id, chunk.output_file), video)
+        if records:
+            write_record(video)
+            storage.put_file(chunk_media_key(spec.id, chunk.id), media_path(video))
+    return spec
+
+
+def test_the_first_chunks_are_joined_while_the_last_one_still_downloads(tmp_path, encode_chunk):
+    # GIVEN a job of four chunks whose last chunk arrives only once the video is being written
+    output = tmp_path / "out" / "final.mp4"
+    storage = SlowLastChunk(tmp_path / "store", "jobs/overlap/chunks/00003.mp4", output.with_name(".final.partial.mp4"))
+    spec = stored_job(storage, tmp_path, encode_chunk, "overlap", 4, records=True)
+    # WHEN it is merged, THEN the join began before the last download ended, and every frame is there in order
+    video = S3MergeAdapter(storage).merge(spec, output)
+    found = packets(video)
+    assert len(found) == 40
+    assert all(b.dts > a.dts for a, b in itertools.pairwise(found))
+
+
+def test_the_merge_checks_chunks_from_their_stored_records_without_probing_them(tmp_path, encode_chunk):
+    # GIVEN a job's three chunks in a store, each with the record its worker stored beside it
+    storage = LocalStorage(tmp_path / "store")
+    spec = stored_job(storage, tmp_path, encode_chunk, "recorded", 3, records=True)
+    runner = CommandLog()
+    # WHEN it is merged, THEN ffmpeg ran once, to join them: no chunk was probed
+    video = S3MergeAdapter(storage, stitcher=FfmpegStitcher(runner=runner)).merge(spec, tmp_path / "final.mp4")
+    assert len(runner.commands) == 1 and "concat" in runner.commands[0]
+    assert len(packets(video)) == 30
+
+
+class FailingChunk(LocalStorage):
+    def __init__(self, root, failing_key: str) -> None:
+        super().__init__(root)
+        self.failing_key = failing_key
+
+    def get_file(self, key, path):
+        if key == self.failing_key:
+            raise StorageError(f"{self.url(key)} is corrupt: its SHA256 is x, S3 stored y")
+        super().get_file(key, path)
+
+
+@pytest.mark.parametrize("records", [True, False], ids=["with-records", "older-chunks"])
+def test_a_chunk_that_fails_to_download_during_the_join_is_named_and_no_video_is_left(tmp_path, encode_chunk,
+                                                                                       records):
+    # GIVEN a job of four chunks whose chunk 2 cannot be downloaded
+    storage = FailingChunk(tmp_path / "store", "jobs/broken/chunks/00002.mp4")
+    spec = stored_job(storage, tmp_path, encode_chunk, "broken", 4, records=records)
+    output = tmp_path / "out" / "final.mp4"
+    # WHEN it is merged, THEN the error names chunk 2 and why, and neither the video nor a partial one is left
+    with pytest.raises(StitchError, match=r"^chunk 2: .*00002.mp4 is corrupt: its SHA256 is x, S3 stored y$"):
+        S3MergeAdapter(storage).merge(spec, output)
+    assert not output.exists() and not list(output.parent.glob("*"))
+
+
+def test_an_uploaded_merge_stores_the_video_it_wrote(bucket, s3_client, tmp_path, encode_chunk):
+    from framefarm.storage.s3 import S3Storage
+
+    # GIVEN a job's three chunks, with their records, in S3
+    storage = S3Storage(bucket, client=s3_client)
+    spec = stored_job(storage, tmp_path, encode_chunk, "up", 3, records=True)
+    # WHEN it is merged with an upload key, THEN the stored video is the one written here, byte for byte
+    video = S3MergeAdapter(storage).merge(spec, tmp_path / "final.mp4", upload_key="jobs/up/final.mp4")
+    storage.get_file("jobs/up/final.mp4", tmp_path / "down.mp4")
+    assert (tmp_path / "down.mp4").read_bytes() == video.read_bytes()
+    assert len(packets(video)) == 30

@@ -119,3 +119,40 @@ def test_an_object_without_a_sha256_is_downloaded_with_a_warning(bucket, s3_clie
         S3Storage(bucket, client=s3_client).get_file("jobs/j/chunks/00003.mp4", tmp_path / "old.mp4")
     assert (tmp_path / "old.mp4").read_bytes() == b"older chunk"
     assert caplog.messages == [f"s3://{bucket}/jobs/j/chunks/00003.mp4 has no SHA256 checksum in S3: not verified"]
+
+
+class CountingSha256:
+    """hashlib.sha256 that adds every byte it hashes to a shared count."""
+
+    hashed = 0
+    real = hashlib.sha256
+
+    def __init__(self, data: bytes = b"") -> None:
+        self._digest = CountingSha256.real()
+        self.update(data)
+
+    def update(self, data) -> None:
+        CountingSha256.hashed += len(data)
+        self._digest.update(data)
+
+    def digest(self) -> bytes:
+        return self._digest.digest()
+
+
+@pytest.mark.parametrize("size", [3 * MB, 11 * MB], ids=["one-part", "multipart"])
+def test_a_download_hashes_each_byte_once_as_it_arrives(bucket, s3_client, chunk_file, tmp_path, monkeypatch, size):
+    import botocore.httpchecksum
+
+    import framefarm.storage.s3 as s3_module
+
+    # GIVEN a stored chunk, and every SHA256 that botocore or framefarm computes counted
+    storage = S3Storage(bucket, client=s3_client, multipart_mb=5)
+    storage.put_file("jobs/j/chunks/00004.mp4", chunk_file(size))
+    CountingSha256.hashed = 0
+    monkeypatch.setattr(botocore.httpchecksum, "sha256", CountingSha256)
+    monkeypatch.setattr(s3_module.hashlib, "sha256", CountingSha256)
+    # WHEN it is downloaded and checked
+    storage.get_file("jobs/j/chunks/00004.mp4", tmp_path / "down.mp4")
+    # THEN its bytes were hashed once (no second pass over the file), beyond the parts' digests
+    assert size <= CountingSha256.hashed < size + 1024
+    assert (tmp_path / "down.mp4").stat().st_size == size

@@ -1,0 +1,86 @@
+"""The stitch writes its output once: the index (moov) in space reserved at the front, no +faststart
+rewrite; the frames and the media data are today's, byte for byte (checked against today's command)."""
+
+from __future__ import annotations
+
+import itertools
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from framefarm import FfmpegStitcher
+from framefarm.stitch.probe import decoded_audio_samples, packets
+from tests.helpers import CommandLog
+
+
+def atoms(path: Path) -> list[tuple[str, int, int]]:
+    """The file's top-level MP4 boxes: (type, offset, size)."""
+    found, offset, total = [], 0, path.stat().st_size
+    with open(path, "rb") as stream:
+        while offset < total:
+            stream.seek(offset)
+            size, kind = struct.unpack(">I4s", stream.read(8))
+            if size == 1:
+                size = struct.unpack(">Q", stream.read(8))[0]
+            found.append((kind.decode(), offset, size))
+            offset += size
+    return found
+
+
+def media_data(path: Path) -> bytes:
+    (_, offset, size), = [atom for atom in atoms(path) if atom[0] == "mdat"]
+    with open(path, "rb") as stream:
+        stream.seek(offset + 8)
+        return stream.read(size - 8)
+
+
+def framemd5(ffmpeg: str, path: Path, stream: str) -> list[str]:
+    listed = subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(path), "-map", f"0:{stream}:0", "-f", "framemd5",
+                             "-"], capture_output=True, check=True).stdout.decode().splitlines()
+    return [line for line in listed if not line.startswith("#")]
+
+
+def todays_stitch(ffmpeg: str, chunks: list[Path], output: Path, audio: Path | None = None) -> Path:
+    """The stitch as framefarm 0.2 ran it: concat, then a second pass to move the index (+faststart)."""
+    listing = output.with_suffix(".txt")
+    listing.write_text("".join(f"file '{chunk}'\n" for chunk in chunks))
+    command = [ffmpeg, "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing)]
+    command += ["-i", str(audio), "-map", "0:v:0", "-map", "1:a:0"] if audio else ["-map", "0:v:0"]
+    subprocess.run([*command, "-c", "copy", "-movflags", "+faststart", str(output)], check=True)
+    return output
+
+
+@pytest.fixture
+def sine(tmp_path, ffmpeg):
+    audio = tmp_path / "audio.m4a"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=sample_rate=48000:duration=3",
+                    "-c:a", "aac", str(audio)], check=True)
+    return audio
+
+
+@pytest.mark.parametrize("with_audio", [False, True], ids=["video", "video+audio"])
+def test_the_output_is_written_once_with_todays_frames_and_media_data(tmp_path, encode_chunk, ffmpeg, sine,
+                                                                      with_audio):
+    # GIVEN three chunks (10, 10 and 7 frames), and the audio track when there is one
+    chunks = [encode_chunk(tmp_path / f"{i}.mp4", start, count) for i, (start, count) in
+              enumerate([(0, 10), (10, 10), (20, 7)])]
+    audio = sine if with_audio else None
+    runner = CommandLog()
+    # WHEN they are stitched
+    output = FfmpegStitcher(runner=runner).stitch(chunks, tmp_path / "final.mp4", audio=audio)
+    # THEN one ffmpeg run wrote the output, its index reserved up front: no second pass to move it there
+    writers = [command for command in runner.commands if str(output.with_name(".final.partial.mp4")) in command]
+    assert len(writers) == 1 and "+faststart" not in writers[0] and "-moov_size" in writers[0]
+    kinds = [kind for kind, _, _ in atoms(output)]
+    assert kinds.index("moov") < kinds.index("mdat")
+    # AND the video is today's stitch but for the index's place: the same frames, the same media bytes
+    today = todays_stitch(ffmpeg, chunks, tmp_path / "today.mp4", audio)
+    assert framemd5(ffmpeg, output, "v") == framemd5(ffmpeg, today, "v")
+    assert media_data(output) == media_data(today)
+    video = packets(output)
+    assert len(video) == 27
+    assert all(b.dts > a.dts for a, b in itertools.pairwise(video))
+    if with_audio:
+        assert decoded_audio_samples(output) == decoded_audio_samples(today) == 3 * 48000
