@@ -224,10 +224,11 @@ def orchestrate(event: Any, context: Any, *, backend: Lambda | None = None,
     if summary.state is JobState.RUNNING and successor is not None:  # handed over
         idle = int(event.get("idle", 0)) + (1 if summary.completed_chunks == before.completed_chunks else 0)
         if idle >= MAX_IDLE_CONTINUATIONS:
-            manager.repository.set_state(job_id, JobState.FAILED, now=time.time(), expected={JobState.RUNNING},
-                                         owner=successor,
-                                         error=f"no chunk completed in {idle} orchestrator runs in a row; "
-                                               "is the worker timeout longer than the orchestrator allows?")
+            if manager.repository.set_state(job_id, JobState.FAILED, now=time.time(), expected={JobState.RUNNING},
+                                            owner=successor,
+                                            error=f"no chunk completed in {idle} orchestrator runs in a row; "
+                                                  "is the worker timeout longer than the orchestrator allows?"):
+                manager.announce(job_id, run_options.notify)  # an end like any other: its webhook and events
             answer["state"] = JobState.FAILED.value
         else:
             invoke_async(client, settings.require("orchestrator_function"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from framefarm import Lambda
-from framefarm.aws.handlers import _settle_deliveries, deliver, orchestrate
+from framefarm.aws.handlers import MAX_IDLE_CONTINUATIONS, _settle_deliveries, deliver, orchestrate
 from framefarm.aws.lost_events import MAX_REDELIVERIES
 from framefarm.config import HANDOVER_SPARE
 from framefarm.spec import Notify
@@ -93,3 +93,34 @@ def test_the_sweep_hands_over_the_webhook_of_a_job_it_failed(aws, table, bucket,
         assert record.event == "job.failed" and record.state is DeliveryState.PENDING
         assert client.events == [("Framefarm-orchestrate",
                                   {"deliveries": [{"job_id": "cursed", "delivery_id": record.delivery_id}]})]
+
+
+class NoWorkers(Invokes):
+    """A Lambda client on which every worker call loses its connection (no chunk ever completes)."""
+
+    def invoke(self, *, FunctionName, InvocationType, Payload, **kwargs):
+        if InvocationType == "RequestResponse":
+            raise ConnectionResetError("connection reset by peer")
+        super().invoke(FunctionName=FunctionName, InvocationType=InvocationType, Payload=Payload)
+
+
+def test_a_job_the_orchestrator_fails_for_idle_continuations_is_announced(aws, table, bucket, monkeypatch):
+    monkeypatch.setenv("FRAMEFARM_WEBHOOK_SECRET", SECRET)
+    backend = Lambda(table=table, bucket=bucket, orchestrator="Framefarm-orchestrate", function="Framefarm-render")
+    with Receiver(SECRET) as hook:
+        # GIVEN a pending job with a webhook, whose orchestrator already handed over idle one time short of the
+        # limit, and no time left to run anything (it hands over again at once)
+        spec = make_spec(2, job_id="stuck").model_copy(update={"notify": Notify(webhook=hook.url)})
+        backend.manager(runs_chunks=False).create_job(spec)
+        client = NoWorkers()
+        event = {"job_id": "stuck", "options": {}, "idle": MAX_IDLE_CONTINUATIONS - 1}
+        # WHEN the orchestrator runs it
+        answer = orchestrate(event, Context(backend.settings.worker_timeout + HANDOVER_SPARE), backend=backend,
+                             client=client)
+        # THEN it fails the job for its idle continuations, and its webhook hears of it, delivered
+        assert answer["state"] == "failed" and "continued" not in answer
+        status = backend.manager(runs_chunks=False).summary("stuck")
+        assert status.state is JobState.FAILED and "no chunk completed" in (status.error or "")
+        [record] = backend.manager(runs_chunks=False).repository.deliveries("stuck")
+        assert (record.event, record.state) == ("job.failed", DeliveryState.DELIVERED)
+        assert [got.payload["state"] for got in hook.received] == ["failed"] and hook.received[0].genuine
