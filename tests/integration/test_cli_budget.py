@@ -83,6 +83,23 @@ def test_an_estimate_sample_announces_nothing_to_the_jobs_webhook(tmp_path, monk
         assert [store().deliveries(sample) for sample in samples] == [[], []] and hook.received == []
 
 
+def test_retry_refuses_a_cap_or_webhook_it_cannot_keep_before_reopening_any_chunk(tmp_path, monkeypatch):
+    # GIVEN a job rendered on this machine, and no webhook signing secret
+    monkeypatch.delenv("FRAMEFARM_WEBHOOK_SECRET", raising=False)
+    assert framefarm("render", str(quick_job(tmp_path)), "--job-id", "done", "--no-stitch").returncode == 0
+    # WHEN a chunk is retried with a cap the local backend cannot keep, or a webhook nothing can sign
+    results = [framefarm("retry", "done", "--chunk", "1", "--no-stitch", "--max-cost", "1"),
+               framefarm("retry", "done", "--chunk", "1", "--no-stitch", "--webhook", "http://127.0.0.1:9/hook")]
+    # THEN each is refused in one line, and the job is as it was: nothing reopened, no chunk output deleted
+    assert [result.returncode for result in results] == [2, 1], [result.stderr for result in results]
+    assert results[0].stderr.strip().splitlines() == [
+        "error: max_cost: the local backend reports no cost, so a spending cap cannot be kept there; render "
+        "on lambda or cloudrun, or drop the cap (--max-cost, budget:)"]
+    assert results[1].stderr.strip().splitlines()[-1].startswith("error: no webhook signing secret")
+    job = store().get("done")
+    assert job.state.value == "rendered" and job.completed_chunks == 4
+
+
 def test_a_cap_on_cloud_run_stops_the_render_which_exits_paused_saying_how_to_go_on(tmp_path):
     # GIVEN the real Cloud Run worker server (1 vCPU, 0.5 GiB) and 8 chunks of ~0.3 s, capped at about 3.5
     # chunks' cost (billed in 100 ms steps)
