@@ -95,10 +95,11 @@ def estimate(job: JobInput, *, backend: Backend | None = None, concurrency: int 
 
 def _sample_of(spec: JobSpec) -> JobSpec:
     """The job's first two chunks (one if it has one) as a job of its own: no cap (it is the look
-    before one), no output."""
+    before one), no output, and no webhook (the job's receiver hears of the job, not of its sample)."""
     first, *rest = sorted(spec.chunks, key=lambda chunk: chunk.start_frame)[:SAMPLE_CHUNKS]
     part = select_frames(spec, first.start_frame, (rest[-1] if rest else first).end_frame - 1)
-    return part.model_copy(update={"id": new_job_id(f"{spec.id}-sample"), "budget": None, "output": None})
+    return part.model_copy(update={"id": new_job_id(f"{spec.id}-sample"), "budget": None, "output": None,
+                                  "notify": None})
 
 
 def _same_chunks(job: JobRecord, wanted: set[ChunkKey], priced: bool) -> list[tuple[str, Chunk, ChunkRecord]]:

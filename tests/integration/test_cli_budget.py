@@ -12,6 +12,7 @@ from framefarm.spec import load_job_file
 from tests.helpers import LEDGER_CHUNK, WorkerServer, assert_stopped_at_the_cap, ledger_starts
 from tests.integration.test_cli import framefarm, store, write_job
 from tests.unit.test_budget import FlatPriceWorker
+from tests.webhook_receiver import Receiver
 
 
 def quick_job(tmp_path, **extra):
@@ -63,6 +64,40 @@ def test_estimate_on_this_machine_gives_a_wall_time_and_no_cost(tmp_path):
     assert estimate["basis"] == "sample" and estimate["samples"] == 2 and estimate["cost_usd"] is None
     assert estimate["chunks"] == 4 and estimate["wall_s"] > 0 and estimate["concurrency"] == 2
     assert "no cost (the local backend reports none)" in framefarm("estimate", str(jobfile)).stdout
+
+
+def test_an_estimate_sample_announces_nothing_to_the_jobs_webhook(tmp_path, monkeypatch):
+    # GIVEN a job file whose notify: asks a webhook (a live receiver) to hear of its end
+    monkeypatch.delenv("FRAMEFARM_WEBHOOK_SECRET", raising=False)
+    secret = "whsec-estimate-0123456789"
+    with Receiver(secret) as hook:
+        jobfile = quick_job(tmp_path, notify={"webhook": hook.url})
+        # WHEN it is estimated (a sample of it renders as a job of its own), with a signing secret and without
+        signed = framefarm("estimate", str(jobfile), "--json", env={"FRAMEFARM_WEBHOOK_SECRET": secret})
+        unsigned = framefarm("estimate", str(jobfile), "--sample", "--json")
+        # THEN each answers: the sample is not the job, and needs no secret
+        assert signed.returncode == 0, signed.stderr
+        assert unsigned.returncode == 0, unsigned.stderr
+        samples = [json.loads(result.stdout)["estimate"]["sources"][0] for result in (signed, unsigned)]
+        # AND no sample's end is told to the job's webhook: no delivery recorded, none posted
+        assert [store().deliveries(sample) for sample in samples] == [[], []] and hook.received == []
+
+
+def test_retry_refuses_a_cap_or_webhook_it_cannot_keep_before_reopening_any_chunk(tmp_path, monkeypatch):
+    # GIVEN a job rendered on this machine, and no webhook signing secret
+    monkeypatch.delenv("FRAMEFARM_WEBHOOK_SECRET", raising=False)
+    assert framefarm("render", str(quick_job(tmp_path)), "--job-id", "done", "--no-stitch").returncode == 0
+    # WHEN a chunk is retried with a cap the local backend cannot keep, or a webhook nothing can sign
+    results = [framefarm("retry", "done", "--chunk", "1", "--no-stitch", "--max-cost", "1"),
+               framefarm("retry", "done", "--chunk", "1", "--no-stitch", "--webhook", "http://127.0.0.1:9/hook")]
+    # THEN each is refused in one line, and the job is as it was: nothing reopened, no chunk output deleted
+    assert [result.returncode for result in results] == [2, 1], [result.stderr for result in results]
+    assert results[0].stderr.strip().splitlines() == [
+        "error: max_cost: the local backend reports no cost, so a spending cap cannot be kept there; render "
+        "on lambda or cloudrun, or drop the cap (--max-cost, budget:)"]
+    assert results[1].stderr.strip().splitlines()[-1].startswith("error: no webhook signing secret")
+    job = store().get("done")
+    assert job.state.value == "rendered" and job.completed_chunks == 4
 
 
 def test_a_cap_on_cloud_run_stops_the_render_which_exits_paused_saying_how_to_go_on(tmp_path):

@@ -180,7 +180,7 @@ def orchestrate(event: Any, context: Any, *, backend: Lambda | None = None,
     It ends with the job ``rendered`` (chunks ready for ``framefarm stitch``), failed or cancelled.
     """
     if isinstance(event, dict) and event.get("sweep"):
-        return sweep(backend=backend, client=client)
+        return sweep(context, backend=backend, client=client)
     if isinstance(event, dict) and isinstance(event.get("deliveries"), list):
         return deliver(event, context, backend=backend, client=client)
     if not isinstance(event, dict) or not isinstance(event.get("job_id"), str):
@@ -224,10 +224,11 @@ def orchestrate(event: Any, context: Any, *, backend: Lambda | None = None,
     if summary.state is JobState.RUNNING and successor is not None:  # handed over
         idle = int(event.get("idle", 0)) + (1 if summary.completed_chunks == before.completed_chunks else 0)
         if idle >= MAX_IDLE_CONTINUATIONS:
-            manager.repository.set_state(job_id, JobState.FAILED, now=time.time(), expected={JobState.RUNNING},
-                                         owner=successor,
-                                         error=f"no chunk completed in {idle} orchestrator runs in a row; "
-                                               "is the worker timeout longer than the orchestrator allows?")
+            if manager.repository.set_state(job_id, JobState.FAILED, now=time.time(), expected={JobState.RUNNING},
+                                            owner=successor,
+                                            error=f"no chunk completed in {idle} orchestrator runs in a row; "
+                                                  "is the worker timeout longer than the orchestrator allows?"):
+                manager.announce(job_id, run_options.notify)  # an end like any other: its webhook and events
             answer["state"] = JobState.FAILED.value
         else:
             invoke_async(client, settings.require("orchestrator_function"),
@@ -288,10 +289,11 @@ class _LogAttempts(RunHooks):
         events.publish(events.BUDGET_REACHED, {"job_id": self.job_id, "cost_usd": spent_usd, "max_cost_usd": max_cost})
 
 
-def sweep(*, backend: Lambda | None = None, client: Any = None) -> dict[str, Any]:
+def sweep(context: Any = None, *, backend: Lambda | None = None, client: Any = None) -> dict[str, Any]:
     """Hand back to the orchestrator every job whose event Lambda gave up on (its lost-events queue,
     ``framefarm.aws.lost_events``), then every recent ``running`` job whose orchestrator died unseen
-    (Lambda's retries spent, nobody ran ``framefarm resume``). Runs on a schedule (the stack's rule)."""
+    (Lambda's retries spent, nobody ran ``framefarm resume``). Runs on a schedule (the stack's rule).
+    The webhooks of jobs it fails are settled as the orchestrator's are (``context``: its time left)."""
     backend = backend or Lambda()
     manager = backend.manager(runs_chunks=False)
     client = client or backend.lambda_client()
@@ -309,6 +311,7 @@ def sweep(*, backend: Lambda | None = None, client: Any = None) -> dict[str, Any
     answer: dict[str, Any] = {"checked": len(recent), "resumed": abandoned}
     if lost is not None:
         answer["lost_events"] = lost.as_dict()
+    answer.update(_settle_deliveries(manager, context, client, orchestrator))
     log_event("swept", **answer)
     return answer
 

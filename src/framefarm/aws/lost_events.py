@@ -169,6 +169,7 @@ def _act(body: str, manager: JobManager, hand_back: Callable[[dict[str, Any]], N
         if nobody_runs_it and manager.repository.set_state(job_id, JobState.FAILED, now=now, error=error,
                                                            expected={JobState.PENDING, JobState.RUNNING}, free_at=now):
             recovery.failed.append(job_id)
+            manager.announce(job_id)  # its webhook and events hear of this end as of any other
         else:
             recovery.dropped += 1
     else:

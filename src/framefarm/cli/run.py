@@ -12,7 +12,8 @@ from typing import Any
 
 from rich.markup import escape
 
-from framefarm.api import RenderFailed, RenderHandle, run_options, submit
+from framefarm.api import RenderFailed, RenderHandle, check_budget, run_options, submit
+from framefarm.backends import Backend
 from framefarm.cancel import CancelToken
 from framefarm.cli.context import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_PAUSED, Context, add_store_flags
 from framefarm.cli.flags import add_resume_flags, add_run_flags, frame_range, output_path, priority
@@ -26,7 +27,7 @@ from framefarm.console import RenderProgress
 from framefarm.errors import JobAbortedError, JobSpecError, JobStateError, id_list
 from framefarm.manager import RUNNABLE, JobManager
 from framefarm.options import ExecutionOptions, RetryPolicy
-from framefarm.spec import load_job_file, select_frames
+from framefarm.spec import JobSpec, Notify, load_job_file, select_frames
 from framefarm.status import JobRecord, JobState
 from framefarm.webhooks.notifier import with_webhook
 from framefarm.webhooks.secret import webhook_secret
@@ -109,11 +110,7 @@ def cmd_resume(args: argparse.Namespace, context: Context) -> int:
     options = run_options(backend, status.spec, output=output, concurrency=args.concurrency,
                           retry=retry, chunk_timeout=args.timeout, hooks=progress, cancel=token,
                           max_cost=args.max_cost)
-    if args.webhook is not None:
-        options = dataclasses.replace(options, notify=with_webhook(status.spec.notify, args.webhook))
-    notify = options.notify or status.spec.notify
-    if notify is not None and notify.webhook:
-        webhook_secret()  # nothing to sign deliveries with: say so before the job runs
+    options = dataclasses.replace(options, notify=resumed_notify(args, backend, status.spec))
     with cancel_on_interrupt(lambda: token.cancel("cancelled")):
         manager.resume_job(status.id, options)
         return follow(RenderHandle(status.id, backend, manager, output=output), progress, context,
@@ -124,8 +121,9 @@ def cmd_retry(args: argparse.Namespace, context: Context) -> int:
     retry_policy(args)  # the option values are checked before any chunk is reopened
     manager = context.manager()
     before = manager.summary(args.job_id)
-    if not context.on_aws:
-        ffmpeg_path()  # before anything is reopened
+    if not context.on_aws:  # before anything is reopened
+        ffmpeg_path()
+        resumed_notify(args, context.backend(service=args.service), before.spec)
     manager.reopen_chunks(before.id, args.chunk)
     context.err.print(f"job {before.id}: rendering chunks {id_list(sorted(set(args.chunk)))} again")
     code = cmd_resume(args, context)
@@ -134,6 +132,18 @@ def cmd_retry(args: argparse.Namespace, context: Context) -> int:
         context.err.print(f"{video} predates this retry: once the chunks are done, "
                           f"stitch again with `{context.hint(f'stitch {before.id}')}`", soft_wrap=True)
     return code
+
+
+def resumed_notify(args: argparse.Namespace, backend: Backend, spec: JobSpec) -> Notify | None:
+    """Who a resumed run tells of its end (``--webhook`` in place of the job's own; None: the job's).
+    JobSpecError for a ``--max-cost`` the backend cannot keep, WebhookSecretError for a webhook with
+    nothing to sign its deliveries: said before the job runs, or has chunks reopened."""
+    check_budget(backend, spec, args.max_cost)
+    notify = with_webhook(spec.notify, args.webhook) if args.webhook is not None else None
+    wanted = notify or spec.notify
+    if wanted is not None and wanted.webhook:
+        webhook_secret()
+    return notify
 
 
 def resume_on_aws(args: argparse.Namespace, context: Context, manager: JobManager, status: JobRecord) -> int:

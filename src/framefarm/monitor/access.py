@@ -62,7 +62,7 @@ class Gate:
 
     def refusal(self, request: Request) -> Response | None:
         host = request.headers.get("host", "")
-        if self.loopback and urlsplit(f"//{host}").hostname not in {name.strip("[]") for name in LOOPBACK_NAMES}:
+        if self.loopback and not is_loopback(urlsplit(f"//{host}").hostname or ""):  # names and loopback IPs only
             return PlainTextResponse(f"framefarm monitor: host {host!r} is not this machine's loopback address\n",
                                      status_code=400)
         origin = request.headers.get("origin")

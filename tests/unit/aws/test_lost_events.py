@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from framefarm import InMemoryJobRepository, JobExecutor, JobManager, JobState
+from framefarm import InMemoryJobRepository, JobExecutor, JobManager, JobState, events
 from framefarm.aws.lost_events import MAX_REDELIVERIES, LostEvent, UnreadableRecord, recover_lost_events
 from framefarm.lease import Lease
+from framefarm.webhooks.notifier import Notifier
 from tests.helpers import ScriptedWorker, make_spec
 
 NOW = 10_000.0
@@ -117,6 +118,24 @@ def test_an_event_lost_on_every_redelivery_fails_its_job_with_the_last_error(que
     assert status.state is JobState.FAILED
     assert status.error == (f"the orchestrator gave up on this job's event {MAX_REDELIVERIES + 1} times "
                             "(RetriesExhausted, 3 attempts the last time): KeyError: 'spec_url'")
+
+
+def test_a_job_failed_for_its_lost_events_is_announced(queue):
+    # GIVEN a pending job, on a manager whose EventBridge events are recorded
+    published: list[tuple[str, dict]] = []
+    repository = InMemoryJobRepository()
+    notifier = Notifier(repository, publish=lambda kind, detail: published.append((kind, dict(detail))) or True)
+    manager = JobManager(repository, JobExecutor(ScriptedWorker().adapter()), clock=lambda: NOW, stale_after=15.0,
+                         notifier=notifier)
+    job(manager, "cursed")
+    # WHEN its event is lost once more than it may be handed back, and the sweep fails it
+    event = {"job_id": "cursed", "options": {}, "redelivery": MAX_REDELIVERIES}
+    recovery, _, _ = recover(queue, manager, record(event, error="KeyError: 'spec_url'"))
+    assert recovery.failed == ["cursed"]
+    # THEN its end is announced, as every job's end is: a Job State Change saying failed, with the error
+    [(kind, detail)] = published
+    assert (kind, detail["job_id"], detail["state"]) == (events.JOB_STATE_CHANGE, "cursed", "failed")
+    assert detail["error"].endswith("KeyError: 'spec_url'")
 
 
 def test_a_record_whose_hand_back_fails_stays_for_the_next_sweep(queue, manager):

@@ -57,3 +57,12 @@ def test_a_form_from_another_site_may_not_act_and_a_foreign_host_name_is_refused
     # AND the page's own origin may post
     assert client.post(f"/jobs/{job_id}/pause", headers={"Origin": "http://127.0.0.1:8765"},
                        follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("address", ["127.0.0.2:8765", "[::1]:8765", "localhost:8765"])
+def test_every_loopback_address_it_may_bind_is_served(farm, monitor, address):
+    # GIVEN the monitor on a loopback address other than 127.0.0.1, which it may bind without a token
+    farm.finished_job_with_a_retry()
+    client = TestClient(create_app(monitor), base_url=f"http://{address}")
+    # WHEN the browser asks for the jobs page by that address  THEN it is served, not refused as foreign
+    assert client.get("/").status_code == 200
