@@ -45,6 +45,7 @@ from framefarm.storage.keys import (
     inputs_prefix,
     job_prefix,
     logs_prefix,
+    media_prefix,
     spec_key,
 )
 from infra.components.checkov import acknowledge
@@ -55,6 +56,7 @@ from infra.settings import InfraSettings
 SPEC_KEYS, ASSET_KEYS, CANCEL_KEYS = spec_key("*"), assets_key("*"), cancel_key("*")
 CHUNK_KEYS, LOG_KEYS = chunks_prefix("*") + "*", logs_prefix("*") + "*"
 INPUT_KEYS = inputs_prefix("*") + "*"  # a job's source media: the worker presigns them for its command
+MEDIA_KEYS = media_prefix("*") + "*"  # what each chunk video holds, stored by the worker beside it (stitch.records)
 LISTED_KEYS = {"StringLike": {"s3:prefix": [job_prefix("*").rstrip("/")]}}  # ListBucket under jobs/* only
 
 
@@ -118,6 +120,8 @@ class WorkerFunctions(Construct):
             objects(SPEC_KEYS), objects(ASSET_KEYS), objects(CANCEL_KEYS), objects(INPUT_KEYS)]))
         worker.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:PutObjectTagging"],
                                                  resources=[objects(CHUNK_KEYS)]))
+        worker.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:PutObjectTagging"],
+                                                 resources=[objects(MEDIA_KEYS)]))
         worker.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[objects(LOG_KEYS)]))
         orchestrator.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
                                                        resources=[self.arn("render-chunk"), self.arn("orchestrate")]))
@@ -147,6 +151,7 @@ class WorkerFunctions(Construct):
                              ASSET_KEYS: "reads that job's asset bundle",
                              INPUT_KEYS: "presigns reads of that job's source media for its command",
                              CHUNK_KEYS: "writes that job's chunk output",
+                             MEDIA_KEYS: "writes the media record of that job's chunk output",
                              LOG_KEYS: "writes the full logs of that job's chunk",
                              CANCEL_KEYS: "checks that job's cancel marker between stages"},
             "orchestrate": {SPEC_KEYS: "reads the spec of the job it runs",

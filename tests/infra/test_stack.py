@@ -160,10 +160,12 @@ def test_least_privilege_per_function(synthesized):
     assert actions(submit) == log_actions | {
         "lambda:InvokeFunction", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem",
         "dynamodb:BatchWriteItem", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
-    # the worker writes only chunk keys (tagged) and log keys; the orchestrator invokes only the worker and itself
+    # the worker writes only chunk keys and their media records (tagged, stored with the chunk: runtime's
+    # keep_media_record) and log keys; the orchestrator invokes only the worker and itself
     writes = [s for s in worker if "s3:PutObject" in actions([s])]
     assert [(sorted(actions([s])), json.dumps(s["Resource"]).rpartition(", ")[2]) for s in writes] == [
-        (["s3:PutObject", "s3:PutObjectTagging"], '"/jobs/*/chunks/*"]]}'), (["s3:PutObject"], '"/jobs/*/logs/*"]]}')]
+        (["s3:PutObject", "s3:PutObjectTagging"], '"/jobs/*/chunks/*"]]}'),
+        (["s3:PutObject", "s3:PutObjectTagging"], '"/jobs/*/media/*"]]}'), (["s3:PutObject"], '"/jobs/*/logs/*"]]}')]
     # it reads specs, asset bundles, cancel markers and source media (which it presigns for its command)
     reads = next(s for s in worker if actions([s]) == {"s3:GetObject"})
     assert sorted(json.dumps(r).rpartition(", ")[2] for r in reads["Resource"]) == [
