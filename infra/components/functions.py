@@ -38,6 +38,7 @@ from framefarm.config import (
     ENV_WORKER_TIMEOUT,
 )
 from framefarm.repositories.dynamodb import GSI_NAME
+from framefarm.repositories.dynamodb.slots import SLOTS_PARTITION
 from framefarm.storage.keys import (
     assets_key,
     cancel_key,
@@ -128,6 +129,9 @@ class WorkerFunctions(Construct):
         orchestrator.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
                      "dynamodb:ConditionCheckItem"], resources=[table.table_arn]))
+        orchestrator.add_to_policy(iam.PolicyStatement(  # a holder of the shared budget leaves or is reclaimed
+            actions=["dynamodb:DeleteItem"], resources=[table.table_arn],  # (in a transaction: IAM checks the Delete)
+            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [SLOTS_PARTITION]}}))
         orchestrator.add_to_policy(iam.PolicyStatement(  # the sweep lists recent jobs through the index
             actions=["dynamodb:Query"], resources=[f"{table.table_arn}/index/{GSI_NAME}"]))
         orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(SPEC_KEYS)]))

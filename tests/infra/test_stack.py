@@ -150,8 +150,8 @@ def test_least_privilege_per_function(synthesized):
     assert actions(worker) == log_actions | {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:ListBucket"}
     assert actions(orchestrator) == log_actions | {
         "lambda:InvokeFunction", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
-        "dynamodb:ConditionCheckItem", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket",
-        "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+        "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+        "s3:ListBucket", "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
         "sqs:GetQueueAttributes", "sqs:GetQueueUrl",
         "events:PutEvents", "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
     # the cancel marker: the worker may only read it, the orchestrator sets and clears it
@@ -175,6 +175,17 @@ def test_least_privilege_per_function(synthesized):
         "Framefarm-orchestrate", "Framefarm-render-chunk"]
     submit_invoke = next(s for s in submit if actions([s]) == {"lambda:InvokeFunction"})
     assert json.dumps(submit_invoke["Resource"]).endswith('function:Framefarm-orchestrate"]]}')
+
+
+def test_the_orchestrator_may_delete_only_the_shared_budgets_holders(synthesized):
+    # GIVEN the orchestrator's policy: it gives its budget slots back (leave_slots) and reclaims a dead
+    # runner's in DynamoDB transactions that delete a holder item, which IAM checks as dynamodb:DeleteItem
+    _, template, _ = synthesized
+    orchestrator = policy_of(template, "orchestraterole")
+    # THEN it may delete items of the budget's partition, and no other (no job record)
+    (deletes,) = [s for s in orchestrator if "dynamodb:DeleteItem" in actions([s])]
+    assert actions([deletes]) == {"dynamodb:DeleteItem"}
+    assert deletes["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["SLOTS"]}}
 
 
 def test_alarms_watch_worker_errors_and_throttles_and_orchestrator_errors(synthesized):
