@@ -38,6 +38,7 @@ from framefarm.config import (
     ENV_WORKER_TIMEOUT,
 )
 from framefarm.repositories.dynamodb import GSI_NAME
+from framefarm.repositories.dynamodb.slots import SLOTS_PARTITION
 from framefarm.storage.keys import (
     assets_key,
     cancel_key,
@@ -45,6 +46,7 @@ from framefarm.storage.keys import (
     inputs_prefix,
     job_prefix,
     logs_prefix,
+    media_prefix,
     spec_key,
 )
 from infra.components.checkov import acknowledge
@@ -55,6 +57,7 @@ from infra.settings import InfraSettings
 SPEC_KEYS, ASSET_KEYS, CANCEL_KEYS = spec_key("*"), assets_key("*"), cancel_key("*")
 CHUNK_KEYS, LOG_KEYS = chunks_prefix("*") + "*", logs_prefix("*") + "*"
 INPUT_KEYS = inputs_prefix("*") + "*"  # a job's source media: the worker presigns them for its command
+MEDIA_KEYS = media_prefix("*") + "*"  # what each chunk video holds, stored by the worker beside it (stitch.records)
 LISTED_KEYS = {"StringLike": {"s3:prefix": [job_prefix("*").rstrip("/")]}}  # ListBucket under jobs/* only
 
 
@@ -118,12 +121,17 @@ class WorkerFunctions(Construct):
             objects(SPEC_KEYS), objects(ASSET_KEYS), objects(CANCEL_KEYS), objects(INPUT_KEYS)]))
         worker.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:PutObjectTagging"],
                                                  resources=[objects(CHUNK_KEYS)]))
+        worker.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:PutObjectTagging"],
+                                                 resources=[objects(MEDIA_KEYS)]))
         worker.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[objects(LOG_KEYS)]))
         orchestrator.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
                                                        resources=[self.arn("render-chunk"), self.arn("orchestrate")]))
         orchestrator.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
                      "dynamodb:ConditionCheckItem"], resources=[table.table_arn]))
+        orchestrator.add_to_policy(iam.PolicyStatement(  # a holder of the shared budget leaves or is reclaimed
+            actions=["dynamodb:DeleteItem"], resources=[table.table_arn],  # (in a transaction: IAM checks the Delete)
+            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [SLOTS_PARTITION]}}))
         orchestrator.add_to_policy(iam.PolicyStatement(  # the sweep lists recent jobs through the index
             actions=["dynamodb:Query"], resources=[f"{table.table_arn}/index/{GSI_NAME}"]))
         orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(SPEC_KEYS)]))
@@ -147,6 +155,7 @@ class WorkerFunctions(Construct):
                              ASSET_KEYS: "reads that job's asset bundle",
                              INPUT_KEYS: "presigns reads of that job's source media for its command",
                              CHUNK_KEYS: "writes that job's chunk output",
+                             MEDIA_KEYS: "writes the media record of that job's chunk output",
                              LOG_KEYS: "writes the full logs of that job's chunk",
                              CANCEL_KEYS: "checks that job's cancel marker between stages"},
             "orchestrate": {SPEC_KEYS: "reads the spec of the job it runs",

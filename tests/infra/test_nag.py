@@ -23,11 +23,12 @@ def test_each_acknowledgement_is_specific_and_explained(synthesized):
     assert "on-failure destination" in queue["reason"]
     suppressed.remove(queue)
     # the six key patterns of issue 4, the cancel marker for worker and orchestrator, and the worker's full logs;
-    # the job's source media, which the worker presigns (issue 16); and the webhook secret's rotation, which is by hand (every receiver holds it)
+    # the job's source media, which the worker presigns (issue 16); the chunks' media records, which the worker
+    # writes (issue 17); and the webhook secret's rotation, which is by hand (every receiver holds it)
     rotation = [entry for entry in suppressed if entry["acknowledgedId"] == "AwsSolutions::AwsSolutions-SMG4"]
     assert len(rotation) == 1 and "rotated by hand" in rotation[0]["reason"]
     suppressed = [entry for entry in suppressed if entry not in rotation]
-    assert len(suppressed) == 10
+    assert len(suppressed) == 11
     for entry in suppressed:
         # one object-key pattern per acknowledgement, never a blanket rule id
         assert "[Resource::" in entry["acknowledgedId"] and "/jobs/*/" in entry["acknowledgedId"]

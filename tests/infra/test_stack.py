@@ -150,8 +150,8 @@ def test_least_privilege_per_function(synthesized):
     assert actions(worker) == log_actions | {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:ListBucket"}
     assert actions(orchestrator) == log_actions | {
         "lambda:InvokeFunction", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
-        "dynamodb:ConditionCheckItem", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket",
-        "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+        "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+        "s3:ListBucket", "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
         "sqs:GetQueueAttributes", "sqs:GetQueueUrl",
         "events:PutEvents", "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
     # the cancel marker: the worker may only read it, the orchestrator sets and clears it
@@ -160,10 +160,12 @@ def test_least_privilege_per_function(synthesized):
     assert actions(submit) == log_actions | {
         "lambda:InvokeFunction", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem",
         "dynamodb:BatchWriteItem", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
-    # the worker writes only chunk keys (tagged) and log keys; the orchestrator invokes only the worker and itself
+    # the worker writes only chunk keys and their media records (tagged, stored with the chunk: runtime's
+    # keep_media_record) and log keys; the orchestrator invokes only the worker and itself
     writes = [s for s in worker if "s3:PutObject" in actions([s])]
     assert [(sorted(actions([s])), json.dumps(s["Resource"]).rpartition(", ")[2]) for s in writes] == [
-        (["s3:PutObject", "s3:PutObjectTagging"], '"/jobs/*/chunks/*"]]}'), (["s3:PutObject"], '"/jobs/*/logs/*"]]}')]
+        (["s3:PutObject", "s3:PutObjectTagging"], '"/jobs/*/chunks/*"]]}'),
+        (["s3:PutObject", "s3:PutObjectTagging"], '"/jobs/*/media/*"]]}'), (["s3:PutObject"], '"/jobs/*/logs/*"]]}')]
     # it reads specs, asset bundles, cancel markers and source media (which it presigns for its command)
     reads = next(s for s in worker if actions([s]) == {"s3:GetObject"})
     assert sorted(json.dumps(r).rpartition(", ")[2] for r in reads["Resource"]) == [
@@ -173,6 +175,17 @@ def test_least_privilege_per_function(synthesized):
         "Framefarm-orchestrate", "Framefarm-render-chunk"]
     submit_invoke = next(s for s in submit if actions([s]) == {"lambda:InvokeFunction"})
     assert json.dumps(submit_invoke["Resource"]).endswith('function:Framefarm-orchestrate"]]}')
+
+
+def test_the_orchestrator_may_delete_only_the_shared_budgets_holders(synthesized):
+    # GIVEN the orchestrator's policy: it gives its budget slots back (leave_slots) and reclaims a dead
+    # runner's in DynamoDB transactions that delete a holder item, which IAM checks as dynamodb:DeleteItem
+    _, template, _ = synthesized
+    orchestrator = policy_of(template, "orchestraterole")
+    # THEN it may delete items of the budget's partition, and no other (no job record)
+    (deletes,) = [s for s in orchestrator if "dynamodb:DeleteItem" in actions([s])]
+    assert actions([deletes]) == {"dynamodb:DeleteItem"}
+    assert deletes["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["SLOTS"]}}
 
 
 def test_alarms_watch_worker_errors_and_throttles_and_orchestrator_errors(synthesized):

@@ -168,6 +168,10 @@ class FfmpegStitcher:
                 completed = self._runner(command, capture_output=True, timeout=self._timeout)
             except subprocess.TimeoutExpired:
                 completed = None
+            except BaseException:  # ffmpeg did not run (not found, interrupted): no upload left open
+                if upload is not None:
+                    upload.finish(written=False)
+                raise
             try:
                 if upload is not None:
                     upload.finish(written=completed is not None and completed.returncode == 0)

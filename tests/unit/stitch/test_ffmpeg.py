@@ -9,6 +9,8 @@ import pytest
 
 from framefarm import FfmpegStitcher, StitchError
 from framefarm.stitch.probe import decoded_audio_samples, packets, parse_probe_output, probe
+from framefarm.stitch.records import read_record, write_record
+from framefarm.storage.growing import UploadWhenWritten
 
 FFMPEG_I_OUTPUT = """\
 Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mp4':
@@ -103,3 +105,37 @@ def test_no_inputs_and_missing_audio(tmp_path, encode_chunk):
         FfmpegStitcher().stitch([], tmp_path / "o.mp4")
     with pytest.raises(StitchError, match="audio track missing"):
         FfmpegStitcher().stitch([encode_chunk(tmp_path / "0.mp4")], tmp_path / "o.mp4", audio=tmp_path / "a.m4a")
+
+
+class _Landed:
+    """Chunks that have all landed, with their records (an ``Arriving`` for ``stitch_arriving``)."""
+
+    def __init__(self, paths, records):
+        self.paths, self.records = paths, records
+
+    def source(self, index):
+        return str(self.paths[index])
+
+    def wait(self, index):
+        return self.paths[index]
+
+
+def test_an_ffmpeg_that_cannot_start_drops_the_upload_begun_for_its_output(tmp_path, encode_chunk):
+    # GIVEN two recorded chunks (so nothing is probed) and an upload begun as the stitch writes its video
+    chunks = [encode_chunk(tmp_path / f"{index}.mp4", index * 10) for index in range(2)]
+    for chunk in chunks:
+        write_record(chunk)
+    finished = []
+
+    class Upload(UploadWhenWritten):
+        def finish(self, written):
+            finished.append(written)
+
+    # WHEN the stitch's ffmpeg cannot be started
+    with pytest.raises(FileNotFoundError):
+        FfmpegStitcher(str(tmp_path / "no-ffmpeg")).stitch_arriving(
+            _Landed(chunks, [read_record(chunk) for chunk in chunks]), tmp_path / "final.mp4",
+            upload=Upload(None, "jobs/j/final.mp4"))
+    # THEN the upload is told the video was not written (a multipart one is aborted, its follower stops)
+    assert finished == [False]
+    assert not (tmp_path / "final.mp4").exists()
