@@ -42,6 +42,7 @@ from framefarm.repositories.dynamodb.slots import SLOTS_PARTITION
 from framefarm.storage.keys import (
     assets_key,
     cancel_key,
+    attempts_prefix,
     chunks_prefix,
     inputs_prefix,
     job_prefix,
@@ -57,6 +58,7 @@ from infra.settings import InfraSettings
 SPEC_KEYS, ASSET_KEYS, CANCEL_KEYS = spec_key("*"), assets_key("*"), cancel_key("*")
 CHUNK_KEYS, LOG_KEYS = chunks_prefix("*") + "*", logs_prefix("*") + "*"
 INPUT_KEYS = inputs_prefix("*") + "*"  # a job's source media: the worker presigns them for its command
+ATTEMPT_KEYS = attempts_prefix("*") + "*"  # an attempt a retry replaced, kept for the monitor (attempt_history)
 MEDIA_KEYS = media_prefix("*") + "*"  # what each chunk video holds, stored by the worker beside it (stitch.records)
 LISTED_KEYS = {"StringLike": {"s3:prefix": [job_prefix("*").rstrip("/")]}}  # ListBucket under jobs/* only
 
@@ -135,7 +137,8 @@ class WorkerFunctions(Construct):
         orchestrator.add_to_policy(iam.PolicyStatement(  # the sweep lists recent jobs through the index
             actions=["dynamodb:Query"], resources=[f"{table.table_arn}/index/{GSI_NAME}"]))
         orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(SPEC_KEYS)]))
-        orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[objects(LOG_KEYS)]))
+        orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"],
+                                                       resources=[objects(LOG_KEYS), objects(ATTEMPT_KEYS)]))
         orchestrator.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:DeleteObject"],
                                                        resources=[objects(CANCEL_KEYS)]))
         for role in (worker, orchestrator):  # without ListBucket, HEAD of a missing marker is 403, not 404
@@ -160,6 +163,7 @@ class WorkerFunctions(Construct):
                              CANCEL_KEYS: "checks that job's cancel marker between stages"},
             "orchestrate": {SPEC_KEYS: "reads the spec of the job it runs",
                             LOG_KEYS: "writes full logs of that job's chunks",
+                            ATTEMPT_KEYS: "keeps the record of an attempt of that job's chunks a retry replaced",
                             CANCEL_KEYS: "sets and clears that job's cancel marker"},
             "submit": {SPEC_KEYS: "writes (and on failure removes) the spec of the job it accepts"},
         })

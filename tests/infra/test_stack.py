@@ -170,6 +170,10 @@ def test_least_privilege_per_function(synthesized):
     reads = next(s for s in worker if actions([s]) == {"s3:GetObject"})
     assert sorted(json.dumps(r).rpartition(", ")[2] for r in reads["Resource"]) == [
         '"/jobs/*/assets.zip"]]}', '"/jobs/*/cancel"]]}', '"/jobs/*/inputs/*"]]}', '"/jobs/*/spec.json"]]}']
+    # the orchestrator writes full logs and keeps the attempts a retry replaces (the monitor draws them)
+    (orchestrator_writes,) = [s for s in orchestrator if actions([s]) == {"s3:PutObject"}]
+    assert sorted(json.dumps(r).rpartition(", ")[2] for r in orchestrator_writes["Resource"]) == [
+        '"/jobs/*/attempts/*"]]}', '"/jobs/*/logs/*"]]}']
     invokes = next(s for s in orchestrator if actions([s]) == {"lambda:InvokeFunction"})
     assert sorted(json.dumps(r).split("function:")[-1].strip('"]}') for r in invokes["Resource"]) == [
         "Framefarm-orchestrate", "Framefarm-render-chunk"]
