@@ -41,8 +41,8 @@ from framefarm.repositories.dynamodb import GSI_NAME
 from framefarm.repositories.dynamodb.slots import SLOTS_PARTITION
 from framefarm.storage.keys import (
     assets_key,
-    cancel_key,
     attempts_prefix,
+    cancel_key,
     chunks_prefix,
     inputs_prefix,
     job_prefix,
