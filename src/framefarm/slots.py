@@ -26,6 +26,7 @@ from framefarm.concurrency import UNLIMITED_SLOTS, SlotAsk, Slots, queue_places
 from framefarm.config import ENV_MAX_CONCURRENCY
 from framefarm.errors import JobSpecError
 from framefarm.repositories.base import JobRepository
+from framefarm.status import JobRecord, JobState
 
 logger = logging.getLogger(__name__)
 
@@ -148,3 +149,11 @@ def waiting_jobs(repository: JobRepository, now: float) -> dict[str, int]:
     """The jobs on ``repository`` waiting for a slot with none held, by id: their place in the queue
     (1 is served first). A job waiting so for its first slot shows as ``pending``."""
     return queue_places(repository.slot_holders(), now)
+
+
+def as_queued(job: JobRecord, queue: Mapping[str, int]) -> JobRecord:
+    """A running job still waiting for its first slot of the shared budget (in ``queue``: see
+    ``waiting_jobs``) is shown ``pending``; any other job as it is."""
+    if job.id in queue and job.state is JobState.RUNNING and job.completed_chunks == 0:
+        return job.model_copy(update={"state": JobState.PENDING})
+    return job

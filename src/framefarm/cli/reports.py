@@ -20,8 +20,8 @@ from framefarm.console import (
 )
 from framefarm.errors import JobSpecError
 from framefarm.repositories.base import JobRepository
-from framefarm.slots import waiting_jobs
-from framefarm.status import ChunkRecord, ChunkState, JobRecord, JobState
+from framefarm.slots import as_queued, waiting_jobs
+from framefarm.status import ChunkRecord, ChunkState
 from framefarm.storage.base import Storage
 from framefarm.storage.logs import attempt_log, full_log
 
@@ -71,13 +71,6 @@ def cmd_jobs(args: argparse.Namespace, context: Context) -> int:
     else:
         context.out.print(jobs_table(listed, queue))
     return EXIT_OK
-
-
-def as_queued(job: JobRecord, queue: dict[str, int]) -> JobRecord:
-    """A running job still waiting for its first slot of the shared budget is shown ``pending``."""
-    if job.id in queue and job.state is JobState.RUNNING and job.completed_chunks == 0:
-        return job.model_copy(update={"state": JobState.PENDING})
-    return job
 
 
 def cmd_status(args: argparse.Namespace, context: Context) -> int:

@@ -33,6 +33,7 @@ from framefarm.monitor import pages
 from framefarm.monitor.access import Gate
 from framefarm.monitor.live import follow
 from framefarm.monitor.timeline import Timeline, build_timeline
+from framefarm.slots import as_queued, waiting_jobs
 from framefarm.status import ChunkAttempt, JobRecord
 from framefarm.storage.keys import attempt_key
 
@@ -90,7 +91,9 @@ def create_app(monitor: Monitor, *, token: str | None = None, loopback: bool = T
     """The ASGI app: routes behind the access gate (``access.Gate``)."""
 
     def jobs(request: Request) -> Response:
-        return HTMLResponse(pages.jobs_page(monitor.manager.list_jobs(JOBS_SHOWN), monitor.clock()))
+        queue = waiting_jobs(monitor.manager.repository, time.time())  # the shared budget's queue (slots)
+        listed = [as_queued(job, queue) for job in monitor.manager.list_jobs(JOBS_SHOWN)]
+        return HTMLResponse(pages.jobs_page(listed, monitor.clock(), queue=queue))
 
     def job_page(request: Request) -> Response:
         job = monitor.job(request.path_params["job_id"])

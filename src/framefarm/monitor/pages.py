@@ -4,7 +4,7 @@ another origin. The job page without its live parts is also the report (``report
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from urllib.parse import quote
 
@@ -42,13 +42,16 @@ def job_href(job_id: str) -> str:
     return f"/jobs/{quote(job_id, safe='')}"
 
 
-def jobs_page(jobs: Sequence[JobRecord], now: float, *, refresh: float = 2.0) -> str:
-    """Every job with its state, progress, frames, cost and age; reloads itself every ``refresh`` s."""
+def jobs_page(jobs: Sequence[JobRecord], now: float, *, refresh: float = 2.0,
+              queue: Mapping[str, int] | None = None) -> str:
+    """Every job with its state, progress, frames, cost and age, and a waiting job's place in the shared
+    budget's ``queue`` (``slots.waiting_jobs``); reloads itself every ``refresh`` s."""
     rows = []
     for job in jobs:
         summary = live_summary(job, now)
+        place = f' <span class="queue">#{(queue or {})[job.id]} in queue</span>' if job.id in (queue or {}) else ""
         rows.append(f'<tr class="job" data-job="{escape(job.id)}"><td><a href="{job_href(job.id)}">{escape(job.id)}</a>'
-                    f'</td><td class="state {summary["state"]}">{summary["state"]}</td>'
+                    f'</td><td class="state {summary["state"]}">{summary["state"]}{place}</td>'
                     f'<td><progress max="100" value="{summary["percent"]}"></progress> {summary["progress"]}</td>'
                     f'<td>{summary["frames"]}</td><td>{summary["cost"]}</td>'
                     f"<td>{seconds(max(0.0, now - job.created_at))}</td></tr>")

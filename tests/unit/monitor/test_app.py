@@ -26,6 +26,27 @@ def test_the_jobs_page_lists_a_finished_and_a_running_job(farm, client):
     assert 'http-equiv="refresh"' in page.text
 
 
+
+def test_the_jobs_page_shows_a_job_waiting_for_the_shared_budget_as_pending_with_its_place(farm, client):
+    import time
+
+    from framefarm.concurrency import SlotAsk
+
+    # GIVEN a running job holding the store's only slot, and another whose runner waits for one
+    farm.running_job("holder")
+    farm.running_job("waiter")
+    until = time.time() + 60
+    assert farm.repository.take_slots(SlotAsk("run-holder", "holder", 1, 1.0, until), count=1, limit=1,
+                                      now=time.time()) == 1
+    assert farm.repository.take_slots(SlotAsk("run-waiter", "waiter", 1, 1.0, until), count=1, limit=1,
+                                      now=time.time()) == 0
+    # WHEN the jobs page is asked for
+    page = client.get("/")
+    # THEN the waiting job shows pending with its place in the queue, and the holder running
+    rows = dict(re.findall(r'data-job="(\w+)".*?class="state (\w+)"', page.text))
+    assert rows == {"holder": "running", "waiter": "pending"}
+    assert "pending <span class=\"queue\">#1 in queue</span>" in page.text
+
 def test_the_job_page_draws_a_row_per_chunk_and_a_bar_per_attempt_with_logs_one_click_away(farm, client):
     # GIVEN a rendered job whose chunk 2 failed once
     job_id = farm.finished_job_with_a_retry(chunks=6, retried=2)
