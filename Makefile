@@ -53,10 +53,11 @@ install: $(ALL)
 demo: $(CORE)
 	$(BIN)/framefarm render examples/testsrc.yaml
 
-# The SQLite store also runs its contract tests on an older SQLite (Debian 11's) first.
+# The SQLite store also runs its contract tests on an older SQLite (Debian 11's) first. Three processes, one test
+# file each at a time (module fixtures stay whole): most tests wait on subprocesses, servers or ffmpeg.
 test: $(ALL) $(CDK) $(CHECKOV) $(DEBIAN_TOOLS)
 	tests/old_sqlite/run.sh $(BIN)/python
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile
 
 # The hostile-input tests with many more cases, new ones each run (tests/conftest.py's "fuzz" profile).
 # Keep every failing case it finds as an explicit @example or test.

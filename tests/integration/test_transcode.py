@@ -108,8 +108,9 @@ def test_on_lambda_each_chunk_reads_its_part_of_the_source_from_s3_by_byte_range
     # GIVEN devcloud's Lambda and moto's S3, every S3 request passing a relay that counts what it sends back
     with LocalAwsStack(worker_timeout=300) as stack:
         moto_port = int(stack.env["AWS_ENDPOINT_URL_S3"].rsplit(":", 1)[1])
-        with CountingRelay(moto_port) as relay:
-            monkeypatch.setenv("AWS_ENDPOINT_URL_S3", relay.endpoint)
+        # (patched inside the stack: the stack puts its own endpoint back, then takes it away, as it ends)
+        with CountingRelay(moto_port) as relay, monkeypatch.context() as patch:
+            patch.setenv("AWS_ENDPOINT_URL_S3", relay.endpoint)
             backend = ff.Lambda(table=stack.table, bucket=stack.bucket, function="framefarm-render-chunk",
                                 run_here=True)
             # WHEN the source is transcoded there in 6 chunks, one at a time (so reads can be told apart)
