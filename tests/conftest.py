@@ -28,10 +28,6 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("FRAMEFARM_PROFILE", "FRAMEFARM_TABLE", "FRAMEFARM_BUCKET", "FRAMEFARM_STACK", "FRAMEFARM_GCS_BUCKET",
                  "FRAMEFARM_BACKEND", "FRAMEFARM_REGION", "FRAMEFARM_MAX_CONCURRENCY"):
         monkeypatch.delenv(name, raising=False)
-    # Nor sends AWS calls where a shell (or a test that left one behind) points them: moto's mock
-    # intercepts AWS's own addresses only.
-    for name in [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL")]:
-        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")
