@@ -38,9 +38,10 @@ AWS_KILL_POINTS = 8
 SHORT_CHUNK = [sys.executable, "-c",
                "import sys, time; time.sleep(float(sys.argv[2])); open(sys.argv[1], 'w').write(sys.argv[3])",
                "{output}", "0.25", "chunk {chunk_id}"]
-# A lease of 1.5 s renewed every 0.2 s: short, so take-overs come quickly, yet long enough that a
-# renewal slowed by a loaded machine (a moto call can take most of a second) does not trip the fence.
-FAST_HEARTBEAT = {"FRAMEFARM_HEARTBEAT_INTERVAL": "0.2", "FRAMEFARM_STALE_AFTER": "1.5"}
+# A lease of 4 s renewed every 0.2 s: short, so take-overs come quickly, yet long enough that a renewal
+# slowed by a loaded machine (make test runs three test processes beside devcloud and moto; a moto call
+# can take over a second then) does not trip the fence.
+FAST_HEARTBEAT = {"FRAMEFARM_HEARTBEAT_INTERVAL": "0.2", "FRAMEFARM_STALE_AFTER": "4"}
 LEASE_RUNS_OUT = float(FAST_HEARTBEAT["FRAMEFARM_STALE_AFTER"]) + 0.2
 
 
