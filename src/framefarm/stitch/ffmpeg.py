@@ -1,4 +1,8 @@
-"""FfmpegStitcher: joins video-only chunks with the concat demuxer and ``-c copy`` (no re-encode).
+"""FfmpegStitcher: joins video-only chunks without re-encoding them.
+
+Chunks the MP4 join can take (MP4 files of H.264, HEVC or VP9 with the same sample description, the
+usual case: ``stitch.direct``) are joined by copying their samples, with the bytes and timestamps
+ffmpeg's concat would write; any others by ffmpeg's concat demuxer with ``-c copy``.
 
 Inputs are checked first — each exists and matches the first in codec, size, frame rate and pixel
 format — so a bad chunk is named before ffmpeg runs. The check reads each chunk's media record
@@ -6,11 +10,11 @@ format — so a bad chunk is named before ffmpeg runs. The check reads each chun
 whose record disagrees. Audio, if any, is one separately rendered track muxed in at this step:
 per-chunk AAC would add priming samples and break timestamps at every seam.
 
-The output is written once: its index (``moov``) goes in space reserved at the front
-(``-moov_size``, sized from the frame counts) instead of a second pass that rewrites the whole file
-for ``+faststart``; only when a chunk's frame count cannot be told does the stitch fall back to that.
-``stitch_arriving`` joins chunks that are still downloading: ffmpeg reads each from a source that
-answers once it has landed (see ``stitch.feed``).
+The output is written once: its index (``moov``) goes in space reserved at the front (sized from
+the frame counts; ffmpeg's ``-moov_size``) instead of a second pass that rewrites the whole file
+for ``+faststart``; only when ffmpeg joins chunks whose frame count cannot be told does it make that
+pass. ``stitch_arriving`` joins chunks that are still downloading, each once it has landed (ffmpeg
+reads each from a source that answers then, see ``stitch.feed``).
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from framefarm.config import ffmpeg_path
 from framefarm.errors import StitchError
+from framefarm.stitch import direct
+from framefarm.stitch.arriving import Arriving, Present
 from framefarm.stitch.probe import MediaInfo, Runner, probe
 from framefarm.stitch.records import MediaRecord, read_record
 from framefarm.storage.growing import UploadWhenWritten
@@ -41,22 +46,6 @@ AAC_FRAME_SAMPLES = 1024
 MIN_AUDIO_PACKETS_PER_SECOND = 50  # codecs with smaller packets than AAC's 1024 samples at 48 kHz
 
 
-class Arriving(Protocol):
-    """Chunk videos still arriving (a merge's downloads): where each lands, its record from the store
-    (None: probe it once it has landed), a source ffmpeg reads it from as soon as it has landed, and a
-    bounded wait for it (StitchError naming the chunk if it cannot be had)."""
-
-    @property
-    def paths(self) -> Sequence[Path]: ...
-
-    @property
-    def records(self) -> Sequence[MediaRecord | None]: ...
-
-    def source(self, index: int) -> str: ...
-
-    def wait(self, index: int) -> Path: ...
-
-
 @dataclass(frozen=True)
 class _Media:
     info: MediaInfo
@@ -68,8 +57,9 @@ class FfmpegStitcher:
     """``stitch(inputs, output, audio=None)``: inputs in playback order, output written atomically."""
 
     def __init__(self, ffmpeg: str | None = None, *, runner: Runner = subprocess.run,
-                 probe_workers: int = 4, timeout: float | None = 3600) -> None:
+                 probe_workers: int = 4, timeout: float | None = 3600, direct: bool = True) -> None:
         self._ffmpeg = ffmpeg
+        self._direct = direct
         self._runner = runner
         self._probe_workers = probe_workers
         self._timeout = timeout
@@ -82,29 +72,28 @@ class FfmpegStitcher:
 
     def validate(self, inputs: Sequence[Path]) -> MediaInfo:
         """Check every input exists and can be concatenated with the first; returns the first's info."""
-        inputs = [Path(p) for p in inputs]
-        return self._checked_files(inputs)[0].info
+        present = self._present([Path(p) for p in inputs])
+        return self._checked(present.paths, present.records, present.wait)[0].info
 
     def stitch(self, inputs: Sequence[Path], output: Path, audio: Path | None = None) -> Path:
-        inputs = [Path(p).resolve() for p in inputs]
-        media = self._checked_files(inputs)
-        return self._concat([str(p) for p in inputs], media, Path(output).resolve(), audio)
+        present = self._present([Path(p).resolve() for p in inputs])
+        media = self._checked(present.paths, present.records, present.wait)
+        return self._join(present, media, Path(output).resolve(), audio)
 
     def stitch_arriving(self, arriving: Arriving, output: Path, audio: Path | None = None, *,
                         upload: UploadWhenWritten | None = None) -> Path:
         """Like ``stitch``, over chunks still arriving: checked from their records, and joined as they
         land; ``upload`` sends the video to a store as it is written (``storage.growing``)."""
         media = self._checked(arriving.paths, arriving.records, arriving.wait)
-        sources = [arriving.source(index) for index in range(len(arriving.paths))]
-        return self._concat(sources, media, Path(output).resolve(), audio, upload)
+        return self._join(arriving, media, Path(output).resolve(), audio, upload)
 
-    def _checked_files(self, inputs: Sequence[Path]) -> list[_Media]:
+    def _present(self, inputs: Sequence[Path]) -> Present:
         for path in inputs:
             if not path.is_file():
                 raise StitchError(f"chunk output missing: {path}")
             if path.stat().st_size == 0:
                 raise StitchError(f"chunk output is empty: {path}")
-        return self._checked(inputs, [read_record(path) for path in inputs], lambda index: inputs[index])
+        return Present(inputs, [read_record(path) for path in inputs])
 
     def _checked(self, paths: Sequence[Path], records: Sequence[MediaRecord | None],
                  fetch: Callable[[int], Path]) -> list[_Media]:
@@ -136,8 +125,9 @@ class FfmpegStitcher:
                 found.update(zip(indices, pool.map(probed, indices), strict=True))
         return [found[index] for index in sorted(found)]
 
-    def _concat(self, sources: Sequence[str], media: Sequence[_Media], output: Path, audio: Path | None,
-                upload: UploadWhenWritten | None = None) -> Path:
+    def _join(self, arriving: Arriving, media: Sequence[_Media], output: Path, audio: Path | None,
+              upload: UploadWhenWritten | None = None) -> Path:
+        """The direct join when it can take the chunks (``stitch.direct``), else ffmpeg's concat."""
         audio_info = None
         if audio is not None:
             audio = Path(audio).resolve()
@@ -146,8 +136,17 @@ class FfmpegStitcher:
             audio_info = probe(audio, ffmpeg=self.ffmpeg, runner=self._runner)
             if audio_info.audio_codec is None:
                 raise StitchError(f"audio track has no audio stream: {audio}")
-        reserve = moov_reserve(media, audio_info)
         output.parent.mkdir(parents=True, exist_ok=True)
+        if self._direct:
+            joined = direct.join(arriving, [item.frames for item in media], output, audio, upload=upload)
+            if joined is not None:
+                return joined
+        sources = [arriving.source(index) for index in range(len(arriving.paths))]
+        return self._concat(sources, media, output, audio, audio_info, upload)
+
+    def _concat(self, sources: Sequence[str], media: Sequence[_Media], output: Path, audio: Path | None,
+                audio_info: MediaInfo | None, upload: UploadWhenWritten | None = None) -> Path:
+        reserve = moov_reserve(media, audio_info)
         partial = output.with_name(f".{output.stem}.partial{output.suffix}")
         with tempfile.TemporaryDirectory(prefix="framefarm-stitch-") as scratch:
             listing = Path(scratch) / "chunks.txt"

@@ -2,10 +2,11 @@
 
 The local adapter writes ``<output>.media.json`` beside each chunk output it commits (and a worker
 stores it as ``jobs/<job>/media/<00042>.json``): codec, size, frame rate, pixel format, duration,
-frame count, and the file's byte size. The stitcher checks the chunks from these records before a
-byte of them is downloaded, and probes only a chunk with no record (an older worker's), a record of
-another file (its size differs), or a record that disagrees with the first chunk's. The frame
-counts size the space reserved for the output's index (``-moov_size``), so the video is written once.
+frame count, the file's byte size, and its join key (``stitch.mp4``: equal keys, chunks the direct
+join takes together). The stitcher checks the chunks from these records before a byte of them is
+downloaded, and probes only a chunk with no record (an older worker's), a record of another file
+(its size differs), or a record that disagrees with the first chunk's. The frame counts size the
+space reserved for the output's index, so the video is written once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from framefarm.config import ffmpeg_path
 from framefarm.errors import FramefarmError, StitchError
+from framefarm.stitch.mp4.source import join_key
 from framefarm.stitch.probe import MediaInfo, Runner, parse_framecrc, parse_probe_output
 
 MEDIA_SUFFIX = ".media.json"  # a video's record on disk: beside it, named like it with this added
@@ -35,16 +37,20 @@ class MediaRecord:
     info: MediaInfo
     frames: int
     size: int
+    join_key: str | None = None  # equal between chunks the direct join can take together (None: not one)
 
     def to_json(self) -> str:
-        return json.dumps({"info": asdict(self.info), "frames": self.frames, "size": self.size}, sort_keys=True)
+        return json.dumps({"info": asdict(self.info), "frames": self.frames, "size": self.size,
+                           "join_key": self.join_key}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> MediaRecord | None:
         """The record in ``text``, or None when it is not one (then the chunk is probed instead)."""
         try:
             data = json.loads(text)
-            record = cls(info=MediaInfo(**data["info"]), frames=int(data["frames"]), size=int(data["size"]))
+            key = data.get("join_key")
+            record = cls(info=MediaInfo(**data["info"]), frames=int(data["frames"]), size=int(data["size"]),
+                         join_key=key if isinstance(key, str) else None)
         except (ValueError, TypeError, KeyError):
             return None
         return record
@@ -66,7 +72,8 @@ def measure(path: str | os.PathLike[str], *, ffmpeg: str | None = None,
     if completed.returncode != 0:
         last = completed.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
         raise StitchError(f"{path}: cannot list its video packets ({' '.join(last) or 'no output'})")
-    return MediaRecord(info=info, frames=len(parse_framecrc(completed.stdout)), size=os.path.getsize(path))
+    return MediaRecord(info=info, frames=len(parse_framecrc(completed.stdout)), size=os.path.getsize(path),
+                       join_key=join_key(path))
 
 
 def write_record(path: str | os.PathLike[str], *, ffmpeg: str | None = None,

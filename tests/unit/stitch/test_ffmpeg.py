@@ -131,9 +131,9 @@ def test_an_ffmpeg_that_cannot_start_drops_the_upload_begun_for_its_output(tmp_p
         def finish(self, written):
             finished.append(written)
 
-    # WHEN the stitch's ffmpeg cannot be started
+    # WHEN the stitch's ffmpeg (its concat: the direct join is off) cannot be started
     with pytest.raises(FileNotFoundError):
-        FfmpegStitcher(str(tmp_path / "no-ffmpeg")).stitch_arriving(
+        FfmpegStitcher(str(tmp_path / "no-ffmpeg"), direct=False).stitch_arriving(
             _Landed(chunks, [read_record(chunk) for chunk in chunks]), tmp_path / "final.mp4",
             upload=Upload(None, "jobs/j/final.mp4"))
     # THEN the upload is told the video was not written (a multipart one is aborted, its follower stops)
