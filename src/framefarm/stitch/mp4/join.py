@@ -2,7 +2,7 @@
 
 The file is laid out as ``ftyp``, the space reserved for the index (a ``free`` box the size of the
 worst case the chunks' frame counts allow), then one ``mdat`` that only ever grows: each chunk's
-samples are copied into it as the chunk comes (the kernel copies the bytes, ``os.copy_file_range``;
+samples are copied into it as the chunk comes (the kernel copies the bytes: ``os.copy_file_range``;
 only the few samples ``h264`` rewrites pass through Python), in decoding order with the audio
 track's samples when there is one (as ffmpeg's muxer interleaves them, so the media data is the
 same bytes), in runs of at most a second. At the end the index goes into the
@@ -41,6 +41,7 @@ INTERLEAVE_SECONDS = 1  # a run of one track's samples covers at most this much 
 INDEX_FIXED_BYTES = 64 * 1024  # the index beside its tables: headers, descriptions, tags
 MDAT_HEADER = 16  # with a 64-bit size, so the media data may pass 4 GB
 COPY_BLOCK = 1 << 20  # per read/write where the kernel cannot copy between the files
+KERNEL_COPY_UNAVAILABLE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP})
 
 
 def index_reserve(video_samples: int, audio: Track | None) -> int:
@@ -83,7 +84,7 @@ class Mp4Join:
         self._audio_next = 0  # the next audio sample to write
         self._audio_time = 0  # its decoding time (audio timescale, before the edit list's shift)
         self._video_time = 0  # the next video sample's (video timescale, likewise)
-        self._kernel_copy = True
+        self._copiers = ["copy_file_range", "sendfile"]  # what copies between files here, best first
         self.index_in_front: bool | None = None
 
     def __enter__(self) -> Mp4Join:
@@ -198,25 +199,32 @@ class Mp4Join:
             self._position += done
 
     def _copy(self, source_fd: int, offset: int, length: int) -> None:
+        """``length`` bytes of the input from ``offset`` on, appended: by the kernel when it can
+        (``copy_file_range``, else ``sendfile`` between file systems), else read and written here."""
         while length:
-            done = 0
-            if self._kernel_copy:
-                try:
-                    done = os.copy_file_range(source_fd, self._fd, length, offset)
-                except OSError as exc:
-                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                        raise
-                    self._kernel_copy = False  # another file system, or an old kernel: read and write
-                    continue
-                self._position += done
-            else:
+            done = self._kernel_copy(source_fd, offset, length)
+            if done is None:
                 block = os.pread(source_fd, min(length, COPY_BLOCK), offset)
                 self._write(block)
                 done = len(block)
+            else:
+                self._position += done
             if done == 0:
                 raise Mp4Error(f"an input ended {length} bytes before its samples did")
             offset += done
             length -= done
+
+    def _kernel_copy(self, source_fd: int, offset: int, length: int) -> int | None:
+        while self._copiers:
+            try:
+                if self._copiers[0] == "copy_file_range":
+                    return os.copy_file_range(source_fd, self._fd, length, offset)
+                return os.sendfile(self._fd, source_fd, offset, length)
+            except OSError as exc:
+                if exc.errno not in KERNEL_COPY_UNAVAILABLE:
+                    raise
+                self._copiers.pop(0)  # not between these files (another file system, an old kernel)
+        return None
 
     # -- the index -------------------------------------------------------------------------------
 
