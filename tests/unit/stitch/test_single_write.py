@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from framefarm import FfmpegStitcher
-from framefarm.stitch.probe import decoded_audio_samples, packets
+from framefarm.stitch.probe import decoded_audio_samples, packets, probe
 from tests.helpers import CommandLog
 
 
@@ -81,6 +81,7 @@ def test_the_output_is_written_once_with_todays_frames_and_media_data(tmp_path, 
     today = todays_stitch(ffmpeg, chunks, tmp_path / "today.mp4", audio)
     assert framemd5(ffmpeg, output, "v") == framemd5(ffmpeg, today, "v")
     assert media_data(output) == media_data(today)
+    assert probe(output).duration == probe(today).duration
     video = packets(output)
     assert len(video) == 27
     assert all(b.dts > a.dts for a, b in itertools.pairwise(video))
