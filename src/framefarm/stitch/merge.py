@@ -2,12 +2,13 @@
 
 Works with any store behind the storage interface (S3, GCS, a local directory). Before anything is
 downloaded it checks that every chunk of the spec is in the store and refuses, naming the missing
-ones. The phases overlap: chunks download in order on a pool, each checked by the store's own
-checksum as it comes down (S3: SHA256, see ``storage.s3``), against the listed size, and against
-the listed MD5 where the store reports a real one (GCS); the chunks are checked from the media
-records the workers stored with them (``stitch.records``) before they land; and ffmpeg joins
-chunk k while the chunks after it download (``stitch.feed``). Audio, if the job has any, is
-rendered here in one pass while the chunks download, and muxed in.
+ones. A local directory's chunks are joined where they are (``Storage.readable_file``), not copied.
+The phases overlap: chunks download in order on a pool, each checked by the store's own checksum as
+it comes down (S3: SHA256, see ``storage.s3``), against the listed size, and against the listed MD5
+where the store reports a real one (GCS); the chunks are checked from the media records the workers
+stored with them (``stitch.records``) before they land; and ffmpeg joins chunk k while the chunks
+after it download (``stitch.feed``). Audio, if the job has any, is rendered here in one pass while
+the chunks download, and muxed in.
 """
 
 from __future__ import annotations
@@ -98,20 +99,21 @@ class S3MergeAdapter:
         return found if found is not None and found.size == video.size else None
 
     def _download(self, job_id: str, chunk: Chunk, listed: dict[str, StoredObject], target: Path) -> Path:
+        """Chunk ``chunk`` as a file to join: downloaded to ``target``, or a local store's own file."""
         key = chunk_key(job_id, chunk.id, chunk.output_file)
         try:
-            self.storage.get_file(key, target)
+            found = self.storage.readable_file(key, target)
+            size = found.stat().st_size
         except (StorageError, FileNotFoundError) as exc:
             raise StitchError(f"chunk {chunk.id}: {exc}") from None
         expected = listed[key]
-        size = target.stat().st_size
         if size != expected.size:
-            raise StitchError(f"chunk {chunk.id}: downloaded {size} bytes of {key}, the store lists {expected.size}")
+            raise StitchError(f"chunk {chunk.id}: {key} has {size} bytes, the store listed {expected.size}")
         if expected.md5 is not None:
-            digest = hashlib.md5(target.read_bytes(), usedforsecurity=False).hexdigest()
+            digest = hashlib.md5(found.read_bytes(), usedforsecurity=False).hexdigest()
             if digest != expected.md5:
                 raise StitchError(f"chunk {chunk.id}: {key} is corrupt (MD5 {digest}, the store has {expected.md5})")
-        return target
+        return found
 
     def _render_audio(self, spec: JobSpec, base: Path) -> Path:
         assert spec.audio is not None

@@ -42,6 +42,13 @@ class Storage(ABC):
     @abstractmethod
     def get_file(self, key: str, path: Path) -> None: ...
 
+    def readable_file(self, key: str, path: Path) -> Path:
+        """The object as a file to read: downloaded to ``path``, or a local store's own file, read in
+        place (the caller only reads it: never writes to it, moves or deletes it). FileNotFoundError
+        when there is none."""
+        self.get_file(key, path)
+        return path
+
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 

@@ -54,12 +54,20 @@ class LocalStorage(Storage):
             raise
 
     def get_file(self, key: str, path: Path) -> None:
-        source = self.path(key)
-        if not source.is_file():
-            raise FileNotFoundError(f"no object {key!r} in {self.root}")
+        source = self._stored(key)
         if source != Path(path).resolve():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, path)
+
+    def readable_file(self, key: str, path: Path) -> Path:
+        """The object's own file (``path`` is not written): a merge joins the chunks where they are."""
+        return self._stored(key)
+
+    def _stored(self, key: str) -> Path:
+        source = self.path(key)
+        if not source.is_file():
+            raise FileNotFoundError(f"no object {key!r} in {self.root}")
+        return source
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()

@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 import os
 import sys
@@ -56,10 +57,10 @@ class SlowLastChunk(LocalStorage):
         super().__init__(root)
         self.last_key, self.partial, self.timeout = last_key, partial, timeout
 
-    def get_file(self, key, path):
+    def readable_file(self, key, path):
         if key == self.last_key:
             eventually(self.partial.exists, timeout=self.timeout, what="the stitch writing before the last download")
-        super().get_file(key, path)
+        return super().readable_file(key, path)
 
 
 def stored_job(storage, tmp_path, encode_chunk, job_id: str, chunks: int, *, records: bool):
@@ -102,10 +103,10 @@ class FailingChunk(LocalStorage):
         super().__init__(root)
         self.failing_key = failing_key
 
-    def get_file(self, key, path):
+    def readable_file(self, key, path):
         if key == self.failing_key:
             raise StorageError(f"{self.url(key)} is corrupt: its SHA256 is x, S3 stored y")
-        super().get_file(key, path)
+        return super().readable_file(key, path)
 
 
 @pytest.mark.parametrize("records", [True, False], ids=["with-records", "older-chunks"])
@@ -132,3 +133,73 @@ def test_an_uploaded_merge_stores_the_video_it_wrote(bucket, s3_client, tmp_path
     storage.get_file("jobs/up/final.mp4", tmp_path / "down.mp4")
     assert (tmp_path / "down.mp4").read_bytes() == video.read_bytes()
     assert len(packets(video)) == 30
+
+
+class CopyCounting(LocalStorage):
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.copied: list[str] = []
+
+    def get_file(self, key, path):
+        self.copied.append(key)
+        super().get_file(key, path)
+
+
+def test_a_local_store_is_joined_in_place_without_copying_a_chunk_or_touching_it(tmp_path, encode_chunk):
+    # GIVEN a job's four chunks, with their records, in a local directory store
+    storage = CopyCounting(tmp_path / "store")
+    spec = stored_job(storage, tmp_path, encode_chunk, "inplace", 4, records=True)
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in storage.root.rglob("*")
+              if path.is_file()}
+    # WHEN it is merged
+    video = S3MergeAdapter(storage).merge(spec, tmp_path / "final.mp4", work_dir=tmp_path)
+    # THEN no chunk was copied, the store's files are as they were, and every frame is there in order
+    assert storage.copied == []
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in storage.root.rglob("*")
+            if path.is_file()} == before
+    found = packets(video)
+    assert len(found) == 40
+    assert all(b.dts > a.dts for a, b in itertools.pairwise(found))
+
+
+class GoneSinceListed(LocalStorage):
+    """A store from which another process removes ``gone`` right after the merge listed the chunks."""
+
+    def __init__(self, root, gone: str) -> None:
+        super().__init__(root)
+        self.gone = gone
+
+    def list(self, prefix):
+        listed = super().list(prefix)
+        self.path(self.gone).unlink(missing_ok=True)
+        return listed
+
+
+class ListedLarger(LocalStorage):
+    """A store whose listing says ``key`` holds one byte more than its file."""
+
+    def __init__(self, root, key: str) -> None:
+        super().__init__(root)
+        self.key = key
+
+    def list(self, prefix):
+        return [dataclasses.replace(obj, size=obj.size + 1) if obj.key == self.key else obj
+                for obj in super().list(prefix)]
+
+
+@pytest.mark.parametrize(("store", "error"), [
+    (GoneSinceListed, r"^chunk 2: no object 'jobs/local/chunks/00002.mp4' in .*/store$"),
+    (ListedLarger, r"^chunk 2: jobs/local/chunks/00002.mp4 has 7 bytes, the store listed 8$"),
+], ids=["gone", "wrong-size"])
+def test_a_local_chunk_read_in_place_that_is_not_what_was_listed_is_named(tmp_path, store, error):
+    # GIVEN a job's three chunks in a local store, chunk 2 gone or of another size since the listing
+    spec = plan_job({"id": "local", "width": 64, "height": 48, "fps": 10, "total_frames": 30, "frames_per_chunk": 10,
+                     "command": "render {output}"})
+    storage = store(tmp_path / "store", chunk_key(spec.id, 2, spec.chunk(2).output_file))
+    for chunk in spec.chunks:
+        storage.put_bytes(chunk_key(spec.id, chunk.id, chunk.output_file), f"chunk {chunk.id}".encode())
+    stitcher = RecordingStitcher()
+    # WHEN it is merged, THEN the error names chunk 2 and what is wrong with it, and nothing was stitched
+    with pytest.raises(StitchError, match=error):
+        S3MergeAdapter(storage, stitcher=stitcher).merge(spec, tmp_path / "out.mp4")
+    assert stitcher.calls == []
