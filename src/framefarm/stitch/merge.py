@@ -4,16 +4,15 @@ Works with any store behind the storage interface (S3, GCS, a local directory). 
 downloaded it checks that every chunk of the spec is in the store and refuses, naming the missing
 ones. A local directory's chunks are joined where they are (``Storage.readable_file``), not copied.
 The phases overlap: chunks download in order on a pool, each checked by the store's own checksum as
-it comes down (S3: SHA256, see ``storage.s3``), against the listed size, and against the listed MD5
-where the store reports a real one (GCS); the chunks are checked from the media records the workers
-stored with them (``stitch.records``) before they land; and ffmpeg joins chunk k while the chunks
-after it download (``stitch.feed``). Audio, if the job has any, is rendered here in one pass while
+it comes down (S3: SHA256, GCS: CRC32C; see ``storage.s3``, ``storage.gcs``), never in a second pass,
+and against the listed size; the chunks are checked from the media records the workers stored with
+them (``stitch.records``) before they land; and ffmpeg joins chunk k while the chunks after it
+download (``stitch.feed``). Audio, if the job has any, is rendered here in one pass while
 the chunks download, and muxed in.
 """
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -109,10 +108,6 @@ class S3MergeAdapter:
         expected = listed[key]
         if size != expected.size:
             raise StitchError(f"chunk {chunk.id}: {key} has {size} bytes, the store listed {expected.size}")
-        if expected.md5 is not None:
-            digest = hashlib.md5(found.read_bytes(), usedforsecurity=False).hexdigest()
-            if digest != expected.md5:
-                raise StitchError(f"chunk {chunk.id}: {key} is corrupt (MD5 {digest}, the store has {expected.md5})")
         return found
 
     def _render_audio(self, spec: JobSpec, base: Path) -> Path:

@@ -12,7 +12,7 @@ from framefarm.stitch.probe import packets
 from framefarm.stitch.records import media_path, write_record
 from framefarm.storage.keys import chunk_key, chunk_media_key
 from framefarm.storage.local import LocalStorage
-from tests.helpers import CommandLog, RecordingStitcher, corrupt_s3_object, eventually
+from tests.helpers import CommandLog, RecordingStitcher, corrupt_gcs_object, corrupt_s3_object, eventually
 
 
 def test_a_failing_audio_track_is_named_with_its_stderr(tmp_path):
@@ -45,6 +45,24 @@ def test_a_chunk_that_does_not_match_s3s_checksum_is_refused_naming_it(bucket, s
     stitcher = RecordingStitcher()
     # WHEN the job is merged, THEN chunk 1 is named as corrupt and nothing is stitched
     with pytest.raises(StitchError, match=rf"^chunk 1: s3://{bucket}/jobs/bad/chunks/00001.mp4 is corrupt: its SHA256"):
+        S3MergeAdapter(storage, stitcher=stitcher).merge(spec, tmp_path / "out.mp4")
+    assert stitcher.calls == []
+
+
+def test_a_chunk_that_does_not_match_gcss_checksum_is_refused_naming_it(gcs_bucket, gcs_client, tmp_path):
+    from framefarm.storage.gcs import GcsStorage
+
+    # GIVEN a job's two chunks in GCS, chunk 1 gone bad since (its bytes are not those GCS holds checksums of)
+    spec = plan_job({"id": "bad", "width": 64, "height": 48, "fps": 10, "total_frames": 20, "frames_per_chunk": 10,
+                     "command": "render {output}"})
+    storage = GcsStorage(gcs_bucket, client=gcs_client)
+    for chunk in spec.chunks:
+        storage.put_bytes(chunk_key(spec.id, chunk.id, chunk.output_file), os.urandom(2**20))
+    corrupt_gcs_object(gcs_client, gcs_bucket, chunk_key(spec.id, 1, spec.chunk(1).output_file))
+    stitcher = RecordingStitcher()
+    # WHEN the job is merged, THEN chunk 1 is named as corrupt in one line and nothing is stitched
+    with pytest.raises(StitchError, match=rf"^chunk 1: gs://{gcs_bucket}/jobs/bad/chunks/00001.mp4 is corrupt: "
+                                          r"[^\n]*CRC32C[^\n]*$"):
         S3MergeAdapter(storage, stitcher=stitcher).merge(spec, tmp_path / "out.mp4")
     assert stitcher.calls == []
 
