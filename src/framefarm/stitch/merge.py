@@ -56,8 +56,7 @@ class S3MergeAdapter:
             # The records first: small, they let the join start as soon as the first chunk has landed
             # (read while the chunks download, they queue behind them and hold it back; measured in
             # bench/merge.py).
-            with ThreadPoolExecutor(self.workers, thread_name_prefix="framefarm-records") as records_pool:
-                records = list(records_pool.map(lambda chunk: self._record(spec.id, chunk, listed), chunks))
+            records = self._records(spec.id, chunks, listed)
             with ChunkFeed(lambda index: self._download(spec.id, chunks[index], listed, paths[index]), paths,
                            workers=self.workers) as feed:
                 feed.records = records
@@ -85,13 +84,23 @@ class S3MergeAdapter:
             raise
         return video
 
+    def _records(self, job_id: str, chunks: list[Chunk], listed: dict[str, StoredObject]) -> list[MediaRecord | None]:
+        """Every chunk's media record: the listed ones read all at once, as many as the store takes (a
+        GET each, ~20 ms on S3: 10,000 chunks' records take 3 s on 64 threads, 25 s on 8); none when
+        the listing shows none."""
+        stored = [chunk for chunk in chunks if chunk_media_key(job_id, chunk.id) in listed]  # others: probed
+        if not stored:
+            return [None] * len(chunks)
+        with ThreadPoolExecutor(min(self.storage.parallel_requests, len(stored)),
+                                thread_name_prefix="framefarm-records") as pool:
+            found = dict(zip([chunk.id for chunk in stored],
+                             pool.map(lambda chunk: self._record(job_id, chunk, listed), stored), strict=True))
+        return [found.get(chunk.id) for chunk in chunks]
+
     def _record(self, job_id: str, chunk: Chunk, listed: dict[str, StoredObject]) -> MediaRecord | None:
-        """The chunk's media record from the store, if it has one of the very object listed (same size)."""
-        key = chunk_media_key(job_id, chunk.id)
-        if key not in listed:
-            return None  # an older worker's chunk: the stitcher probes it
+        """The chunk's listed media record, if it is one and of the very object listed (same size)."""
         try:
-            found = MediaRecord.from_json(self.storage.get_bytes(key))
+            found = MediaRecord.from_json(self.storage.get_bytes(chunk_media_key(job_id, chunk.id)))
         except FileNotFoundError:
             return None
         video = listed[chunk_key(job_id, chunk.id, chunk.output_file)]

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from framefarm.storage.base import Storage, StoredObject
+from framefarm.storage.base import MAX_PARALLEL_REQUESTS, Storage, StoredObject
 
 
 class LocalStorage(Storage):
@@ -24,6 +24,10 @@ class LocalStorage(Storage):
 
     def local_path(self, key: str) -> Path | None:
         return self.root / self.check_key(key.rstrip("/"))
+
+    @property
+    def parallel_requests(self) -> int:
+        return MAX_PARALLEL_REQUESTS  # files: no connections to run out of
 
     def put_bytes(self, key: str, data: bytes) -> None:
         target = self.path(key)

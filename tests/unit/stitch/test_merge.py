@@ -2,6 +2,7 @@ import dataclasses
 import itertools
 import os
 import sys
+import threading
 
 import pytest
 
@@ -221,3 +222,58 @@ def test_a_local_chunk_read_in_place_that_is_not_what_was_listed_is_named(tmp_pa
     with pytest.raises(StitchError, match=error):
         S3MergeAdapter(storage, stitcher=stitcher).merge(spec, tmp_path / "out.mp4")
     assert stitcher.calls == []
+
+
+class RecordsReadTogether(LocalStorage):
+    """A store where each media-record read waits until ``together`` of them are in flight at once."""
+
+    def __init__(self, root, together: int) -> None:
+        super().__init__(root)
+        self.together = threading.Barrier(together, timeout=20)
+        self.records_read: list[str] = []
+
+    def get_bytes(self, key):
+        if key.endswith(".json") and "/media/" in key:
+            self.records_read.append(key)
+            self.together.wait()  # BrokenBarrierError when fewer are ever read at once
+        return super().get_bytes(key)
+
+
+def byte_chunks(storage, job_id: str, chunks: int, *, records: bool):
+    spec = plan_job({"id": job_id, "width": 64, "height": 48, "fps": 10, "total_frames": 10 * chunks,
+                     "frames_per_chunk": 10, "command": "render {output}"})
+    for chunk in spec.chunks:
+        storage.put_bytes(chunk_key(spec.id, chunk.id, chunk.output_file), f"chunk {chunk.id}".encode())
+        if records:
+            storage.put_bytes(chunk_media_key(spec.id, chunk.id), b"{}")
+    return spec
+
+
+def test_media_records_are_read_many_at_once_not_eight(tmp_path):
+    # GIVEN a job of 20 chunks with records, in a store where every record read waits for all 20 to be in flight
+    storage = RecordsReadTogether(tmp_path / "store", together=20)
+    spec = byte_chunks(storage, "records", 20, records=True)
+    stitcher = RecordingStitcher()
+    # WHEN it is merged, THEN the 20 records were read at once, and every chunk was stitched in order
+    S3MergeAdapter(storage, stitcher=stitcher).merge(spec, tmp_path / "out.mp4")
+    assert len(storage.records_read) == 20
+    assert stitcher.texts == [f"chunk {n}" for n in range(20)]
+
+
+def test_no_record_is_read_and_no_thread_started_for_them_when_none_are_listed(tmp_path):
+    # GIVEN a job of older chunks, stored without media records
+    storage = RecordsReadTogether(tmp_path / "store", together=1)
+    spec = byte_chunks(storage, "older", 3, records=False)
+    stitcher = RecordingStitcher()
+    started: set[str] = set()
+    # WHEN it is merged (noting the name of every thread started meanwhile)
+    threading.setprofile(lambda *_: started.add(threading.current_thread().name))
+    try:
+        S3MergeAdapter(storage, stitcher=stitcher).merge(spec, tmp_path / "out.mp4")
+    finally:
+        threading.setprofile(None)  # type: ignore[arg-type]
+    # THEN no record was read, no thread was started to read them, and the chunks were stitched
+    assert storage.records_read == []
+    assert not [name for name in started if name.startswith("framefarm-records")]
+    assert any(name.startswith("framefarm-download") for name in started)
+    assert stitcher.texts == ["chunk 0", "chunk 1", "chunk 2"]
