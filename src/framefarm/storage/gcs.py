@@ -4,8 +4,9 @@ The client is injectable (the tests give one pointed at a local GCS emulator); g
 is imported only when no client is given. Object tags become object metadata.
 
 Downloads are checked as the bytes arrive, by the client, against the CRC32C GCS keeps for every
-object (composite ones too, which have no MD5), never in a second pass over the file; CRC32C is
-computed by google-crc32c's C extension, a dependency of the client.
+object (composite ones too, which have no MD5), never in a second pass over the file. CRC32C is
+computed by google-crc32c, a dependency of the client: fast with its compiled extension (in its
+wheels for the usual platforms), slow in the pure-Python fallback it takes without one.
 """
 
 from __future__ import annotations
