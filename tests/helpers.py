@@ -380,6 +380,20 @@ def corrupt_s3_object(bucket: str, key: str) -> None:
     stored.value = bytes(data)
 
 
+def corrupt_gcs_object(client, bucket: str, key: str) -> None:
+    """Make a GCS emulator's object serve bytes that differ from its stored MD5 and CRC32C (and size)."""
+    import base64
+    import hashlib
+
+    import google_crc32c
+
+    blob = client.bucket(bucket).get_blob(key)
+    other = b"bytes the object never held"
+    blob.md5_hash = base64.b64encode(hashlib.md5(other).digest()).decode()
+    blob.crc32c = base64.b64encode(google_crc32c.Checksum(other).digest()).decode()
+    blob.patch()
+
+
 def process_alive(pid: int) -> bool:
     """True while process ``pid`` runs (a zombie, killed and waiting to be reaped, counts as gone)."""
     try:

@@ -170,9 +170,9 @@ class Lambda(Backend):
                 or (self.environ.get(ENV_SUBMIT_FUNCTION) if from_environment else None) or None)
 
     def storage(self) -> Storage:
-        from framefarm.storage.s3 import S3Storage
+        from framefarm.storage.s3 import S3Storage, client_config
 
-        return S3Storage(self.settings.require("bucket"), client=self.client("s3"))
+        return S3Storage(self.settings.require("bucket"), client=self.client("s3", config=client_config()))
 
     def storage_if_named(self) -> Storage | None:
         """The bucket's storage when one is named; without, a job store still reads each job's spec

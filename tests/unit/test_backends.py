@@ -99,3 +99,10 @@ def test_a_submit_function_from_the_environment_serves_only_the_environments_tab
     # THEN a backend that names its own table does not send jobs to that deployment's submit function
     assert ff.Lambda(table="mine", bucket="my-bucket", environ=environ).submit_function_name is None
     assert ff.Lambda(environ=environ).submit_function_name == "submit"
+
+
+def test_a_lambda_backends_storage_keeps_connections_for_a_merges_record_reads(aws):
+    # GIVEN a Lambda backend with a bucket
+    backend = ff.Lambda(table="jobs", bucket="chunks", function="render-chunk")
+    # WHEN its storage is built, THEN its client keeps 64 connections (a merge reads that many records at once)
+    assert backend.storage().parallel_requests == 64

@@ -2,17 +2,17 @@
 
 Works with any store behind the storage interface (S3, GCS, a local directory). Before anything is
 downloaded it checks that every chunk of the spec is in the store and refuses, naming the missing
-ones. The phases overlap: chunks download in order on a pool, each checked by the store's own
-checksum as it comes down (S3: SHA256, see ``storage.s3``), against the listed size, and against
-the listed MD5 where the store reports a real one (GCS); the chunks are checked from the media
-records the workers stored with them (``stitch.records``) before they land; and ffmpeg joins
-chunk k while the chunks after it download (``stitch.feed``). Audio, if the job has any, is
-rendered here in one pass while the chunks download, and muxed in.
+ones. A local directory's chunks are joined where they are (``Storage.readable_file``), not copied.
+The phases overlap: chunks download in order on a pool, each checked by the store's own checksum as
+it comes down (S3: SHA256, GCS: CRC32C; see ``storage.s3``, ``storage.gcs``), never in a second pass,
+and against the listed size; the chunks are checked from the media records the workers stored with
+them (``stitch.records``) before they land; and ffmpeg joins chunk k while the chunks after it
+download (``stitch.feed``). Audio, if the job has any, is rendered here in one pass while
+the chunks download, and muxed in.
 """
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -56,8 +56,7 @@ class S3MergeAdapter:
             # The records first: small, they let the join start as soon as the first chunk has landed
             # (read while the chunks download, they queue behind them and hold it back; measured in
             # bench/merge.py).
-            with ThreadPoolExecutor(self.workers, thread_name_prefix="framefarm-records") as records_pool:
-                records = list(records_pool.map(lambda chunk: self._record(spec.id, chunk, listed), chunks))
+            records = self._records(spec.id, chunks, listed)
             with ChunkFeed(lambda index: self._download(spec.id, chunks[index], listed, paths[index]), paths,
                            workers=self.workers) as feed:
                 feed.records = records
@@ -85,33 +84,40 @@ class S3MergeAdapter:
             raise
         return video
 
+    def _records(self, job_id: str, chunks: list[Chunk], listed: dict[str, StoredObject]) -> list[MediaRecord | None]:
+        """Every chunk's media record: the listed ones read all at once, as many as the store takes (a
+        GET each, ~20 ms on S3: 10,000 chunks' records take 3 s on 64 threads, 25 s on 8); none when
+        the listing shows none."""
+        stored = [chunk for chunk in chunks if chunk_media_key(job_id, chunk.id) in listed]  # others: probed
+        if not stored:
+            return [None] * len(chunks)
+        with ThreadPoolExecutor(min(self.storage.parallel_requests, len(stored)),
+                                thread_name_prefix="framefarm-records") as pool:
+            found = dict(zip([chunk.id for chunk in stored],
+                             pool.map(lambda chunk: self._record(job_id, chunk, listed), stored), strict=True))
+        return [found.get(chunk.id) for chunk in chunks]
+
     def _record(self, job_id: str, chunk: Chunk, listed: dict[str, StoredObject]) -> MediaRecord | None:
-        """The chunk's media record from the store, if it has one of the very object listed (same size)."""
-        key = chunk_media_key(job_id, chunk.id)
-        if key not in listed:
-            return None  # an older worker's chunk: the stitcher probes it
+        """The chunk's listed media record, if it is one and of the very object listed (same size)."""
         try:
-            found = MediaRecord.from_json(self.storage.get_bytes(key))
+            found = MediaRecord.from_json(self.storage.get_bytes(chunk_media_key(job_id, chunk.id)))
         except FileNotFoundError:
             return None
         video = listed[chunk_key(job_id, chunk.id, chunk.output_file)]
         return found if found is not None and found.size == video.size else None
 
     def _download(self, job_id: str, chunk: Chunk, listed: dict[str, StoredObject], target: Path) -> Path:
+        """Chunk ``chunk`` as a file to join: downloaded to ``target``, or a local store's own file."""
         key = chunk_key(job_id, chunk.id, chunk.output_file)
         try:
-            self.storage.get_file(key, target)
+            found = self.storage.readable_file(key, target)
+            size = found.stat().st_size
         except (StorageError, FileNotFoundError) as exc:
             raise StitchError(f"chunk {chunk.id}: {exc}") from None
         expected = listed[key]
-        size = target.stat().st_size
         if size != expected.size:
-            raise StitchError(f"chunk {chunk.id}: downloaded {size} bytes of {key}, the store lists {expected.size}")
-        if expected.md5 is not None:
-            digest = hashlib.md5(target.read_bytes(), usedforsecurity=False).hexdigest()
-            if digest != expected.md5:
-                raise StitchError(f"chunk {chunk.id}: {key} is corrupt (MD5 {digest}, the store has {expected.md5})")
-        return target
+            raise StitchError(f"chunk {chunk.id}: {key} has {size} bytes, the store listed {expected.size}")
+        return found
 
     def _render_audio(self, spec: JobSpec, base: Path) -> Path:
         assert spec.audio is not None

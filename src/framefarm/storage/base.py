@@ -14,6 +14,8 @@ from framefarm.storage.growing import UploadWhenWritten
 DEFAULT_SHARE_SECONDS = 15 * 60
 MAX_SHARE_SECONDS = 60 * 60  # links handed out are short-lived: an hour at most
 MAX_PRESIGNED_SECONDS = 7 * 24 * 3600  # the longest a SigV4 (S3) or V4 (GCS) signature may last
+CLIENT_CONNECTIONS = 10  # the connections an HTTP client keeps by default (requests', botocore's)
+MAX_PARALLEL_REQUESTS = 64  # small requests worth having in flight at once (a merge's record reads)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,13 @@ class Storage(ABC):
     @abstractmethod
     def get_file(self, key: str, path: Path) -> None: ...
 
+    def readable_file(self, key: str, path: Path) -> Path:
+        """The object as a file to read: downloaded to ``path``, or a local store's own file, read in
+        place (the caller only reads it: never writes to it, moves or deletes it). FileNotFoundError
+        when there is none."""
+        self.get_file(key, path)
+        return path
+
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 
@@ -63,6 +72,12 @@ class Storage(ABC):
     def local_path(self, key: str) -> Path | None:
         """The directory or file ``key`` maps to on this machine, for stores that are local; else None."""
         return None
+
+    @property
+    def parallel_requests(self) -> int:
+        """How many requests to this store are worth having in flight at once: as many as its client
+        keeps connections for (beyond, each extra one is opened and dropped again, with a warning)."""
+        return CLIENT_CONNECTIONS
 
     def share_url(self, key: str, expires_in: int = DEFAULT_SHARE_SECONDS) -> str:
         """A signed GET link to ``key`` that stops working after ``expires_in`` seconds (at most an hour)."""

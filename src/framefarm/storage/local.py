@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from framefarm.storage.base import Storage, StoredObject
+from framefarm.storage.base import MAX_PARALLEL_REQUESTS, Storage, StoredObject
 
 
 class LocalStorage(Storage):
@@ -24,6 +24,10 @@ class LocalStorage(Storage):
 
     def local_path(self, key: str) -> Path | None:
         return self.root / self.check_key(key.rstrip("/"))
+
+    @property
+    def parallel_requests(self) -> int:
+        return MAX_PARALLEL_REQUESTS  # files: no connections to run out of
 
     def put_bytes(self, key: str, data: bytes) -> None:
         target = self.path(key)
@@ -54,12 +58,20 @@ class LocalStorage(Storage):
             raise
 
     def get_file(self, key: str, path: Path) -> None:
-        source = self.path(key)
-        if not source.is_file():
-            raise FileNotFoundError(f"no object {key!r} in {self.root}")
+        source = self._stored(key)
         if source != Path(path).resolve():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, path)
+
+    def readable_file(self, key: str, path: Path) -> Path:
+        """The object's own file (``path`` is not written): a merge joins the chunks where they are."""
+        return self._stored(key)
+
+    def _stored(self, key: str) -> Path:
+        source = self.path(key)
+        if not source.is_file():
+            raise FileNotFoundError(f"no object {key!r} in {self.root}")
+        return source
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()

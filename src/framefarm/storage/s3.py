@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from framefarm.errors import StorageError
-from framefarm.storage.base import Storage, StoredObject
+from framefarm.storage.base import MAX_PARALLEL_REQUESTS, Storage, StoredObject
 from framefarm.storage.growing import UploadWhenWritten
 
 DELETE_BATCH = 1_000  # DeleteObjects takes at most 1,000 keys
@@ -51,7 +51,7 @@ class S3Storage(Storage):
         if client is None:
             import boto3
 
-            client = boto3.client("s3")
+            client = boto3.client("s3", config=client_config())
         self.client = client
         from boto3.s3.transfer import TransferConfig
 
@@ -61,6 +61,10 @@ class S3Storage(Storage):
 
     def _key(self, key: str) -> str:
         return self.prefix + self.check_key(key)
+
+    @property
+    def parallel_requests(self) -> int:
+        return int(self.client.meta.config.max_pool_connections)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
@@ -180,6 +184,14 @@ class S3Storage(Storage):
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+
+def client_config() -> Any:
+    """The botocore Config of the S3 clients framefarm makes: connections kept for a merge's record
+    reads, all at once (botocore keeps 10 by default)."""
+    from botocore.config import Config
+
+    return Config(max_pool_connections=MAX_PARALLEL_REQUESTS)
 
 
 def sha256_checksum(path: Path, *, part_size: int | None = None) -> str:

@@ -50,6 +50,22 @@ def test_large_files_round_trip_through_managed_transfers(store, tmp_path):
     assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest()
 
 
+def test_a_readable_file_holds_the_objects_bytes_and_a_local_store_gives_its_own(store, tmp_path):
+    # GIVEN an object in the store
+    store.put_bytes("jobs/a/chunks/00001.mp4", b"chunk one")
+    # WHEN it is asked for as a file to read
+    found = store.readable_file("jobs/a/chunks/00001.mp4", tmp_path / "down" / "00001.mp4")
+    # THEN the file holds its bytes: a local store's own file (nothing copied), any other store's a download
+    assert found.read_bytes() == b"chunk one"
+    if isinstance(store, LocalStorage):
+        assert found == store.path("jobs/a/chunks/00001.mp4") and not (tmp_path / "down").exists()
+    else:
+        assert found == tmp_path / "down" / "00001.mp4"
+    with pytest.raises(FileNotFoundError):
+        store.readable_file("jobs/a/chunks/00002.mp4", tmp_path / "down" / "00002.mp4")
+    assert not (tmp_path / "down" / "00002.mp4").exists()
+
+
 def test_list_is_sorted_with_sizes_and_md5_when_known(store):
     store.put_bytes("jobs/a/chunks/00002.mp4", b"bb")
     store.put_bytes("jobs/a/chunks/00001.mp4", b"a")

@@ -156,3 +156,11 @@ def test_a_download_hashes_each_byte_once_as_it_arrives(bucket, s3_client, chunk
     # THEN its bytes were hashed once (no second pass over the file), beyond the parts' digests
     assert size <= CountingSha256.hashed < size + 1024
     assert (tmp_path / "down.mp4").stat().st_size == size
+
+
+def test_a_client_made_here_keeps_connections_for_a_merges_record_reads(bucket, s3_client):
+    # GIVEN S3 storage on a client of its own making, and one on a client given to it (botocore's default pool)
+    own, given = S3Storage(bucket), S3Storage(bucket, client=s3_client)
+    # WHEN asked how many requests are worth sending at once, THEN each says what its client keeps open
+    assert own.parallel_requests == own.client.meta.config.max_pool_connections == 64
+    assert given.parallel_requests == 10
