@@ -287,8 +287,9 @@ def _with_duration(full: bytes, duration: int, *, widths: tuple[tuple[int, ...],
         at += width
     rest = bytearray(full[at:])
     fields[-1] = duration
-    if track_id is not None or timescale is not None:
-        fields[2] = track_id if track_id is not None else timescale  # the third field: tkhd's id, mvhd's scale
+    third = track_id if track_id is not None else timescale  # the third field: tkhd's id, mvhd's scale
+    if third is not None:
+        fields[2] = third
     if next_track is not None:
         rest[-4:] = next_track.to_bytes(4, "big")
     new = 1 if old == 1 or duration > 0xFFFFFFFF else 0
