@@ -86,6 +86,8 @@ ENCODINGS = [
     pytest.param(Encoding(options=("-g", "1", "-x264-params", "nal-hrd=vbr:vbv-maxrate=500:vbv-bufsize=1000")),
                  None, id="all intra with buffering period SEI"),
     pytest.param(Encoding(options=("-x264-params", "aud=1")), None, id="access unit delimiters"),
+    pytest.param(Encoding(codec="libx265", options=("-tag:v", "hvc1", *X265)), None, id="libx265 hvc1 (sdtp)"),
+    pytest.param(Encoding(codec="libx265", options=X265), None, id="libx265 hev1 (sdtp)"),
     pytest.param(Encoding(codec="libx265", options=("-tag:v", "hvc1", "-preset", "ultrafast", "-x265-params",
                                                     "log-level=error:bframes=0")),
                  None, id="libx265 without disposable frames"),
@@ -93,6 +95,7 @@ ENCODINGS = [
     pytest.param(Encoding(options=("-preset", "medium")), 4.0, id="x264 medium, audio longer"),
     pytest.param(Encoding(options=("-preset", "medium")), 1.3, id="x264 medium, audio shorter"),
     pytest.param(Encoding(fps="30000/1001"), 2.0, id="30000/1001 fps, audio longer"),
+    pytest.param(Encoding(codec="libx265", options=("-tag:v", "hvc1", *X265)), 4.0, id="libx265, audio longer"),
     pytest.param(Encoding(codec="libvpx-vp9", options=("-deadline", "realtime")), 1.3, id="VP9, audio shorter"),
 ]
 

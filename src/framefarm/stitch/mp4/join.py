@@ -30,6 +30,7 @@ from framefarm.stitch.mp4.tables import (
     encode_chunk_offsets,
     encode_ctts,
     encode_elst,
+    encode_sdtp,
     encode_stsc,
     encode_stss,
     encode_stsz,
@@ -61,6 +62,7 @@ class _Written:
     composition: list[int] = field(default_factory=list)
     sync: list[int] = field(default_factory=list)
     all_sync: bool = True
+    disposable: list[bool] = field(default_factory=list)
     chunk_offsets: list[int] = field(default_factory=list)
     chunk_samples: list[int] = field(default_factory=list)
 
@@ -156,6 +158,7 @@ class Mp4Join:
             written.sync += [base + number - start for number in track.sync if start < number <= end]
         else:
             written.sync += range(base + 1, base + 1 + end - start)
+        written.disposable += track.disposable[start:end] if track.disposable else [False] * (end - start)
         self._write_pieces(source.fd, pieces)
 
     def _audio_due(self, video_time: int, video_timescale: int) -> int:
@@ -245,6 +248,10 @@ class Mp4Join:
         tables = [stsd, encode_stts(written.durations)]
         if not written.all_sync:
             tables.append(encode_stss(written.sync))
+        if any(written.disposable):
+            synced = set(written.sync)
+            tables.append(encode_sdtp(written.disposable, [number in synced for number in
+                                                           range(1, len(written.sizes) + 1)]))
         if any(written.composition):
             tables.append(encode_ctts(written.composition, 1 if min(written.composition) < 0 else
                                       track.composition_version))
