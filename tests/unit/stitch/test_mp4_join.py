@@ -213,6 +213,34 @@ def test_a_chunk_that_is_not_what_its_record_says_stops_the_join_naming_it(tmp_p
     assert [chunk.read_bytes() for chunk in chunks] == before
 
 
+@pytest.mark.parametrize(("cut", "recorded", "mended"), [
+    (0, True, False), (2, True, False), (0, False, False), (2, False, False), (2, True, True)],
+    ids=["first chunk (before writing starts)", "last chunk (after it started)", "first chunk, no records",
+         "last chunk, no records", "last chunk, its media data's size mended"])
+def test_a_truncated_chunk_is_named(tmp_path, encode_chunk, ffmpeg, cut, recorded, mended):
+    # GIVEN three chunks (index in front), one of them cut in its media data (and, if `mended`, its media
+    # data box's size made that of what is left), with or without records (a record of the cut file's
+    # size: the join then finds the cut itself)
+    chunks = chunks_of(encode_chunk, tmp_path, Encoding(options=("-movflags", "+faststart")))
+    records = [measure(chunk) for chunk in chunks]
+    os.truncate(chunks[cut], chunks[cut].stat().st_size * 6 // 10)
+    if mended:
+        (_, offset, _, _), = [atom for atom in atoms(chunks[cut]) if atom[0] == "mdat"]
+        with open(chunks[cut], "r+b") as stream:
+            stream.seek(offset)
+            stream.write((chunks[cut].stat().st_size - offset).to_bytes(4, "big"))
+    records[cut] = dataclasses.replace(records[cut], size=chunks[cut].stat().st_size)
+    # WHEN they are stitched
+    stitcher = FfmpegStitcher(runner=CommandLog())
+    with pytest.raises(StitchError, match=rf"^chunk {cut}\.mp4 cannot be joined: the file is truncated: "):
+        if recorded:
+            stitcher.stitch_arriving(Present(chunks, records), tmp_path / "final.mp4")
+        else:
+            stitcher.stitch(chunks, tmp_path / "final.mp4")
+    # THEN nothing is left of the output
+    assert leftovers(tmp_path, chunks) == []
+
+
 class ShimmedOs:
     """``os`` as the join module sees it, with a disk that fills up after ``room`` bytes and/or a kernel
     copy that fails with ``copy_errno``."""
