@@ -10,9 +10,11 @@ import errno
 import functools
 import logging
 import os
+import struct
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,47 @@ def packet_listing(ffmpeg: str, path: Path) -> list[str]:
         listing += subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(path), "-map", "0", "-c", "copy",
                                    "-f", muxer, "-"], capture_output=True, check=True).stdout.decode().splitlines()
     return listing
+
+
+def header_times(path: Path) -> list[tuple[str, Fraction | int]]:
+    """What the file's headers say of time, in seconds: the movie's duration, and each track's (its
+    track header's, in the movie's timescale; its media header's), and its edit (duration, media time)."""
+    data = path.read_bytes()
+
+    def boxes(start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+        while start < end:
+            size, kind = struct.unpack_from(">I4s", data, start)
+            header = 16 if size == 1 else 8
+            size = struct.unpack_from(">Q", data, start + 8)[0] if size == 1 else size
+            yield kind, start + header, start + size
+            start += size
+
+    def inside(start: int, end: int, kind: bytes) -> list[tuple[int, int]]:
+        return [(body, stop) for found, body, stop in boxes(start, end) if found == kind]
+
+    def scale_and_duration(body: int) -> tuple[int, int]:  # mvhd, mdhd: times, timescale, duration
+        return struct.unpack_from(">IQ" if data[body] else ">II", data, body + (20 if data[body] else 12))
+
+    ((moov, moov_end),) = inside(0, len(data), b"moov")
+    movie_scale, movie_duration = scale_and_duration(inside(moov, moov_end, b"mvhd")[0][0])
+    times: list[tuple[str, Fraction | int]] = [("movie", Fraction(movie_duration, movie_scale))]
+    for trak, trak_end in inside(moov, moov_end, b"trak"):
+        tkhd = inside(trak, trak_end, b"tkhd")[0][0]
+        times.append(("track", Fraction(struct.unpack_from(">Q" if data[tkhd] else ">I", data,
+                                                           tkhd + (28 if data[tkhd] else 20))[0], movie_scale)))
+        for edts, edts_end in inside(trak, trak_end, b"edts"):
+            elst = inside(edts, edts_end, b"elst")[0][0]
+            count = struct.unpack_from(">I", data, elst + 4)[0]
+            for entry in range(count):
+                if data[elst]:
+                    duration, media_time = struct.unpack_from(">Qq", data, elst + 8 + 20 * entry)
+                else:
+                    duration, media_time = struct.unpack_from(">Ii", data, elst + 8 + 12 * entry)
+                times += [("edit", Fraction(duration, movie_scale)), ("from", media_time)]
+        ((mdia, mdia_end),) = inside(trak, trak_end, b"mdia")
+        media_scale, media_duration = scale_and_duration(inside(mdia, mdia_end, b"mdhd")[0][0])
+        times.append(("media", Fraction(media_duration, media_scale)))
+    return times
 
 
 def joined_directly(runner: CommandLog) -> bool:
@@ -118,6 +161,8 @@ def test_the_join_writes_the_packets_and_media_data_of_ffmpegs_concat(tmp_path, 
     concat = todays_stitch(ffmpeg, chunks, tmp_path / "concat.mp4", audio)
     assert packet_listing(ffmpeg, output) == packet_listing(ffmpeg, concat)
     assert media_data(output) == media_data(concat)
+    # AND so are the durations and edits its headers tell (a player shows them)
+    assert header_times(output) == header_times(concat)
 
 
 # -- what the join does not take ---------------------------------------------------------------------

@@ -104,13 +104,13 @@ def test_a_track_header_gets_its_track_id_and_a_64_bit_duration():
     assert written == _tkhd(1, 1, 2 * FOUR_GB)
 
 
-def test_a_movie_header_gets_the_next_track_id():
-    # GIVEN a movie header whose next track id is 9
+def test_a_movie_header_gets_the_joined_movies_timescale_duration_and_next_track_id():
+    # GIVEN a chunk's movie header: timescale 1000, next track id 9
     mvhd = full_box(b"mvhd", 0, 0, struct.pack(">IIII", 11, 22, 1000, 5), bytes(76), struct.pack(">I", 9))
-    # WHEN given a duration past 32 bits and next track id 3
-    written = _with_duration(mvhd, FOUR_GB + 1, widths=_MOVIE_FIELDS, next_track=3)
-    # THEN it is version 1, that duration, and its last field 3
-    assert written == full_box(b"mvhd", 1, 0, struct.pack(">QQIQ", 11, 22, 1000, FOUR_GB + 1), bytes(76),
+    # WHEN given timescale 768000, a duration past 32 bits and next track id 3
+    written = _with_duration(mvhd, FOUR_GB + 1, widths=_MOVIE_FIELDS, next_track=3, timescale=768000)
+    # THEN it is version 1 with that timescale and duration, and its last field 3
+    assert written == full_box(b"mvhd", 1, 0, struct.pack(">QQIQ", 11, 22, 768000, FOUR_GB + 1), bytes(76),
                                struct.pack(">I", 3))
 
 

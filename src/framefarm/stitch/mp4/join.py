@@ -240,7 +240,8 @@ class Mp4Join:
                 edit = (movie, audio.edit[1])
             traks.append(self._trak(2, audio, self._audio, movie, edit, audio.stsd))
             longest = max(longest, movie)
-        mvhd = _with_duration(first.mvhd, longest, widths=_MOVIE_FIELDS, next_track=len(traks) + 1)
+        mvhd = _with_duration(first.mvhd, longest, widths=_MOVIE_FIELDS, next_track=len(traks) + 1,
+                              timescale=movie_scale)  # the first chunk's own may be another
         return box(b"moov", mvhd, *traks, first.udta or b"")
 
     def _trak(self, number: int, track: Track, written: _Written, movie_duration: int,
@@ -274,9 +275,9 @@ _TRACK_FIELDS = ((4, 4, 4, 4, 4), (8, 8, 4, 4, 8))  # creation, modification, tr
 
 
 def _with_duration(full: bytes, duration: int, *, widths: tuple[tuple[int, ...], tuple[int, ...]],
-                   track_id: int | None = None, next_track: int | None = None) -> bytes:
+                   track_id: int | None = None, next_track: int | None = None, timescale: int | None = None) -> bytes:
     """A copy of an mvhd/mdhd/tkhd box with another duration (version 1 where it needs 64 bits),
-    track id (tkhd) or next track id (mvhd, its last field)."""
+    track id (tkhd), next track id (mvhd, its last field) or timescale (mvhd)."""
     old = full[8]
     narrow, wide = widths
     fields, at = [], 12
@@ -287,6 +288,8 @@ def _with_duration(full: bytes, duration: int, *, widths: tuple[tuple[int, ...],
     fields[-1] = duration
     if track_id is not None:
         fields[2] = track_id
+    if timescale is not None:
+        fields[2] = timescale
     if next_track is not None:
         rest[-4:] = next_track.to_bytes(4, "big")
     new = 1 if old == 1 or duration > 0xFFFFFFFF else 0
