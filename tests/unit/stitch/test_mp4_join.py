@@ -107,9 +107,11 @@ class Encoding:
     codec: str = "libx264"
     options: tuple[str, ...] = ()
     fps: int | str = 10
+    frames: tuple[int, ...] = FRAMES  # the chunks'
 
 
-def chunks_of(encode_chunk, directory: Path, encoding: Encoding, frames=FRAMES) -> list[Path]:
+def chunks_of(encode_chunk, directory: Path, encoding: Encoding) -> list[Path]:
+    frames = encoding.frames
     starts = [sum(frames[:index]) for index in range(len(frames))]
     return [encode_chunk(directory / f"{index}.mp4", start, count, codec=encoding.codec, fps=encoding.fps,
                          options=encoding.options) for index, (start, count) in enumerate(zip(starts, frames, strict=True))]
@@ -120,6 +122,10 @@ ENCODINGS = [
     pytest.param(Encoding(options=("-preset", "ultrafast")), None, id="x264 ultrafast (no B-frames)"),
     pytest.param(Encoding(options=("-preset", "medium")), None, id="x264 medium (B-frames, edit list, ctts)"),
     pytest.param(Encoding(fps="30000/1001"), None, id="30000/1001 fps"),
+    pytest.param(Encoding(options=("-preset", "ultrafast"), frames=(10, 10, 1)), None,
+                 id="x264, a last chunk of one frame (one sample size)"),
+    pytest.param(Encoding(codec="libvpx-vp9", options=("-deadline", "realtime"), frames=(10, 1, 1)), None,
+                 id="VP9, chunks of one frame"),
     pytest.param(Encoding(options=("-x264-params", "slices=4")), None, id="4 slices a picture"),
     pytest.param(Encoding(options=("-g", "1")), None, id="all intra (IDR after IDR)"),
     pytest.param(Encoding(options=("-g", "1", "-x264-params", "slices=4")), None, id="all intra, 4 slices"),
@@ -138,6 +144,7 @@ ENCODINGS = [
     pytest.param(Encoding(options=("-preset", "medium")), 4.0, id="x264 medium, audio longer"),
     pytest.param(Encoding(options=("-preset", "medium")), 1.3, id="x264 medium, audio shorter"),
     pytest.param(Encoding(fps="30000/1001"), 2.0, id="30000/1001 fps, audio longer"),
+    pytest.param(Encoding(fps=25, frames=(25, 25, 13)), 1.5, id="25 fps, audio shorter"),
     pytest.param(Encoding(codec="libx265", options=("-tag:v", "hvc1", *X265)), 4.0, id="libx265, audio longer"),
     pytest.param(Encoding(codec="libvpx-vp9", options=("-deadline", "realtime")), 1.3, id="VP9, audio shorter"),
 ]

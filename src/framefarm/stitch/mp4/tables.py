@@ -78,7 +78,8 @@ def read_track(data: Buffer, trak: Box, *, extra_tables: bool = False) -> Track:
     if struct.unpack_from(">I", data, tables[b"stsd"].body + 4)[0] != 1:
         raise NotJoinable("more than one sample description")
     timescale = struct.unpack_from(">I", data, mdhd.body + (20 if version(data, mdhd) == 1 else 12))[0]
-    sizes = _sizes(data, tables[b"stsz"])
+    handler = bytes(data[hdlr.body + 8:hdlr.body + 12])
+    sizes = _sizes(data, tables[b"stsz"], video=handler == b"vide")
     durations = _expand(data, tables[b"stts"])
     if len(durations) != len(sizes):
         raise Mp4Error(f"stts lists {len(durations)} samples, stsz {len(sizes)}")
@@ -97,7 +98,7 @@ def read_track(data: Buffer, trak: Box, *, extra_tables: bool = False) -> Track:
     if chunk_box is None or b"stsc" not in tables:
         raise Mp4Error("a sample table without chunk offsets")
     offsets = _offsets(data, tables[b"stsc"], chunk_box, sizes)
-    return Track(handler=bytes(data[hdlr.body + 8:hdlr.body + 12]), timescale=timescale,
+    return Track(handler=handler, timescale=timescale,
                  tkhd=raw(data, need(data, trak, b"tkhd")), mdhd=raw(data, mdhd), hdlr=raw(data, hdlr),
                  media_header=raw(data, header), dinf=raw(data, need(data, minf, b"dinf")),
                  stsd=raw(data, tables[b"stsd"]), sizes=sizes, offsets=offsets, durations=durations,
@@ -106,8 +107,10 @@ def read_track(data: Buffer, trak: Box, *, extra_tables: bool = False) -> Track:
                  disposable=_disposable(data, tables[b"sdtp"], len(sizes)) if b"sdtp" in tables else None)
 
 
-def _sizes(data: Buffer, stsz: Box) -> list[int]:
+def _sizes(data: Buffer, stsz: Box, *, video: bool) -> list[int]:
     uniform, count = struct.unpack_from(">II", data, stsz.body + 4)
+    if uniform and video:  # e.g. a chunk of one frame: its samples are packets all the same
+        return [uniform] * count
     if uniform:  # raw audio's samples are single sample frames, read in chunks: no packets to copy
         raise NotJoinable("samples of one fixed size (raw audio)")
     _fits(stsz, 12 + 4 * count)
