@@ -4,8 +4,8 @@ Whether it can is settled before a byte is written: every chunk's join key, from
 or, for a chunk without one, from the chunk itself once it has landed, must be the same, and the
 audio track (if any) must be in an MP4 too (``audio.m4a``, the default). Then the chunks are joined
 in order as they land, each checked against its record as it is opened; one that differs stops the join with an error
-naming it (nothing of the job is lost: its chunks stay where they are), as does one cut short, which
-ffmpeg could not join either. When the join cannot take the chunks, ``join`` returns None having
+naming it (nothing of the job is lost: its chunks stay where they are), as does a chunk or an audio
+track cut short, which ffmpeg could not join either. When the join cannot take the chunks, ``join`` returns None having
 written nothing, and ffmpeg's concat joins them.
 """
 
@@ -117,6 +117,8 @@ def _audio_source(audio: Path) -> Mp4Source | None:
     packets as they are. Any other file goes to ffmpeg, which puts its packets into the output."""
     try:
         return Mp4Source.open(audio, b"soun")
+    except Truncated as exc:
+        raise StitchError(f"the audio track {audio.name} cannot be joined: {exc}") from None
     except (NotJoinable, Mp4Error) as exc:
         _not_joined(f"the audio track {audio.name}: {exc}")
         return None

@@ -293,6 +293,20 @@ def test_a_truncated_chunk_is_named(tmp_path, encode_chunk, ffmpeg, cut, recorde
     assert leftovers(tmp_path, chunks) == []
 
 
+def test_a_truncated_audio_track_is_named(tmp_path, encode_chunk, ffmpeg):
+    # GIVEN three chunks and an audio track (index in front) cut in its media data
+    chunks = chunks_of(encode_chunk, tmp_path, Encoding())
+    audio = tmp_path / "audio.m4a"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=sample_rate=48000:duration=3",
+                    "-c:a", "aac", "-movflags", "+faststart", str(audio)], check=True)
+    os.truncate(audio, audio.stat().st_size * 6 // 10)
+    # WHEN they are stitched, THEN the error names the audio track and says it is truncated
+    with pytest.raises(StitchError, match=r"^the audio track audio\.m4a cannot be joined: the file is truncated: "):
+        FfmpegStitcher(runner=CommandLog()).stitch(chunks, tmp_path / "final.mp4", audio=audio)
+    # AND nothing is left of the output
+    assert leftovers(tmp_path, [*chunks, audio]) == []
+
+
 class ShimmedOs:
     """``os`` as the join module sees it, with a disk that fills up after ``room`` bytes and/or a kernel
     copy that fails with ``copy_errno``."""
