@@ -309,11 +309,12 @@ def test_a_truncated_audio_track_is_named(tmp_path, encode_chunk, ffmpeg):
 
 class ShimmedOs:
     """``os`` as the join module sees it, with a disk that fills up after ``room`` bytes and/or a kernel
-    copy that fails with ``copy_errno``."""
+    copy that fails with ``copy_errno``; it notes where the join writes back into the file (pwrite)."""
 
     def __init__(self, room: int | None = None, copy_errno: int | None = None) -> None:
         self.room, self.copy_errno = room, copy_errno
         self.copies_tried = 0
+        self.rewritten: list[tuple[int, int]] = []  # (offset, length)
 
     def __getattr__(self, name: str):
         return getattr(os, name)
@@ -330,12 +331,33 @@ class ShimmedOs:
     def write(self, fd: int, data) -> int:
         return os.write(fd, memoryview(data)[:self._take(len(data))])
 
+    def pwrite(self, fd: int, data, offset: int) -> int:
+        self.rewritten.append((offset, len(data)))
+        return os.pwrite(fd, data, offset)
+
     def copy_file_range(self, source: int, target: int, count: int, offset_src: int | None = None,
                         offset_dst: int | None = None) -> int:
         self.copies_tried += 1
         if self.copy_errno is not None:
             raise OSError(self.copy_errno, os.strerror(self.copy_errno))
         return os.copy_file_range(source, target, self._take(count), offset_src, offset_dst)
+
+
+def test_past_its_head_the_join_only_appends(tmp_path, encode_chunk, ffmpeg, monkeypatch):
+    # GIVEN three recorded chunks and an audio track, and the join's writes watched
+    chunks = chunks_of(encode_chunk, tmp_path, Encoding(options=("-preset", "medium")))
+    audio = aac_track(ffmpeg, tmp_path / "audio.m4a", 3.0)
+    shim = ShimmedOs()
+    monkeypatch.setattr(join, "os", shim)
+    upload = RecordingUpload()
+    # WHEN they are stitched, uploaded as written
+    FfmpegStitcher(runner=CommandLog()).stitch_arriving(Present(chunks, [measure(chunk) for chunk in chunks]),
+                                                        tmp_path / "final.mp4", audio=audio, upload=upload)
+    # THEN the upload was told from where bytes are only appended, and the join went back (for the
+    # media data's size and the index) only before that point; the file was whole at the end
+    (start, settled), finish = upload.calls
+    assert start == "start" and isinstance(settled, int) and finish == ("finish", True)
+    assert shim.rewritten and all(offset + length <= settled for offset, length in shim.rewritten)
 
 
 @pytest.mark.parametrize("room", [10, 5000], ids=["in the head", "in the samples"])
