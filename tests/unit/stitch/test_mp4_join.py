@@ -126,6 +126,7 @@ ENCODINGS = [
                  id="x264, a last chunk of one frame (one sample size)"),
     pytest.param(Encoding(codec="libvpx-vp9", options=("-deadline", "realtime"), frames=(10, 1, 1)), None,
                  id="VP9, chunks of one frame"),
+    pytest.param(Encoding(options=("-movflags", "+faststart")), None, id="chunks with their index in front"),
     pytest.param(Encoding(options=("-x264-params", "slices=4")), None, id="4 slices a picture"),
     pytest.param(Encoding(options=("-g", "1")), None, id="all intra (IDR after IDR)"),
     pytest.param(Encoding(options=("-g", "1", "-x264-params", "slices=4")), None, id="all intra, 4 slices"),
