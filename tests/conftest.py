@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -37,16 +38,17 @@ def ffmpeg() -> str:
 
 @pytest.fixture(scope="session")
 def encode_chunk(ffmpeg: str):
-    """Encode a small video-only test-pattern chunk: encode_chunk(path, start, count, size=..., fps=...)."""
+    """Encode a small video-only test-pattern chunk: encode_chunk(path, start, count, size=..., fps=...,
+    options=[more encoder options])."""
 
-    def encode(path: Path, start: int = 0, count: int = 10, *, size: str = "160x120", fps: int = 10,
-               codec: str = "libx264", pix_fmt: str = "yuv420p") -> Path:
+    def encode(path: Path, start: int = 0, count: int = 10, *, size: str = "160x120", fps: int | str = 10,
+               codec: str = "libx264", pix_fmt: str = "yuv420p", options: Sequence[str] = ()) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
              "-i", f"testsrc2=size={size}:rate={fps}",
              "-vf", f"trim=start_frame={start}:end_frame={start + count},setpts=PTS-STARTPTS",
-             "-an", "-c:v", codec, "-pix_fmt", pix_fmt, str(path)],
+             "-an", "-c:v", codec, "-pix_fmt", pix_fmt, *options, str(path)],
             check=True)
         return path
 

@@ -4,8 +4,9 @@ Whether it can is settled before a byte is written: every chunk's join key, from
 or, for a chunk without one, from the chunk itself once it has landed, must be the same, and the
 audio track (if any) must be in an MP4 too (``audio.m4a``, the default). Then the chunks are joined
 in order as they land, each checked against its record as it is opened; one that differs stops the join with an error
-naming it (nothing of the job is lost: its chunks stay where they are). When the join cannot take
-the chunks, ``join`` returns None having written nothing, and ffmpeg's concat joins them.
+naming it (nothing of the job is lost: its chunks stay where they are), as does a chunk or an audio
+track cut short, which ffmpeg could not join either. When the join cannot take the chunks, ``join`` returns None having
+written nothing, and ffmpeg's concat joins them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from framefarm.errors import StitchError
 from framefarm.stitch.arriving import Arriving
-from framefarm.stitch.mp4.boxes import Mp4Error
+from framefarm.stitch.mp4.boxes import Mp4Error, Truncated
 from framefarm.stitch.mp4.join import Mp4Join, index_reserve
 from framefarm.stitch.mp4.source import Mp4Source
 from framefarm.stitch.mp4.tables import NotJoinable
@@ -79,7 +80,7 @@ def _opened(arriving: Arriving, index: int, key: str) -> Mp4Source:
     try:
         source = Mp4Source.open(path, b"vide")
     except (NotJoinable, Mp4Error) as exc:
-        raise StitchError(f"chunk {path.name} cannot be joined: {exc}") from None
+        raise _cannot_join(path, exc) from None
     if source.join_key() != key:
         source.close()
         raise StitchError(f"chunk {path.name} is not what its media record says (another sample description, "
@@ -94,6 +95,8 @@ def _plan(arriving: Arriving, frames: Sequence[int | None], audio: Path | None) 
         try:  # a chunk without a record with a key: its own file says, once it has landed
             with Mp4Source.open(arriving.wait(index), b"vide", read_samples=False) as source:
                 keys[index], counts[index] = source.join_key(), len(source.track.sizes)
+        except Truncated as exc:  # no join can take it: say which chunk, rather than leave it to ffmpeg
+            raise _cannot_join(arriving.paths[index], exc) from None
         except (NotJoinable, Mp4Error, OSError) as exc:
             _not_joined(f"chunk {arriving.paths[index].name}: {exc}")
             return None
@@ -114,9 +117,15 @@ def _audio_source(audio: Path) -> Mp4Source | None:
     packets as they are. Any other file goes to ffmpeg, which puts its packets into the output."""
     try:
         return Mp4Source.open(audio, b"soun")
+    except Truncated as exc:
+        raise StitchError(f"the audio track {audio.name} cannot be joined: {exc}") from None
     except (NotJoinable, Mp4Error) as exc:
         _not_joined(f"the audio track {audio.name}: {exc}")
         return None
+
+
+def _cannot_join(path: Path, why: Exception) -> StitchError:
+    return StitchError(f"chunk {path.name} cannot be joined: {why}")
 
 
 def _not_joined(why: str) -> None:

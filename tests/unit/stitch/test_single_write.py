@@ -5,7 +5,6 @@ ffmpeg's concat, then +faststart)."""
 from __future__ import annotations
 
 import itertools
-import struct
 import subprocess
 from pathlib import Path
 
@@ -13,45 +12,13 @@ import pytest
 
 from framefarm import FfmpegStitcher
 from framefarm.stitch.probe import decoded_audio_samples, packets, probe
-from tests.helpers import CommandLog
-
-
-def atoms(path: Path) -> list[tuple[str, int, int, int]]:
-    """The file's top-level MP4 boxes: (type, offset, header size, size)."""
-    found, offset, total = [], 0, path.stat().st_size
-    with open(path, "rb") as stream:
-        while offset < total:
-            stream.seek(offset)
-            size, kind = struct.unpack(">I4s", stream.read(8))
-            header = 8
-            if size == 1:
-                size, header = struct.unpack(">Q", stream.read(8))[0], 16
-            found.append((kind.decode(), offset, header, size))
-            offset += size
-    return found
-
-
-def media_data(path: Path) -> bytes:
-    (_, offset, header, size), = [atom for atom in atoms(path) if atom[0] == "mdat"]
-    with open(path, "rb") as stream:
-        stream.seek(offset + header)
-        return stream.read(size - header)
+from tests.helpers import CommandLog, atoms, media_data, todays_stitch
 
 
 def framemd5(ffmpeg: str, path: Path, stream: str) -> list[str]:
     listed = subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(path), "-map", f"0:{stream}:0", "-f", "framemd5",
                              "-"], capture_output=True, check=True).stdout.decode().splitlines()
     return [line for line in listed if not line.startswith("#")]
-
-
-def todays_stitch(ffmpeg: str, chunks: list[Path], output: Path, audio: Path | None = None) -> Path:
-    """The stitch as framefarm 0.2 ran it: concat, then a second pass to move the index (+faststart)."""
-    listing = output.with_suffix(".txt")
-    listing.write_text("".join(f"file '{chunk}'\n" for chunk in chunks))
-    command = [ffmpeg, "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing)]
-    command += ["-i", str(audio), "-map", "0:v:0", "-map", "1:a:0"] if audio else ["-map", "0:v:0"]
-    subprocess.run([*command, "-c", "copy", "-movflags", "+faststart", str(output)], check=True)
-    return output
 
 
 @pytest.fixture

@@ -22,6 +22,10 @@ class Mp4Error(StitchError):
     """The file is no MP4 this module can read: truncated, or a box that does not fit its parent."""
 
 
+class Truncated(Mp4Error):
+    """The file ends before its boxes or its samples do: cut short (ffmpeg cannot join it either)."""
+
+
 @dataclass(frozen=True)
 class Box:
     kind: bytes  # four characters, e.g. b"moov"

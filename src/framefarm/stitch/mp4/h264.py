@@ -2,7 +2,8 @@
 
 ffmpeg's concat demuxer passes an MP4 input's H.264 through ``h264_mp4toannexb``, which puts the
 input's SPS and PPS (from its ``avcC``) in front of the first slice of every IDR picture that does not
-carry its own, and the MP4 muxer turns start codes back into 4-byte lengths. The join writes the same
+carry its own, or in front of its buffering period SEI, and the MP4 muxer turns start codes back into
+4-byte lengths. The join writes the same
 bytes: every sample is the input's NAL units, 4-byte length first, with those parameter sets added
 where the filter adds them (its state machine, per input file, is ``_Filter``) and the one trailing
 zero byte the muxer's start-code search drops from a unit followed by a 3-byte start code. A sample
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from framefarm.stitch.mp4.boxes import Buffer, Mp4Error, children
 from framefarm.stitch.mp4.tables import NotJoinable
 
-SLICE, IDR, SPS, PPS = 1, 5, 7, 8
+SLICE, IDR, SEI, SPS, PPS = 1, 5, 6, 7, 8
+BUFFERING_PERIOD = 0  # the payload type of the SEI message the filter puts parameter sets in front of
 VISUAL_SAMPLE_ENTRY = 8 + 78  # box header, then the visual sample entry's fixed fields: its boxes follow
 
 Piece = tuple[int, int] | bytes  # (offset, length) in the input, or bytes to write as they are
@@ -93,6 +95,10 @@ class _Filter:
                     self.sps_seen = True
             if not self.new_idr and kind == IDR and length > 1 and data[start + 1] & 0x80:
                 self.new_idr = True  # first_mb_in_slice 0: a new IDR picture right after another
+            if (kind == SEI and length > 1 and data[start + 1] == BUFFERING_PERIOD and not self.sps_seen
+                    and not self.pps_seen):
+                out += _inserted(self.sps) + _inserted(self.pps)  # the picture's sets go before its timing
+                self.sps_seen, self.pps_seen = bool(self.sps), bool(self.pps)
             if self.new_idr and kind == IDR and not self.sps_seen and not self.pps_seen:
                 out += _inserted([*self.sps, *self.pps])
                 self.new_idr = False

@@ -30,6 +30,7 @@ from framefarm.stitch.mp4.tables import (
     encode_chunk_offsets,
     encode_ctts,
     encode_elst,
+    encode_sdtp,
     encode_stsc,
     encode_stss,
     encode_stsz,
@@ -62,6 +63,7 @@ class _Written:
     composition: list[int] = field(default_factory=list)
     sync: list[int] = field(default_factory=list)
     all_sync: bool = True
+    disposable: list[bool] = field(default_factory=list)
     chunk_offsets: list[int] = field(default_factory=list)
     chunk_samples: list[int] = field(default_factory=list)
 
@@ -157,6 +159,7 @@ class Mp4Join:
             written.sync += [base + number - start for number in track.sync if start < number <= end]
         else:
             written.sync += range(base + 1, base + 1 + end - start)
+        written.disposable += track.disposable[start:end] if track.disposable else [False] * (end - start)
         self._write_pieces(source.fd, pieces)
 
     def _audio_due(self, video_time: int, video_timescale: int) -> int:
@@ -245,8 +248,8 @@ class Mp4Join:
                 edit = (movie, audio.edit[1])
             traks.append(self._trak(2, audio, self._audio, movie, edit, audio.stsd))
             longest = max(longest, movie)
-        mvhd = _with_duration(first.mvhd, longest, widths=_MOVIE_FIELDS, timescale=movie_scale,
-                              next_track=len(traks) + 1)
+        mvhd = _with_duration(first.mvhd, longest, widths=_MOVIE_FIELDS, next_track=len(traks) + 1,
+                              timescale=movie_scale)  # the first chunk's own may be another
         return box(b"moov", mvhd, *traks, first.udta or b"")
 
     def _trak(self, number: int, track: Track, written: _Written, movie_duration: int,
@@ -254,6 +257,10 @@ class Mp4Join:
         tables = [stsd, encode_stts(written.durations)]
         if not written.all_sync:
             tables.append(encode_stss(written.sync))
+        if any(written.disposable):
+            synced = set(written.sync)
+            tables.append(encode_sdtp(written.disposable, [number in synced for number in
+                                                           range(1, len(written.sizes) + 1)]))
         if any(written.composition):
             tables.append(encode_ctts(written.composition, 1 if min(written.composition) < 0 else
                                       track.composition_version))
@@ -276,9 +283,9 @@ _TRACK_FIELDS = ((4, 4, 4, 4, 4), (8, 8, 4, 4, 8))  # creation, modification, tr
 
 
 def _with_duration(full: bytes, duration: int, *, widths: tuple[tuple[int, ...], tuple[int, ...]],
-                   timescale: int | None = None, track_id: int | None = None, next_track: int | None = None) -> bytes:
+                   track_id: int | None = None, next_track: int | None = None, timescale: int | None = None) -> bytes:
     """A copy of an mvhd/mdhd/tkhd box with another duration (version 1 where it needs 64 bits),
-    timescale (mvhd), track id (tkhd) or next track id (mvhd, its last field)."""
+    track id (tkhd), next track id (mvhd, its last field) or timescale (mvhd)."""
     old = full[8]
     narrow, wide = widths
     fields, at = [], 12
@@ -287,9 +294,10 @@ def _with_duration(full: bytes, duration: int, *, widths: tuple[tuple[int, ...],
         at += width
     rest = bytearray(full[at:])
     fields[-1] = duration
-    third = track_id if track_id is not None else timescale  # the third field: tkhd's id, mvhd's scale
-    if third is not None:
-        fields[2] = third
+    if track_id is not None:
+        fields[2] = track_id
+    if timescale is not None:
+        fields[2] = timescale
     if next_track is not None:
         rest[-4:] = next_track.to_bytes(4, "big")
     new = 1 if old == 1 or duration > 0xFFFFFFFF else 0

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from framefarm.stitch.mp4 import h264
-from framefarm.stitch.mp4.boxes import Box, Mp4Error, children, find, inside, raw
+from framefarm.stitch.mp4.boxes import Box, Mp4Error, Truncated, children, find, inside, raw
 from framefarm.stitch.mp4.tables import NotJoinable, Track, read_track
 
 # Sample entries whose samples ffmpeg's concat and MP4 muxer pass on untouched: HEVC with its hvcC,
@@ -63,7 +63,10 @@ class Mp4Source:
     def _read(cls, path: Path, data: mmap.mmap, fd: int, handler: bytes, read_samples: bool) -> Mp4Source:
         if data[4:8] not in FIRST_BOXES:
             raise NotJoinable("not an MP4 file")
-        top = {box.kind: box for box in children(data, 0, len(data))}
+        try:
+            top = {box.kind: box for box in children(data, 0, len(data))}
+        except Mp4Error as exc:
+            raise Truncated(f"the file is truncated: {exc}") from None
         if b"moof" in top:
             raise NotJoinable("a fragmented MP4")
         if b"ftyp" not in top or b"moov" not in top:
@@ -75,7 +78,7 @@ class Mp4Source:
         if not track.sizes:
             raise NotJoinable("a track with no samples")
         if track.offsets[-1] + track.sizes[-1] > len(data) or min(track.offsets) < 0:
-            raise Mp4Error(f"{path}: its samples run past the end of the file (truncated?)")
+            raise Truncated("the file is truncated: its samples run past its end")
         source = cls(path=path, data=data, fd=fd, ftyp=raw(data, top[b"ftyp"]),
                      mvhd=raw(data, next(box for box in inside(data, moov) if box.kind == b"mvhd")),
                      udta=raw(data, top_udta) if (top_udta := find(data, moov, b"udta")) else None, track=track)

@@ -1,8 +1,9 @@
 """A track's sample tables: read from a ``trak`` box into one entry per sample, and written back.
 
 ``Track`` holds, per sample, its size, its offset in the file, its duration and composition offset,
-and which samples are sync samples; plus the boxes a joined file copies as they are (sample
-description, media header, handler, ...). ``encode_*`` turn such lists back into table boxes.
+which samples are sync samples and which ones no other sample depends on; plus the boxes a joined
+file copies as they are (sample description, media header, handler, ...). ``encode_*`` turn such
+lists back into table boxes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from itertools import groupby
 
 from framefarm.stitch.mp4.boxes import Box, Buffer, Mp4Error, box, find, full_box, inside, need, raw, version
 
-TABLES = frozenset({b"stsd", b"stts", b"ctts", b"stss", b"stsz", b"stsc", b"stco", b"co64"})
+TABLES = frozenset({b"stsd", b"stts", b"ctts", b"stss", b"sdtp", b"stsz", b"stsc", b"stco", b"co64"})
+DEPENDS_YES, DEPENDS_NO = 1, 2  # sdtp's two-bit answers (0: unknown)
 
 
 class NotJoinable(Exception):
@@ -39,6 +41,7 @@ class Track:
     sync: list[int] | None  # 1-based sample numbers; None: every sample is a sync sample
     edit: tuple[int, int] | None  # the edit list's one edit: (duration in the movie's timescale, media time)
     other_tables: list[bytes] = field(default_factory=list)  # e.g. an audio track's sgpd/sbgp
+    disposable: list[bool] | None = None  # per sample, from sdtp: no other sample depends on it (None: no sdtp)
 
     @property
     def duration(self) -> int:
@@ -75,7 +78,8 @@ def read_track(data: Buffer, trak: Box, *, extra_tables: bool = False) -> Track:
     if struct.unpack_from(">I", data, tables[b"stsd"].body + 4)[0] != 1:
         raise NotJoinable("more than one sample description")
     timescale = struct.unpack_from(">I", data, mdhd.body + (20 if version(data, mdhd) == 1 else 12))[0]
-    sizes = _sizes(data, tables[b"stsz"])
+    handler = bytes(data[hdlr.body + 8:hdlr.body + 12])
+    sizes = _sizes(data, tables[b"stsz"], video=handler == b"vide")
     durations = _expand(data, tables[b"stts"])
     if len(durations) != len(sizes):
         raise Mp4Error(f"stts lists {len(durations)} samples, stsz {len(sizes)}")
@@ -94,20 +98,30 @@ def read_track(data: Buffer, trak: Box, *, extra_tables: bool = False) -> Track:
     if chunk_box is None or b"stsc" not in tables:
         raise Mp4Error("a sample table without chunk offsets")
     offsets = _offsets(data, tables[b"stsc"], chunk_box, sizes)
-    return Track(handler=bytes(data[hdlr.body + 8:hdlr.body + 12]), timescale=timescale,
+    return Track(handler=handler, timescale=timescale,
                  tkhd=raw(data, need(data, trak, b"tkhd")), mdhd=raw(data, mdhd), hdlr=raw(data, hdlr),
                  media_header=raw(data, header), dinf=raw(data, need(data, minf, b"dinf")),
                  stsd=raw(data, tables[b"stsd"]), sizes=sizes, offsets=offsets, durations=durations,
                  composition=composition, composition_version=composition_version, sync=sync,
-                 edit=_edit(data, trak), other_tables=[raw(data, b) for b in others])
+                 edit=_edit(data, trak), other_tables=[raw(data, b) for b in others],
+                 disposable=_disposable(data, tables[b"sdtp"], len(sizes)) if b"sdtp" in tables else None)
 
 
-def _sizes(data: Buffer, stsz: Box) -> list[int]:
+def _sizes(data: Buffer, stsz: Box, *, video: bool) -> list[int]:
     uniform, count = struct.unpack_from(">II", data, stsz.body + 4)
+    if uniform and video:  # e.g. a chunk of one frame: its samples are packets all the same
+        return [uniform] * count
     if uniform:  # raw audio's samples are single sample frames, read in chunks: no packets to copy
         raise NotJoinable("samples of one fixed size (raw audio)")
     _fits(stsz, 12 + 4 * count)
     return list(struct.unpack_from(f">{count}I", data, stsz.body + 12))
+
+
+def _disposable(data: Buffer, sdtp: Box, samples: int) -> list[bool]:
+    """Whether each sample is depended on by none, as ffmpeg's reader tells it (a sample past the
+    table's end is not)."""
+    flags = bytes(data[sdtp.body + 4:min(sdtp.end, sdtp.body + 4 + samples)])
+    return [(flag >> 2) & 3 == DEPENDS_NO for flag in flags] + [False] * (samples - len(flags))
 
 
 def _expand(data: Buffer, table: Box, *, signed: bool = False) -> list[int]:
@@ -192,6 +206,14 @@ def encode_stss(sync: Sequence[int]) -> bytes:
     return full_box(b"stss", 0, 0, struct.pack(f">I{len(sync)}I", len(sync), *sync))
 
 
+def encode_sdtp(disposable: Sequence[bool], sync: Sequence[bool]) -> bytes:
+    """Sample dependencies as ffmpeg's muxer writes them: a sync sample depends on no other, any other
+    does; a disposable one has none depending on it (unknown for the rest)."""
+    flags = bytes((DEPENDS_NO if key else DEPENDS_YES) << 4 | (DEPENDS_NO << 2 if spare else 0)
+                  for spare, key in zip(disposable, sync, strict=True))
+    return full_box(b"sdtp", 0, 0, flags)
+
+
 def encode_stsz(sizes: Sequence[int]) -> bytes:
     return full_box(b"stsz", 0, 0, struct.pack(f">II{len(sizes)}I", 0, len(sizes), *sizes))
 
@@ -214,13 +236,14 @@ def encode_chunk_offsets(offsets: Sequence[int]) -> bytes:
 
 def table_bytes_bound(samples: int, chunks: int) -> int:
     """The most bytes the tables of ``samples`` samples in ``chunks`` chunks can take: per sample its
-    size, a duration run, a composition run and a sync entry; per chunk an offset and an stsc entry."""
-    return 6 * 16 + samples * (4 + 8 + 8 + 4) + chunks * (8 + 12)
+    size, a duration run, a composition run, a sync entry and its dependencies; per chunk an offset and
+    an stsc entry."""
+    return 7 * 16 + samples * (4 + 8 + 8 + 4 + 1) + chunks * (8 + 12)
 
 
 def _flat(rows: Sequence[tuple[int, ...]]) -> list[int]:
     return [value for row in rows for value in row]
 
 
-__all__ = ["NotJoinable", "Track", "box", "encode_chunk_offsets", "encode_ctts", "encode_elst", "encode_stsc",
-           "encode_stss", "encode_stsz", "encode_stts", "read_track", "table_bytes_bound"]
+__all__ = ["NotJoinable", "Track", "box", "encode_chunk_offsets", "encode_ctts", "encode_elst", "encode_sdtp",
+           "encode_stsc", "encode_stss", "encode_stsz", "encode_stts", "read_track", "table_bytes_bound"]
