@@ -13,6 +13,7 @@ and bytes are those ffmpeg's concat would write.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import math
 import os
@@ -156,7 +157,8 @@ class Mp4Join:
         written.composition += track.composition[start:end] if track.composition else [0] * (end - start)
         if track.sync is not None:
             written.all_sync = False
-            written.sync += [base + number - start for number in track.sync if start < number <= end]
+            within = track.sync[bisect.bisect_right(track.sync, start):bisect.bisect_right(track.sync, end)]
+            written.sync += [base + number - start for number in within]  # 1-based: start + 1 .. end
         else:
             written.sync += range(base + 1, base + 1 + end - start)
         written.disposable += track.disposable[start:end] if track.disposable else [False] * (end - start)
