@@ -232,13 +232,13 @@ class Timing:
             self.server_cpu = process_cpu_seconds(server) - served
 
 
-def fetch_floor(client: Any, keys: Sequence[str], target: Path, workers: int) -> list[Path]:
+def fetch_floor(client: Any, bucket: str, keys: Sequence[str], target: Path, workers: int) -> list[Path]:
     """The objects at ``keys`` fetched by plain boto3 into ``target``, ``workers`` at a time, no checks."""
     target.mkdir()
 
     def fetch(index: int) -> Path:
         path = target / f"{index:05d}.mp4"
-        body = client.get_object(Bucket=BUCKET, Key=keys[index])["Body"]
+        body = client.get_object(Bucket=bucket, Key=keys[index])["Body"]
         try:
             with open(path, "wb") as sink:
                 shutil.copyfileobj(body, sink, READ_BLOCK)
@@ -273,7 +273,7 @@ def moto_floors(endpoint: str, server_pid: int, keys: Sequence[str], base: Path,
     client = unchecked_client(endpoint)
     subprocess.run(["sync"], check=True)
     with Timing().measure(server_pid) as fetch:
-        files = fetch_floor(client, keys, base / "fetched", args.workers)
+        files = fetch_floor(client, BUCKET, keys, base / "fetched", args.workers)
     floors = Floors(cat(files, base / "cat.out"), fetch=fetch)
     if args.upload:  # boto3's own multipart upload, its default part size and threads
         with Timing().measure(server_pid) as floors.upload:

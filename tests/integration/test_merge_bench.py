@@ -1,0 +1,69 @@
+"""bench/merge.py measures the merge against its floors: the direct join's own work is a phase of its
+own (and the join's methods are put back after), the fetch floor fetches exactly the stored objects,
+and the bench runs end to end from a local store, with ffmpeg's concat, and from moto with --upload."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bench.merge import Phases, fetch_floor, timed_join
+
+from framefarm import FfmpegStitcher
+from framefarm.stitch.mp4.join import Mp4Join
+from framefarm.stitch.mp4.source import Mp4Source
+from framefarm.stitch.records import write_record
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def test_the_direct_join_is_timed_as_its_own_phases_and_put_back(tmp_path, encode_chunk):
+    # GIVEN two chunks with their media records, as a local render leaves them
+    chunks = [encode_chunk(tmp_path / f"{index}.mp4", index * 10) for index in range(2)]
+    for chunk in chunks:
+        write_record(chunk)
+    add, opened = Mp4Join.add, Mp4Source.__dict__["open"]
+    phases = Phases()
+
+    # WHEN they are stitched while the join is timed
+    with timed_join(phases):
+        FfmpegStitcher().stitch(chunks, tmp_path / "out.mp4")
+
+    # THEN each chunk's index read and the join's start, two adds and finish are timed, apart
+    assert len(phases.spans["index reads"]) == 2
+    assert len(phases.spans["join"]) == 4
+    assert 0 < phases.busy("join") and "concat" not in phases.spans
+    # AND the join is itself again afterwards
+    assert Mp4Join.add is add and Mp4Source.__dict__["open"] is opened
+
+
+def test_the_fetch_floor_fetches_every_object_in_key_order(tmp_path, s3_client, bucket):
+    # GIVEN five objects of different bytes
+    keys = [f"jobs/j/chunks/{index}.mp4" for index in range(5)]
+    for index, key in enumerate(keys):
+        s3_client.put_object(Bucket=bucket, Key=key, Body=bytes([index]) * (1000 + index))
+
+    # WHEN the floor fetches them on three threads
+    files = fetch_floor(s3_client, bucket, keys, tmp_path / "fetched", 3)
+
+    # THEN each file holds its object's bytes, in the keys' order
+    assert [path.read_bytes() for path in files] == [bytes([index]) * (1000 + index) for index in range(5)]
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    (["--store", "local"], ["direct join", "merge / cat:", "FfmpegStitcher().stitch of local copies", "  join "]),
+    (["--store", "local", "--direct", "off"], ["ffmpeg concat", "  concat "]),
+    (["--upload"], ["fetch floor", "upload floor", "merge / fetch+upload floor:", "the records GETs take"]),
+])
+def test_the_bench_runs_and_names_its_floors(tmp_path, options, expected):
+    # GIVEN two small chunks (WHEN the bench merges them)
+    completed = subprocess.run([sys.executable, "bench/merge.py", "--chunks", "2", "--frames", "10",
+                                "--dir", str(tmp_path), *options],
+                               cwd=REPOSITORY, capture_output=True, text=True, timeout=300)
+
+    # THEN it finishes and reports the join it used and the floors it held the merge against
+    assert completed.returncode == 0, completed.stderr
+    for text in expected:
+        assert text in completed.stdout, completed.stdout
