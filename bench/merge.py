@@ -79,10 +79,13 @@ class Phases:
 
 def timed_storage(storage: Any, phases: Phases) -> Any:
     """The store with its calls timed: list, records (small GETs), download (+verify), upload."""
-    listing, get_bytes, get_file, put_file = storage.list, storage.get_bytes, storage.get_file, storage.put_file
+    listing, get_bytes, put_file = storage.list, storage.get_bytes, storage.put_file
     storage.list = lambda *a, **k: phases.timed("list", listing, *a, **k)
     storage.get_bytes = lambda *a, **k: phases.timed("records", get_bytes, *a, **k)
-    storage.get_file = lambda *a, **k: phases.timed("download+verify", get_file, *a, **k)
+    # framefarm 0.3 asks for a file to read (a local store's own, read in place; others download it)
+    fetch = "readable_file" if hasattr(storage, "readable_file") else "get_file"
+    fetching = getattr(storage, fetch)
+    setattr(storage, fetch, lambda *a, **k: phases.timed("download+verify", fetching, *a, **k))
     storage.put_file = lambda *a, **k: phases.timed("upload", put_file, *a, **k)
     if hasattr(storage, "upload_as_written"):  # framefarm 0.3: the upload streams as the video is written
         as_written = storage.upload_as_written

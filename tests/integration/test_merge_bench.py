@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from bench.merge import Phases, fetch_floor, timed_join
+from bench.merge import Phases, fetch_floor, timed_join, timed_storage
 
 from framefarm import FfmpegStitcher
 from framefarm.stitch.mp4.join import Mp4Join
 from framefarm.stitch.mp4.source import Mp4Source
 from framefarm.stitch.records import write_record
+from framefarm.storage.local import LocalStorage
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -50,6 +51,34 @@ def test_the_fetch_floor_fetches_every_object_in_key_order(tmp_path, s3_client, 
 
     # THEN each file holds its object's bytes, in the keys' order
     assert [path.read_bytes() for path in files] == [bytes([index]) * (1000 + index) for index in range(5)]
+
+
+class InPlaceStorage(LocalStorage):
+    """A local store whose files a merge reads where they are (``readable_file``), as framefarm 0.3's does."""
+
+    def readable_file(self, key: str, path: Path) -> Path:
+        return self.path(key)
+
+
+@pytest.mark.parametrize("store", [LocalStorage, InPlaceStorage])
+def test_a_chunk_is_timed_once_whether_downloaded_or_read_in_place(tmp_path, store):
+    # GIVEN two chunks in a store (one that copies them out, one that hands out its own files)
+    storage = store(tmp_path / "store")
+    for name in ("a", "b"):
+        storage.put_bytes(f"jobs/j/chunks/{name}.mp4", b"chunk")
+    phases = Phases()
+    timed = timed_storage(storage, phases)
+
+    # WHEN the merge asks for each as a file, as it does
+    for name in ("a", "b"):
+        fetch = getattr(timed, "readable_file", None)
+        if fetch is not None:
+            fetch(f"jobs/j/chunks/{name}.mp4", tmp_path / name)
+        else:
+            timed.get_file(f"jobs/j/chunks/{name}.mp4", tmp_path / name)
+
+    # THEN each chunk is one span of the download phase
+    assert len(phases.spans["download+verify"]) == 2
 
 
 @pytest.mark.parametrize(("options", "expected"), [
