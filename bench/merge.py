@@ -5,8 +5,9 @@ The chunk is one lossless 720p encode (~10 MB at 150 frames) uploaded N times, s
 real join of valid chunks. moto runs in a process of its own, as S3 would be elsewhere (in this
 process it would take the merge's interpreter lock for every byte it serves). The fetch floor is
 the network's share: the same objects fetched by plain boto3 (``get_object`` streamed to files, as
-many threads, no checks), then ``cat`` of those files. Prints the wall and CPU times of each (and
-moto's CPU), the merge's ratio to ``cat`` and to the fetch floor, each phase's span, share of the
+many threads, no checks), and ``cat`` joins those files; with --upload, the same bytes are also
+uploaded by ``upload_file``. Prints the wall and CPU times of each (and moto's CPU), the merge's ratio to ``cat``
+and to the fetch (+ upload) floor, the share of the records GETs, each phase's span, share of the
 merge and busy time (the phases overlap, so the shares add up to more than 100 %; ``join`` is the
 direct MP4 join's own work, ``concat`` ffmpeg's), and the peak memory of this process and its children.
 
@@ -131,6 +132,18 @@ def timed_join(phases: Phases) -> Iterator[None]:
         for name, method in methods.items():
             setattr(Mp4Join, name, method)
         Mp4Source.open = opened
+
+
+@contextlib.contextmanager
+def timed_cleanup(phases: Phases) -> Iterator[None]:
+    """Directory removals timed as "cleanup" while inside: the merge's scratch directory, its
+    downloaded chunks deleted (``TemporaryDirectory`` removes it with ``shutil.rmtree``)."""
+    rmtree = shutil.rmtree
+    shutil.rmtree = lambda *a, **k: phases.timed("cleanup", rmtree, *a, **k)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        shutil.rmtree = rmtree  # type: ignore[assignment]
 
 
 def make_stitcher(direct: bool, runner: Any = subprocess.run) -> FfmpegStitcher:
@@ -341,7 +354,7 @@ def main() -> None:
             phases = Phases()
             merger = S3MergeAdapter(timed_storage(storage, phases), workers=args.workers,
                                     stitcher=make_stitcher(direct, timed_runner(phases)))
-            with PeakMemory(ignore=server_pid) as memory, timed_join(phases), \
+            with PeakMemory(ignore=server_pid) as memory, timed_join(phases), timed_cleanup(phases), \
                     Timing().measure(server_pid) as merge:
                 merge_started = time.perf_counter()
                 output = merger.merge(spec, base / "merged.mp4", work_dir=base,
@@ -443,7 +456,7 @@ def report(args: argparse.Namespace, count: int, size: int, merge: Timing, floor
         print(f"  FfmpegStitcher().stitch of local copies (the local render's stitch): {floors.stitch.wall:.2f} s "
               f"wall, {floors.stitch.cpu:.2f} s CPU, {floors.stitch.wall / floors.cat.wall:.1f}x cat; busy: {busy}")
     for name in ("list", "records", "download+verify", "probe", "index reads", "join", "concat", "upload",
-                 "upload (rest)"):
+                 "upload (rest)", "cleanup"):
         span = phases.span(name)
         if span is not None:
             start, end = span[0] - started_at, span[1] - started_at

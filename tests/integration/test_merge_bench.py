@@ -1,15 +1,18 @@
 """bench/merge.py measures the merge against its floors: the direct join's own work is a phase of its
-own (and the join's methods are put back after), the fetch floor fetches exactly the stored objects,
+own (and the join's methods are put back after), a chunk is timed once whether downloaded or read
+in place, the scratch directory's removal is timed, the fetch floor fetches exactly the stored objects,
 and the bench runs end to end from a local store, with ffmpeg's concat, and from moto with --upload."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
-from bench.merge import Phases, fetch_floor, timed_join, timed_storage
+from bench.merge import Phases, fetch_floor, timed_cleanup, timed_join, timed_storage
 
 from framefarm import FfmpegStitcher
 from framefarm.stitch.mp4.join import Mp4Join
@@ -51,6 +54,19 @@ def test_the_fetch_floor_fetches_every_object_in_key_order(tmp_path, s3_client, 
 
     # THEN each file holds its object's bytes, in the keys' order
     assert [path.read_bytes() for path in files] == [bytes([index]) * (1000 + index) for index in range(5)]
+
+
+def test_the_scratch_directory_removal_is_timed_and_rmtree_put_back(tmp_path):
+    # GIVEN a scratch directory holding a file, as the merge's holds its downloaded chunks
+    rmtree, phases = shutil.rmtree, Phases()
+
+    # WHEN it is removed while removals are timed
+    with timed_cleanup(phases), tempfile.TemporaryDirectory(dir=tmp_path) as scratch:
+        (Path(scratch) / "chunk.mp4").write_bytes(b"chunk")
+
+    # THEN its removal is one span of the cleanup phase, and shutil.rmtree is itself again
+    assert len(phases.spans["cleanup"]) == 1 and not Path(scratch).exists()
+    assert shutil.rmtree is rmtree
 
 
 class InPlaceStorage(LocalStorage):
