@@ -12,8 +12,8 @@ from framefarm.stitch.records import MediaRecord
 
 class Arriving(Protocol):
     """Chunk videos still arriving: where each lands, its record from the store (None: probe it once
-    it has landed), a source ffmpeg reads it from as soon as it has landed, and a bounded wait for it
-    (StitchError naming the chunk if it cannot be had)."""
+    it has landed), a source ffmpeg reads it from as soon as it has landed, a bounded wait for it
+    (StitchError naming the chunk if it cannot be had), and word that the join is done with it."""
 
     @property
     def paths(self) -> Sequence[Path]: ...
@@ -24,6 +24,9 @@ class Arriving(Protocol):
     def source(self, index: int) -> str: ...
 
     def wait(self, index: int) -> Path: ...
+
+    def release(self, index: int) -> None:
+        """The join is done with chunk ``index`` (a download may be deleted; a given file is kept)."""
 
 
 @dataclass(frozen=True)
@@ -38,3 +41,6 @@ class Present:
 
     def wait(self, index: int) -> Path:
         return self.paths[index]
+
+    def release(self, index: int) -> None:
+        """The caller's files stay."""

@@ -55,6 +55,7 @@ def join(arriving: Arriving, frames: Sequence[int | None], output: Path, audio: 
                         if upload is not None:
                             upload.start(partial, settled)
                     joined.add(source)
+                arriving.release(index)
             joined.finish()
         if not joined.index_in_front:
             logger.warning("%s: the index did not fit the space reserved for it and follows the media data",

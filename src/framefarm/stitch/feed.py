@@ -74,6 +74,13 @@ class ChunkFeed:
         except CancelledError:
             raise StitchError(f"chunk {index}: its download was cancelled") from None
 
+    def release(self, index: int) -> None:
+        """Chunk ``index`` has been joined: its download is deleted (the disk holds the chunks not yet
+        joined, not all of them). A store's own file, read in place, is left alone."""
+        path = self.wait(index)
+        if path == self.paths[index]:
+            path.unlink(missing_ok=True)
+
     def landed(self) -> list[Path]:
         """Every chunk, once all have landed (the first failure in chunk order otherwise)."""
         return [self.wait(index) for index in range(len(self.paths))]

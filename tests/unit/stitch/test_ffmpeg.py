@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from framefarm import FfmpegStitcher, StitchError
+from framefarm.stitch.arriving import Present
 from framefarm.stitch.probe import decoded_audio_samples, packets, parse_probe_output, probe
 from framefarm.stitch.records import read_record, write_record
 from framefarm.storage.growing import UploadWhenWritten
@@ -107,17 +108,6 @@ def test_no_inputs_and_missing_audio(tmp_path, encode_chunk):
         FfmpegStitcher().stitch([encode_chunk(tmp_path / "0.mp4")], tmp_path / "o.mp4", audio=tmp_path / "a.m4a")
 
 
-class _Landed:
-    """Chunks that have all landed, with their records (an ``Arriving`` for ``stitch_arriving``)."""
-
-    def __init__(self, paths, records):
-        self.paths, self.records = paths, records
-
-    def source(self, index):
-        return str(self.paths[index])
-
-    def wait(self, index):
-        return self.paths[index]
 
 
 def test_an_ffmpeg_that_cannot_start_drops_the_upload_begun_for_its_output(tmp_path, encode_chunk):
@@ -134,7 +124,7 @@ def test_an_ffmpeg_that_cannot_start_drops_the_upload_begun_for_its_output(tmp_p
     # WHEN the stitch's ffmpeg (its concat: the direct join is off) cannot be started
     with pytest.raises(FileNotFoundError):
         FfmpegStitcher(str(tmp_path / "no-ffmpeg"), direct=False).stitch_arriving(
-            _Landed(chunks, [read_record(chunk) for chunk in chunks]), tmp_path / "final.mp4",
+            Present(chunks, [read_record(chunk) for chunk in chunks]), tmp_path / "final.mp4",
             upload=Upload(None, "jobs/j/final.mp4"))
     # THEN the upload is told the video was not written (a multipart one is aborted, its follower stops)
     assert finished == [False]

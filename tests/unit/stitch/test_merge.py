@@ -277,3 +277,40 @@ def test_no_record_is_read_and_no_thread_started_for_them_when_none_are_listed(t
     assert not [name for name in started if name.startswith("framefarm-records")]
     assert any(name.startswith("framefarm-download") for name in started)
     assert stitcher.texts == ["chunk 0", "chunk 1", "chunk 2"]
+
+
+class DownloadedStore(LocalStorage):
+    """A local store whose chunks are downloaded like a remote store's (not read in place); the last
+    chunk comes down only once the first has left the merge's scratch directory (or after 30 s)."""
+
+    def __init__(self, root, last_key: str) -> None:
+        super().__init__(root)
+        self.last_key = last_key
+        self.first_gone = False
+
+    def readable_file(self, key, path):
+        if key == self.last_key:
+            first = path.with_name("00000.mp4")
+            try:
+                self.first_gone = eventually(lambda: not first.exists(), timeout=30, what="chunk 0 deleted")
+            except AssertionError:
+                self.first_gone = False
+        self.get_file(key, path)
+        return path
+
+
+def test_a_downloaded_chunk_is_deleted_once_joined_and_a_stores_own_file_is_kept(tmp_path, encode_chunk):
+    # GIVEN a job of four chunks, downloaded one after the other, whose last chunk comes down only once chunk 0
+    # (landed first) is gone from the scratch directory
+    store = DownloadedStore(tmp_path / "store", "jobs/scratch/chunks/00003.mp4")
+    spec = stored_job(store, tmp_path, encode_chunk, "scratch", 4, records=True)
+    # WHEN it is merged
+    video = S3MergeAdapter(store, workers=1).merge(spec, tmp_path / "final.mp4")
+    # THEN chunk 0 was deleted once joined, before the merge ended (the disk holds the chunks not yet joined,
+    # not all of them), and all 40 frames are there
+    assert store.first_gone
+    assert len(packets(video)) == 40
+    # AND a store read in place keeps every one of its files
+    local = LocalStorage(tmp_path / "store")
+    S3MergeAdapter(local).merge(spec, tmp_path / "again.mp4")
+    assert all(local.exists(chunk_key(spec.id, c.id, c.output_file)) for c in spec.chunks)
