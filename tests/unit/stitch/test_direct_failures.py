@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from framefarm import FfmpegStitcher
+from framefarm.errors import StorageError
+from framefarm.stitch.arriving import Present
 from framefarm.stitch.mp4.boxes import Mp4Error
 from framefarm.stitch.mp4.source import Mp4Source, join_key
+from framefarm.storage.growing import UploadWhenWritten
 
 MEMORY_LIMIT = 1 << 30  # address space for the child that reads a damaged chunk: a lying table must not need more
 
@@ -70,3 +74,33 @@ def test_the_damaged_tables_are_found_in_process_too(tmp_path, encode_chunk):
     assert join_key(chunk) is None
     with pytest.raises(Mp4Error, match="stss lists more entries than it holds"):
         Mp4Source.open(chunk, b"vide")
+
+
+class FailingUpload(UploadWhenWritten):
+    """An upload whose completion fails (the store refused the last part, the network went)."""
+
+    def __init__(self) -> None:
+        super().__init__(None, "jobs/j/final.mp4")  # type: ignore[arg-type]
+        self.finished: list[bool] = []
+
+    def start(self, path: Path, settled_from: int | None) -> None:
+        pass
+
+    def finish(self, written: bool) -> None:
+        self.finished.append(written)
+        raise StorageError("cannot complete the upload of jobs/j/final.mp4: connection reset")
+
+
+def test_an_upload_that_fails_at_the_end_leaves_no_partial_file(tmp_path, encode_chunk):
+    # GIVEN three chunks the direct join takes, and an upload that fails when it is completed
+    chunks = [encode_chunk(tmp_path / f"{index}.mp4", index * 10, 10) for index in range(3)]
+    upload = FailingUpload()
+    # WHEN they are stitched, uploaded as written
+    with pytest.raises(StorageError, match="cannot complete the upload"):
+        FfmpegStitcher().stitch_arriving(Present(chunks, [None] * len(chunks)), tmp_path / "out" / "final.mp4",
+                                         upload=upload)
+    # THEN the join was whole when the upload was finished, and the upload's error is the stitch's,
+    # with neither the output nor a partial file of it left behind (as when ffmpeg's concat joins)
+    assert upload.finished == [True]
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == []
+
