@@ -4,6 +4,8 @@ join key) and never a huge allocation; an upload that fails at the end leaves no
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from framefarm import FfmpegStitcher
+from framefarm import FfmpegStitcher, StitchError
 from framefarm.errors import StorageError
 from framefarm.stitch.arriving import Present
 from framefarm.stitch.mp4.boxes import Mp4Error
 from framefarm.stitch.mp4.source import Mp4Source, join_key
+from framefarm.stitch.records import measure
 from framefarm.storage.growing import UploadWhenWritten
+from tests.helpers import atoms
 
 MEMORY_LIMIT = 1 << 30  # address space for the child that reads a damaged chunk: a lying table must not need more
 
@@ -104,3 +108,22 @@ def test_an_upload_that_fails_at_the_end_leaves_no_partial_file(tmp_path, encode
     assert upload.finished == [True]
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == []
 
+
+
+def test_a_one_frame_chunk_cut_short_is_named_as_truncated(tmp_path, encode_chunk):
+    # GIVEN two chunks, the last of one frame (its stsz one size for all) cut in its media data and its
+    # media data box's size made that of what is left, with records of an older worker (no join key:
+    # the join reads the chunks themselves)
+    chunks = [encode_chunk(tmp_path / "0.mp4", 0, 10, options=("-movflags", "+faststart")),
+              encode_chunk(tmp_path / "1.mp4", 10, 1, options=("-movflags", "+faststart"))]
+    records = [dataclasses.replace(measure(chunk), join_key=None) for chunk in chunks]
+    os.truncate(chunks[1], chunks[1].stat().st_size // 2)
+    (_, offset, _, _), = [atom for atom in atoms(chunks[1]) if atom[0] == "mdat"]
+    with open(chunks[1], "r+b") as stream:
+        stream.seek(offset)
+        stream.write((chunks[1].stat().st_size - offset).to_bytes(4, "big"))
+    records[1] = dataclasses.replace(records[1], size=chunks[1].stat().st_size)
+    # WHEN they are stitched
+    # THEN the stitch stops naming the chunk as truncated (not ffmpeg's concat failing on it)
+    with pytest.raises(StitchError, match=r"^chunk 1\.mp4 cannot be joined: the file is truncated"):
+        FfmpegStitcher().stitch_arriving(Present(chunks, records), tmp_path / "final.mp4")

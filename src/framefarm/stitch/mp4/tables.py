@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 
-from framefarm.stitch.mp4.boxes import Box, Buffer, Mp4Error, box, find, full_box, inside, need, raw, version
+from framefarm.stitch.mp4.boxes import Box, Buffer, Mp4Error, Truncated, box, find, full_box, inside, need, raw, version
 
 TABLES = frozenset({b"stsd", b"stts", b"ctts", b"stss", b"sdtp", b"stsz", b"stsc", b"stco", b"co64"})
 DEPENDS_YES, DEPENDS_NO = 1, 2  # sdtp's two-bit answers (0: unknown)
@@ -108,7 +108,7 @@ def _sizes(data: Buffer, stsz: Box, *, video: bool) -> list[int]:
     uniform, count = struct.unpack_from(">II", data, stsz.body + 4)
     if uniform and video:  # e.g. a chunk of one frame: its samples are packets all the same
         if uniform * count > len(data):
-            raise Mp4Error(f"stsz lists {count} samples of {uniform} bytes, more than the file holds")
+            raise Truncated(f"the file is truncated: {count} samples of {uniform} bytes run past its end")
         return [uniform] * count
     if uniform:  # raw audio's samples are single sample frames, read in chunks: no packets to copy
         raise NotJoinable("samples of one fixed size (raw audio)")
