@@ -69,6 +69,9 @@ def join(arriving: Arriving, frames: Sequence[int | None], output: Path, audio: 
         try:
             if upload is not None:
                 upload.finish(written=written)
+        except BaseException:
+            written = False  # the upload failed: no output, as when ffmpeg's concat joins
+            raise
         finally:
             if not written:
                 partial.unlink(missing_ok=True)

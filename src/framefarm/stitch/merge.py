@@ -13,6 +13,7 @@ the chunks download, and muxed in.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +28,8 @@ from framefarm.stitch.ffmpeg import FfmpegStitcher
 from framefarm.stitch.records import MediaRecord
 from framefarm.storage.base import Storage, StoredObject
 from framefarm.storage.keys import chunk_key, chunk_media_key, chunks_prefix, job_prefix, media_prefix
+
+logger = logging.getLogger(__name__)
 
 
 class S3MergeAdapter:
@@ -99,9 +102,14 @@ class S3MergeAdapter:
 
     def _record(self, job_id: str, chunk: Chunk, listed: dict[str, StoredObject]) -> MediaRecord | None:
         """The chunk's listed media record, if it is one and of the very object listed (same size)."""
+        key = chunk_media_key(job_id, chunk.id)
         try:
-            found = MediaRecord.from_json(self.storage.get_bytes(chunk_media_key(job_id, chunk.id)))
+            found = MediaRecord.from_json(self.storage.get_bytes(key))
         except FileNotFoundError:
+            return None
+        except Exception as exc:  # throttled past the client's retries, refused: only a shortcut is lost
+            logger.warning("cannot read the media record %s (probing chunk %s instead): %s",
+                           self.storage.url(key), chunk.id, exc)
             return None
         video = listed[chunk_key(job_id, chunk.id, chunk.output_file)]
         return found if found is not None and found.size == video.size else None

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from framefarm.stitch.mp4 import h264
-from framefarm.stitch.mp4.boxes import Box, Mp4Error, Truncated, children, find, inside, raw
+from framefarm.stitch.mp4.boxes import Box, Mp4Error, Truncated, children, find, inside, need, raw
 from framefarm.stitch.mp4.tables import NotJoinable, Track, read_track
 
 # Sample entries whose samples ffmpeg's concat and MP4 muxer pass on untouched: HEVC with its hvcC,
@@ -80,7 +80,7 @@ class Mp4Source:
         if track.offsets[-1] + track.sizes[-1] > len(data) or min(track.offsets) < 0:
             raise Truncated("the file is truncated: its samples run past its end")
         source = cls(path=path, data=data, fd=fd, ftyp=raw(data, top[b"ftyp"]),
-                     mvhd=raw(data, next(box for box in inside(data, moov) if box.kind == b"mvhd")),
+                     mvhd=raw(data, need(data, moov, b"mvhd")),
                      udta=raw(data, top_udta) if (top_udta := find(data, moov, b"udta")) else None, track=track)
         if handler == b"vide":
             if track.codec == b"avc1":

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 
-from framefarm.stitch.mp4.boxes import Box, Buffer, Mp4Error, box, find, full_box, inside, need, raw, version
+from framefarm.stitch.mp4.boxes import Box, Buffer, Mp4Error, Truncated, box, find, full_box, inside, need, raw, version
 
 TABLES = frozenset({b"stsd", b"stts", b"ctts", b"stss", b"sdtp", b"stsz", b"stsc", b"stco", b"co64"})
 DEPENDS_YES, DEPENDS_NO = 1, 2  # sdtp's two-bit answers (0: unknown)
@@ -80,19 +80,16 @@ def read_track(data: Buffer, trak: Box, *, extra_tables: bool = False) -> Track:
     timescale = struct.unpack_from(">I", data, mdhd.body + (20 if version(data, mdhd) == 1 else 12))[0]
     handler = bytes(data[hdlr.body + 8:hdlr.body + 12])
     sizes = _sizes(data, tables[b"stsz"], video=handler == b"vide")
-    durations = _expand(data, tables[b"stts"])
-    if len(durations) != len(sizes):
-        raise Mp4Error(f"stts lists {len(durations)} samples, stsz {len(sizes)}")
+    durations = _expand(data, tables[b"stts"], samples=len(sizes))
     composition = None
     composition_version = 0
     if b"ctts" in tables:
         composition_version = version(data, tables[b"ctts"])
-        composition = _expand(data, tables[b"ctts"], signed=composition_version == 1)
-        if len(composition) != len(sizes):
-            raise Mp4Error(f"ctts lists {len(composition)} samples, stsz {len(sizes)}")
+        composition = _expand(data, tables[b"ctts"], samples=len(sizes), signed=composition_version == 1)
     sync = None
     if b"stss" in tables:
         count = struct.unpack_from(">I", data, tables[b"stss"].body + 4)[0]
+        _fits(tables[b"stss"], 8 + 4 * count)
         sync = list(struct.unpack_from(f">{count}I", data, tables[b"stss"].body + 8))
     chunk_box = tables.get(b"co64") or tables.get(b"stco")
     if chunk_box is None or b"stsc" not in tables:
@@ -110,6 +107,8 @@ def read_track(data: Buffer, trak: Box, *, extra_tables: bool = False) -> Track:
 def _sizes(data: Buffer, stsz: Box, *, video: bool) -> list[int]:
     uniform, count = struct.unpack_from(">II", data, stsz.body + 4)
     if uniform and video:  # e.g. a chunk of one frame: its samples are packets all the same
+        if uniform * count > len(data):
+            raise Truncated(f"the file is truncated: {count} samples of {uniform} bytes run past its end")
         return [uniform] * count
     if uniform:  # raw audio's samples are single sample frames, read in chunks: no packets to copy
         raise NotJoinable("samples of one fixed size (raw audio)")
@@ -124,11 +123,15 @@ def _disposable(data: Buffer, sdtp: Box, samples: int) -> list[bool]:
     return [(flag >> 2) & 3 == DEPENDS_NO for flag in flags] + [False] * (samples - len(flags))
 
 
-def _expand(data: Buffer, table: Box, *, signed: bool = False) -> list[int]:
-    """stts / ctts: (count, value) runs, one value per sample."""
+def _expand(data: Buffer, table: Box, *, samples: int, signed: bool = False) -> list[int]:
+    """stts / ctts: (count, value) runs, one value per sample; Mp4Error unless they are ``samples``
+    (stsz's), told before any is expanded (a damaged count would ask for billions)."""
     (entries,) = struct.unpack_from(">I", data, table.body + 4)
     _fits(table, 8 + 8 * entries)
     runs = struct.unpack_from(f">{2 * entries}{'i' if signed else 'I'}", data, table.body + 8)
+    listed = sum(count & 0xFFFFFFFF for count in runs[::2])
+    if listed != samples:
+        raise Mp4Error(f"{table.kind.decode(errors='replace')} lists {listed} samples, stsz {samples}")
     values: list[int] = []
     for index in range(0, len(runs), 2):
         values += [runs[index + 1]] * (runs[index] & 0xFFFFFFFF)
