@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _Plan:
-    key: str
+    keys: list[str]
     frames: int
     audio: Mp4Source | None
 
@@ -49,7 +49,7 @@ def join(arriving: Arriving, frames: Sequence[int | None], output: Path, audio: 
         with Mp4Join(partial, reserve=index_reserve(plan.frames, plan.audio.track if plan.audio else None),
                      audio=plan.audio) as joined:
             for index in range(len(arriving.paths)):
-                with _opened(arriving, index, plan.key) as source:
+                with _opened(arriving, index, plan.keys[index]) as source:
                     if index == 0:
                         settled = joined.start(source)
                         if upload is not None:
@@ -104,16 +104,34 @@ def _plan(arriving: Arriving, frames: Sequence[int | None], audio: Path | None) 
         except (NotJoinable, Mp4Error, OSError) as exc:
             _not_joined(f"chunk {arriving.paths[index].name}: {exc}")
             return None
-    if len(set(keys)) != 1:
-        first, other = keys[0], next(index for index, key in enumerate(keys) if key != keys[0])
-        _not_joined(f"chunk {arriving.paths[other].name}'s video differs from the first's ({first})")
+    unjoinable = _first_unjoinable([str(key) for key in keys])
+    if unjoinable is not None:
+        _not_joined(f"chunk {arriving.paths[unjoinable].name}'s video ({keys[unjoinable]}) cannot follow "
+                    f"the chunk before it ({keys[max(unjoinable - 1, 0)]})")
         return None
     track = None
     if audio is not None:
         track = _audio_source(audio)
         if track is None:
             return None
-    return _Plan(key=str(keys[0]), frames=sum(int(count or 0) for count in counts), audio=track)
+    return _Plan(keys=[str(key) for key in keys], frames=sum(int(count or 0) for count in counts), audio=track)
+
+
+def _first_unjoinable(keys: Sequence[str]) -> int | None:
+    """The first chunk whose key is not like the first's (``mp4.source.Mp4Source.join_key``), or whose
+    media starts later (its shift) than the chunk before's."""
+    parsed = [_parsed(key) for key in keys]
+    for index, found in enumerate(parsed):
+        before = parsed[index - 1] if index else found
+        if found is None or before is None or found[0] != before[0] or found[1] > before[1]:
+            return index
+    return None
+
+
+def _parsed(key: str) -> tuple[str, int] | None:
+    """(what must be equal, shift) of a join key; None for a key of another form (another version's)."""
+    base, _, shift = key.rpartition(":")
+    return (base, int(shift)) if base.count(":") == 2 and shift.isdigit() else None
 
 
 def _audio_source(audio: Path) -> Mp4Source | None:

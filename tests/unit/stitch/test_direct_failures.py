@@ -15,6 +15,7 @@ import pytest
 
 from framefarm import FfmpegStitcher, StitchError
 from framefarm.errors import StorageError
+from framefarm.stitch import direct
 from framefarm.stitch.arriving import Present
 from framefarm.stitch.mp4.boxes import Mp4Error
 from framefarm.stitch.mp4.source import Mp4Source, join_key
@@ -127,3 +128,17 @@ def test_a_one_frame_chunk_cut_short_is_named_as_truncated(tmp_path, encode_chun
     # THEN the stitch stops naming the chunk as truncated (not ffmpeg's concat failing on it)
     with pytest.raises(StitchError, match=r"^chunk 1\.mp4 cannot be joined: the file is truncated"):
         FfmpegStitcher().stitch_arriving(Present(chunks, records), tmp_path / "final.mp4")
+
+
+@pytest.mark.parametrize(("keys", "first_refused"), [
+    (["mp4:avc1:aa:1024", "mp4:avc1:aa:1024", "mp4:avc1:aa:0"], None),  # a tail too short for B-frames
+    (["mp4:avc1:aa:0", "mp4:avc1:aa:0"], None),
+    (["mp4:avc1:aa:1024", "mp4:avc1:aa:0", "mp4:avc1:aa:1024"], 2),  # its media would start before the last ends
+    (["mp4:avc1:aa:0", "mp4:avc1:bb:0"], 1),  # another sample description
+    (["mp4:avc1:aa:0", "mp4:hvc1:aa:0"], 1),
+    (["mp4:avc1:aa:0", "mp4:avc1:aa"], 1),  # a key of another form (another version's record)
+    (["mp4:avc1:aa", "mp4:avc1:aa"], 0),
+])
+def test_chunks_join_when_their_keys_agree_and_their_delay_never_grows(keys, first_refused):
+    # GIVEN chunks' join keys, WHEN the join decides, THEN the first it cannot take is the one expected
+    assert direct._first_unjoinable(keys) == first_refused

@@ -87,6 +87,7 @@ class Mp4Join:
         self._audio_next = 0  # the next audio sample to write
         self._audio_time = 0  # its decoding time (audio timescale, before the edit list's shift)
         self._video_time = 0  # the next video sample's (video timescale, likewise)
+        self._shift: int | None = None  # the last chunk's edit media time (its B-frame delay)
         self._copiers = ["copy_file_range", "sendfile"]  # what copies between files here, best first
         self.index_in_front: bool | None = None
 
@@ -114,10 +115,11 @@ class Mp4Join:
         track = source.track
         if track.timescale != first.track.timescale:
             raise Mp4Error(f"{source.path}: timescale {track.timescale}, the first chunk's {first.track.timescale}")
+        self._shift_to(source)
         limit = INTERLEAVE_SECONDS * track.timescale
         start = span = 0
         for index, duration in enumerate(track.durations):
-            due = self._audio_due(self._video_time - (track.media_time or 0), track.timescale)
+            due = self._audio_due(self._video_time - (first.track.media_time or 0), track.timescale)
             if index > start and (due > self._audio_next or span + duration > limit):
                 self._video_run(source, start, index)
                 start, span = index, 0
@@ -125,6 +127,20 @@ class Mp4Join:
             span += duration
             self._video_time += duration
         self._video_run(source, start, len(track.durations))
+
+    def _shift_to(self, source: Mp4Source) -> None:
+        """A chunk whose media starts with less delay than the one before (a tail of one or two frames
+        from an encoder with B-frames): its samples decode that much later, so the sample before them
+        lasts that much longer, as ffmpeg's concat writes it. More delay cannot be had (decoding times
+        would go back): Mp4Error."""
+        shift = source.track.media_time or 0
+        gap = (self._shift if self._shift is not None else shift) - shift
+        if gap < 0:
+            raise Mp4Error(f"{source.path}: its media starts {-gap} ticks later than the chunk before's")
+        if gap:
+            self._video.durations[-1] += gap
+            self._video_time += gap
+        self._shift = shift
 
     def finish(self) -> None:
         """The rest of the audio, then the index (in front if it fits) and the media data's size."""
@@ -236,7 +252,9 @@ class Mp4Join:
     def _index(self, first: Mp4Source) -> bytes:
         video = first.track
         movie_scale = _movie_timescale(first, self.audio)
-        video_movie = _rescale(self._video.duration, video.timescale, movie_scale)
+        # What is shown: the samples' time less the delay the shifts added (``_shift_to``).
+        shown = self._video.duration - ((video.media_time or 0) - (self._shift or 0))
+        video_movie = _rescale(shown, video.timescale, movie_scale)
         traks = [self._trak(1, video, self._video, video_movie,
                             None if video.media_time is None else (video_movie, video.media_time),
                             _with_bit_rates(video.stsd, self._video, video.timescale))]

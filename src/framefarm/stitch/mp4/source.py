@@ -97,16 +97,18 @@ class Mp4Source:
         return int(struct.unpack_from(">I", self.mvhd, at)[0])
 
     def join_key(self) -> str:
-        """Equal for chunks whose samples can follow one another: the same sample description (but
-        the encoder's name and bit rates, which differ between chunks), timescale and first edit."""
+        """``mp4:<codec>:<digest>:<shift>``: chunks whose digests are equal can follow one another (the
+        same sample description but the encoder's name and bit rates, which differ between chunks, and
+        the same timescale); ``shift`` is where the first edit starts in the media (an encoder's
+        B-frame delay; a chunk too short to have B-frames has none), which may only fall from one
+        chunk to the next (``join.Mp4Join.add``)."""
         entry = self.track.stsd[16:]
         kept = [entry[slice(*VISUAL_ENTRY_FIELDS)]]
         kept += [bytes(entry[box.start:box.end]) for box in children(entry, VISUAL_ENTRY_BOXES, len(entry))
                  if box.kind != b"btrt"]
-        kept.append(struct.pack(">Iq", self.track.timescale, -1 if self.track.media_time is None
-                                else self.track.media_time))
+        kept.append(struct.pack(">I", self.track.timescale))
         digest = hashlib.sha256(b"".join(kept)).hexdigest()[:32]
-        return f"mp4:{self.track.codec.decode(errors='replace')}:{digest}"
+        return f"mp4:{self.track.codec.decode(errors='replace')}:{digest}:{self.track.media_time or 0}"
 
     def close(self) -> None:
         self.data.close()
