@@ -11,11 +11,9 @@ written nothing, and ffmpeg's concat joins them.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Generator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,9 +47,9 @@ def join(arriving: Arriving, frames: Sequence[int | None], output: Path, audio: 
     written = False
     try:
         with Mp4Join(partial, reserve=index_reserve(plan.frames, plan.audio.track if plan.audio else None),
-                     audio=plan.audio) as joined, contextlib.closing(_read_ahead(arriving, plan.keys)) as sources:
-            for index, opened in enumerate(sources):
-                with opened as source:
+                     audio=plan.audio) as joined:
+            for index in range(len(arriving.paths)):
+                with _opened(arriving, index, plan.keys[index]) as source:
                     if index == 0:
                         settled = joined.start(source)
                         if upload is not None:
@@ -79,29 +77,6 @@ def join(arriving: Arriving, frames: Sequence[int | None], output: Path, audio: 
                 partial.unlink(missing_ok=True)
     os.replace(partial, output)
     return output
-
-
-def _read_ahead(arriving: Arriving, keys: Sequence[str]) -> Generator[Mp4Source, None, None]:
-    """Each chunk opened in turn, the next one read (its tables, its H.264 samples) on a thread while
-    the caller joins this one: the kernel's copy does not hold the interpreter. The caller closes
-    what it gets; one read ahead that is left over is closed once done, without waiting for it."""
-    reader = ThreadPoolExecutor(1, thread_name_prefix="framefarm-join-read")
-    upcoming: Future[Mp4Source] | None = reader.submit(_opened, arriving, 0, keys[0])
-    try:
-        for index in range(len(keys)):
-            assert upcoming is not None
-            source = upcoming.result()  # bounded: the chunk's wait is
-            upcoming = reader.submit(_opened, arriving, index + 1, keys[index + 1]) if index + 1 < len(keys) else None
-            yield source
-    finally:
-        if upcoming is not None:
-            upcoming.add_done_callback(_close_opened)
-        reader.shutdown(wait=False, cancel_futures=True)
-
-
-def _close_opened(future: Future[Mp4Source]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        future.result().close()
 
 
 def _opened(arriving: Arriving, index: int, key: str) -> Mp4Source:

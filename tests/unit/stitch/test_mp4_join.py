@@ -12,7 +12,6 @@ import logging
 import os
 import struct
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -26,7 +25,7 @@ from framefarm.stitch.arriving import Present
 from framefarm.stitch.mp4 import join
 from framefarm.stitch.records import measure
 from framefarm.storage.growing import UploadWhenWritten
-from tests.helpers import CommandLog, atoms, eventually, media_data, todays_stitch
+from tests.helpers import CommandLog, atoms, media_data, todays_stitch
 
 FRAMES = (10, 10, 7)  # chunks of different lengths
 
@@ -426,46 +425,18 @@ def test_an_index_that_does_not_fit_its_reserve_follows_the_media_data(tmp_path,
     assert media_data(output) == media_data(concat)
 
 
-class WatchedArrival:
-    """Recorded chunks, already there, telling which thread waited for each."""
-
-    def __init__(self, chunks: list[Path]) -> None:
-        self.present = Present(chunks, [measure(chunk) for chunk in chunks])
-        self.paths, self.records = self.present.paths, self.present.records
-        self.waited_by: dict[int, str] = {}
-
-    def source(self, index: int) -> str:
-        return self.present.source(index)
-
-    def wait(self, index: int) -> Path:
-        self.waited_by[index] = threading.current_thread().name
-        return self.present.wait(index)
-
-    def release(self, index: int) -> None:
-        self.present.release(index)
-
-
 def open_files() -> set[str]:
     return {os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
             if os.path.exists(f"/proc/self/fd/{fd}")}
 
 
-def test_the_next_chunk_is_read_while_one_is_joined_and_none_is_left_open(tmp_path, encode_chunk, ffmpeg,
-                                                                         monkeypatch):
-    # GIVEN three recorded chunks
+def test_a_join_that_fails_leaves_no_chunk_open(tmp_path, encode_chunk, ffmpeg, monkeypatch):
+    # GIVEN three recorded chunks, and a disk that fills up just past the output's head, as chunk 0 is joined
     chunks = chunks_of(encode_chunk, tmp_path, Encoding())
-    arriving = WatchedArrival(chunks)
-    # WHEN they are stitched, THEN every chunk was opened (its tables and samples read) on the reader thread,
-    # the next while the one before was joined, and the output is concat's
-    output = FfmpegStitcher(runner=CommandLog()).stitch_arriving(arriving, tmp_path / "final.mp4")
-    assert set(arriving.waited_by) == {0, 1, 2}
-    assert all(name.startswith("framefarm-join-read") for name in arriving.waited_by.values())
-    assert media_data(output) == media_data(todays_stitch(ffmpeg, chunks, tmp_path / "concat.mp4"))
-    # AND when the disk fills up just past the output's head, as chunk 0 is joined (chunk 1 read ahead by then,
-    # or being read), the chunk read ahead is closed too: no chunk stays open
+    records = [measure(chunk) for chunk in chunks]
     before = open_files()
     monkeypatch.setattr(join, "os", ShimmedOs(room=join.INDEX_FIXED_BYTES + 8_000))
+    # WHEN they are stitched, THEN the disk's error stops it, and no chunk (nor the output) stays open
     with pytest.raises(StitchError, match="No space left on device"):
-        FfmpegStitcher(runner=CommandLog()).stitch_arriving(WatchedArrival(chunks), tmp_path / "again.mp4")
-    eventually(lambda: not {name for name in open_files() - before if name.endswith(".mp4")},
-               timeout=10, what="every chunk closed")
+        FfmpegStitcher(runner=CommandLog()).stitch_arriving(Present(chunks, records), tmp_path / "final.mp4")
+    assert not {name for name in open_files() - before if name.endswith(".mp4")}
