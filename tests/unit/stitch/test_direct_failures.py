@@ -21,7 +21,8 @@ from framefarm.stitch.mp4.boxes import Mp4Error
 from framefarm.stitch.mp4.source import Mp4Source, join_key
 from framefarm.stitch.records import measure
 from framefarm.storage.growing import UploadWhenWritten
-from tests.helpers import atoms
+from tests.helpers import atoms, media_data, todays_stitch
+from tests.unit.stitch.test_mp4_join import Encoding, chunks_of, header_times, packet_listing
 
 MEMORY_LIMIT = 1 << 30  # address space for the child that reads a damaged chunk: a lying table must not need more
 
@@ -142,3 +143,23 @@ def test_a_one_frame_chunk_cut_short_is_named_as_truncated(tmp_path, encode_chun
 def test_chunks_join_when_their_keys_agree_and_their_delay_never_grows(keys, first_refused):
     # GIVEN chunks' join keys, WHEN the join decides, THEN the first it cannot take is the one expected
     assert direct._first_unjoinable(keys) == first_refused
+
+
+@pytest.mark.parametrize("without_edits", [(2,), (0, 1, 2)], ids=["the last chunk", "every chunk"])
+def test_chunks_whose_b_frame_delay_is_in_no_edit_list_are_joined_as_concat_joins_them(
+        tmp_path, encode_chunk, ffmpeg, without_edits):
+    # GIVEN chunks with B-frames (their delay in an edit list), some of them muxed without one
+    # (`-use_editlist 0`: their delay is only in their composition offsets, their first frame shown late)
+    medium = ("-preset", "medium")
+    chunks = chunks_of(encode_chunk, tmp_path, Encoding(options=medium, frames=(10, 10, 10)))
+    for index in without_edits:
+        encode_chunk(chunks[index], 10 * index, 10, options=(*medium, "-use_editlist", "0"))
+    records = [measure(chunk) for chunk in chunks]
+    # WHEN they are stitched as they arrive
+    output = FfmpegStitcher().stitch_arriving(Present(chunks, records), tmp_path / "final.mp4")
+    # THEN the video is what ffmpeg's concat writes: no frame lengthened by a delay taken for none,
+    # and shown from its first frame on
+    concat = todays_stitch(ffmpeg, chunks, tmp_path / "concat.mp4")
+    assert packet_listing(ffmpeg, output) == packet_listing(ffmpeg, concat)
+    assert media_data(output) == media_data(concat)
+    assert header_times(output) == header_times(concat)

@@ -83,6 +83,8 @@ class Mp4Source:
                      mvhd=raw(data, need(data, moov, b"mvhd")),
                      udta=raw(data, top_udta) if (top_udta := find(data, moov, b"udta")) else None, track=track)
         if handler == b"vide":
+            if track.edit is None and _shown_from(track) != 0:
+                raise NotJoinable("no edit list, its first frame shown late (a B-frame delay the join cannot tell)")
             if track.codec == b"avc1":
                 if read_samples:
                     source.pieces = h264.sample_pieces(data, h264.avc_config(track.stsd), track.offsets,
@@ -128,6 +130,17 @@ def _first_track(data: mmap.mmap, moov: Box, handler: bytes) -> Track:
         if hdlr is not None and data[hdlr.body + 8:hdlr.body + 12] == handler:
             return read_track(data, trak, extra_tables=handler != b"vide")
     raise NotJoinable(f"no {'video' if handler == b'vide' else 'audio'} track")
+
+
+def _shown_from(track: Track) -> int:
+    """When the track's first frame is shown (its earliest composition time): an edit list's media
+    time says where a B-frame delay ends; with none, only this does (and ffmpeg's concat goes by it)."""
+    if track.composition is None:
+        return 0
+    shown, decoded = track.composition[0], 0
+    for duration, offset in zip(track.durations, track.composition, strict=True):
+        shown, decoded = min(shown, decoded + offset), decoded + duration
+    return shown
 
 
 def join_key(path: str | os.PathLike[str]) -> str | None:
