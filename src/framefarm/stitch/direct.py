@@ -107,7 +107,8 @@ def _plan(arriving: Arriving, frames: Sequence[int | None], audio: Path | None) 
     unjoinable = _first_unjoinable([str(key) for key in keys])
     if unjoinable is not None:
         _not_joined(f"chunk {arriving.paths[unjoinable].name}'s video ({keys[unjoinable]}) cannot follow "
-                    f"the chunk before it ({keys[max(unjoinable - 1, 0)]})")
+                    f"the chunk before it ({keys[unjoinable - 1]})" if unjoinable else
+                    f"chunk {arriving.paths[0].name}'s join key is of another version ({keys[0]})")
         return None
     track = None
     if audio is not None:

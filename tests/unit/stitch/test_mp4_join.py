@@ -131,6 +131,8 @@ ENCODINGS = [
     pytest.param(Encoding(options=("-preset", "medium"), frames=(10, 10, 1)), 2.5,
                  id="x264 medium, a tail of 1 frame, audio longer"),
     pytest.param(Encoding(options=("-movflags", "+faststart")), None, id="chunks with their index in front"),
+    pytest.param(Encoding(options=("-preset", "ultrafast", "-use_editlist", "0")), None,
+                 id="chunks without an edit list (no B-frames)"),
     pytest.param(Encoding(options=("-x264-params", "slices=4")), None, id="4 slices a picture"),
     pytest.param(Encoding(options=("-g", "1")), None, id="all intra (IDR after IDR)"),
     pytest.param(Encoding(options=("-g", "1", "-x264-params", "slices=4")), None, id="all intra, 4 slices"),

@@ -256,7 +256,7 @@ class Mp4Join:
         shown = self._video.duration - ((video.media_time or 0) - (self._shift or 0))
         video_movie = _rescale(shown, video.timescale, movie_scale)
         traks = [self._trak(1, video, self._video, video_movie,
-                            None if video.media_time is None else (video_movie, video.media_time),
+                            (video_movie, video.media_time or 0),  # an edit even where chunks had none, as concat
                             _with_bit_rates(video.stsd, self._video, video.timescale))]
         longest = video_movie
         if self.audio is not None:
