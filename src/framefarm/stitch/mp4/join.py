@@ -5,8 +5,8 @@ worst case the chunks' frame counts allow), then one ``mdat`` that only ever gro
 samples are copied into it as the chunk comes (the kernel copies the bytes: ``os.copy_file_range``;
 only the few samples ``h264`` rewrites pass through Python), in decoding order with the audio
 track's samples when there is one (as ffmpeg's muxer interleaves them, so the media data is the
-same bytes), in runs of at most a second. At the end the index goes into the
-reserved space, the rest of which stays ``free``; were it ever too small, the index is appended
+same bytes), in runs of at most a second. At the end the index goes into the reserved space, the
+rest of which stays ``free``; were it ever too small, the index is appended
 instead (the file stays whole; only the index is not in front). The samples, their order, timestamps
 and bytes are those ffmpeg's concat would write.
 """
@@ -41,7 +41,7 @@ from framefarm.stitch.mp4.tables import (
 
 INTERLEAVE_SECONDS = 1  # a run of one track's samples covers at most this much time
 INDEX_FIXED_BYTES = 64 * 1024  # the index beside its tables: headers, descriptions, tags
-MDAT_HEADER = 16  # with a 64-bit size, so the media data may pass 4 GB
+MDAT_HEADER = struct.Struct(">I4sQ")  # size 1, "mdat", then its 64-bit size: the media data may pass 4 GB
 COPY_BLOCK = 1 << 20  # per read/write where the kernel cannot copy between the files
 KERNEL_COPY_UNAVAILABLE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP})
 
@@ -106,7 +106,7 @@ class Mp4Join:
         self._write(first.ftyp)
         self._head = self._position
         self._write(_free(self.reserve))
-        self._write(struct.pack(">I4sQ", 1, b"mdat", 0))
+        self._write(MDAT_HEADER.pack(1, b"mdat", 0))
         return self._position
 
     def add(self, source: Mp4Source) -> None:
