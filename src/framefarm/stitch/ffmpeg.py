@@ -128,19 +128,20 @@ class FfmpegStitcher:
     def _join(self, arriving: Arriving, media: Sequence[_Media], output: Path, audio: Path | None,
               upload: UploadWhenWritten | None = None) -> Path:
         """The direct join when it can take the chunks (``stitch.direct``), else ffmpeg's concat."""
-        audio_info = None
         if audio is not None:
             audio = Path(audio).resolve()
             if not audio.is_file():
                 raise StitchError(f"audio track missing: {audio}")
-            audio_info = probe(audio, ffmpeg=self.ffmpeg, runner=self._runner)
-            if audio_info.audio_codec is None:
-                raise StitchError(f"audio track has no audio stream: {audio}")
         output.parent.mkdir(parents=True, exist_ok=True)
         if self._direct:
             joined = direct.join(arriving, [item.frames for item in media], output, audio, upload=upload)
             if joined is not None:
                 return joined
+        audio_info = None
+        if audio is not None:  # probed only for ffmpeg's concat: the direct join reads the track itself
+            audio_info = probe(audio, ffmpeg=self.ffmpeg, runner=self._runner)
+            if audio_info.audio_codec is None:
+                raise StitchError(f"audio track has no audio stream: {audio}")
         sources = [arriving.source(index) for index in range(len(arriving.paths))]
         return self._concat(sources, media, output, audio, audio_info, upload)
 
